@@ -1,0 +1,3 @@
+from gitfactory.entry import main
+
+main()

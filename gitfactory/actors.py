@@ -1,0 +1,38 @@
+"""Who is acting: addresses like ``role/name``, and the default identity of a caller."""
+
+from __future__ import annotations
+
+import getpass
+import os
+import re
+from typing import TYPE_CHECKING
+
+from gitfactory.config import slug
+from gitfactory.errors import UsageError
+
+if TYPE_CHECKING:
+    from gitfactory.factory import Factory
+
+ADDRESS_RE = re.compile(r"^([a-z0-9][a-z0-9._-]*:)?[a-z0-9][a-z0-9._-]*/[a-z0-9][a-z0-9._-]*$")
+ENV_AGENT = "GITFACTORY_AGENT"
+
+
+def check(address: str, source: str = "--as") -> str:
+    if len(address) > 200 or not ADDRESS_RE.match(address):
+        raise UsageError(
+            f"{source}: {address!r} is not an address",
+            hint="write role/name (e.g. coder/ada) or human/name, in lowercase letters, "
+            "digits, '.', '_' and '-'",
+        )
+    return address
+
+
+def default_actor(factory: Factory) -> str:
+    """--as, else $GITFACTORY_AGENT, else human/<git user.name>, else human/<login>."""
+    env = os.environ.get(ENV_AGENT)
+    if env:
+        return check(env, f"${ENV_AGENT}")
+    name = factory.store.user_name
+    if name == "gitfactory":
+        name = getpass.getuser()
+    return f"human/{slug(name)}"

@@ -1,0 +1,115 @@
+"""The command line: a thin click layer; each command calls the library and prints.
+
+Exit codes are documented in :mod:`gitfactory.errors` and README.md.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import traceback
+from datetime import UTC, datetime
+from pathlib import Path
+
+import click
+
+from gitfactory import __version__, output
+from gitfactory.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, FactoryError
+from gitfactory.factory import Factory
+
+_HELP = """gitfactory: the coordination base for a factory of coding agents, on plain git.
+
+All factory state is committed under .factory/ on the `factory` branch of this
+repository: an append-only execution log today, tasks, mailboxes and artifacts as
+they land. Any tool with git can read it (`git log factory`), push it and pull it.
+
+\b
+Start here:
+  gitfactory init                       create the factory branch
+  gitfactory log append note "hello"    write an event to the execution log
+  gitfactory log                        read the log (newest last)
+  gitfactory status                     what the factory holds
+  gitfactory demo                       a complete run on a built-in sample
+
+Every command takes --json for scripts. Exit codes: 0 ok, 1 refused, 2 usage or
+input error, 3 no work, 4 invalid records, 5 busy, 70 internal error, 130 interrupted.
+"""
+
+
+class Context:
+    """Per-invocation state: where to look for the repository."""
+
+    def __init__(self, directory: Path | None) -> None:
+        self.directory = directory
+        self._factory: Factory | None = None
+
+    @property
+    def factory(self) -> Factory:
+        if self._factory is None:
+            self._factory = Factory.discover(self.directory)
+        return self._factory
+
+
+@click.group(help=_HELP, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="gitfactory", message="%(prog)s %(version)s")
+@click.option(
+    "-C",
+    "directory",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Run as if started in this directory (like git -C).",
+)
+@click.pass_context
+def cli(ctx: click.Context, directory: Path | None) -> None:
+    ctx.obj = Context(directory)
+
+
+def _register() -> None:
+    from gitfactory.cli import demo, log, setup, status
+
+    for module in (setup, log, status, demo):
+        for command in module.COMMANDS:
+            cli.add_command(command)
+
+
+def _crash_log(exc: BaseException) -> Path:
+    try:
+        directory = Factory.discover().paths.factory_dir
+        directory.mkdir(exist_ok=True)
+    except Exception:
+        directory = Path(tempfile.gettempdir())
+    path = directory / "crash.log"
+    with path.open("a", encoding="utf-8") as fh:
+        fh.write(f"--- {datetime.now(tz=UTC).isoformat()} gitfactory {__version__}\n")
+        fh.write(f"argv: {sys.argv!r}\n")
+        fh.write("".join(traceback.format_exception(exc)))
+    return path
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = sys.argv[1:] if argv is None else argv
+    as_json = "--json" in args
+    _register()
+    try:
+        code = cli.main(args, prog_name="gitfactory", standalone_mode=False)
+    except FactoryError as exc:
+        output.error(exc, as_json)
+        code = exc.exit_code
+    except click.ClickException as exc:
+        exc.show()
+        code = exc.exit_code
+    except (KeyboardInterrupt, click.Abort):
+        sys.stderr.write("interrupted\n")
+        code = EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # The reader went away (`gitfactory log | head`): not an error.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        code = 0
+    except Exception as exc:
+        path = _crash_log(exc)
+        sys.stderr.write(
+            f"internal error: {type(exc).__name__}: {exc}\n"
+            f"this is a bug in gitfactory; the traceback is in {path}\n"
+        )
+        code = EXIT_INTERNAL
+    sys.exit(code if isinstance(code, int) else 0)

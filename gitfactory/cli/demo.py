@@ -1,0 +1,5 @@
+"""gitfactory demo (filled in below)."""
+
+from __future__ import annotations
+
+COMMANDS: list[object] = []

@@ -1,0 +1,202 @@
+"""gitfactory log, gitfactory log append."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import click
+
+from gitfactory import actors, log, output
+from gitfactory.cli import Context
+from gitfactory.errors import EXIT_OK, InvalidRecordError, UsageError
+from gitfactory.log import Draft, Event, EventQuery
+
+_LOG_HELP = """Read the execution log, oldest first and newest last.
+
+The log is every event the factory recorded: one immutable JSON record per event
+under .factory/log/ on the factory branch. Events are shown in fold order: by id,
+which sorts by the writer's clock.
+
+\b
+Examples:
+  gitfactory log                          everything
+  gitfactory log --limit 20               the 20 newest events
+  gitfactory log --kind note --since 2h   notes of the last two hours
+  gitfactory log --task 01jd... --json    one task's events, as a JSON array
+  gitfactory log --follow                 keep printing events as they are committed
+
+--since takes a duration (30s, 15m, 2h, 3d, 1w) or a date or time (2026-11-22,
+2026-11-22T10:30, 2026-11-22T10:30:00Z; without a zone it is local time).
+With --follow, --json prints one JSON object per line. If the log holds invalid
+records they are named on stderr and the exit code is 4.
+"""
+
+
+@click.group("log", invoke_without_command=True, help=_LOG_HELP)
+@click.option("--kind", help="Only events of this kind.")
+@click.option("--task", help="Only events about this task id.")
+@click.option("--as", "actor", metavar="ACTOR", help="Only events written by ACTOR (role/name).")
+@click.option("--since", metavar="TIME", help="Only events at or after TIME.")
+@click.option("--limit", type=click.IntRange(min=0), help="Only the N newest matching events.")
+@click.option("--follow", "-f", is_flag=True, help="Keep running and print new events.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array of events.")
+@click.pass_context
+def log_group(
+    ctx: click.Context,
+    kind: str | None,
+    task: str | None,
+    actor: str | None,
+    since: str | None,
+    limit: int | None,
+    follow: bool,
+    as_json: bool,
+) -> int:
+    if ctx.invoked_subcommand is not None:
+        return EXIT_OK
+    factory = ctx.find_object(Context).factory  # type: ignore[union-attr]
+    factory.require_tip()
+    since_ms = log.parse_since(since) if since else None
+    query = EventQuery(kind, task, actor, since_ms, limit)
+    rows, invalid = log.query(factory, query)
+    events = [event for _, event in rows]
+    if as_json and not follow:
+        output.emit_json([e.to_record() for e in events])
+    else:
+        for event in events:
+            _show(event, as_json)
+    _report_invalid(invalid)
+    if follow:
+        after = rows[-1][0] if rows else factory.index.last_seq()
+        for event in log.follow(factory, query, after):
+            _show(event, as_json)
+    return InvalidRecordError.exit_code if invalid else EXIT_OK
+
+
+def _show(event: Event, as_json: bool) -> None:
+    if as_json:
+        output.emit_json(event.to_record(), lines=True)
+        return
+    task = f" [{event.task}]" if event.task else ""
+    data = f"  {json.dumps(event.data, ensure_ascii=False)}" if event.data else ""
+    lines = event.text.splitlines() or [""]
+    output.echo(
+        f"{output.local_time(event.time)}  {event.kind:<14} {event.actor:<20}{task} "
+        f"{lines[0]}{data}".rstrip()
+    )
+    for line in lines[1:]:
+        output.echo(f"{'':>20}{line}")
+    sys.stdout.flush()
+
+
+def _report_invalid(invalid: list[InvalidRecordError]) -> None:
+    for exc in invalid:
+        sys.stderr.write(f"error: invalid record {output.sanitize(exc.message)}\n")
+    if invalid:
+        sys.stderr.write(
+            f"hint: {len(invalid)} invalid record(s) skipped; see protocol/SPEC.md for the "
+            "record format, `gitfactory status` for the list\n"
+        )
+
+
+def _parse_data(items: tuple[str, ...]) -> dict[str, Any]:
+    """--data KEY=VALUE (a string) and KEY:=JSON (any JSON value), as in httpie."""
+    data: dict[str, Any] = {}
+    for item in items:
+        eq = item.find("=")
+        raw = eq > 0 and item[eq - 1] == ":"
+        key = item[: eq - 1] if raw else item[:eq]
+        if eq < 0 or not key:
+            raise UsageError(
+                f"--data {item!r}: expected KEY=VALUE or KEY:=JSON",
+                hint='for example --data files=3 stores the string "3", '
+                "--data files:=3 the number 3",
+            )
+        if key in data:
+            raise UsageError(f"--data: key {key!r} given twice")
+        value = item[eq + 1 :]
+        try:
+            data[key] = json.loads(value) if raw else value
+        except json.JSONDecodeError as exc:
+            raise UsageError(f"--data {item!r}: not valid JSON after ':=' ({exc.msg})") from None
+    return data
+
+
+@log_group.command("append")
+@click.argument("kind", required=False)
+@click.argument("text", required=False, default="")
+@click.option("--task", help="The task this event is about (its id).")
+@click.option(
+    "--as",
+    "actor",
+    metavar="ACTOR",
+    help="Who writes it (role/name). Default: $GITFACTORY_AGENT, else human/<git user>.",
+)
+@click.option(
+    "--data",
+    "data",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Structured data: KEY=VALUE stores a string, KEY:=JSON any JSON value. Repeatable.",
+)
+@click.option(
+    "--stdin",
+    "from_stdin",
+    is_flag=True,
+    help="Read events as JSON lines from stdin and write them all in one commit.",
+)
+@click.option("--json", "as_json", is_flag=True, help='Print {"id": ...} (or {"ids": [...]}).')
+@click.pass_obj
+def append(
+    obj: Context,
+    kind: str | None,
+    text: str,
+    task: str | None,
+    actor: str | None,
+    data: tuple[str, ...],
+    from_stdin: bool,
+    as_json: bool,
+) -> None:
+    """Append an event to the execution log and print its id.
+
+    KIND says what happened (lowercase, e.g. note, build.failed, review); TEXT is
+    free text for humans. The event is one commit on the factory branch; your HEAD,
+    index and working tree are not touched.
+
+    \b
+    Examples:
+      gitfactory log append note "parser rewritten" --as coder/ada
+      gitfactory log append test.run --data suite=unit --data passed:=42
+      printf '%s\\n' '{"kind":"note","text":"a"}' '{"kind":"note","text":"b"}' \\
+        | gitfactory log append --stdin        # both events in one commit
+
+    With --stdin each line is an object with "kind" (required), "text", "task",
+    "actor" and "data"; nothing is written unless every line is valid.
+    """
+    factory = obj.factory
+    factory.require_tip()
+    who = actors.check(actor) if actor else actors.default_actor(factory)
+    if from_stdin:
+        if kind or text or task or data:
+            raise UsageError(
+                "--stdin takes the events from stdin: give no KIND, TEXT, --task or --data"
+            )
+        events = log.events_from_lines(sys.stdin, who)
+    else:
+        if not kind:
+            raise UsageError("missing KIND", hint='e.g. gitfactory log append note "hello"')
+        draft = Draft(kind=kind, actor=who, text=text, task=task, data=_parse_data(data))
+        events = [log.new_event(draft)]
+    commit = log.append(factory, events)
+    if as_json:
+        if from_stdin:
+            output.emit_json({"ids": [e.id for e in events], "commit": commit.oid})
+        else:
+            output.emit_json({"id": events[0].id, "commit": commit.oid})
+    else:
+        for event in events:
+            output.echo(event.id)
+
+
+COMMANDS = [log_group]

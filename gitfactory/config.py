@@ -1,0 +1,77 @@
+"""factory.yaml: the factory's configuration, read only from the factory branch."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from gitfactory import schemas
+from gitfactory.errors import ConfigError
+from gitfactory.records import FACTORY_DIR
+from gitfactory.resources import template_file
+
+CONFIG_PATH = f"{FACTORY_DIR}/factory.yaml"
+PROTOCOL_VERSION = "0.1"
+_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+
+
+@dataclass(frozen=True)
+class FactoryConfig:
+    name: str
+    protocol: str
+
+
+def parse(data: bytes, source: str = CONFIG_PATH) -> FactoryConfig:
+    """Load and validate factory.yaml; errors name ``source`` with line and column."""
+    from gitfactory import yaml
+
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{source}: not UTF-8 text ({exc.reason})") from None
+    doc: Any = yaml.load(text, source)
+    if doc is None:
+        doc = {}
+    violation = schemas.check("factory", _plain(doc))
+    if violation is not None:
+        where = yaml.location(doc, violation.path, source)
+        field = f"'{violation.field}' " if violation.field else ""
+        raise ConfigError(
+            f"{where}: {field}{violation.reason}",
+            hint="every key is explained in the comments of the file `gitfactory init` wrote",
+        )
+    return FactoryConfig(name=str(doc["name"]), protocol=str(doc["protocol"]))
+
+
+def _plain(node: Any) -> Any:
+    """ruamel's round-trip types as plain dicts, lists and scalars for validation."""
+    if isinstance(node, dict):
+        return {str(k): _plain(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_plain(v) for v in node]
+    if isinstance(node, str):
+        return str(node)
+    return node
+
+
+def slug(text: str) -> str:
+    """A valid factory or actor name made from free text ("My Repo" -> "my-repo")."""
+    cleaned = re.sub(r"[^a-z0-9._-]+", "-", text.lower()).strip("-._")
+    return cleaned[:64] or "factory"
+
+
+def check_name(name: str) -> str:
+    if not _NAME_RE.match(name):
+        raise ConfigError(
+            f"invalid factory name {name!r}",
+            hint="use 1-64 lowercase letters, digits, '.', '_' or '-', starting with a "
+            f"letter or digit (for example {slug(name)!r})",
+        )
+    return name
+
+
+def render(name: str) -> bytes:
+    """The commented factory.yaml that `gitfactory init` lays down."""
+    text = template_file("factory.yaml").read_text("utf-8")
+    return text.replace("__NAME__", check_name(name)).encode("utf-8")

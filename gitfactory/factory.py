@@ -1,0 +1,129 @@
+"""One factory: a repository, its factory branch, and the derived index.
+
+The entry point of the library. Opening is cheap: pygit2 and the index are loaded
+only when first needed, so a query the index can answer never imports pygit2.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from gitfactory import git
+from gitfactory.config import CONFIG_PATH, PROTOCOL_VERSION, FactoryConfig, parse, render, slug
+from gitfactory.errors import FactoryError, NotInitializedError
+from gitfactory.records import FACTORY_DIR
+
+if TYPE_CHECKING:
+    from gitfactory.index import Index
+    from gitfactory.store import Change, Snapshot, Store
+
+DEFAULT_BRANCH = "factory"
+
+
+@dataclass(frozen=True)
+class InitResult:
+    created: bool
+    name: str
+    branch: str
+    tip: str
+
+
+class Factory:
+    def __init__(self, paths: git.RepoPaths, branch: str = DEFAULT_BRANCH) -> None:
+        self.paths = paths
+        self.branch = branch
+        self.refname = f"refs/heads/{branch}"
+
+    @classmethod
+    def discover(cls, start: Path | None = None, branch: str = DEFAULT_BRANCH) -> Factory:
+        return cls(git.discover(start), branch)
+
+    @cached_property
+    def store(self) -> Store:
+        from gitfactory.store import Store
+
+        return Store(self.paths, self.branch)
+
+    @cached_property
+    def index(self) -> Index:
+        from gitfactory.index import Index
+
+        return Index(self)
+
+    def tip(self) -> str | None:
+        """The factory branch's commit, read without libgit2 when the ref files allow."""
+        try:
+            return git.read_ref_fast(self.paths, self.refname)
+        except git.RefUnreadable:
+            return self.store.tip()
+
+    def require_tip(self) -> str:
+        tip = self.tip()
+        if tip is None:
+            raise NotInitializedError(
+                f"no factory here: this repository has no '{self.branch}' branch",
+                hint="run `gitfactory init` to create it",
+            )
+        return tip
+
+    def config(self) -> FactoryConfig:
+        tip = self.require_tip()
+        data = self.store.snapshot(tip).read(CONFIG_PATH)
+        if data is None:
+            raise NotInitializedError(
+                f"the '{self.branch}' branch has no {CONFIG_PATH}",
+                hint="run `gitfactory init` to add it",
+            )
+        return parse(data, f"{self.branch}:{CONFIG_PATH}")
+
+    def default_name(self) -> str:
+        top = self.paths.work_tree or self.paths.common_dir
+        name = top.name[:-4] if top.name.endswith(".git") else top.name
+        return slug(name)
+
+    def init(self, name: str | None = None, actor: str | None = None) -> InitResult:
+        """Create the factory branch with factory.yaml; a no-op if it is already there."""
+        from gitfactory import actors
+
+        wanted = name or self.default_name()
+        who = actor or actors.default_actor(self)
+        commit = self.store.transact(lambda snap: self._init_change(snap, wanted, who))
+        config = self.config()
+        if name is not None and config.name != name:
+            raise FactoryError(
+                f"this factory is already initialised with the name {config.name!r}",
+                hint=f"to rename it, edit name: in {CONFIG_PATH} on the {self.branch} branch",
+            )
+        return InitResult(commit is not None, config.name, self.branch, self.require_tip())
+
+    def _init_change(self, snap: Snapshot, name: str, actor: str) -> Change | None:
+        from gitfactory import log, records
+        from gitfactory.store import Change
+
+        if snap.read(CONFIG_PATH) is not None:
+            return None
+        if snap.tree is not None and any(entry.name != FACTORY_DIR for entry in snap.tree):
+            raise FactoryError(
+                f"a branch named '{self.branch}' exists and holds files outside {FACTORY_DIR}/;"
+                " it is not a factory branch",
+                hint=f"rename that branch (git branch -m {self.branch} OTHER) and run init again",
+            )
+        event = log.stamp(
+            log.Draft(
+                kind="factory.init",
+                actor=actor,
+                text=f"factory {name} initialised",
+                data={"protocol": PROTOCOL_VERSION},
+            )
+        )
+        return Change(
+            files={CONFIG_PATH: render(name), event.path: records.encode(event.to_record())},
+            subject=f"init: factory {name}",
+            trailers=[
+                ("Factory-Protocol", PROTOCOL_VERSION),
+                ("Factory-Record", f"event {event.id}"),
+            ],
+        )

@@ -1,0 +1,77 @@
+"""Record ids: 26 characters, lowercase Crockford base32, sortable by creation time.
+
+The first 10 characters are the writer's clock in milliseconds since the Unix epoch,
+the last 16 are random (80 bits), as in ULID, but lowercase so that ids are valid
+names everywhere (DESIGN §4). Within one process ids are strictly increasing even
+when the clock stands still or steps back: the random part is incremented instead.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+import time
+from datetime import UTC, datetime
+
+ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"
+ID_PATTERN = "^[0-7][0-9a-hjkmnp-tv-z]{25}$"
+_ID_RE = re.compile(ID_PATTERN)
+_DECODE = {c: i for i, c in enumerate(ALPHABET)}
+_RANDOM_BITS = 80
+
+_lock = threading.Lock()
+_last_ms = -1
+_last_rand = 0
+
+
+def _encode(value: int, length: int) -> str:
+    chars = []
+    for _ in range(length):
+        chars.append(ALPHABET[value & 31])
+        value >>= 5
+    return "".join(reversed(chars))
+
+
+def new_id(now_ms: int | None = None) -> str:
+    """Return a fresh id; ``now_ms`` overrides the clock (tests, imports)."""
+    global _last_ms, _last_rand
+    ms = time.time_ns() // 1_000_000 if now_ms is None else now_ms
+    with _lock:
+        if ms <= _last_ms:
+            # Same or earlier millisecond: stay monotonic by bumping the random part.
+            ms = _last_ms
+            rand = _last_rand + 1
+            if rand >> _RANDOM_BITS:
+                ms, rand = ms + 1, int.from_bytes(os.urandom(10), "big")
+        else:
+            rand = int.from_bytes(os.urandom(10), "big")
+        _last_ms, _last_rand = ms, rand
+    return _encode(ms, 10) + _encode(rand, 16)
+
+
+def is_id(text: str) -> bool:
+    return bool(_ID_RE.match(text))
+
+
+def id_ms(record_id: str) -> int:
+    """Milliseconds since the epoch encoded in an id."""
+    value = 0
+    for ch in record_id[:10]:
+        value = (value << 5) | _DECODE[ch]
+    return value
+
+
+def id_datetime(record_id: str) -> datetime:
+    return datetime.fromtimestamp(id_ms(record_id) / 1000, tz=UTC)
+
+
+def lowest_id_at(ms: int) -> str:
+    """The smallest id a writer could produce at ``ms`` (for range queries)."""
+    return _encode(ms, 10) + "0" * 16
+
+
+def format_time(ms: int) -> str:
+    """RFC 3339 UTC with milliseconds, the only form gitfactory writes."""
+    dt = datetime.fromtimestamp(ms / 1000, tz=UTC)
+    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"

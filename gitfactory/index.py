@@ -1,0 +1,252 @@
+"""The derived SQLite index under .git/gitfactory/ (never committed, always disposable).
+
+It remembers the factory commit and ``.factory`` tree it last saw; a refresh diffs that
+tree against the tip's, descending only into changed subtrees, and parses just the
+records that are new. Deleting the file loses nothing: the next query rebuilds it.
+Nothing is ever written back from here to git (DESIGN I1).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from gitfactory import records
+from gitfactory.errors import InvalidRecordError
+from gitfactory.log import Event, EventQuery
+
+if TYPE_CHECKING:
+    from gitfactory.factory import Factory
+
+SCHEMA_VERSION = "1"
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS records(
+    path TEXT PRIMARY KEY, id TEXT NOT NULL, kind TEXT NOT NULL, blob TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS invalid(
+    path TEXT PRIMARY KEY, blob TEXT NOT NULL, field TEXT, reason TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS events(
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE, kind TEXT NOT NULL,
+    actor TEXT NOT NULL, time TEXT NOT NULL, time_ms INTEGER NOT NULL, task TEXT,
+    text TEXT NOT NULL, data TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS events_kind ON events(kind, id);
+CREATE INDEX IF NOT EXISTS events_task ON events(task, id);
+CREATE INDEX IF NOT EXISTS events_actor ON events(actor, id);
+CREATE INDEX IF NOT EXISTS events_time ON events(time_ms);
+"""
+_EVENT_COLUMNS = "id, kind, actor, time, task, text, data"
+
+
+@dataclass(frozen=True)
+class Refresh:
+    """What one refresh did."""
+
+    tip: str | None
+    added: int
+    removed: int
+    invalid: int
+    rebuilt: bool
+
+
+class Index:
+    def __init__(self, factory: Factory) -> None:
+        self.factory = factory
+        self.path: Path = factory.paths.factory_dir / "index.sqlite"
+        self.path.parent.mkdir(exist_ok=True)
+        self.db = self._connect()
+
+    def _connect(self) -> sqlite3.Connection:
+        try:
+            db = self._open()
+            if self._meta(db, "schema") not in (None, SCHEMA_VERSION):
+                raise sqlite3.DatabaseError("index schema changed")
+            return db
+        except sqlite3.DatabaseError:
+            # Corrupt or from another version: it is derived, so start over.
+            for suffix in ("", "-wal", "-shm"):
+                Path(f"{self.path}{suffix}").unlink(missing_ok=True)
+            return self._open()
+
+    def _open(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
+        db.executescript(_SCHEMA)
+        db.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (SCHEMA_VERSION,))
+        return db
+
+    @staticmethod
+    def _meta(db: sqlite3.Connection, key: str) -> str | None:
+        row = db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return str(row[0]) if row else None
+
+    def indexed_tip(self) -> str | None:
+        return self._meta(self.db, "tip")
+
+    # -- keeping up with the branch -------------------------------------------
+
+    def refresh(self) -> Refresh:
+        """Bring the index up to the branch tip; cheap (no pygit2) when already there."""
+        tip = self.factory.tip()
+        if tip == self.indexed_tip():
+            return Refresh(tip, 0, 0, 0, False)
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            result = self._refresh_locked(tip)
+            self.db.execute("COMMIT")
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        return result
+
+    def rebuild(self) -> Refresh:
+        """Forget everything and index the whole branch again."""
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            for table in ("records", "invalid", "events"):
+                self.db.execute(f"DELETE FROM {table}")
+            self.db.execute("DELETE FROM meta WHERE key IN ('tip', 'tree')")
+            result = self._refresh_locked(self.factory.tip())
+            self.db.execute("COMMIT")
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        return Refresh(result.tip, result.added, result.removed, result.invalid, True)
+
+    def _refresh_locked(self, tip: str | None) -> Refresh:
+        # Another process may have refreshed while we waited for the write lock.
+        if tip == self.indexed_tip() and tip is not None:
+            return Refresh(tip, 0, 0, 0, False)
+        store = self.factory.store
+        old_tree = self._meta(self.db, "tree")
+        rebuilt = False
+        if old_tree is not None and not store.has_object(old_tree):
+            # The tree we indexed is gone (history rewritten and pruned): start over.
+            for table in ("records", "invalid", "events"):
+                self.db.execute(f"DELETE FROM {table}")
+            old_tree, rebuilt = None, True
+        new_tree = store.factory_tree(tip)
+        added: list[tuple[records.RecordKind, str, str, dict[str, Any]]] = []
+        removed = invalid = 0
+        for path, old_blob, new_blob, mode in store.diff_trees(old_tree, new_tree):
+            kind = records.kind_of(path)
+            if kind is None:
+                continue  # factory.yaml, documents, directories of later protocol versions
+            if old_blob is not None:
+                removed += self._forget(path)
+            if new_blob is None:
+                continue
+            try:
+                added.append((kind, path, new_blob, self._parse(kind, path, new_blob, mode)))
+            except InvalidRecordError as exc:
+                invalid += 1
+                self.db.execute(
+                    "INSERT OR REPLACE INTO invalid VALUES (?, ?, ?, ?)",
+                    (path, new_blob, exc.field, exc.reason),
+                )
+        added.sort(key=lambda item: item[3]["id"])
+        for kind, path, blob, record in added:
+            self._insert(kind, path, blob, record)
+        self.db.executemany(
+            "INSERT OR REPLACE INTO meta VALUES (?, ?)",
+            [("tip", tip or ""), ("tree", new_tree or "")],
+        )
+        if new_tree is None:
+            self.db.execute("DELETE FROM meta WHERE key = 'tree'")
+        return Refresh(tip, len(added), removed, invalid, rebuilt)
+
+    def _parse(self, kind: records.RecordKind, path: str, blob: str, mode: int) -> dict[str, Any]:
+        if mode != 0o100644 and mode != 0o100755:
+            raise InvalidRecordError(path, None, "not a regular file (symlinks are refused)")
+        return records.decode(kind, path, self.factory.store.blob(blob))
+
+    def _forget(self, path: str) -> int:
+        self.db.execute("DELETE FROM invalid WHERE path = ?", (path,))
+        row = self.db.execute("SELECT id, kind FROM records WHERE path = ?", (path,)).fetchone()
+        if row is None:
+            return 0
+        self.db.execute("DELETE FROM records WHERE path = ?", (path,))
+        if row[1] == records.EVENT.name:
+            self.db.execute("DELETE FROM events WHERE id = ?", (row[0],))
+        return 1
+
+    def _insert(
+        self, kind: records.RecordKind, path: str, blob: str, record: dict[str, Any]
+    ) -> None:
+        self.db.execute(
+            "INSERT OR REPLACE INTO records VALUES (?, ?, ?, ?)",
+            (path, record["id"], kind.name, blob),
+        )
+        if kind is records.EVENT:
+            event = Event.from_record(record)
+            self.db.execute(
+                "INSERT OR REPLACE INTO events(id, kind, actor, time, time_ms, task, text, data)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    event.id,
+                    event.kind,
+                    event.actor,
+                    event.time,
+                    records.parse_time(event.time),
+                    event.task,
+                    event.text,
+                    json.dumps(event.data, ensure_ascii=False, sort_keys=True),
+                ),
+            )
+
+    # -- queries ----------------------------------------------------------------
+
+    def events(self, query: EventQuery) -> list[tuple[int, Event]]:
+        """Matching events in fold order (by id), newest last, with their index sequence."""
+        where: list[str] = []
+        args: list[str | int] = []
+        for column, value in (("kind", query.kind), ("task", query.task), ("actor", query.actor)):
+            if value is not None:
+                where.append(f"{column} = ?")
+                args.append(value)
+        if query.since_ms is not None:
+            where.append("time_ms >= ?")
+            args.append(query.since_ms)
+        if query.after_seq is not None:
+            where.append("seq > ?")
+            args.append(query.after_seq)
+        sql = f"SELECT seq, {_EVENT_COLUMNS} FROM events"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        order = "seq" if query.after_seq is not None else "id"
+        sql += f" ORDER BY {order} DESC"
+        if query.limit is not None:
+            sql += " LIMIT ?"
+            args.append(query.limit)
+        rows = self.db.execute(sql, args).fetchall()
+        return [(row[0], _event(row[1:])) for row in reversed(rows)]
+
+    def last_seq(self) -> int:
+        row = self.db.execute("SELECT MAX(seq) FROM events").fetchone()
+        return int(row[0] or 0)
+
+    def counts(self) -> dict[str, int]:
+        rows = self.db.execute("SELECT kind, COUNT(*) FROM records GROUP BY kind").fetchall()
+        return {str(kind): int(n) for kind, n in rows}
+
+    def invalid(self, prefix: str = "") -> list[InvalidRecordError]:
+        rows = self.db.execute(
+            "SELECT path, field, reason FROM invalid WHERE path LIKE ? ORDER BY path",
+            (prefix + "%",),
+        ).fetchall()
+        return [InvalidRecordError(path, field, reason) for path, field, reason in rows]
+
+    def iter_ids(self, kind: str) -> Iterator[str]:
+        for (record_id,) in self.db.execute(
+            "SELECT id FROM records WHERE kind = ? ORDER BY id", (kind,)
+        ):
+            yield str(record_id)
+
+
+def _event(row: tuple[Any, ...]) -> Event:
+    record_id, kind, actor, time, task, text, data = row
+    return Event(record_id, kind, actor, time, task, text, json.loads(data))

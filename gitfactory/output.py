@@ -1,0 +1,51 @@
+"""Everything the CLI prints goes through here: human text, JSON, warnings, errors."""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from datetime import datetime
+from typing import Any
+
+from gitfactory.errors import FactoryError
+
+# C0 controls except tab and newline, DEL, and C1 controls: an agent's text must not
+# be able to move the cursor, recolour or retitle the reader's terminal.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def sanitize(text: str) -> str:
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+
+
+def echo(text: str = "") -> None:
+    sys.stdout.write(sanitize(text) + "\n")
+
+
+def warn(text: str) -> None:
+    sys.stderr.write(f"warning: {sanitize(text)}\n")
+
+
+def emit_json(value: Any, *, lines: bool = False) -> None:
+    """JSON for scripts: pretty by default, one object per line for streams."""
+    if lines:
+        sys.stdout.write(json.dumps(value, ensure_ascii=False, separators=(",", ":")) + "\n")
+    else:
+        sys.stdout.write(json.dumps(value, ensure_ascii=False, indent=2) + "\n")
+    sys.stdout.flush()
+
+
+def error(exc: FactoryError, as_json: bool) -> None:
+    if as_json:
+        sys.stderr.write(json.dumps(exc.to_json(), ensure_ascii=False) + "\n")
+        return
+    sys.stderr.write(f"error: {sanitize(exc.message)}\n")
+    if exc.hint:
+        sys.stderr.write(f"hint: {sanitize(exc.hint)}\n")
+
+
+def local_time(rfc3339: str) -> str:
+    """A record time shown in the reader's local zone, to the second."""
+    dt = datetime.fromisoformat(rfc3339.replace("Z", "+00:00"))
+    return dt.astimezone().strftime("%Y-%m-%d %H:%M:%S")

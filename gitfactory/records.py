@@ -1,0 +1,118 @@
+"""Record kinds, where each record lives in the tree, and how it is read and checked.
+
+A record is one immutable file under ``.factory/``. Its kind is decided by its
+directory, its id by its file name, and its place by its id (see :meth:`RecordKind.path`):
+the shard directories are prefixes of the time part of the id, so new records land in
+the same few small trees and no tree object grows without bound.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from gitfactory import ids, schemas
+from gitfactory.errors import InvalidRecordError
+
+FACTORY_DIR = ".factory"
+MAX_RECORD_BYTES = 1024 * 1024
+# Shard levels: id[0:4] changes every ~12 days, id[4:6] every ~17 minutes, id[6:8]
+# every ~1 second; a leaf holds the records written within about one second.
+SHARDS = ((0, 4), (4, 6), (6, 8))
+
+_TIME_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?Z$")
+
+
+@dataclass(frozen=True)
+class RecordKind:
+    name: str
+    directory: str
+    suffix: str
+    time_fields: tuple[str, ...] = ()
+
+    @property
+    def prefix(self) -> str:
+        return f"{FACTORY_DIR}/{self.directory}/"
+
+    def path(self, record_id: str) -> str:
+        shards = "/".join(record_id[a:b] for a, b in SHARDS)
+        return f"{self.prefix}{shards}/{record_id}{self.suffix}"
+
+
+EVENT = RecordKind("event", "log", ".json", time_fields=("time",))
+KINDS: dict[str, RecordKind] = {k.name: k for k in (EVENT,)}
+_BY_DIRECTORY = {k.directory: k for k in KINDS.values()}
+
+
+def kind_of(path: str) -> RecordKind | None:
+    """The record kind whose directory holds ``path``, or None for other files."""
+    parts = path.split("/", 2)
+    if len(parts) < 3 or parts[0] != FACTORY_DIR:
+        return None
+    return _BY_DIRECTORY.get(parts[1])
+
+
+def id_from_path(kind: RecordKind, path: str) -> str:
+    """The record id named by ``path``; raises if the file is not at its canonical place."""
+    name = path.rsplit("/", 1)[-1]
+    record_id = name[: -len(kind.suffix)] if name.endswith(kind.suffix) else ""
+    if not ids.is_id(record_id):
+        raise InvalidRecordError(
+            path, None, f"file name must be <id>{kind.suffix} with a 26-character record id"
+        )
+    if kind.path(record_id) != path:
+        raise InvalidRecordError(path, None, f"record is not at its place {kind.path(record_id)}")
+    return record_id
+
+
+def parse_time(value: str) -> int:
+    """Milliseconds since the epoch of an RFC 3339 UTC time as records carry it."""
+    if not _TIME_RE.match(value):
+        raise ValueError("must be an RFC 3339 UTC time like 2026-11-22T10:30:00.000Z")
+    head, _, frac = value[:-1].partition(".")
+    dt = datetime.fromisoformat(head + "+00:00")
+    return int(dt.timestamp()) * 1000 + int((frac + "000")[:3])
+
+
+def validate(kind: RecordKind, path: str, record: Any) -> None:
+    """Check a decoded record against its schema and the rules schemas cannot say."""
+    if not isinstance(record, dict):
+        raise InvalidRecordError(path, None, f"a {kind.name} record must be a JSON object")
+    violation = schemas.check(kind.name, record)
+    if violation is not None:
+        raise InvalidRecordError(path, violation.field, violation.reason)
+    for field in kind.time_fields:
+        try:
+            parse_time(record[field])
+        except ValueError as exc:
+            raise InvalidRecordError(path, field, f"{exc} (got {record[field]!r})") from None
+    expected = id_from_path(kind, path)
+    if record["id"] != expected:
+        raise InvalidRecordError(path, "id", f"must equal the file name's id {expected}")
+
+
+def decode(kind: RecordKind, path: str, data: bytes) -> dict[str, Any]:
+    """Parse and validate the bytes of a record file."""
+    if len(data) > MAX_RECORD_BYTES:
+        raise InvalidRecordError(
+            path, None, f"record is {len(data)} bytes, over the limit of {MAX_RECORD_BYTES}"
+        )
+    try:
+        record = json.loads(data.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise InvalidRecordError(path, None, f"not UTF-8 text ({exc.reason})") from None
+    except json.JSONDecodeError as exc:
+        raise InvalidRecordError(
+            path, None, f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+        ) from None
+    validate(kind, path, record)
+    result: dict[str, Any] = record
+    return result
+
+
+def encode(record: dict[str, Any]) -> bytes:
+    """The canonical bytes of a JSON record: indented for `git show`, newline-terminated."""
+    return (json.dumps(record, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
