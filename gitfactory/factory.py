@@ -12,11 +12,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from gitfactory import git
-from gitfactory.config import CONFIG_PATH, PROTOCOL_VERSION, FactoryConfig, parse, render, slug
 from gitfactory.errors import FactoryError, NotInitializedError
 from gitfactory.records import FACTORY_DIR
 
 if TYPE_CHECKING:
+    from gitfactory.config import FactoryConfig
     from gitfactory.index import Index
     from gitfactory.store import Change, Snapshot, Store
 
@@ -70,6 +70,8 @@ class Factory:
         return tip
 
     def config(self) -> FactoryConfig:
+        from gitfactory.config import CONFIG_PATH, parse
+
         tip = self.require_tip()
         data = self.store.snapshot(tip).read(CONFIG_PATH)
         if data is None:
@@ -80,6 +82,8 @@ class Factory:
         return parse(data, f"{self.branch}:{CONFIG_PATH}")
 
     def default_name(self) -> str:
+        from gitfactory.config import slug
+
         top = self.paths.work_tree or self.paths.common_dir
         name = top.name[:-4] if top.name.endswith(".git") else top.name
         return slug(name)
@@ -87,6 +91,7 @@ class Factory:
     def init(self, name: str | None = None, actor: str | None = None) -> InitResult:
         """Create the factory branch with factory.yaml; a no-op if it is already there."""
         from gitfactory import actors
+        from gitfactory.config import CONFIG_PATH
 
         wanted = name or self.default_name()
         who = actor or actors.default_actor(self)
@@ -101,6 +106,7 @@ class Factory:
 
     def _init_change(self, snap: Snapshot, name: str, actor: str) -> Change | None:
         from gitfactory import log, records
+        from gitfactory.config import CONFIG_PATH, PROTOCOL_VERSION, render
         from gitfactory.store import Change
 
         if snap.read(CONFIG_PATH) is not None:

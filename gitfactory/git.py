@@ -9,7 +9,6 @@ cannot do the job, through :func:`run_git`.
 from __future__ import annotations
 
 import os
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -17,6 +16,8 @@ from typing import TYPE_CHECKING
 from gitfactory.errors import GitCommandError, NotARepositoryError
 
 if TYPE_CHECKING:
+    import subprocess
+
     import pygit2
 
 # Variables that would make a git child process act on another repository or
@@ -153,6 +154,8 @@ def run_git(
     check: bool = True,
 ) -> subprocess.CompletedProcess[bytes]:
     """Run ``git ARGS`` in ``cwd`` with a scrubbed environment; errors show everything."""
+    import subprocess
+
     cmd = ["git", *args]
     proc = subprocess.run(
         cmd, cwd=cwd, input=input, env=git_env(env), capture_output=True, check=False

@@ -96,6 +96,7 @@ def validate(kind: RecordKind, path: str, record: Any) -> None:
 
 def decode(kind: RecordKind, path: str, data: bytes) -> dict[str, Any]:
     """Parse and validate the bytes of a record file."""
+    id_from_path(kind, path)
     if len(data) > MAX_RECORD_BYTES:
         raise InvalidRecordError(
             path, None, f"record is {len(data)} bytes, over the limit of {MAX_RECORD_BYTES}"

@@ -7,9 +7,6 @@ from __future__ import annotations
 
 import os
 import sys
-import tempfile
-import traceback
-from datetime import UTC, datetime
 from pathlib import Path
 
 import click
@@ -73,6 +70,10 @@ def _register() -> None:
 
 
 def _crash_log(exc: BaseException) -> Path:
+    import tempfile
+    import traceback
+    from datetime import UTC, datetime
+
     try:
         directory = Factory.discover().paths.factory_dir
         directory.mkdir(exist_ok=True)

@@ -1,0 +1,160 @@
+"""Shared fixtures: real repositories in temp dirs, real `gitfactory` processes.
+
+The whole session runs with a pinned git identity, an empty global git config, UTC
+and a temporary HOME; an autouse guard fails any test that writes to the real home.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REAL_HOME = Path.home()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _isolated_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    home = tmp_path_factory.mktemp("home")
+    gitconfig = home / ".gitconfig"
+    gitconfig.write_text("[user]\n\tname = Test User\n\temail = test@example.com\n"
+                         "[init]\n\tdefaultBranch = main\n")
+    saved = dict(os.environ)
+    for key in list(os.environ):
+        if key.startswith(("GIT_", "GITFACTORY_")):
+            del os.environ[key]
+    os.environ.update(
+        HOME=str(home),
+        XDG_CONFIG_HOME=str(home / ".config"),
+        GIT_CONFIG_GLOBAL=str(gitconfig),
+        GIT_CONFIG_NOSYSTEM="1",
+        TZ="UTC",
+        LC_ALL="C.UTF-8",
+    )
+    yield
+    os.environ.clear()
+    os.environ.update(saved)
+
+
+def _home_state() -> dict[str, float]:
+    try:
+        return {p.name: p.stat().st_mtime for p in REAL_HOME.iterdir()}
+    except OSError:
+        return {}
+
+
+@pytest.fixture(autouse=True)
+def _guard_real_home() -> Iterator[None]:
+    before = _home_state()
+    yield
+    after = _home_state()
+    assert after == before, f"a test wrote to the real home directory {REAL_HOME}"
+
+
+def git(cwd: Path, *args: str, input: str | None = None) -> str:
+    proc = subprocess.run(
+        ["git", *args], cwd=cwd, input=input, capture_output=True, text=True, check=False
+    )
+    assert proc.returncode == 0, f"git {' '.join(args)} failed: {proc.stderr}"
+    return proc.stdout
+
+
+def gf(
+    cwd: Path, *args: str, input: str | None = None, code: int | None = 0,
+    env: dict[str, str] | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """Run the real `gitfactory` CLI in a child process; check its exit code."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "gitfactory", *args],
+        cwd=cwd, input=input, capture_output=True, text=True, check=False,
+        env={**os.environ, **(env or {})},
+    )
+    if code is not None:
+        assert proc.returncode == code, (
+            f"gitfactory {' '.join(args)} exited {proc.returncode}, wanted {code}\n"
+            f"stdout: {proc.stdout}\nstderr: {proc.stderr}"
+        )
+    return proc
+
+
+def gf_json(cwd: Path, *args: str, **kw: Any) -> Any:
+    return json.loads(gf(cwd, *args, "--json", **kw).stdout)
+
+
+@pytest.fixture
+def empty_repo(tmp_path: Path) -> Path:
+    """A repository with no commits (unborn HEAD)."""
+    path = tmp_path / "empty"
+    git(tmp_path, "init", "-q", str(path))
+    return path
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    """A repository with some history, a dirty working tree and a staged change."""
+    path = tmp_path / "project"
+    git(tmp_path, "init", "-q", str(path))
+    (path / "app.py").write_text("print('hello')\n")
+    (path / "README").write_text("a project\n")
+    git(path, "add", ".")
+    git(path, "commit", "-qm", "first")
+    (path / "app.py").write_text("print('hello, world')\n")
+    (path / "staged.txt").write_text("staged\n")
+    git(path, "add", "staged.txt")
+    (path / "untracked.txt").write_text("untracked\n")
+    return path
+
+
+@pytest.fixture
+def factory_repo(repo: Path) -> Path:
+    gf(repo, "init", "--name", "test")
+    return repo
+
+
+def commit_on_factory(repo: Path, files: dict[str, bytes], *, symlinks: dict[str, str] | None = None,
+                      remove: list[str] | None = None, message: str = "plain git",
+                      ref: str = "refs/heads/factory") -> str:
+    """Commit files on a branch (the factory branch by default) with git plumbing only."""
+    index = repo / ".git" / "plain-git-index"
+    env = {**os.environ, "GIT_INDEX_FILE": str(index)}
+
+    def run(*args: str, input: bytes | None = None) -> str:
+        proc = subprocess.run(["git", *args], cwd=repo, env=env, input=input,
+                              capture_output=True, check=True)
+        return proc.stdout.decode().strip()
+
+    exists = subprocess.run(["git", "rev-parse", "--verify", "-q", ref], cwd=repo,
+                            capture_output=True).returncode == 0
+    parent = run("rev-parse", "--verify", "-q", ref) if exists else ""
+    index.unlink(missing_ok=True)
+    if parent:
+        run("read-tree", parent)
+    for path, data in files.items():
+        blob = run("hash-object", "-w", "--stdin", input=data)
+        run("update-index", "--add", "--cacheinfo", f"100644,{blob},{path}")
+    for path, target in (symlinks or {}).items():
+        blob = run("hash-object", "-w", "--stdin", input=target.encode())
+        run("update-index", "--add", "--cacheinfo", f"120000,{blob},{path}")
+    for path in remove or []:
+        run("update-index", "--force-remove", path)
+    tree = run("write-tree")
+    commit = run("commit-tree", tree, *(["-p", parent] if parent else []), "-m", message)
+    run("update-ref", ref, commit, *([parent] if parent else []))
+    index.unlink(missing_ok=True)
+    return commit
+
+
+def event_path(record_id: str) -> str:
+    return f".factory/log/{record_id[:4]}/{record_id[4:6]}/{record_id[6:8]}/{record_id}.json"
+
+
+def event_bytes(record_id: str, **fields: Any) -> bytes:
+    record = {"id": record_id, "kind": "note", "actor": "human/plain",
+              "time": "2026-11-22T10:00:00.000Z", "text": "", **fields}
+    return (json.dumps(record) + "\n").encode()
