@@ -1,5 +1,42 @@
-"""gitfactory demo (filled in below)."""
+"""gitfactory demo."""
 
 from __future__ import annotations
 
-COMMANDS: list[object] = []
+from pathlib import Path
+
+import click
+
+from gitfactory import demo, log, output
+from gitfactory.log import EventQuery
+
+
+@click.command("demo")
+@click.argument("directory", required=False, type=click.Path(file_okay=False, path_type=Path))
+def demo_cmd(directory: Path | None) -> None:
+    """Run a complete factory on a built-in sample project, offline, in seconds.
+
+    Builds a small Python project with a real bug in DIRECTORY (default: a new
+    temporary directory), initialises a factory, and starts two scripted agents
+    as real processes: a coder that fixes the bug in its own worktree and a
+    reviewer that waits for the fix, tests it and gives a verdict. They coordinate
+    only through the factory's execution log. Prints the timeline at the end and
+    leaves the repository for you to inspect.
+    """
+    factory = demo.run(directory, output.echo)
+    rows, _ = log.query(factory, EventQuery())
+    output.echo("")
+    output.echo("timeline (gitfactory log):")
+    for _, event in rows:
+        output.echo(
+            f"  {output.local_time(event.time)}  {event.actor:<14} {event.kind:<16} {event.text}"
+        )
+    repo = factory.paths.work_tree
+    output.echo("")
+    output.echo(f"the demo repository is {repo}; look around:")
+    output.echo(f"  cd {repo}")
+    output.echo("  git log --oneline factory      # one commit per event")
+    output.echo("  gitfactory log --json          # the same timeline for scripts")
+    output.echo("  git log --oneline fix/mean     # the coder's fix")
+
+
+COMMANDS = [demo_cmd]
