@@ -80,6 +80,17 @@ def seeded_plain_repo(root: Path, events: list[log.Event]) -> Path:
     return repo
 
 
+def settle(repo: Path) -> None:
+    """Wait for a background `git gc` to finish, then pack: a steady-state repository."""
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        proc = subprocess.run(["git", "gc", "-q"], cwd=repo, env=GIT_ENV, capture_output=True)
+        if proc.returncode == 0:
+            return
+        time.sleep(0.5)  # "gc is already running": the one gitfactory started
+    raise RuntimeError(f"git gc did not finish in {repo}")
+
+
 def rate(n: int, seconds: float) -> float:
     return n / seconds if seconds > 0 else float("inf")
 
@@ -149,6 +160,9 @@ def main() -> None:
             seed = old_events(size)
             factory = seeded_factory(work, seed)
             plain = seeded_plain_repo(work, seed)
+            assert factory.paths.work_tree is not None
+            settle(factory.paths.work_tree)
+            settle(plain)
             gf_one = gitfactory_rates(factory, 1, 200, args.rounds)
             gf_many = gitfactory_rates(factory, 100, 10, args.rounds)
             git_commits = 20 if size < 50_000 else 5

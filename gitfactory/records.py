@@ -19,9 +19,11 @@ from gitfactory.errors import InvalidRecordError
 
 FACTORY_DIR = ".factory"
 MAX_RECORD_BYTES = 1024 * 1024
-# Shard levels: id[0:4] changes every ~12 days, id[4:6] every ~17 minutes, id[6:8]
-# every ~1 second; a leaf holds the records written within about one second.
-SHARDS = ((0, 4), (4, 6), (6, 8))
+# Shard levels: id[0:4] changes every ~12 days, then one character each: id[4] every
+# ~9 hours, id[5] ~17 minutes, id[6] ~33 seconds, id[7] ~1 second. Every directory
+# below the first holds at most 32 entries (rewriting a 1,024-entry tree costs ~14x a
+# small one), and a leaf holds the records written within about one second.
+SHARDS = ((0, 4), (4, 5), (5, 6), (6, 7), (7, 8))
 
 _TIME_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?Z$")
 

@@ -17,7 +17,7 @@ import subprocess
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pygit2
 from filelock import FileLock, Timeout
@@ -192,14 +192,15 @@ class Store:
             change = build(snap)
             if change is None:
                 return None
-            files = self._new_files(snap, change)
             parent = str(snap.tip) if snap.tip else None
-            if not files:
+            written: list[str] = []
+            tree = self._tree_with(snap, change, written)
+            if not written:
                 return Commit(parent or "", parent, (), attempt)
-            oid = self._commit(snap, change, files)
+            oid = self._commit(snap, change, tree)
             if self._move_branch(ref, oid, change.subject):
                 self._maybe_gc()
-                return Commit(str(oid), parent, tuple(files), attempt)
+                return Commit(str(oid), parent, tuple(written), attempt)
             if time.monotonic() > deadline:
                 raise BusyError(
                     f"lost the race for {self.refname} {attempt} times in {CAS_DEADLINE:.0f}s",
@@ -207,51 +208,57 @@ class Store:
                 )
             time.sleep(random.uniform(0.001, min(0.05, 0.001 * 2**attempt)))
 
-    def _new_files(self, snap: Snapshot, change: Change) -> dict[str, bytes]:
-        files: dict[str, bytes] = {}
+    def _tree_with(self, snap: Snapshot, change: Change, written: list[str]) -> Oid:
+        """The snapshot's tree plus the change's files; new paths are added to ``written``."""
+        nested: dict[str, Any] = {}
         for path, data in change.files.items():
-            entry = snap.entry(path)
-            if entry is not None and entry.id == pygit2.hash(data):
+            *dirs, name = path.split("/")
+            node = nested
+            for d in dirs:
+                node = node.setdefault(d, {})
+            node[name] = (path, data)
+        return self._build_tree(snap.tree, nested, change.replace, written)
+
+    def _build_tree(
+        self,
+        base: pygit2.Tree | None,
+        nested: dict[str, Any],
+        replace: frozenset[str],
+        written: list[str],
+    ) -> Oid:
+        builder = self.repo.TreeBuilder(base) if base is not None else self.repo.TreeBuilder()
+        for name, value in nested.items():
+            existing = base[name] if base is not None and name in base else None
+            if isinstance(value, dict):
+                sub = (
+                    existing.peel(pygit2.Tree)
+                    if existing is not None and (existing.type == pygit2.GIT_OBJECT_TREE)
+                    else None
+                )
+                tree = self._build_tree(sub, value, replace, written)
+                builder.insert(name, tree, pygit2.GIT_FILEMODE_TREE)
+                continue
+            path, data = value
+            blob = pygit2.hash(data)
+            if existing is not None and existing.id == blob:
                 continue  # the same record again: idempotent
-            if entry is not None and path not in change.replace:
+            if existing is not None and path not in replace:
                 raise RecordConflictError(
                     f"{path} already exists on {self.branch} with other content; "
                     "records are immutable",
                     hint="write a new record with a new id instead",
                 )
-            files[path] = data
-        return files
+            builder.insert(name, self.repo.create_blob(data), pygit2.GIT_FILEMODE_BLOB)
+            written.append(path)
+        return builder.write()
 
-    def _commit(self, snap: Snapshot, change: Change, files: dict[str, bytes]) -> Oid:
-        nested: dict[str, object] = {}
-        for path, data in files.items():
-            *dirs, name = path.split("/")
-            node = nested
-            for d in dirs:
-                node = node.setdefault(d, {})  # type: ignore[assignment]
-            node[name] = self.repo.create_blob(data)
-        tree = self._build_tree(snap.tree, nested)
+    def _commit(self, snap: Snapshot, change: Change, tree: Oid) -> Oid:
         message = change.subject.replace("\n", " ").strip() + "\n"
         if change.trailers:
             message += "\n" + "".join(f"{k}: {v}\n" for k, v in change.trailers)
         parents = [snap.tip] if snap.tip else []
         sig = pygit2.Signature(self.user_name, self.user_email)
         return self.repo.create_commit(None, sig, sig, message, tree, parents)
-
-    def _build_tree(self, base: pygit2.Tree | None, nested: dict[str, object]) -> Oid:
-        builder = self.repo.TreeBuilder(base) if base is not None else self.repo.TreeBuilder()
-        for name, value in nested.items():
-            if isinstance(value, dict):
-                sub = None
-                if base is not None and name in base:
-                    obj = base[name]
-                    if obj.type == pygit2.GIT_OBJECT_TREE:
-                        sub = obj.peel(pygit2.Tree)
-                builder.insert(name, self._build_tree(sub, value), pygit2.GIT_FILEMODE_TREE)
-            else:
-                assert isinstance(value, pygit2.Oid)
-                builder.insert(name, value, pygit2.GIT_FILEMODE_BLOB)
-        return builder.write()
 
     def _move_branch(self, ref: pygit2.Reference | None, oid: Oid, subject: str) -> bool:
         """Compare-and-swap the branch to ``oid``; False if another writer moved it."""
@@ -308,8 +315,9 @@ class Store:
         except FileNotFoundError:
             pass
         marker.touch()
+        # Low priority and one packing thread: maintenance must not starve the writers.
         subprocess.Popen(
-            ["git", "gc", "--auto", "--quiet"],
+            ["nice", "-n", "19", "git", "-c", "pack.threads=1", "gc", "--auto", "--quiet"],
             cwd=self.paths.common_dir,
             env=git_env(),
             stdin=subprocess.DEVNULL,

@@ -151,7 +151,7 @@ def commit_on_factory(repo: Path, files: dict[str, bytes], *, symlinks: dict[str
 
 
 def event_path(record_id: str) -> str:
-    return f".factory/log/{record_id[:4]}/{record_id[4:6]}/{record_id[6:8]}/{record_id}.json"
+    return f".factory/log/{record_id[:4]}/{'/'.join(record_id[4:8])}/{record_id}.json"
 
 
 def event_bytes(record_id: str, **fields: Any) -> bytes:

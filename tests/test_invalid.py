@@ -27,7 +27,7 @@ def test_invalid_record_is_named_and_valid_ones_still_shown(factory_repo: Path) 
 
 def test_each_kind_of_damage_has_its_own_reason(factory_repo: Path) -> None:
     ids = [f"01m8000000000000000000001{i}" for i in range(7)]
-    misplaced = f".factory/log/01m8/00/zz/{ids[2]}.json"
+    misplaced = f".factory/log/01m8/0/0/z/z/{ids[2]}.json"
     commit_on_factory(
         factory_repo,
         {

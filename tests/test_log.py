@@ -30,7 +30,7 @@ def test_append_json_and_commit_shape(factory_repo: Path) -> None:
     assert message.splitlines()[0] == "log: build.ok by ci/runner: green"
     assert f"Factory-Record: event {out['id']}" in message
     rid = out["id"]
-    path = f".factory/log/{rid[:4]}/{rid[4:6]}/{rid[6:8]}/{rid}.json"
+    path = f".factory/log/{rid[:4]}/{rid[4]}/{rid[5]}/{rid[6]}/{rid[7]}/{rid}.json"
     stored = json.loads(git(factory_repo, "show", f"factory:{path}"))
     assert stored["kind"] == "build.ok" and stored["actor"] == "ci/runner"
 

@@ -33,7 +33,7 @@ def test_a_commit_in_a_worktree_of_the_factory_branch_is_a_valid_write(
     wt = tmp_path / "factory-wt"
     git(factory_repo, "worktree", "add", "-q", str(wt), "factory")
     record_id = "01m80000000000000000000000"
-    path = wt / ".factory" / "log" / "01m8" / "00" / "00" / f"{record_id}.json"
+    path = wt / ".factory" / "log" / "01m8" / "0" / "0" / "0" / "0" / f"{record_id}.json"
     path.parent.mkdir(parents=True)
     path.write_text(
         '{"id": "01m80000000000000000000000", "kind": "note", "actor": "human/wt",\n'

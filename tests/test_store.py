@@ -83,7 +83,7 @@ def test_shard_layout(factory_repo: Path) -> None:
     event = _event()
     factory.store.write(_change(event))
     rid = event.id
-    assert event.path == f".factory/log/{rid[:4]}/{rid[4:6]}/{rid[6:8]}/{rid}.json"
+    assert event.path == f".factory/log/{rid[:4]}/{rid[4]}/{rid[5]}/{rid[6]}/{rid[7]}/{rid}.json"
     listing = git(factory_repo, "ls-tree", "-r", "--name-only", "factory").splitlines()
     assert event.path in listing
 

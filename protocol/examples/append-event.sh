@@ -20,7 +20,7 @@ for _ in $(seq 10); do id=${alphabet:$((ms % 32)):1}$id; ms=$((ms / 32)); done
 for _ in $(seq 16); do id=$id${alphabet:$((RANDOM % 32)):1}; done
 
 time=$(date -u +%Y-%m-%dT%H:%M:%S.%3NZ)
-path=.factory/log/${id:0:4}/${id:4:2}/${id:6:2}/$id.json
+path=.factory/log/${id:0:4}/${id:4:1}/${id:5:1}/${id:6:1}/${id:7:1}/$id.json
 json_string() { printf '"%s"' "$(printf '%s' "$1" | sed -e 's/\\/\\\\/g' -e 's/"/\\"/g')"; }
 record=$(printf '{"id": "%s", "kind": %s, "actor": %s, "time": "%s", "task": null, "text": %s, "data": {}}' \
   "$id" "$(json_string "$kind")" "$(json_string "$actor")" "$time" "$(json_string "$text")")
