@@ -9,8 +9,11 @@ For 100, 10,000 and 100,000 existing records it measures records/s for
 Then the CLI: `gitfactory --version`, `gitfactory log --limit 20` with a warm index
 at the largest size, and one `gitfactory log append`.
 
-Each figure is the median of several rounds measured in this one run; the existing
-records are spread over 30 days of ids, as a real log would be.
+Each figure is the median of several rounds measured in this one run, after one
+uncounted warm-up round; before measuring, both repositories are packed with
+`git gc` (a settled repository). The existing records are spread over 30 days of
+ids, as a real log would be. Also printed: what creating one small file costs on
+this disk, since every git object written loose is one such file.
 
     python bench/append.py [--sizes 100,10000,100000] [--rounds 5]
 """
@@ -95,34 +98,41 @@ def rate(n: int, seconds: float) -> float:
     return n / seconds if seconds > 0 else float("inf")
 
 
-def gitfactory_rates(factory: Factory, batch: int, commits: int, rounds: int) -> float:
+def gitfactory_round(factory: Factory, batch: int, commits: int) -> float:
     draft = Draft(kind="bench.append", actor="bench/writer", text="appended")
-    results = []
-    for _ in range(rounds):
-        started = time.perf_counter()
-        for _ in range(commits):
-            log.append(factory, [log.stamp(draft) for _ in range(batch)])
-        results.append(rate(batch * commits, time.perf_counter() - started))
-    return statistics.median(results)
+    started = time.perf_counter()
+    for _ in range(commits):
+        log.append(factory, [log.stamp(draft) for _ in range(batch)])
+    return rate(batch * commits, time.perf_counter() - started)
 
 
-def plain_git_rates(repo: Path, batch: int, commits: int, rounds: int) -> float:
+def plain_git_round(repo: Path, batch: int, commits: int) -> float:
     draft = Draft(kind="bench.append", actor="bench/writer", text="appended")
-    results = []
-    for _ in range(rounds):
+    started = time.perf_counter()
+    for _ in range(commits):
+        paths = []
+        for _ in range(batch):
+            event = log.stamp(draft)
+            path = repo / event.path
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(records.encode(event.to_record()))
+            paths.append(event.path)
+        git(repo, "add", "--", *paths)
+        git(repo, "commit", "-qm", "append")
+    return rate(batch * commits, time.perf_counter() - started)
+
+
+def file_create_us(directory: Path, n: int = 300) -> float:
+    """Median cost of creating, writing and renaming a small file: one loose object."""
+    times = []
+    for i in range(n):
         started = time.perf_counter()
-        for _ in range(commits):
-            paths = []
-            for _ in range(batch):
-                event = log.stamp(draft)
-                path = repo / event.path
-                path.parent.mkdir(parents=True, exist_ok=True)
-                path.write_bytes(records.encode(event.to_record()))
-                paths.append(event.path)
-            git(repo, "add", "--", *paths)
-            git(repo, "commit", "-qm", "append")
-        results.append(rate(batch * commits, time.perf_counter() - started))
-    return statistics.median(results)
+        tmp = directory / f"tmp{i}"
+        with open(tmp, "wb") as fh:
+            fh.write(b"x" * 64)
+        os.rename(tmp, directory / f"obj{i}")
+        times.append((time.perf_counter() - started) * 1e6)
+    return statistics.median(times)
 
 
 def cli() -> list[str]:
@@ -145,15 +155,18 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
-    print(f"gitfactory append benchmark: median of {args.rounds} rounds; "
-          f"{os.cpu_count()} cores; {sys.version.split()[0]}", flush=True)
-    print(f"{'existing':>9} | {'gf 1/commit':>12} | {'gf 100/commit':>13} | "
-          f"{'git 1/commit':>12} | {'git 100/commit':>14} | {'gf/git 1':>8} | {'gf/git 100':>10}")
-    print("-" * 97)
-    per_record: dict[int, float] = {}
-    last_factory = None
+    probe = Path(tempfile.mkdtemp(prefix="gitfactory-bench-fs-"))
+    create = file_create_us(probe)
+    shutil.rmtree(probe)
+    print(
+        f"gitfactory append benchmark: median of {args.rounds} rounds; "
+        f"{os.cpu_count()} cores; Python {sys.version.split()[0]}; "
+        f"creating one small file costs {create:.0f} us here",
+        flush=True,
+    )
     root = Path(tempfile.mkdtemp(prefix="gitfactory-bench-"))
     try:
+        setups = {}
         for size in sizes:
             work = root / str(size)
             work.mkdir()
@@ -163,34 +176,63 @@ def main() -> None:
             assert factory.paths.work_tree is not None
             settle(factory.paths.work_tree)
             settle(plain)
-            gf_one = gitfactory_rates(factory, 1, 200, args.rounds)
-            gf_many = gitfactory_rates(factory, 100, 10, args.rounds)
-            git_commits = 20 if size < 50_000 else 5
-            git_one = plain_git_rates(plain, 1, git_commits, max(3, args.rounds // 2))
-            git_many = plain_git_rates(plain, 100, 3, max(3, args.rounds // 2))
+            setups[size] = (factory, plain)
+            print(f"  seeded {size:,} records", file=sys.stderr, flush=True)
+        os.sync()
+        # Rounds go round-robin over the sizes, so that the disk's slow and fast
+        # moments fall on every size alike; round 0 is a warm-up and is not counted.
+        results: dict[tuple[int, str], list[float]] = {}
+        for round_no in range(args.rounds + 1):
+            for size, (factory, plain) in setups.items():
+                git_commits = 10 if size < 50_000 else 3
+                measured = {
+                    "gf1": gitfactory_round(factory, 1, 100),
+                    "gf100": gitfactory_round(factory, 100, 5),
+                    "git1": plain_git_round(plain, 1, git_commits),
+                    "git100": plain_git_round(plain, 100, 2),
+                }
+                if round_no:
+                    for key, value in measured.items():
+                        results.setdefault((size, key), []).append(value)
+            print(f"  round {round_no} done", file=sys.stderr, flush=True)
+        print(
+            f"{'existing':>9} | {'gf 1/commit':>12} | {'gf 100/commit':>13} | "
+            f"{'git 1/commit':>12} | {'git 100/commit':>14} | {'gf/git 1':>8} | "
+            f"{'gf/git 100':>10}"
+        )
+        print("-" * 97)
+        per_record: dict[int, float] = {}
+        for size in sizes:
+            gf_one, gf_many, git_one, git_many = (
+                statistics.median(results[(size, key)])
+                for key in ("gf1", "gf100", "git1", "git100")
+            )
             per_record[size] = 1 / gf_one
-            print(f"{size:>9,} | {gf_one:>10,.0f}/s | {gf_many:>11,.0f}/s | "
-                  f"{git_one:>10,.1f}/s | {git_many:>12,.0f}/s | {gf_one / git_one:>7,.0f}x | "
-                  f"{gf_many / git_many:>9,.1f}x", flush=True)
-            if last_factory is not None:
-                shutil.rmtree(last_factory.paths.work_tree or "", ignore_errors=True)
-            last_factory = factory
-            shutil.rmtree(plain, ignore_errors=True)
+            print(
+                f"{size:>9,} | {gf_one:>10,.0f}/s | {gf_many:>11,.0f}/s | "
+                f"{git_one:>10,.1f}/s | {git_many:>12,.0f}/s | {gf_one / git_one:>7,.0f}x | "
+                f"{gf_many / git_many:>9,.1f}x",
+                flush=True,
+            )
         small, large = min(per_record), max(per_record)
-        print(f"\ncost per record, one per commit: {per_record[large] * 1000:.2f} ms at "
-              f"{large:,} vs {per_record[small] * 1000:.2f} ms at {small:,} "
-              f"({per_record[large] / per_record[small]:.2f}x)")
-        assert last_factory is not None
-        repo = last_factory.paths.work_tree
+        print(
+            f"\ncost per record, one per commit: {per_record[large] * 1000:.2f} ms at "
+            f"{large:,} vs {per_record[small] * 1000:.2f} ms at {small:,} "
+            f"({per_record[large] / per_record[small]:.2f}x)"
+        )
+        repo = setups[large][0].paths.work_tree
         assert repo is not None
-        subprocess.run([*cli(), "log", "--limit", "1"], cwd=repo, check=True,
-                       capture_output=True)  # warm the index
+        subprocess.run(
+            [*cli(), "log", "--limit", "1"], cwd=repo, check=True, capture_output=True
+        )  # warm the index
         version = cli_median_ms(["--version"], repo)
         query = cli_median_ms(["log", "--limit", "20"], repo)
         append = cli_median_ms(["log", "append", "note", "bench"], repo)
-        print(f"CLI (median of 11 runs): gitfactory --version {version:.0f} ms; "
-              f"gitfactory log --limit 20 at {large:,}+ records, warm index {query:.0f} ms; "
-              f"gitfactory log append {append:.0f} ms")
+        print(
+            f"CLI (median of 11 runs): gitfactory --version {version:.0f} ms; "
+            f"gitfactory log --limit 20 at {large:,}+ records, warm index {query:.0f} ms; "
+            f"gitfactory log append {append:.0f} ms"
+        )
     finally:
         shutil.rmtree(root, ignore_errors=True)
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -239,12 +238,6 @@ class Index:
             (prefix + "%",),
         ).fetchall()
         return [InvalidRecordError(path, field, reason) for path, field, reason in rows]
-
-    def iter_ids(self, kind: str) -> Iterator[str]:
-        for (record_id,) in self.db.execute(
-            "SELECT id FROM records WHERE kind = ? ORDER BY id", (kind,)
-        ):
-            yield str(record_id)
 
 
 def _event(row: tuple[Any, ...]) -> Event:

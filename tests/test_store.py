@@ -121,7 +121,9 @@ def test_kill_9_at_any_instant_loses_and_corrupts_nothing(factory_repo: Path) ->
         writer.wait()
     started = time.monotonic()
     gf(factory_repo, "log", "append", "crash", "after the kills")
-    assert time.monotonic() - started < 10  # no lock was left behind to wait on
+    # The write lock dies with its holder (flock); a ref .lock left by a kill in the
+    # middle of libgit2's ref update is cleaned once it is 10 s old. Nothing waits longer.
+    assert time.monotonic() - started < 25
     status = gf_json(factory_repo, "status")
     assert status["invalid"] == []
     logged = {e["id"] for e in gf_json(factory_repo, "log", "--kind", "crash")}

@@ -5,6 +5,7 @@ Exit codes are documented in :mod:`gitfactory.errors` and README.md.
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 from pathlib import Path
@@ -48,7 +49,31 @@ class Context:
         return self._factory
 
 
-@click.group(help=_HELP, context_settings={"help_option_names": ["-h", "--help"]})
+# Subcommands are imported only when called: each CLI call is a new process, and
+# loading every command module would cost every call.
+_COMMANDS = {
+    "init": "setup:init",
+    "log": "log:log_group",
+    "status": "status:status",
+    "index": "status:index_group",
+    "demo": "demo:demo_cmd",
+}
+
+
+class _LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(_COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        spec = _COMMANDS.get(cmd_name)
+        if spec is None:
+            return None
+        module, attr = spec.split(":")
+        command: click.Command = getattr(importlib.import_module(f"gitfactory.cli.{module}"), attr)
+        return command
+
+
+@click.group(cls=_LazyGroup, help=_HELP, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="gitfactory", message="%(prog)s %(version)s")
 @click.option(
     "-C",
@@ -59,14 +84,6 @@ class Context:
 @click.pass_context
 def cli(ctx: click.Context, directory: Path | None) -> None:
     ctx.obj = Context(directory)
-
-
-def _register() -> None:
-    from gitfactory.cli import demo, log, setup, status
-
-    for module in (setup, log, status, demo):
-        for command in module.COMMANDS:
-            cli.add_command(command)
 
 
 def _crash_log(exc: BaseException) -> Path:
@@ -90,7 +107,6 @@ def _crash_log(exc: BaseException) -> Path:
 def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
     as_json = "--json" in args
-    _register()
     try:
         code = cli.main(args, prog_name="gitfactory", standalone_mode=False)
     except FactoryError as exc:

@@ -37,6 +37,3 @@ def demo_cmd(directory: Path | None) -> None:
     output.echo("  git log --oneline factory      # one commit per event")
     output.echo("  gitfactory log --json          # the same timeline for scripts")
     output.echo("  git log --oneline fix/mean     # the coder's fix")
-
-
-COMMANDS = [demo_cmd]

@@ -197,6 +197,3 @@ def append(
     else:
         for event in events:
             output.echo(event.id)
-
-
-COMMANDS = [log_group]

@@ -46,6 +46,3 @@ def init(obj: Context, name: str | None, as_json: bool) -> None:
             f"factory {result.name!r} already initialised on branch {result.branch} "
             f"at {result.tip[:12]}; nothing changed"
         )
-
-
-COMMANDS = [init]

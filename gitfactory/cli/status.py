@@ -90,6 +90,3 @@ def rebuild(obj: Context, as_json: bool) -> None:
             f"indexed {result.added} records ({result.invalid} invalid) at "
             f"{(result.tip or '')[:12]} in {seconds:.2f}s"
         )
-
-
-COMMANDS = [status, index_group]
