@@ -134,3 +134,13 @@ def test_kill_9_at_any_instant_loses_and_corrupts_nothing(factory_repo: Path) ->
     fsck = subprocess.run(["git", "fsck", "--no-dangling"], cwd=factory_repo,
                           capture_output=True, text=True)
     assert fsck.returncode == 0, fsck.stderr
+
+
+def test_packed_refs_and_a_packed_object_store_are_read_and_written(factory_repo: Path) -> None:
+    gf(factory_repo, "log", "append", "note", "before gc")
+    git(factory_repo, "gc", "-q")  # packs objects and refs: refs/heads/factory is now packed
+    assert not (factory_repo / ".git" / "refs" / "heads" / "factory").exists()
+    assert "refs/heads/factory" in (factory_repo / ".git" / "packed-refs").read_text()
+    assert gf_json(factory_repo, "log")[-1]["text"] == "before gc"
+    gf(factory_repo, "log", "append", "note", "after gc")
+    assert [e["text"] for e in gf_json(factory_repo, "log")][-2:] == ["before gc", "after gc"]
