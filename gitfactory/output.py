@@ -23,8 +23,9 @@ def echo(text: str = "") -> None:
     sys.stdout.write(sanitize(text) + "\n")
 
 
-def warn(text: str) -> None:
-    sys.stderr.write(f"warning: {sanitize(text)}\n")
+def progress(text: str) -> None:
+    """Progress for humans on stderr, so that stdout stays clean for --json."""
+    sys.stderr.write(sanitize(text) + "\n")
 
 
 def emit_json(value: Any, *, lines: bool = False) -> None:

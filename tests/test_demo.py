@@ -34,6 +34,12 @@ def test_demo_runs_two_agents_to_a_reviewed_fix(tmp_path: Path) -> None:
     assert int(git(repo, "rev-list", "--count", "factory")) == len(events)
 
 
+def test_demo_json_output(tmp_path: Path) -> None:
+    out = json.loads(gf(tmp_path, "demo", str(tmp_path / "d"), "--json").stdout)
+    assert out["repo"] == str(tmp_path / "d" / "stats")
+    assert out["events"][-1]["kind"] == "review.approved"
+
+
 def test_demo_refuses_a_non_empty_directory(tmp_path: Path) -> None:
     (tmp_path / "full").mkdir()
     (tmp_path / "full" / "keep.txt").write_text("mine\n")

@@ -12,7 +12,8 @@ from gitfactory.log import EventQuery
 
 @click.command("demo")
 @click.argument("directory", required=False, type=click.Path(file_okay=False, path_type=Path))
-def demo_cmd(directory: Path | None) -> None:
+@click.option("--json", "as_json", is_flag=True, help="Print {repo, events} as JSON at the end.")
+def demo_cmd(directory: Path | None, as_json: bool) -> None:
     """Run a complete factory on a built-in sample project, offline, in seconds.
 
     Builds a small Python project with a real bug in DIRECTORY (default: a new
@@ -22,15 +23,18 @@ def demo_cmd(directory: Path | None) -> None:
     only through the factory's execution log. Prints the timeline at the end and
     leaves the repository for you to inspect.
     """
-    factory = demo.run(directory, output.echo)
+    factory = demo.run(directory, output.progress if as_json else output.echo)
     rows, _ = log.query(factory, EventQuery())
+    repo = factory.paths.work_tree
+    if as_json:
+        output.emit_json({"repo": str(repo), "events": [e.to_record() for _, e in rows]})
+        return
     output.echo("")
     output.echo("timeline (gitfactory log):")
     for _, event in rows:
         output.echo(
             f"  {output.local_time(event.time)}  {event.actor:<14} {event.kind:<16} {event.text}"
         )
-    repo = factory.paths.work_tree
     output.echo("")
     output.echo(f"the demo repository is {repo}; look around:")
     output.echo(f"  cd {repo}")
