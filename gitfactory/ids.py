@@ -11,8 +11,9 @@ from __future__ import annotations
 import os
 import re
 import threading
-import time
 from datetime import UTC, datetime
+
+from gitfactory import clock
 
 ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"
 ID_PATTERN = "^[0-7][0-9a-hjkmnp-tv-z]{25}$"
@@ -36,7 +37,7 @@ def _encode(value: int, length: int) -> str:
 def new_id(now_ms: int | None = None) -> str:
     """Return a fresh id; ``now_ms`` overrides the clock (tests, imports)."""
     global _last_ms, _last_rand
-    ms = time.time_ns() // 1_000_000 if now_ms is None else now_ms
+    ms = clock.now_ms() if now_ms is None else now_ms
     with _lock:
         if ms <= _last_ms:
             # Same or earlier millisecond: stay monotonic by bumping the random part.
@@ -48,6 +49,16 @@ def new_id(now_ms: int | None = None) -> str:
             rand = int.from_bytes(os.urandom(10), "big")
         _last_ms, _last_rand = ms, rand
     return _encode(ms, 10) + _encode(rand, 16)
+
+
+def random_id() -> str:
+    """An id with no time part: 130 random bits, for records that people type (tasks).
+
+    Random leading characters make short prefixes unique, like git's abbreviated
+    hashes; the first character stays within 0-7 so every id has one pattern.
+    """
+    value = int.from_bytes(os.urandom(17), "big") >> 6  # 130 bits
+    return _encode(value % (8 << 125), 26)
 
 
 def is_id(text: str) -> bool:

@@ -17,11 +17,12 @@ from typing import TYPE_CHECKING, Any
 from gitfactory import records
 from gitfactory.errors import InvalidRecordError
 from gitfactory.log import Event, EventQuery
+from gitfactory.plan import Task
 
 if TYPE_CHECKING:
     from gitfactory.factory import Factory
 
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS records(
@@ -36,8 +37,10 @@ CREATE INDEX IF NOT EXISTS events_kind ON events(kind, id);
 CREATE INDEX IF NOT EXISTS events_task ON events(task, id);
 CREATE INDEX IF NOT EXISTS events_actor ON events(actor, id);
 CREATE INDEX IF NOT EXISTS events_time ON events(time_ms);
+CREATE TABLE IF NOT EXISTS tasks(id TEXT PRIMARY KEY, record TEXT NOT NULL);
 """
 _EVENT_COLUMNS = "id, kind, actor, time, task, text, data"
+_DATA_TABLES = ("records", "invalid", "events", "tasks")
 
 
 @dataclass(frozen=True)
@@ -88,9 +91,9 @@ class Index:
 
     # -- keeping up with the branch -------------------------------------------
 
-    def refresh(self) -> Refresh:
-        """Bring the index up to the branch tip; cheap (no pygit2) when already there."""
-        tip = self.factory.tip()
+    def refresh(self, tip: str | None = None) -> Refresh:
+        """Bring the index up to the branch tip (or ``tip``); cheap when already there."""
+        tip = tip if tip is not None else self.factory.tip()
         if tip == self.indexed_tip():
             return Refresh(tip, 0, 0, 0, False)
         self.db.execute("BEGIN IMMEDIATE")
@@ -106,7 +109,7 @@ class Index:
         """Forget everything and index the whole branch again."""
         self.db.execute("BEGIN IMMEDIATE")
         try:
-            for table in ("records", "invalid", "events"):
+            for table in _DATA_TABLES:
                 self.db.execute(f"DELETE FROM {table}")
             self.db.execute("DELETE FROM meta WHERE key IN ('tip', 'tree')")
             result = self._refresh_locked(self.factory.tip())
@@ -125,7 +128,7 @@ class Index:
         rebuilt = False
         if old_tree is not None and not store.has_object(old_tree):
             # The tree we indexed is gone (history rewritten and pruned): start over.
-            for table in ("records", "invalid", "events"):
+            for table in _DATA_TABLES:
                 self.db.execute(f"DELETE FROM {table}")
             old_tree, rebuilt = None, True
         new_tree = store.factory_tree(tip)
@@ -171,6 +174,8 @@ class Index:
         self.db.execute("DELETE FROM records WHERE path = ?", (path,))
         if row[1] == records.EVENT.name:
             self.db.execute("DELETE FROM events WHERE id = ?", (row[0],))
+        elif row[1] == records.TASK.name:
+            self.db.execute("DELETE FROM tasks WHERE id = ?", (row[0],))
         return 1
 
     def _insert(
@@ -180,6 +185,11 @@ class Index:
             "INSERT OR REPLACE INTO records VALUES (?, ?, ?, ?)",
             (path, record["id"], kind.name, blob),
         )
+        if kind is records.TASK:
+            self.db.execute(
+                "INSERT OR REPLACE INTO tasks VALUES (?, ?)",
+                (record["id"], json.dumps(record, ensure_ascii=False)),
+            )
         if kind is records.EVENT:
             event = Event.from_record(record)
             self.db.execute(
@@ -223,6 +233,33 @@ class Index:
             args.append(query.limit)
         rows = self.db.execute(sql, args).fetchall()
         return [(row[0], _event(row[1:])) for row in reversed(rows)]
+
+    def task_ids(self, prefix: str) -> list[str]:
+        rows = self.db.execute(
+            "SELECT id FROM tasks WHERE id >= ? AND id < ? ORDER BY id LIMIT 6",
+            (prefix, prefix + "\x7f"),
+        ).fetchall()
+        return [str(r[0]) for r in rows]
+
+    def task(self, task_id: str) -> Task | None:
+        row = self.db.execute("SELECT record FROM tasks WHERE id = ?", (task_id,)).fetchone()
+        return Task.from_record(json.loads(row[0])) if row else None
+
+    def tasks(self) -> list[Task]:
+        rows = self.db.execute("SELECT record FROM tasks ORDER BY id").fetchall()
+        return [Task.from_record(json.loads(r[0])) for r in rows]
+
+    def task_events(self, task_id: str) -> list[Event]:
+        rows = self.db.execute(
+            f"SELECT {_EVENT_COLUMNS} FROM events WHERE task = ? ORDER BY id", (task_id,)
+        ).fetchall()
+        return [_event(r) for r in rows]
+
+    def all_task_events(self) -> list[Event]:
+        rows = self.db.execute(
+            f"SELECT {_EVENT_COLUMNS} FROM events WHERE kind LIKE 'task.%' ORDER BY id"
+        ).fetchall()
+        return [_event(r) for r in rows]
 
     def last_seq(self) -> int:
         row = self.db.execute("SELECT MAX(seq) FROM events").fetchone()

@@ -8,10 +8,10 @@ import time
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from gitfactory import ids, records
+from gitfactory import clock, ids, records
 from gitfactory.errors import InvalidRecordError, UsageError
 from gitfactory.records import EVENT
 
@@ -20,7 +20,6 @@ if TYPE_CHECKING:
     from gitfactory.store import Commit
 
 _RELATIVE = re.compile(r"^(\d+)\s*(s|m|h|d|w)$")
-_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
 
 @dataclass(frozen=True)
@@ -142,11 +141,9 @@ def parse_since(text: str, now: datetime | None = None) -> int:
 
     A date or time without a zone is the local time, as in `git log --since`.
     """
-    now = now or datetime.now(tz=UTC)
-    match = _RELATIVE.match(text.strip())
-    if match:
-        delta = timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
-        return int((now - delta).timestamp() * 1000)
+    now = now or datetime.fromtimestamp(clock.now_ms() / 1000, tz=UTC)
+    if _RELATIVE.match(text.strip()):
+        return int(now.timestamp() * 1000) - clock.parse_duration(text, "--since")
     try:
         dt = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
     except ValueError:

@@ -23,7 +23,9 @@ MAX_RECORD_BYTES = 1024 * 1024
 # ~9 hours, id[5] ~17 minutes, id[6] ~33 seconds, id[7] ~1 second. Every directory
 # below the first holds at most 32 entries (rewriting a 1,024-entry tree costs ~14x a
 # small one), and a leaf holds the records written within about one second.
-SHARDS = ((0, 4), (4, 5), (5, 6), (6, 7), (7, 8))
+TIME_SHARDS = ((0, 4), (4, 5), (5, 6), (6, 7), (7, 8))
+# Task ids are random (see ids.random_id): two levels spread them evenly.
+RANDOM_SHARDS = ((0, 1), (1, 2))
 
 _TIME_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?Z$")
 
@@ -32,20 +34,22 @@ _TIME_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?Z$")
 class RecordKind:
     name: str
     directory: str
-    suffix: str
+    suffix: str  # ".json": a JSON object; ".md": markdown with YAML front matter
     time_fields: tuple[str, ...] = ()
+    shards: tuple[tuple[int, int], ...] = TIME_SHARDS
 
     @property
     def prefix(self) -> str:
         return f"{FACTORY_DIR}/{self.directory}/"
 
     def path(self, record_id: str) -> str:
-        shards = "/".join(record_id[a:b] for a, b in SHARDS)
+        shards = "/".join(record_id[a:b] for a, b in self.shards)
         return f"{self.prefix}{shards}/{record_id}{self.suffix}"
 
 
 EVENT = RecordKind("event", "log", ".json", time_fields=("time",))
-KINDS: dict[str, RecordKind] = {k.name: k for k in (EVENT,)}
+TASK = RecordKind("task", "tasks", ".md", time_fields=("created",), shards=RANDOM_SHARDS)
+KINDS: dict[str, RecordKind] = {k.name: k for k in (EVENT, TASK)}
 _BY_DIRECTORY = {k.directory: k for k in KINDS.values()}
 
 
@@ -104,18 +108,29 @@ def decode(kind: RecordKind, path: str, data: bytes) -> dict[str, Any]:
             path, None, f"record is {len(data)} bytes, over the limit of {MAX_RECORD_BYTES}"
         )
     try:
-        record = json.loads(data.decode("utf-8"))
+        text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise InvalidRecordError(path, None, f"not UTF-8 text ({exc.reason})") from None
-    except json.JSONDecodeError as exc:
-        raise InvalidRecordError(
-            path, None, f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
-        ) from None
+    if kind.suffix == ".md":
+        from gitfactory import frontmatter
+
+        record = frontmatter.parse(text, path)
+    else:
+        try:
+            record = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise InvalidRecordError(
+                path, None, f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+            ) from None
     validate(kind, path, record)
     result: dict[str, Any] = record
     return result
 
 
-def encode(record: dict[str, Any]) -> bytes:
-    """The canonical bytes of a JSON record: indented for `git show`, newline-terminated."""
+def encode(record: dict[str, Any], kind: RecordKind = EVENT) -> bytes:
+    """The canonical bytes of a record: indented JSON, or front matter and a markdown body."""
+    if kind.suffix == ".md":
+        from gitfactory import frontmatter
+
+        return frontmatter.emit(record).encode("utf-8")
     return (json.dumps(record, ensure_ascii=False, indent=2) + "\n").encode("utf-8")

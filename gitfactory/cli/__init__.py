@@ -57,6 +57,8 @@ _COMMANDS = {
     "status": "status:status",
     "index": "status:index_group",
     "demo": "demo:demo_cmd",
+    "task": "task:task_group",
+    "ready": "task:ready_cmd",
 }
 
 

@@ -1,0 +1,342 @@
+"""gitfactory task …, gitfactory ready."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from gitfactory import actors, clock, ids, output, plan
+from gitfactory.cli import Context
+from gitfactory.errors import UsageError
+from gitfactory.factory import Factory
+from gitfactory.plan import TaskState
+
+
+def _actor(factory: Factory, given: str | None) -> str:
+    return actors.check(given) if given else actors.default_actor(factory)
+
+
+def _to_json(st: TaskState, now: int, short: str | None = None) -> dict[str, Any]:
+    t = st.task
+    return {
+        "id": t.id, "short": short or t.id[:8], "title": t.title, "state": st.effective(now),
+        "priority": t.priority, "labels": list(t.labels), "depends_on": list(t.depends_on),
+        "parent": t.parent, "workflow": t.workflow, "requester": t.requester,
+        "created": t.created, "assignee": st.assignee if st.state == plan.WORKING or
+        st.state == plan.INPUT_REQUIRED else None,
+        "lease_until": ids.format_time(st.lease_until) if st.lease_until else None,
+        "lease_expired": st.expired(now), "cancel_requested": st.cancel_requested,
+    }  # fmt: skip
+
+
+def _line(st: TaskState, now: int, short: str) -> str:
+    state = st.effective(now)
+    who = f"  {st.assignee}" if state in (plan.WORKING, plan.INPUT_REQUIRED) else ""
+    labels = f"  [{', '.join(st.task.labels)}]" if st.task.labels else ""
+    return f"{short:<8} P{st.task.priority}  {state:<14} {st.task.title}{labels}{who}"
+
+
+@click.group("task")
+def task_group() -> None:
+    """The plan: add tasks, see them, claim them, and move them along.
+
+    \b
+    A task's state is submitted -> working -> (input_required <-> working) ->
+    completed | failed | canceled | rejected. Ids are random: any unique prefix of
+    one works wherever an ID is asked for (`task list` shows the short forms).
+    """
+
+
+@task_group.command("add")
+@click.argument("title")
+@click.option("--body", help="The task's description (markdown).")
+@click.option(
+    "--file",
+    "body_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Read the description from a file ('-' is not supported; use --body).",
+)
+@click.option(
+    "--depends-on",
+    "depends_on",
+    multiple=True,
+    metavar="ID",
+    help="A task that must be completed first. Repeatable.",
+)
+@click.option(
+    "--priority",
+    type=click.IntRange(0, 9),
+    default=plan.DEFAULT_PRIORITY,
+    show_default=True,
+    help="0 is the most urgent.",
+)
+@click.option("--label", "labels", multiple=True, help="A label (lowercase). Repeatable.")
+@click.option("--workflow", help="The workflow in factory.yaml the task follows.")
+@click.option("--parent", metavar="ID", help="The task this one is part of.")
+@click.option("--as", "actor", metavar="ACTOR", help="Who asks for it (default: you).")
+@click.option("--json", "as_json", is_flag=True, help='Print {"id": ...}.')
+@click.pass_obj
+def add(
+    obj: Context,
+    title: str,
+    body: str | None,
+    body_file: Path | None,
+    depends_on: tuple[str, ...],
+    priority: int,
+    labels: tuple[str, ...],
+    workflow: str | None,
+    parent: str | None,
+    actor: str | None,
+    as_json: bool,
+) -> None:
+    """Add a task to the plan and print its id.
+
+    \b
+    Examples:
+      gitfactory task add "Fix the off-by-one in stats.mean" --label bug --priority 1
+      gitfactory task add "Release 1.2" --depends-on 4jrc7 --depends-on 150ht
+    """
+    if body is not None and body_file is not None:
+        raise UsageError("give --body or --file, not both")
+    text = body_file.read_text(encoding="utf-8") if body_file else (body or "")
+    factory = obj.factory
+    task = plan.add(factory, title=title, requester=_actor(factory, actor), body=text,
+                    priority=priority, labels=labels, depends_on=depends_on, parent=parent,
+                    workflow=workflow)  # fmt: skip
+    if as_json:
+        output.emit_json({"id": task.id})
+    else:
+        output.echo(task.id)
+
+
+@task_group.command("list")
+@click.option("--state", type=click.Choice(plan.STATES), help="Only tasks in this state.")
+@click.option("--label", help="Only tasks with this label.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
+@click.pass_obj
+def list_cmd(obj: Context, state: str | None, label: str | None, as_json: bool) -> None:
+    """List tasks: short id, priority, state, title, labels, assignee."""
+    factory = obj.factory
+    factory.require_tip()
+    factory.index.refresh()
+    now = clock.now_ms()
+    states = plan.all_states(factory)
+    short = plan.short_ids(s.task.id for s in states)
+    chosen = [s for s in states if (state is None or s.effective(now) == state)
+              and (label is None or label in s.task.labels)]  # fmt: skip
+    chosen.sort(key=lambda s: (s.task.created, s.task.id))
+    if as_json:
+        output.emit_json([_to_json(s, now, short[s.task.id]) for s in chosen])
+    else:
+        for s in chosen:
+            output.echo(_line(s, now, short[s.task.id]))
+
+
+@task_group.command("show")
+@click.argument("task_id", metavar="ID")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON object.")
+@click.pass_obj
+def show(obj: Context, task_id: str, as_json: bool) -> None:
+    """Show one task: state, assignee, lease, body and history."""
+    factory = obj.factory
+    factory.require_tip()
+    factory.index.refresh()
+    st = plan.load(factory, plan.resolve(factory, task_id))
+    now = clock.now_ms()
+    if as_json:
+        out = _to_json(st, now)
+        out["body"] = st.task.body
+        out["history"] = [e.to_record() for e in st.history]
+        output.emit_json(out)
+        return
+    t = st.task
+    output.echo(f"{t.id}  {t.title}")
+    output.echo(
+        f"state      {st.effective(now)}" + ("  (lease ran out)" if st.expired(now) else "")
+    )
+    if st.assignee:
+        output.echo(f"assignee   {st.assignee}")
+    if st.lease_until:
+        output.echo(f"lease      until {ids.format_time(st.lease_until)}")
+    if st.cancel_requested:
+        output.echo(f"cancel     requested: {st.cancel_requested}")
+    output.echo(f"priority   {t.priority}   labels: {', '.join(t.labels) or '-'}")
+    if t.depends_on:
+        output.echo(f"depends on {', '.join(d[:8] for d in t.depends_on)}")
+    output.echo(f"requester  {t.requester}, {output.local_time(t.created)}")
+    if t.body:
+        output.echo("")
+        output.echo(t.body.rstrip())
+    output.echo("")
+    output.echo("history:")
+    for e in st.history:
+        text = f": {e.text}" if e.text else ""
+        output.echo(f"  {output.local_time(e.time)}  {e.kind:<22} {e.actor}{text}")
+
+
+def _lease_option() -> Any:
+    return click.option(
+        "--lease",
+        default="15m",
+        show_default=True,
+        metavar="DURATION",
+        help="How long the claim holds without a heartbeat (90s, 15m, 2h).",
+    )
+
+
+def _print_state(st: TaskState, as_json: bool, message: str) -> None:
+    now = clock.now_ms()
+    if as_json:
+        output.emit_json(_to_json(st, now))
+    else:
+        output.echo(message)
+
+
+@task_group.command("claim")
+@click.argument("task_id", metavar="ID")
+@click.option("--as", "actor", metavar="AGENT", help="Who claims it (default: you).")
+@_lease_option()
+@click.option("--json", "as_json", is_flag=True, help="Print the task as JSON.")
+@click.pass_obj
+def claim(obj: Context, task_id: str, actor: str | None, lease: str, as_json: bool) -> None:
+    """Take a task until the lease runs out. Exit 0: yours; exit 1: someone else holds it.
+
+    Exactly one of any number of racing claimers wins. Keep the claim alive with
+    `task heartbeat`; if the lease runs out the task goes back to the queue.
+    """
+    factory = obj.factory
+    agent = _actor(factory, actor)
+    lease_ms = clock.parse_duration(lease, "--lease")
+    factory.index.refresh()
+    st = plan.claim(factory, plan.resolve(factory, task_id), agent, lease_ms)
+    _print_state(
+        st,
+        as_json,
+        f"claimed {st.task.id[:8]} for {agent} until {ids.format_time(st.lease_until or 0)}",
+    )
+
+
+@task_group.command("heartbeat")
+@click.argument("task_id", metavar="ID")
+@click.option("--as", "actor", metavar="AGENT", help="The holder (default: you).")
+@_lease_option()
+@click.option("--json", "as_json", is_flag=True, help="Print the task as JSON.")
+@click.pass_obj
+def heartbeat(obj: Context, task_id: str, actor: str | None, lease: str, as_json: bool) -> None:
+    """Renew your lease on a task (refused once it has run out)."""
+    factory = obj.factory
+    agent = _actor(factory, actor)
+    factory.index.refresh()
+    st = plan.holder_move(
+        factory,
+        plan.resolve(factory, task_id),
+        agent,
+        "task.heartbeat",
+        lease_ms=clock.parse_duration(lease, "--lease"),
+    )
+    _print_state(
+        st,
+        as_json,
+        f"lease on {st.task.id[:8]} renewed until {ids.format_time(st.lease_until or 0)}",
+    )
+
+
+@task_group.command("release")
+@click.argument("task_id", metavar="ID")
+@click.option("--as", "actor", metavar="AGENT", help="The holder (default: you).")
+@click.option("--json", "as_json", is_flag=True, help="Print the task as JSON.")
+@click.pass_obj
+def release(obj: Context, task_id: str, actor: str | None, as_json: bool) -> None:
+    """Give a task back to the queue."""
+    factory = obj.factory
+    agent = _actor(factory, actor)
+    factory.index.refresh()
+    st = plan.holder_move(factory, plan.resolve(factory, task_id), agent, "task.released")
+    _print_state(st, as_json, f"released {st.task.id[:8]}")
+
+
+@task_group.command("cancel")
+@click.argument("task_id", metavar="ID")
+@click.option("--reason", default="", help="Why.")
+@click.option("--as", "actor", metavar="ACTOR", help="Who cancels (default: you).")
+@click.option("--json", "as_json", is_flag=True, help="Print the task as JSON.")
+@click.pass_obj
+def cancel(obj: Context, task_id: str, reason: str, actor: str | None, as_json: bool) -> None:
+    """Cancel a task. One being worked on gets a request its assignee honours."""
+    factory = obj.factory
+    factory.index.refresh()
+    st = plan.cancel(factory, plan.resolve(factory, task_id), _actor(factory, actor), reason)
+    done = st.state == plan.CANCELED
+    _print_state(
+        st,
+        as_json,
+        f"canceled {st.task.id[:8]}"
+        if done
+        else f"asked {st.assignee} to stop {st.task.id[:8]}; it stays working until then",
+    )
+
+
+@task_group.command("ask")
+@click.argument("task_id", metavar="ID")
+@click.argument("question")
+@click.option("--as", "actor", metavar="AGENT", help="The holder (default: you).")
+@click.option("--json", "as_json", is_flag=True, help="Print the task as JSON.")
+@click.pass_obj
+def ask(obj: Context, task_id: str, question: str, actor: str | None, as_json: bool) -> None:
+    """Put a task you hold on hold with a question (state input_required)."""
+    factory = obj.factory
+    agent = _actor(factory, actor)
+    factory.index.refresh()
+    st = plan.holder_move(
+        factory, plan.resolve(factory, task_id), agent, "task.asked", text=question
+    )
+    _print_state(st, as_json, f"{st.task.id[:8]} waits for an answer: {question}")
+
+
+@task_group.command("answer")
+@click.argument("task_id", metavar="ID")
+@click.argument("text")
+@click.option("--as", "actor", metavar="ACTOR", help="Who answers (default: you).")
+@_lease_option()
+@click.option("--json", "as_json", is_flag=True, help="Print the task as JSON.")
+@click.pass_obj
+def answer(
+    obj: Context, task_id: str, text: str, actor: str | None, lease: str, as_json: bool
+) -> None:
+    """Answer a task's question; it goes back to working for its assignee."""
+    factory = obj.factory
+    factory.index.refresh()
+    st = plan.answer(
+        factory,
+        plan.resolve(factory, task_id),
+        _actor(factory, actor),
+        text,
+        clock.parse_duration(lease, "--lease"),
+    )
+    _print_state(st, as_json, f"answered {st.task.id[:8]}; {st.assignee} can go on")
+
+
+@click.command("ready")
+@click.option("--label", help="Only tasks with this label.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
+@click.pass_obj
+def ready_cmd(obj: Context, label: str | None, as_json: bool) -> None:
+    """Tasks ready to be worked on: submitted, every dependency completed.
+
+    Most urgent first (priority 0 before 9), then oldest. A task whose lease ran out
+    is ready again.
+    """
+    factory = obj.factory
+    factory.require_tip()
+    factory.index.refresh()
+    now = clock.now_ms()
+    states = plan.all_states(factory)
+    short = plan.short_ids(s.task.id for s in states)
+    queue = plan.ready(states, now, label)
+    if as_json:
+        output.emit_json([_to_json(s, now, short[s.task.id]) for s in queue])
+    else:
+        for s in queue:
+            output.echo(_line(s, now, short[s.task.id]))

@@ -1,0 +1,74 @@
+"""Markdown records with YAML front matter: the format of records people read and write.
+
+    ---
+    id: "4jrc7rv5tgdry5g26xkmvbfxsb"
+    title: "Fix the parser"
+    ---
+    The body, in markdown.
+
+gitfactory writes each front-matter value as JSON (YAML is a superset of JSON), so
+what it writes is exact and unambiguous; people may write any YAML. The body becomes
+the ``body`` field of the record.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, date, datetime
+from typing import Any
+
+from gitfactory.errors import InvalidRecordError
+
+_FENCE = "---"
+
+
+def parse(text: str, path: str) -> dict[str, Any]:
+    from ruamel.yaml import YAML
+    from ruamel.yaml.error import YAMLError
+
+    lines = text.split("\n")
+    if not lines or lines[0].rstrip() != _FENCE:
+        raise InvalidRecordError(path, None, "must start with a '---' line (YAML front matter)")
+    try:
+        end = next(i for i in range(1, len(lines)) if lines[i].rstrip() == _FENCE)
+    except StopIteration:
+        raise InvalidRecordError(path, None, "front matter has no closing '---' line") from None
+    try:
+        meta = YAML(typ="safe", pure=True).load("\n".join(lines[1:end]))
+    except YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 2}" if mark is not None else ""
+        raise InvalidRecordError(path, None, f"front matter is not valid YAML{where}") from None
+    if not isinstance(meta, dict):
+        raise InvalidRecordError(path, None, "front matter must be a mapping of fields")
+    if "body" in meta:
+        raise InvalidRecordError(path, "body", "the body goes after the front matter")
+    record = {str(k): _plain(v) for k, v in meta.items()}
+    body = "\n".join(lines[end + 1 :])
+    record["body"] = body[1:] if body.startswith("\n") else body
+    return record
+
+
+def _plain(value: Any) -> Any:
+    """YAML's own types as JSON's: a hand-written unquoted time stays a string."""
+    if isinstance(value, datetime):
+        value = value if value.tzinfo else value.replace(tzinfo=UTC)
+        text = value.astimezone(UTC).isoformat(timespec="milliseconds")
+        return text.replace("+00:00", "Z")
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    return value
+
+
+def emit(record: dict[str, Any]) -> str:
+    lines = [_FENCE]
+    for key, value in record.items():
+        if key != "body":
+            lines.append(f"{key}: {json.dumps(value, ensure_ascii=False)}")
+    lines.append(_FENCE)
+    body = record.get("body", "")
+    return "\n".join(lines) + "\n" + (f"\n{body.rstrip()}\n" if body.strip() else "")
