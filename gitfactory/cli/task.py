@@ -176,14 +176,13 @@ def show(obj: Context, task_id: str, as_json: bool) -> None:
         output.echo(f"  {output.local_time(e.time)}  {e.kind:<22} {e.actor}{text}")
 
 
-def _lease_option() -> Any:
-    return click.option(
-        "--lease",
-        default="15m",
-        show_default=True,
-        metavar="DURATION",
-        help="How long the claim holds without a heartbeat (90s, 15m, 2h).",
-    )
+_LEASE = click.option(
+    "--lease",
+    default="15m",
+    show_default=True,
+    metavar="DURATION",
+    help="How long the claim holds without a heartbeat (90s, 15m, 2h).",
+)
 
 
 def _print_state(st: TaskState, as_json: bool, message: str) -> None:
@@ -197,7 +196,7 @@ def _print_state(st: TaskState, as_json: bool, message: str) -> None:
 @task_group.command("claim")
 @click.argument("task_id", metavar="ID")
 @click.option("--as", "actor", metavar="AGENT", help="Who claims it (default: you).")
-@_lease_option()
+@_LEASE
 @click.option("--json", "as_json", is_flag=True, help="Print the task as JSON.")
 @click.pass_obj
 def claim(obj: Context, task_id: str, actor: str | None, lease: str, as_json: bool) -> None:
@@ -221,7 +220,7 @@ def claim(obj: Context, task_id: str, actor: str | None, lease: str, as_json: bo
 @task_group.command("heartbeat")
 @click.argument("task_id", metavar="ID")
 @click.option("--as", "actor", metavar="AGENT", help="The holder (default: you).")
-@_lease_option()
+@_LEASE
 @click.option("--json", "as_json", is_flag=True, help="Print the task as JSON.")
 @click.pass_obj
 def heartbeat(obj: Context, task_id: str, actor: str | None, lease: str, as_json: bool) -> None:
@@ -299,7 +298,7 @@ def ask(obj: Context, task_id: str, question: str, actor: str | None, as_json: b
 @click.argument("task_id", metavar="ID")
 @click.argument("text")
 @click.option("--as", "actor", metavar="ACTOR", help="Who answers (default: you).")
-@_lease_option()
+@_LEASE
 @click.option("--json", "as_json", is_flag=True, help="Print the task as JSON.")
 @click.pass_obj
 def answer(
