@@ -48,6 +48,14 @@ def test_fixture_folds_to_its_expected_state(name: str, tmp_path: Path) -> None:
     assert found == expected["invalid"]
     assert status["records"].get("event", 0) == len(expected["log"])
     assert status["factory"] == "conformance"
+    if "tasks" in expected:
+        env = {"GITFACTORY_NOW": expected["now"]}
+        tasks = json.loads(gf(repo, "task", "list", "--json", env=env).stdout)
+        found_tasks = [{"id": t["id"], "state": t["state"], "assignee": t["assignee"]}
+                       for t in sorted(tasks, key=lambda t: t["id"])]
+        assert found_tasks == expected["tasks"]
+        ready = json.loads(gf(repo, "ready", "--json", env=env).stdout)
+        assert [t["id"] for t in ready] == expected["ready"]
 
 
 def test_every_fixture_is_run() -> None:

@@ -24,8 +24,8 @@ def _to_json(st: TaskState, now: int, short: str | None = None) -> dict[str, Any
         "id": t.id, "short": short or t.id[:8], "title": t.title, "state": st.effective(now),
         "priority": t.priority, "labels": list(t.labels), "depends_on": list(t.depends_on),
         "parent": t.parent, "workflow": t.workflow, "requester": t.requester,
-        "created": t.created, "assignee": st.assignee if st.state == plan.WORKING or
-        st.state == plan.INPUT_REQUIRED else None,
+        "created": t.created, "assignee": st.assignee if st.effective(now) in
+        (plan.WORKING, plan.INPUT_REQUIRED) else None,
         "lease_until": ids.format_time(st.lease_until) if st.lease_until else None,
         "lease_expired": st.expired(now), "cancel_requested": st.cancel_requested,
     }  # fmt: skip
