@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from gitfactory import schemas
 from gitfactory.errors import ConfigError
 from gitfactory.records import FACTORY_DIR
 from gitfactory.resources import template_file
+from gitfactory.workflow import DEFAULT_WORKFLOW, SIMPLE, Workflow, parse_workflows
 
 CONFIG_PATH = f"{FACTORY_DIR}/factory.yaml"
 PROTOCOL_VERSION = "0.1"
@@ -20,6 +21,18 @@ _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 class FactoryConfig:
     name: str
     protocol: str
+    workflows: dict[str, Workflow] = field(default_factory=dict)
+
+    def workflow(self, name: str | None) -> Workflow:
+        """The named workflow; the default one (or a one-step one) when name is None."""
+        if name is None:
+            return self.workflows.get(DEFAULT_WORKFLOW, SIMPLE)
+        if name not in self.workflows:
+            raise ConfigError(
+                f"no workflow {name!r} in {CONFIG_PATH}",
+                hint=f"defined: {', '.join(self.workflows) or 'none'}",
+            )
+        return self.workflows[name]
 
 
 def parse(data: bytes, source: str = CONFIG_PATH) -> FactoryConfig:
@@ -41,7 +54,11 @@ def parse(data: bytes, source: str = CONFIG_PATH) -> FactoryConfig:
             f"{where}: {field}{violation.reason}",
             hint="every key is explained in the comments of the file `gitfactory init` wrote",
         )
-    return FactoryConfig(name=str(doc["name"]), protocol=str(doc["protocol"]))
+    return FactoryConfig(
+        name=str(doc["name"]),
+        protocol=str(doc["protocol"]),
+        workflows=parse_workflows(doc, source),
+    )
 
 
 def _plain(node: Any) -> Any:

@@ -93,5 +93,11 @@ class BusyError(FactoryError):
     exit_code = 5
 
 
+class NoWorkError(FactoryError):
+    """Not an error: nothing is ready for this agent now (`gitfactory next` exits 3)."""
+
+    exit_code = 3
+
+
 class GitCommandError(FactoryError):
     """A git command failed; the message shows command, exit code and stderr."""

@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, Any
 from gitfactory import clock, ids, records
 from gitfactory.errors import FactoryError, InvalidRecordError, UsageError
 from gitfactory.log import Draft, Event, stamp
+from gitfactory.workflow import DONE
+from gitfactory.workflow import FAILED as FAILED_STEP
 
 if TYPE_CHECKING:
     from gitfactory.factory import Factory
@@ -54,6 +56,9 @@ MOVES: dict[str, Move] = {
     "task.failed": Move(frozenset({WORKING}), FAILED, "fail"),
     "task.canceled": Move(frozenset({SUBMITTED, WORKING, INPUT_REQUIRED}), CANCELED, "cancel"),
     "task.rejected": Move(frozenset({SUBMITTED, WORKING}), REJECTED, "reject"),
+    # The holder ends its workflow step; data.next (written by the holder from the
+    # workflow) says where the task goes: another step (back to the queue), done, failed.
+    "task.step_done": Move(frozenset({WORKING}), None, "finish the step"),
 }
 
 
@@ -114,6 +119,9 @@ class TaskState:
     lease_until: int | None = None  # ms since the epoch
     seq: int = 0
     cancel_requested: str | None = None
+    step: str | None = None  # the workflow step the task is at; None: the workflow's start
+    attempts: dict[str, int] = field(default_factory=dict)  # claims per step
+    last_step: dict[str, Any] | None = None  # data of the last task.step_done
     history: tuple[Event, ...] = field(default=())
 
     def expired(self, now_ms: int) -> bool:
@@ -146,7 +154,22 @@ def _apply(st: TaskState, event: Event) -> TaskState | None:
     if event.kind in ("task.claimed", "task.heartbeat", "task.answered"):
         new = replace(new, lease_until=lease if isinstance(lease, int) else None)
     if event.kind == "task.claimed":
-        new = replace(new, assignee=event.actor)
+        step = event.data.get("step") if isinstance(event.data.get("step"), str) else st.step
+        attempts = {**st.attempts, str(step): st.attempts.get(str(step), 0) + 1}
+        new = replace(new, assignee=event.actor, step=step, attempts=attempts)
+    if event.kind == "task.step_done":
+        nxt = event.data.get("next")
+        if not isinstance(nxt, str):
+            return None
+        target = {DONE: COMPLETED, FAILED_STEP: FAILED}.get(nxt, SUBMITTED)
+        new = replace(
+            new,
+            state=target,
+            step=nxt if target == SUBMITTED else st.step,
+            assignee=None if target == SUBMITTED else st.assignee,
+            lease_until=None,
+            last_step=dict(event.data),
+        )
     if event.kind in ("task.released", "task.expired"):
         new = replace(new, assignee=None, lease_until=None)
     if event.kind == "task.asked":
@@ -336,12 +359,22 @@ def _expiry(st: TaskState, actor: str) -> Draft:
 
 
 def claim(
-    factory: Factory, task_id: str, agent: str, lease_ms: int = DEFAULT_LEASE_MS
+    factory: Factory,
+    task_id: str,
+    agent: str,
+    lease_ms: int = DEFAULT_LEASE_MS,
+    step_of: Callable[[TaskState], str] | None = None,
 ) -> TaskState:
-    """Take the task for ``agent`` until the lease runs out; exactly one claimer wins."""
+    """Take the task for ``agent`` until the lease runs out; exactly one claimer wins.
+
+    ``step_of`` names the workflow step being claimed (recorded with the claim).
+    """
 
     def decide(st: TaskState, now: int) -> tuple[list[Draft], FactoryError | None]:
-        claimed = Draft(kind="task.claimed", actor=agent, data={"lease_until": now + lease_ms})
+        data: dict[str, Any] = {"lease_until": now + lease_ms}
+        if step_of is not None:
+            data["step"] = step_of(st)
+        claimed = Draft(kind="task.claimed", actor=agent, data=data)
         if st.expired(now):
             return [_expiry(st, agent), claimed], None
         if st.state == WORKING and st.assignee == agent:
@@ -372,8 +405,12 @@ def holder_move(
     kind: str,
     text: str = "",
     lease_ms: int | None = None,
+    data_of: Callable[[TaskState], dict[str, Any]] | None = None,
 ) -> TaskState:
-    """A move only the lease holder may make (heartbeat, release, ask, complete, fail)."""
+    """A move only the lease holder may make (heartbeat, release, ask, finish a step).
+
+    ``data_of`` adds data computed from the state the move is decided on.
+    """
     move = MOVES[kind]
 
     def decide(st: TaskState, now: int) -> tuple[list[Draft], FactoryError | None]:
@@ -390,7 +427,9 @@ def holder_move(
             return [], ClaimedError(
                 f"cannot {move.verb} task {task_id[:8]}: it is held by {st.assignee}, not {agent}"
             )
-        data = {"lease_until": now + lease_ms} if lease_ms is not None else {}
+        data: dict[str, Any] = {"lease_until": now + lease_ms} if lease_ms is not None else {}
+        if data_of is not None:
+            data.update(data_of(st))
         return [Draft(kind=kind, actor=agent, text=text, data=data)], None
 
     return act(factory, task_id, decide)

@@ -59,6 +59,9 @@ _COMMANDS = {
     "demo": "demo:demo_cmd",
     "task": "task:task_group",
     "ready": "task:ready_cmd",
+    "next": "work:next_cmd",
+    "step": "work:step_group",
+    "workflow": "work:workflow_group",
 }
 
 

@@ -1,0 +1,183 @@
+"""gitfactory next, gitfactory step done, gitfactory workflow show."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from gitfactory import actors, clock, ids, output, workflow
+from gitfactory.cli import Context
+from gitfactory.cli.task import _to_json
+from gitfactory.errors import UsageError
+
+
+def _assignment_json(a: workflow.Assignment) -> dict[str, Any]:
+    step = a.step
+    return {
+        "task": _to_json(a.state, clock.now_ms()),
+        "body": a.state.task.body,
+        "workflow": a.workflow.name,
+        "step": {
+            "name": step.name, "kind": step.kind, "role": step.role, "gate": step.gate,
+            "action": step.action, "instructions": step.instructions,
+            "done_when": step.done_when, "timeout_s": step.timeout_s,
+            "attempt": a.attempt, "max_attempts": step.max_attempts,
+        },
+        "lease_until": ids.format_time(a.state.lease_until) if a.state.lease_until else None,
+        "claimed_now": a.claimed_now,
+        "last_step": a.state.last_step,
+    }  # fmt: skip
+
+
+@click.command("next")
+@click.option("--as", "actor", metavar="AGENT", help="Who asks (default: $GITFACTORY_AGENT).")
+@click.option("--role", help="The role to find work for (default: the role part of --as).")
+@click.option(
+    "--lease",
+    default="15m",
+    show_default=True,
+    metavar="DURATION",
+    help="The lease of a step claimed now.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the assignment as JSON.")
+@click.pass_obj
+def next_cmd(obj: Context, actor: str | None, role: str | None, lease: str, as_json: bool) -> None:
+    """The gateway an agent calls: what do I do now?
+
+    If you hold a step, it is returned again. Otherwise the top ready task whose
+    current workflow step is for your role is claimed for you, atomically (two
+    agents never get the same step). Prints the task, the step, its instructions,
+    how you know you are done, and when your lease runs out (renew it with
+    `gitfactory task heartbeat`). Finish with `gitfactory step done`.
+
+    Exit 0: here is your step. Exit 3: no work now (not an error; try later).
+    Any other exit code is an error: never read it as "no work".
+    """
+    factory = obj.factory
+    agent = actors.check(actor) if actor else actors.default_actor(factory)
+    a = workflow.next_for(factory, agent, role, clock.parse_duration(lease, "--lease"))
+    if as_json:
+        output.emit_json(_assignment_json(a))
+        return
+    t, step = a.state.task, a.step
+    verb = "claimed for you" if a.claimed_now else "you hold it"
+    output.echo(f"task     {t.id[:8]}  {t.title}  ({verb})")
+    output.echo(
+        f"step     {step.name} of workflow {a.workflow.name}, attempt {a.attempt} of "
+        f"{step.max_attempts}"
+    )
+    if a.state.lease_until:
+        output.echo(f"lease    until {ids.format_time(a.state.lease_until)}")
+    if step.gate or step.action:
+        output.echo(f"run      {step.gate or step.action}")
+    if step.instructions:
+        output.echo(f"do       {step.instructions}")
+    if step.done_when:
+        output.echo(f"done     {step.done_when}")
+    if a.state.last_step:
+        last = a.state.last_step
+        output.echo(f"previous {last.get('step')}: {last.get('outcome')}")
+    if t.body:
+        output.echo("")
+        output.echo(t.body.rstrip())
+    output.echo("")
+    output.echo(
+        f"when finished: gitfactory step done {t.id[:8]} --as {a.state.assignee} "
+        "--outcome success|failure [--note TEXT]"
+    )
+
+
+@click.group("step")
+def step_group() -> None:
+    """Finish the workflow step you hold."""
+
+
+@step_group.command("done")
+@click.argument("task_id", metavar="ID")
+@click.option("--as", "actor", metavar="AGENT", help="The holder (default: $GITFACTORY_AGENT).")
+@click.option(
+    "--outcome",
+    type=click.Choice(workflow.OUTCOMES),
+    default="success",
+    show_default=True,
+    help="How the step ended; decides the next step.",
+)
+@click.option("--note", default="", help="What you did, or why it failed.")
+@click.option("--json", "as_json", is_flag=True, help="Print the task as JSON.")
+@click.pass_obj
+def step_done(
+    obj: Context, task_id: str, actor: str | None, outcome: str, note: str, as_json: bool
+) -> None:
+    """End your step and move the task along its workflow; prints where it went.
+
+    The workflow in factory.yaml decides the next step from the outcome: the task
+    goes back to the queue for the next step's role, or is completed, or failed
+    (a failure edge, or a step out of attempts).
+    """
+    from gitfactory import plan
+
+    factory = obj.factory
+    agent = actors.check(actor) if actor else actors.default_actor(factory)
+    factory.index.refresh()
+    st = workflow.step_done(factory, plan.resolve(factory, task_id), agent, outcome, note)
+    last = st.last_step or {}
+    if as_json:
+        out = _to_json(st, clock.now_ms())
+        out["step"] = last
+        output.emit_json(out)
+        return
+    nxt = last.get("next")
+    if st.state in (plan.COMPLETED, plan.FAILED):
+        output.echo(f"task {st.task.id[:8]} {st.state} ({last.get('why')})")
+    else:
+        step = factory.config().workflow(st.task.workflow).step(str(nxt))
+        who = "the factory" if step.role == workflow.FACTORY_ROLE else f"role {step.role}"
+        output.echo(
+            f"task {st.task.id[:8]}: {last.get('why')}; next step {nxt} ({step.kind}, "
+            f"done by {who})"
+        )
+
+
+@click.group("workflow")
+def workflow_group() -> None:
+    """The workflows of factory.yaml."""
+
+
+@workflow_group.command("show")
+@click.argument("name", required=False)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "mermaid", "json"]),
+    default="text",
+    show_default=True,
+    help="text for people, mermaid for a diagram, json for scripts.",
+)
+@click.pass_obj
+def show(obj: Context, name: str | None, fmt: str) -> None:
+    """Show a workflow's steps and transitions (default: the default workflow)."""
+    config = obj.factory.config()
+    if name is not None and name not in config.workflows:
+        raise UsageError(
+            f"no workflow {name!r}", hint=f"defined: {', '.join(config.workflows) or 'none'}"
+        )
+    wf = config.workflow(name)
+    if fmt == "mermaid":
+        output.echo(wf.mermaid())
+        return
+    if fmt == "json":
+        output.emit_json({"name": wf.name, "start": wf.start, "steps": [
+            {"name": s.name, "kind": s.kind, "role": s.role, "gate": s.gate, "action": s.action,
+             "max_attempts": s.max_attempts, "timeout_s": s.timeout_s,
+             "on_success": s.on_success, "on_failure": s.on_failure, "on_timeout": s.on_timeout}
+            for s in wf.steps.values()]})  # fmt: skip
+        return
+    output.echo(f"workflow {wf.name} (starts at {wf.start})")
+    for s in wf.steps.values():
+        doer = f"role {s.role}" if s.kind == "agent" else f"{s.kind} {s.gate or s.action}"
+        output.echo(f"  {s.name:<12} {doer}")
+        output.echo(
+            f"  {'':<12} success -> {s.on_success}, failure -> {s.on_failure}, "
+            f"timeout -> {s.on_timeout}; at most {s.max_attempts} attempts"
+        )
