@@ -154,9 +154,11 @@ def workflow_group() -> None:
     show_default=True,
     help="text for people, mermaid for a diagram, json for scripts.",
 )
+@click.option("--json", "as_json", is_flag=True, help="The same as --format json.")
 @click.pass_obj
-def show(obj: Context, name: str | None, fmt: str) -> None:
+def show(obj: Context, name: str | None, fmt: str, as_json: bool) -> None:
     """Show a workflow's steps and transitions (default: the default workflow)."""
+    fmt = "json" if as_json else fmt
     config = obj.factory.config()
     if name is not None and name not in config.workflows:
         raise UsageError(
