@@ -122,6 +122,7 @@ class TaskState:
     step: str | None = None  # the workflow step the task is at; None: the workflow's start
     attempts: dict[str, int] = field(default_factory=dict)  # claims per step
     last_step: dict[str, Any] | None = None  # data of the last task.step_done
+    superseded_by: str | None = None
     history: tuple[Event, ...] = field(default=())
 
     def expired(self, now_ms: int) -> bool:
@@ -174,6 +175,9 @@ def _apply(st: TaskState, event: Event) -> TaskState | None:
         new = replace(new, assignee=None, lease_until=None)
     if event.kind == "task.asked":
         new = replace(new, lease_until=None)  # waiting on a person, not on the agent
+    successor = event.data.get("superseded_by")
+    if event.kind == "task.canceled" and isinstance(successor, str):
+        new = replace(new, superseded_by=successor)
     return new
 
 
@@ -184,15 +188,42 @@ def fold(task: Task, events: Iterable[Event]) -> TaskState:
     requests: list[Event] = []
     for event in sorted(events, key=lambda e: (_seq(e), e.id)):
         if event.kind not in MOVES:
-            kept.append(event)  # task.created, task.cancel_requested, notes about the task
+            kept.append(event)  # task.created, edits, cancel requests, notes about the task
             if event.kind == "task.cancel_requested":
                 requests.append(event)
+            elif event.kind in ("task.edited", "task.depends"):
+                st = replace(st, task=revise(st.task, event.data))
         elif _seq(event) == st.seq and (moved := _apply(st, event)) is not None:
             st = moved
             kept.append(event)
     if requests and st.state not in TERMINAL:
         st = replace(st, cancel_requested=requests[-1].text or "cancel requested")
     return replace(st, history=tuple(sorted(kept, key=lambda e: e.id)))
+
+
+def revise(task: Task, change: dict[str, Any]) -> Task:
+    """The task after a plan edit (``task.edited`` / ``task.depends`` data).
+
+    Edits are not state events: they apply in id order, the latest value wins.
+    Malformed values are ignored, as a reader must not fail on another's edit.
+    """
+    out = task
+    if isinstance(change.get("title"), str) and change["title"].strip():
+        out = replace(out, title=change["title"])
+    priority = change.get("priority")
+    if isinstance(priority, int) and not isinstance(priority, bool) and 0 <= priority <= 9:
+        out = replace(out, priority=priority)
+    if isinstance(change.get("body"), str):
+        out = replace(out, body=change["body"])
+    labels = _merged(out.labels, change, "labels")
+    depends_on = _merged(out.depends_on, change, "depends_on")
+    return replace(out, labels=labels, depends_on=depends_on)
+
+
+def _merged(current: tuple[str, ...], change: dict[str, Any], key: str) -> tuple[str, ...]:
+    add = [v for v in change.get(f"add_{key}", ()) if isinstance(v, str)]
+    remove = {v for v in change.get(f"remove_{key}", ()) if isinstance(v, str)}
+    return tuple(dict.fromkeys([*(v for v in current if v not in remove), *add]))
 
 
 def _seq(event: Event) -> int:
@@ -232,14 +263,28 @@ def all_states(factory: Factory) -> list[TaskState]:
     return [fold(t, events.get(t.id, ())) for t in factory.index.tasks()]
 
 
+def satisfied(dep: str, by_id: dict[str, TaskState]) -> bool:
+    """A dependency is met when the task is completed, or superseded by one that is."""
+    seen = set()
+    while dep in by_id and dep not in seen:
+        seen.add(dep)
+        st = by_id[dep]
+        if st.state == COMPLETED:
+            return True
+        if st.superseded_by is None:
+            return False
+        dep = st.superseded_by
+    return False
+
+
 def ready(states: list[TaskState], now_ms: int, label: str | None = None) -> list[TaskState]:
-    """Submitted tasks whose dependencies are all completed: priority, then age."""
+    """Submitted tasks whose dependencies are all met: priority, then age."""
     by_id = {s.task.id: s for s in states}
     out = [
         s for s in states
         if s.effective(now_ms) == SUBMITTED
         and (label is None or label in s.task.labels)
-        and all(d in by_id and by_id[d].state == COMPLETED for d in s.task.depends_on)
+        and all(satisfied(d, by_id) for d in s.task.depends_on)
     ]  # fmt: skip
     return sorted(out, key=lambda s: (s.task.priority, s.task.created, s.task.id))
 
@@ -349,7 +394,7 @@ def _illegal(st: TaskState, verb: str, now: int) -> IllegalMoveError:
     return IllegalMoveError(f"cannot {verb} task {st.task.id[:8]}: it is {state}; {moves}")
 
 
-def _expiry(st: TaskState, actor: str) -> Draft:
+def expiry_draft(st: TaskState, actor: str) -> Draft:
     return Draft(
         kind="task.expired",
         actor=actor,
@@ -376,7 +421,7 @@ def claim(
             data["step"] = step_of(st)
         claimed = Draft(kind="task.claimed", actor=agent, data=data)
         if st.expired(now):
-            return [_expiry(st, agent), claimed], None
+            return [expiry_draft(st, agent), claimed], None
         if st.state == WORKING and st.assignee == agent:
             return [], None  # already ours: claiming again is a no-op
         if st.state == WORKING:
@@ -387,7 +432,8 @@ def claim(
             )
         if st.state != SUBMITTED:
             return [], _illegal(st, "claim", now)
-        blocking = [d for d in st.task.depends_on if load(factory, d).state != COMPLETED]
+        by_id = {s.task.id: s for s in all_states(factory)}
+        blocking = [d for d in st.task.depends_on if not satisfied(d, by_id)]
         if blocking:
             return [], IllegalMoveError(
                 f"cannot claim task {task_id[:8]}: waiting for "
@@ -420,7 +466,7 @@ def holder_move(
                 f"{ids.format_time(st.lease_until or 0)}; the task is back in the queue",
                 hint="claim it again if it is still ready",
             )
-            return [_expiry(st, agent)], stale
+            return [expiry_draft(st, agent)], stale
         if st.state not in move.sources:
             return [], _illegal(st, move.verb, now)
         if st.assignee != agent:
@@ -444,7 +490,7 @@ def cancel(factory: Factory, task_id: str, actor: str, reason: str = "") -> Task
             return [], _illegal(st, "cancel", now)
         if state == WORKING and st.assignee != actor:
             return [Draft(kind="task.cancel_requested", actor=actor, text=reason)], None
-        pre = [_expiry(st, actor)] if st.expired(now) else []
+        pre = [expiry_draft(st, actor)] if st.expired(now) else []
         return [*pre, Draft(kind="task.canceled", actor=actor, text=reason)], None
 
     return act(factory, task_id, decide)

@@ -1,0 +1,130 @@
+"""Plan edits: retitle, reprioritise, relabel, add or remove dependencies, split,
+supersede. Every edit is a new event; every past version of the plan stays in the log.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from gitfactory import plan
+from gitfactory.errors import FactoryError, UsageError
+from gitfactory.log import Draft
+from gitfactory.plan import TaskState
+
+if TYPE_CHECKING:
+    from gitfactory.factory import Factory
+
+
+class CycleError(FactoryError):
+    """A dependency would close a cycle; the message names it."""
+
+
+def find_cycle(states: Iterable[TaskState], task_id: str, new_deps: Iterable[str]) -> list[str]:
+    """The cycle that ``task_id`` depending on ``new_deps`` would close, or []."""
+    graph = {s.task.id: list(s.task.depends_on) for s in states}
+    for dep in new_deps:
+        path = _path(graph, dep, task_id)
+        if path:
+            return [task_id, *path]
+    return []
+
+
+def _path(graph: dict[str, list[str]], start: str, goal: str) -> list[str]:
+    stack: list[tuple[str, list[str]]] = [(start, [start])]
+    seen = set()
+    while stack:
+        node, path = stack.pop()
+        if node == goal:
+            return path
+        if node in seen:
+            continue
+        seen.add(node)
+        stack.extend((nxt, [*path, nxt]) for nxt in graph.get(node, ()))
+    return []
+
+
+def edit(factory: Factory, task_id: str, actor: str, change: dict[str, Any]) -> TaskState:
+    """Write a ``task.edited`` event; refused on a final task."""
+    if not change:
+        raise UsageError("nothing to change", hint="give --title, --priority, --label, ...")
+
+    def decide(st: TaskState, now: int) -> tuple[list[Draft], FactoryError | None]:
+        if st.state in plan.TERMINAL:
+            return [], plan.IllegalMoveError(
+                f"cannot edit task {task_id[:8]}: it is {st.state}; it is final",
+                hint="add a follow-up task that refers to it instead",
+            )
+        return [Draft(kind="task.edited", actor=actor, data=change)], None
+
+    return plan.act(factory, task_id, decide)
+
+
+def depend(
+    factory: Factory, task_id: str, actor: str, add: list[str], remove: list[str]
+) -> TaskState:
+    """Add or remove dependencies; a new one that would close a cycle is refused."""
+
+    def decide(st: TaskState, now: int) -> tuple[list[Draft], FactoryError | None]:
+        if st.state in plan.TERMINAL:
+            return [], plan.IllegalMoveError(
+                f"cannot change task {task_id[:8]}: it is {st.state}; it is final"
+            )
+        if task_id in add:
+            return [], CycleError(f"task {task_id[:8]} cannot depend on itself")
+        cycle = find_cycle(plan.all_states(factory), task_id, add)
+        if cycle:
+            return [], CycleError(
+                "refused: the dependency would make a cycle: " + " -> ".join(c[:8] for c in cycle),
+                hint="remove one of these dependencies first (task depend ID --remove DEP)",
+            )
+        data = {k: v for k, v in (("add_depends_on", add), ("remove_depends_on", remove)) if v}
+        return [Draft(kind="task.depends", actor=actor, data=data)], None
+
+    return plan.act(factory, task_id, decide)
+
+
+def split(factory: Factory, task_id: str, actor: str, titles: list[str]) -> list[str]:
+    """Split a task: new subtasks (parent = it), and the task now waits for all of them."""
+    parent = plan.load(factory, task_id)
+    if parent.state in plan.TERMINAL:
+        raise plan.IllegalMoveError(f"cannot split task {task_id[:8]}: it is {parent.state}")
+    children = [
+        plan.add(factory, title=title, requester=actor, parent=task_id,
+                 priority=parent.task.priority, labels=parent.task.labels,
+                 workflow=parent.task.workflow).id
+        for title in titles
+    ]  # fmt: skip
+    depend(factory, task_id, actor, children, [])
+    return children
+
+
+def supersede(
+    factory: Factory, task_id: str, actor: str, successor: str, reason: str = ""
+) -> TaskState:
+    """Replace a task by another: it is canceled, and what waited for it waits for the new one.
+
+    The dependents are not rewritten: a dependency on a superseded task is satisfied
+    when its successor is (see :func:`plan.satisfied`), so this is one event, one commit.
+    """
+    if successor == task_id:
+        raise UsageError("a task cannot supersede itself")
+
+    def decide(st: TaskState, now: int) -> tuple[list[Draft], FactoryError | None]:
+        if st.effective(now) == plan.WORKING and st.assignee != actor:
+            return [], plan.IllegalMoveError(
+                f"cannot supersede task {task_id[:8]}: {st.assignee} is working on it",
+                hint="cancel it first (`task cancel`): its assignee will stop",
+            )
+        if st.state in plan.TERMINAL:
+            return [], plan.IllegalMoveError(
+                f"cannot supersede task {task_id[:8]}: it is {st.state}"
+            )
+        pre = [plan.expiry_draft(st, actor)] if st.expired(now) else []
+        text = reason or f"superseded by {successor[:8]}"
+        return [
+            *pre,
+            Draft(kind="task.canceled", actor=actor, text=text, data={"superseded_by": successor}),
+        ], None
+
+    return plan.act(factory, task_id, decide)
