@@ -22,7 +22,7 @@ from gitfactory.plan import Task
 if TYPE_CHECKING:
     from gitfactory.factory import Factory
 
-SCHEMA_VERSION = "2"
+SCHEMA_VERSION = "3"
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS records(
@@ -38,9 +38,10 @@ CREATE INDEX IF NOT EXISTS events_task ON events(task, id);
 CREATE INDEX IF NOT EXISTS events_actor ON events(actor, id);
 CREATE INDEX IF NOT EXISTS events_time ON events(time_ms);
 CREATE TABLE IF NOT EXISTS tasks(id TEXT PRIMARY KEY, record TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS task_state(id TEXT PRIMARY KEY, data TEXT NOT NULL);
 """
 _EVENT_COLUMNS = "id, kind, actor, time, task, text, data"
-_DATA_TABLES = ("records", "invalid", "events", "tasks")
+_DATA_TABLES = ("records", "invalid", "events", "tasks", "task_state")
 
 
 @dataclass(frozen=True)
@@ -153,6 +154,12 @@ class Index:
         added.sort(key=lambda item: item[3]["id"])
         for kind, path, blob, record in added:
             self._insert(kind, path, blob, record)
+        touched = {
+            r["id"] if k is records.TASK else r.get("task")
+            for k, _, _, r in added
+            if k is records.TASK or str(r.get("kind", "")).startswith("task.")
+        }
+        self._fold_tasks(None if removed else touched)
         self.db.executemany(
             "INSERT OR REPLACE INTO meta VALUES (?, ?)",
             [("tip", tip or ""), ("tree", new_tree or "")],
@@ -160,6 +167,26 @@ class Index:
         if new_tree is None:
             self.db.execute("DELETE FROM meta WHERE key = 'tree'")
         return Refresh(tip, len(added), removed, invalid, rebuilt)
+
+    def _fold_tasks(self, touched: set[str | None] | None) -> None:
+        """Re-fold the tasks whose record or events changed (all of them if None)."""
+        from gitfactory.plan import fold, state_to_json
+
+        if touched is None:
+            touched = {str(r[0]) for r in self.db.execute("SELECT id FROM tasks")}
+            self.db.execute("DELETE FROM task_state")
+        for task_id in touched:
+            if task_id is None:
+                continue
+            task = self.task(task_id)
+            if task is None:
+                self.db.execute("DELETE FROM task_state WHERE id = ?", (task_id,))
+                continue
+            state = state_to_json(fold(task, self.task_events(task_id)))
+            self.db.execute(
+                "INSERT OR REPLACE INTO task_state VALUES (?, ?)",
+                (task_id, json.dumps(state, ensure_ascii=False)),
+            )
 
     def _parse(self, kind: records.RecordKind, path: str, blob: str, mode: int) -> dict[str, Any]:
         if mode != 0o100644 and mode != 0o100755:
@@ -245,21 +272,19 @@ class Index:
         row = self.db.execute("SELECT record FROM tasks WHERE id = ?", (task_id,)).fetchone()
         return Task.from_record(json.loads(row[0])) if row else None
 
-    def tasks(self) -> list[Task]:
-        rows = self.db.execute("SELECT record FROM tasks ORDER BY id").fetchall()
-        return [Task.from_record(json.loads(r[0])) for r in rows]
-
     def task_events(self, task_id: str) -> list[Event]:
         rows = self.db.execute(
             f"SELECT {_EVENT_COLUMNS} FROM events WHERE task = ? ORDER BY id", (task_id,)
         ).fetchall()
         return [_event(r) for r in rows]
 
-    def all_task_events(self) -> list[Event]:
-        rows = self.db.execute(
-            f"SELECT {_EVENT_COLUMNS} FROM events WHERE kind LIKE 'task.%' ORDER BY id"
-        ).fetchall()
-        return [_event(r) for r in rows]
+    def task_state(self, task_id: str) -> dict[str, Any] | None:
+        row = self.db.execute("SELECT data FROM task_state WHERE id = ?", (task_id,)).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def task_states(self) -> list[dict[str, Any]]:
+        rows = self.db.execute("SELECT data FROM task_state ORDER BY id").fetchall()
+        return [json.loads(r[0]) for r in rows]
 
     def last_seq(self) -> int:
         row = self.db.execute("SELECT MAX(seq) FROM events").fetchone()

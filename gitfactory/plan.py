@@ -11,7 +11,7 @@ fold the same way everywhere (the lower id wins a tie).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
@@ -249,21 +249,43 @@ def resolve(factory: Factory, prefix: str) -> str:
     return matches[0]
 
 
-def load(factory: Factory, task_id: str) -> TaskState:
-    row = factory.index.task(task_id)
-    if row is None:
+def load(factory: Factory, task_id: str, history: bool = False) -> TaskState:
+    """The task's state as the index folded it (with its events if ``history``)."""
+    if history:
+        row = factory.index.task(task_id)
+        if row is None:
+            raise TaskNotFoundError(f"no task {task_id}")
+        return fold(row, factory.index.task_events(task_id))
+    data = factory.index.task_state(task_id)
+    if data is None:
         raise TaskNotFoundError(f"no task {task_id}")
-    return fold(row, factory.index.task_events(task_id))
+    return state_from_json(data)
 
 
 def all_states(factory: Factory) -> list[TaskState]:
-    events: dict[str, list[Event]] = {}
-    for event in factory.index.all_task_events():
-        events.setdefault(event.task or "", []).append(event)
-    return [fold(t, events.get(t.id, ())) for t in factory.index.tasks()]
+    return [state_from_json(d) for d in factory.index.task_states()]
 
 
-def satisfied(dep: str, by_id: dict[str, TaskState]) -> bool:
+def state_to_json(st: TaskState) -> dict[str, Any]:
+    """A folded state as the index keeps it (everything but the history)."""
+    return {
+        "task": st.task.to_record(), "state": st.state, "assignee": st.assignee,
+        "lease_until": st.lease_until, "seq": st.seq, "cancel_requested": st.cancel_requested,
+        "step": st.step, "attempts": st.attempts, "last_step": st.last_step,
+        "superseded_by": st.superseded_by,
+    }  # fmt: skip
+
+
+def state_from_json(d: dict[str, Any]) -> TaskState:
+    return TaskState(
+        task=Task.from_record(d["task"]), state=d["state"], assignee=d["assignee"],
+        lease_until=d["lease_until"], seq=d["seq"], cancel_requested=d["cancel_requested"],
+        step=d["step"], attempts=d["attempts"], last_step=d["last_step"],
+        superseded_by=d["superseded_by"],
+    )  # fmt: skip
+
+
+def satisfied(dep: str, by_id: Mapping[str, TaskState]) -> bool:
     """A dependency is met when the task is completed, or superseded by one that is."""
     seen = set()
     while dep in by_id and dep not in seen:
@@ -345,6 +367,25 @@ def add(
         trailers=[("Factory-Record", f"task {task.id}"), ("Factory-Record", f"event {event.id}")],
     ))  # fmt: skip
     return task
+
+
+class _Lookup(Mapping[str, TaskState]):
+    """Task states read from the index one at a time (for a few dependencies)."""
+
+    def __init__(self, factory: Factory) -> None:
+        self.factory = factory
+
+    def __getitem__(self, task_id: str) -> TaskState:
+        return load(self.factory, task_id)
+
+    def __contains__(self, task_id: object) -> bool:
+        return isinstance(task_id, str) and self.factory.index.task_state(task_id) is not None
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.factory.index.task_ids(""))
+
+    def __len__(self) -> int:
+        return len(self.factory.index.task_ids(""))
 
 
 Decision = Callable[[TaskState, int], tuple[list[Draft], FactoryError | None]]
@@ -432,8 +473,7 @@ def claim(
             )
         if st.state != SUBMITTED:
             return [], _illegal(st, "claim", now)
-        by_id = {s.task.id: s for s in all_states(factory)}
-        blocking = [d for d in st.task.depends_on if not satisfied(d, by_id)]
+        blocking = [d for d in st.task.depends_on if not satisfied(d, _Lookup(factory))]
         if blocking:
             return [], IllegalMoveError(
                 f"cannot claim task {task_id[:8]}: waiting for "

@@ -143,7 +143,7 @@ def show(obj: Context, task_id: str, as_json: bool) -> None:
     factory = obj.factory
     factory.require_tip()
     factory.index.refresh()
-    st = plan.load(factory, plan.resolve(factory, task_id))
+    st = plan.load(factory, plan.resolve(factory, task_id), history=True)
     now = clock.now_ms()
     if as_json:
         out = _to_json(st, now)
