@@ -22,7 +22,7 @@ from gitfactory.plan import Task
 if TYPE_CHECKING:
     from gitfactory.factory import Factory
 
-SCHEMA_VERSION = "3"
+SCHEMA_VERSION = "4"
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS records(
@@ -38,10 +38,16 @@ CREATE INDEX IF NOT EXISTS events_task ON events(task, id);
 CREATE INDEX IF NOT EXISTS events_actor ON events(actor, id);
 CREATE INDEX IF NOT EXISTS events_time ON events(time_ms);
 CREATE TABLE IF NOT EXISTS tasks(id TEXT PRIMARY KEY, record TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS task_state(id TEXT PRIMARY KEY, data TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS task_state(
+    id TEXT PRIMARY KEY, state TEXT NOT NULL, lease_until INTEGER, priority INTEGER NOT NULL,
+    created TEXT NOT NULL, superseded_by TEXT, labels TEXT NOT NULL, data TEXT NOT NULL,
+    summary TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS task_state_queue ON task_state(state, priority, created, id);
+CREATE TABLE IF NOT EXISTS task_deps(task TEXT NOT NULL, dep TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS task_deps_task ON task_deps(task);
 """
 _EVENT_COLUMNS = "id, kind, actor, time, task, text, data"
-_DATA_TABLES = ("records", "invalid", "events", "tasks", "task_state")
+_DATA_TABLES = ("records", "invalid", "events", "tasks", "task_state", "task_deps")
 
 
 @dataclass(frozen=True)
@@ -170,22 +176,29 @@ class Index:
 
     def _fold_tasks(self, touched: set[str | None] | None) -> None:
         """Re-fold the tasks whose record or events changed (all of them if None)."""
-        from gitfactory.plan import fold, state_to_json
+        from gitfactory.plan import fold, state_to_json, summary
 
         if touched is None:
             touched = {str(r[0]) for r in self.db.execute("SELECT id FROM tasks")}
             self.db.execute("DELETE FROM task_state")
+            self.db.execute("DELETE FROM task_deps")
         for task_id in touched:
             if task_id is None:
                 continue
+            self.db.execute("DELETE FROM task_state WHERE id = ?", (task_id,))
+            self.db.execute("DELETE FROM task_deps WHERE task = ?", (task_id,))
             task = self.task(task_id)
             if task is None:
-                self.db.execute("DELETE FROM task_state WHERE id = ?", (task_id,))
                 continue
-            state = state_to_json(fold(task, self.task_events(task_id)))
+            st = fold(task, self.task_events(task_id))
+            t = st.task
             self.db.execute(
-                "INSERT OR REPLACE INTO task_state VALUES (?, ?)",
-                (task_id, json.dumps(state, ensure_ascii=False)),
+                "INSERT INTO task_state VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (task_id, st.state, st.lease_until, t.priority, t.created, st.superseded_by,
+                 json.dumps(list(t.labels)), _dump(state_to_json(st)), _dump(summary(st))),
+            )  # fmt: skip
+            self.db.executemany(
+                "INSERT INTO task_deps VALUES (?, ?)", [(task_id, d) for d in t.depends_on]
             )
 
     def _parse(self, kind: records.RecordKind, path: str, blob: str, mode: int) -> dict[str, Any]:
@@ -268,6 +281,9 @@ class Index:
         ).fetchall()
         return [str(r[0]) for r in rows]
 
+    def all_task_ids(self) -> list[str]:
+        return [str(r[0]) for r in self.db.execute("SELECT id FROM tasks ORDER BY id")]
+
     def task(self, task_id: str) -> Task | None:
         row = self.db.execute("SELECT record FROM tasks WHERE id = ?", (task_id,)).fetchone()
         return Task.from_record(json.loads(row[0])) if row else None
@@ -286,6 +302,41 @@ class Index:
         rows = self.db.execute("SELECT data FROM task_state ORDER BY id").fetchall()
         return [json.loads(r[0]) for r in rows]
 
+    def summaries(
+        self,
+        now_ms: int,
+        *,
+        ready: bool = False,
+        state: str | None = None,
+        label: str | None = None,
+    ) -> list[tuple[str, str, int | None]]:
+        """(summary JSON, stored state, lease_until) of tasks: the ready queue in its
+        order, or every task (optionally in one state as of ``now``) oldest first."""
+        effective = (
+            "CASE WHEN s.state = 'working' AND s.lease_until <= :now THEN 'submitted'"
+            " ELSE s.state END"
+        )
+        where, args = [], {"now": now_ms, "state": state, "label": label}
+        if ready:
+            where.append(f"{effective} = 'submitted'")
+            where.append(
+                "NOT EXISTS (SELECT 1 FROM task_deps d WHERE d.task = s.id"
+                " AND d.dep NOT IN (SELECT id FROM met))"
+            )
+        if state is not None:
+            where.append(f"{effective} = :state")
+        if label is not None:
+            where.append("EXISTS (SELECT 1 FROM json_each(s.labels) WHERE value = :label)")
+        order = "s.priority, s.created, s.id" if ready else "s.created, s.id"
+        sql = (
+            # Tasks that satisfy a dependency: completed, or superseded by one that does.
+            "WITH RECURSIVE met(id) AS (SELECT id FROM task_state WHERE state = 'completed'"
+            " UNION SELECT t.id FROM task_state t JOIN met ON t.superseded_by = met.id) "
+            f"SELECT s.summary, s.state, s.lease_until FROM task_state s"
+            f"{' WHERE ' + ' AND '.join(where) if where else ''} ORDER BY {order}"
+        )
+        return [(str(r[0]), str(r[1]), r[2]) for r in self.db.execute(sql, args)]
+
     def last_seq(self) -> int:
         row = self.db.execute("SELECT MAX(seq) FROM events").fetchone()
         return int(row[0] or 0)
@@ -300,6 +351,10 @@ class Index:
             (prefix + "%",),
         ).fetchall()
         return [InvalidRecordError(path, field, reason) for path, field, reason in rows]
+
+
+def _dump(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
 def _event(row: tuple[Any, ...]) -> Event:

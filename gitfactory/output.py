@@ -29,11 +29,22 @@ def progress(text: str) -> None:
 
 
 def emit_json(value: Any, *, lines: bool = False) -> None:
-    """JSON for scripts: pretty by default, one object per line for streams."""
-    if lines:
+    """JSON for scripts: indented on a terminal, compact in a pipe, one line per object
+    for streams. (Indenting makes Python's encoder ~10x slower: 10,000 tasks take 0.6 s.)
+    """
+    if lines or not sys.stdout.isatty():
         sys.stdout.write(json.dumps(value, ensure_ascii=False, separators=(",", ":")) + "\n")
     else:
         sys.stdout.write(json.dumps(value, ensure_ascii=False, indent=2) + "\n")
+    sys.stdout.flush()
+
+
+def emit_json_texts(texts: list[str]) -> None:
+    """A JSON array of values that are already JSON text (no decode, no re-encode)."""
+    if sys.stdout.isatty():
+        emit_json([json.loads(t) for t in texts])
+        return
+    sys.stdout.write("[" + ",".join(texts) + "]\n")
     sys.stdout.flush()
 
 

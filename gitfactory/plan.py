@@ -285,6 +285,29 @@ def state_from_json(d: dict[str, Any]) -> TaskState:
     )  # fmt: skip
 
 
+def summary(st: TaskState) -> dict[str, Any]:
+    """What `task list` and `ready` print for a task, as stored (see :func:`as_of`)."""
+    t = st.task
+    held = st.state in (WORKING, INPUT_REQUIRED)
+    return {
+        "id": t.id, "title": t.title, "state": st.state, "priority": t.priority,
+        "labels": list(t.labels), "depends_on": list(t.depends_on), "parent": t.parent,
+        "workflow": t.workflow, "step": st.step, "requester": t.requester,
+        "created": t.created, "assignee": st.assignee if held else None,
+        "lease_until": ids.format_time(st.lease_until) if st.lease_until else None,
+        "lease_expired": False, "cancel_requested": st.cancel_requested,
+        "superseded_by": st.superseded_by,
+    }  # fmt: skip
+
+
+def as_of(stored: dict[str, Any], now_ms: int) -> dict[str, Any]:
+    """A stored summary as of ``now``: a working task whose lease ran out is submitted."""
+    lease = stored.get("lease_until")
+    if stored["state"] == WORKING and lease and records.parse_time(lease) <= now_ms:
+        return {**stored, "state": SUBMITTED, "assignee": None, "lease_expired": True}
+    return stored
+
+
 def satisfied(dep: str, by_id: Mapping[str, TaskState]) -> bool:
     """A dependency is met when the task is completed, or superseded by one that is."""
     seen = set()
@@ -314,17 +337,16 @@ def ready(states: list[TaskState], now_ms: int, label: str | None = None) -> lis
 def short_ids(task_ids: Iterable[str], minimum: int = 5) -> dict[str, str]:
     """The shortest prefix of each id that no other id shares (at least ``minimum``)."""
     ordered = sorted(task_ids)
-    out = {}
-    for i, tid in enumerate(ordered):
-        need = minimum
-        for other in (ordered[i - 1] if i else "", ordered[i + 1] if i + 1 < len(ordered) else ""):
-            common = next(
-                (k for k, (a, b) in enumerate(zip(tid, other, strict=False)) if a != b),
-                min(len(tid), len(other)),
-            )
-            need = max(need, common + 1)
-        out[tid] = tid[:need]
-    return out
+    shared = [0] * (len(ordered) + 1)  # shared[i]: common prefix of ordered[i-1], ordered[i]
+    for i in range(1, len(ordered)):
+        a, b = ordered[i - 1], ordered[i]
+        k = 0
+        while k < len(a) and k < len(b) and a[k] == b[k]:
+            k += 1
+        shared[i] = k
+    return {
+        tid: tid[: max(minimum, shared[i] + 1, shared[i + 1] + 1)] for i, tid in enumerate(ordered)
+    }
 
 
 # -- writing -------------------------------------------------------------------
@@ -382,10 +404,10 @@ class _Lookup(Mapping[str, TaskState]):
         return isinstance(task_id, str) and self.factory.index.task_state(task_id) is not None
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self.factory.index.task_ids(""))
+        return iter(self.factory.index.all_task_ids())
 
     def __len__(self) -> int:
-        return len(self.factory.index.task_ids(""))
+        return len(self.factory.index.all_task_ids())
 
 
 Decision = Callable[[TaskState, int], tuple[list[Draft], FactoryError | None]]

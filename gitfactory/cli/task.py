@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -18,24 +19,34 @@ def _actor(factory: Factory, given: str | None) -> str:
     return actors.check(given) if given else actors.default_actor(factory)
 
 
-def _to_json(st: TaskState, now: int, short: str | None = None) -> dict[str, Any]:
-    t = st.task
-    return {
-        "id": t.id, "short": short or t.id[:8], "title": t.title, "state": st.effective(now),
-        "priority": t.priority, "labels": list(t.labels), "depends_on": list(t.depends_on),
-        "parent": t.parent, "workflow": t.workflow, "requester": t.requester,
-        "created": t.created, "assignee": st.assignee if st.effective(now) in
-        (plan.WORKING, plan.INPUT_REQUIRED) else None,
-        "lease_until": ids.format_time(st.lease_until) if st.lease_until else None,
-        "lease_expired": st.expired(now), "cancel_requested": st.cancel_requested,
-    }  # fmt: skip
+def _to_json(st: TaskState, now: int) -> dict[str, Any]:
+    return plan.as_of(plan.summary(st), now)
 
 
-def _line(st: TaskState, now: int, short: str) -> str:
-    state = st.effective(now)
-    who = f"  {st.assignee}" if state in (plan.WORKING, plan.INPUT_REQUIRED) else ""
-    labels = f"  [{', '.join(st.task.labels)}]" if st.task.labels else ""
-    return f"{short:<8} P{st.task.priority}  {state:<14} {st.task.title}{labels}{who}"
+def _summaries(factory: Factory, now: int, **filters: Any) -> list[str]:
+    """Task summaries as JSON text straight from the index, patched where a lease ran out."""
+    texts = []
+    for text, state, lease in factory.index.summaries(now, **filters):
+        if state == plan.WORKING and lease is not None and lease <= now:
+            text = json.dumps(plan.as_of(json.loads(text), now), ensure_ascii=False)
+        texts.append(text)
+    return texts
+
+
+def _print_summaries(factory: Factory, texts: list[str], as_json: bool) -> None:
+    if as_json:
+        output.emit_json_texts(texts)
+        return
+    short = plan.short_ids(factory.index.all_task_ids())
+    for text in texts:
+        t = json.loads(text)
+        held = f"  {t['assignee']}" if t["assignee"] else ""
+        labels = f"  [{', '.join(t['labels'])}]" if t["labels"] else ""
+        step = f" {t['step']}" if t["step"] and t["state"] not in plan.TERMINAL else ""
+        output.echo(
+            f"{short[t['id']]:<8} P{t['priority']}  {t['state'] + step:<22} "
+            f"{t['title']}{labels}{held}"
+        )
 
 
 @click.group("task")
@@ -121,17 +132,8 @@ def list_cmd(obj: Context, state: str | None, label: str | None, as_json: bool) 
     factory = obj.factory
     factory.require_tip()
     factory.index.refresh()
-    now = clock.now_ms()
-    states = plan.all_states(factory)
-    short = plan.short_ids(s.task.id for s in states)
-    chosen = [s for s in states if (state is None or s.effective(now) == state)
-              and (label is None or label in s.task.labels)]  # fmt: skip
-    chosen.sort(key=lambda s: (s.task.created, s.task.id))
-    if as_json:
-        output.emit_json([_to_json(s, now, short[s.task.id]) for s in chosen])
-    else:
-        for s in chosen:
-            output.echo(_line(s, now, short[s.task.id]))
+    texts = _summaries(factory, clock.now_ms(), state=state, label=label)
+    _print_summaries(factory, texts, as_json)
 
 
 @task_group.command("show")
@@ -330,15 +332,8 @@ def ready_cmd(obj: Context, label: str | None, as_json: bool) -> None:
     factory = obj.factory
     factory.require_tip()
     factory.index.refresh()
-    now = clock.now_ms()
-    states = plan.all_states(factory)
-    short = plan.short_ids(s.task.id for s in states)
-    queue = plan.ready(states, now, label)
-    if as_json:
-        output.emit_json([_to_json(s, now, short[s.task.id]) for s in queue])
-    else:
-        for s in queue:
-            output.echo(_line(s, now, short[s.task.id]))
+    texts = _summaries(factory, clock.now_ms(), ready=True, label=label)
+    _print_summaries(factory, texts, as_json)
 
 
 @task_group.command("edit")
