@@ -43,8 +43,7 @@ def test_init_in_repo_with_history_touches_nothing_of_the_user(repo: Path) -> No
     gf(repo, "log", "append", "note", "hello")
     assert snapshot_checkout(repo) == before
     assert git(repo, "rev-parse", "HEAD") == head
-    proc = gf(repo, "status", "--json")
-    assert '"factory": "project"' in proc.stdout  # default name: the directory's
+    assert gf_json(repo, "status")["factory"] == "project"  # default name: the directory's
 
 
 def test_factory_branch_is_an_orphan(repo: Path) -> None:

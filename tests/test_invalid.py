@@ -72,7 +72,7 @@ def test_invalid_factory_yaml_names_line_and_column(factory_repo: Path) -> None:
     proc = gf(factory_repo, "status", code=2)
     assert "factory:.factory/factory.yaml:2:1" in proc.stderr
     commit_on_factory(factory_repo, {
-        ".factory/factory.yaml": b'protocol: "0.1"\nname: ok\nworkflows: {}\n'
+        ".factory/factory.yaml": b'protocol: "0.1"\nname: ok\ncolour: red\n'
     })
     proc = gf(factory_repo, "status", code=2)
-    assert ":3:1" in proc.stderr and "'workflows'" in proc.stderr and "not a known field" in proc.stderr
+    assert ":3:1" in proc.stderr and "'colour'" in proc.stderr and "not a known field" in proc.stderr

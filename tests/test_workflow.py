@@ -65,7 +65,9 @@ def test_a_failure_loops_back_and_the_attempt_limit_fails_the_task(factory_repo:
 
 
 def test_roles_only_get_their_steps_and_an_error_is_not_no_work(factory_repo: Path) -> None:
-    gf_json(factory_repo, "task", "add", "For coders")
+    tid = gf_json(factory_repo, "task", "add", "For coders")["id"]
+    assert [t["id"] for t in gf_json(factory_repo, "ready", "--role", "coder")] == [tid]
+    assert gf_json(factory_repo, "ready", "--role", "reviewer") == []
     gf(factory_repo, "next", "--as", "reviewer/rex", code=3)
     assert take(factory_repo, "someone/x", role="coder")["step"]["name"] == "implement"  # type: ignore[index]
     proc = gf(factory_repo.parent, "next", "--as", "coder/ada", code=2)  # not a repository

@@ -320,19 +320,31 @@ def answer(
 
 
 @click.command("ready")
+@click.option("--role", help="Only tasks whose current workflow step is for this role.")
 @click.option("--label", help="Only tasks with this label.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
 @click.pass_obj
-def ready_cmd(obj: Context, label: str | None, as_json: bool) -> None:
+def ready_cmd(obj: Context, role: str | None, label: str | None, as_json: bool) -> None:
     """Tasks ready to be worked on: submitted, every dependency completed.
 
     Most urgent first (priority 0 before 9), then oldest. A task whose lease ran out
-    is ready again.
+    is ready again. With --role, only tasks waiting at a step of that role (the
+    factory's own gates and actions have the role `factory`).
     """
     factory = obj.factory
     factory.require_tip()
     factory.index.refresh()
     texts = _summaries(factory, clock.now_ms(), ready=True, label=label)
+    if role is not None:
+        from gitfactory import workflow
+
+        config = factory.config()
+
+        def for_role(text: str) -> bool:
+            row = json.loads(text)
+            return workflow.plays(role, config.workflow(row["workflow"]).step(row["step"]))
+
+        texts = [t for t in texts if for_role(t)]
     _print_summaries(factory, texts, as_json)
 
 
