@@ -44,17 +44,25 @@ def _path(graph: dict[str, list[str]], start: str, goal: str) -> list[str]:
     return []
 
 
+def _final(st: TaskState, verb: str) -> plan.IllegalMoveError | None:
+    """The refusal to change a final task, or None."""
+    if st.state not in plan.TERMINAL:
+        return None
+    return plan.IllegalMoveError(
+        f"cannot {verb} task {st.task.id[:8]}: it is {st.state}; it is final",
+        hint="add a follow-up task that refers to it instead",
+    )
+
+
 def edit(factory: Factory, task_id: str, actor: str, change: dict[str, Any]) -> TaskState:
     """Write a ``task.edited`` event; refused on a final task."""
     if not change:
         raise UsageError("nothing to change", hint="give --title, --priority, --label, ...")
 
     def decide(st: TaskState, now: int) -> tuple[list[Draft], FactoryError | None]:
-        if st.state in plan.TERMINAL:
-            return [], plan.IllegalMoveError(
-                f"cannot edit task {task_id[:8]}: it is {st.state}; it is final",
-                hint="add a follow-up task that refers to it instead",
-            )
+        refused = _final(st, "edit")
+        if refused is not None:
+            return [], refused
         return [Draft(kind="task.edited", actor=actor, data=change)], None
 
     return plan.act(factory, task_id, decide)
@@ -66,10 +74,9 @@ def depend(
     """Add or remove dependencies; a new one that would close a cycle is refused."""
 
     def decide(st: TaskState, now: int) -> tuple[list[Draft], FactoryError | None]:
-        if st.state in plan.TERMINAL:
-            return [], plan.IllegalMoveError(
-                f"cannot change task {task_id[:8]}: it is {st.state}; it is final"
-            )
+        refused = _final(st, "change")
+        if refused is not None:
+            return [], refused
         if task_id in add:
             return [], CycleError(f"task {task_id[:8]} cannot depend on itself")
         cycle = find_cycle(plan.all_states(factory), task_id, add)
@@ -87,8 +94,9 @@ def depend(
 def split(factory: Factory, task_id: str, actor: str, titles: list[str]) -> list[str]:
     """Split a task: new subtasks (parent = it), and the task now waits for all of them."""
     parent = plan.load(factory, task_id)
-    if parent.state in plan.TERMINAL:
-        raise plan.IllegalMoveError(f"cannot split task {task_id[:8]}: it is {parent.state}")
+    refused = _final(parent, "split")
+    if refused is not None:
+        raise refused
     children = [
         plan.add(factory, title=title, requester=actor, parent=task_id,
                  priority=parent.task.priority, labels=parent.task.labels,
@@ -116,10 +124,9 @@ def supersede(
                 f"cannot supersede task {task_id[:8]}: {st.assignee} is working on it",
                 hint="cancel it first (`task cancel`): its assignee will stop",
             )
-        if st.state in plan.TERMINAL:
-            return [], plan.IllegalMoveError(
-                f"cannot supersede task {task_id[:8]}: it is {st.state}"
-            )
+        refused = _final(st, "supersede")
+        if refused is not None:
+            return [], refused
         pre = [plan.expiry_draft(st, actor)] if st.expired(now) else []
         text = reason or f"superseded by {successor[:8]}"
         return [
