@@ -22,11 +22,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from gitfactory import ids, log, plan, records
+from gitfactory import ids, log, records
 from gitfactory.factory import Factory
 from gitfactory.git import discover
 from gitfactory.log import Draft
 from gitfactory.store import Change
+from gitfactory.tasks import Task
 
 GIT_ENV = {
     **os.environ,
@@ -59,7 +60,7 @@ def seeded(root: Path, n: int) -> Factory:
     for i in range(n):
         deps = (tasks[i - 7].id,) if i % 4 == 3 and i >= 7 else ()
         tasks.append(
-            plan.Task(
+            Task(
                 id=ids.random_id(),
                 title=f"task {i}",
                 requester="bench/seed",
@@ -103,7 +104,7 @@ def claim_storm(root: Path, n_tasks: int) -> tuple[float, int]:
     factory = Factory(discover(repo))
     factory.init("storm", actor="bench/seed")
     created = ids.format_time(1_790_000_000_000)
-    tasks = [plan.Task(id=ids.random_id(), title=f"t{i}", requester="bench/seed",
+    tasks = [Task(id=ids.random_id(), title=f"t{i}", requester="bench/seed",
                        created=created) for i in range(n_tasks)]  # fmt: skip
     factory.store.write(Change({t.path: records.encode(t.to_record(), records.TASK)
                                 for t in tasks}, "bench: storm tasks"))  # fmt: skip

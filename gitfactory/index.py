@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from gitfactory import records
 from gitfactory.errors import InvalidRecordError
 from gitfactory.log import Event, EventQuery
-from gitfactory.plan import Task
+from gitfactory.tasks import Task
 
 if TYPE_CHECKING:
     from gitfactory.factory import Factory
@@ -176,7 +176,7 @@ class Index:
 
     def _fold_tasks(self, touched: set[str | None] | None) -> None:
         """Re-fold the tasks whose record or events changed (all of them if None)."""
-        from gitfactory.plan import fold, state_to_json, summary
+        from gitfactory.tasks import fold, state_to_json, summary
 
         if touched is None:
             touched = {str(r[0]) for r in self.db.execute("SELECT id FROM tasks")}

@@ -7,10 +7,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from gitfactory import plan
+from gitfactory import plan, tasks
 from gitfactory.errors import FactoryError, UsageError
 from gitfactory.log import Draft
-from gitfactory.plan import TaskState
+from gitfactory.tasks import TaskState
 
 if TYPE_CHECKING:
     from gitfactory.factory import Factory
@@ -46,7 +46,7 @@ def _path(graph: dict[str, list[str]], start: str, goal: str) -> list[str]:
 
 def _final(st: TaskState, verb: str) -> plan.IllegalMoveError | None:
     """The refusal to change a final task, or None."""
-    if st.state not in plan.TERMINAL:
+    if st.state not in tasks.TERMINAL:
         return None
     return plan.IllegalMoveError(
         f"cannot {verb} task {st.task.id[:8]}: it is {st.state}; it is final",
@@ -113,13 +113,13 @@ def supersede(
     """Replace a task by another: it is canceled, and what waited for it waits for the new one.
 
     The dependents are not rewritten: a dependency on a superseded task is satisfied
-    when its successor is (see :func:`plan.satisfied`), so this is one event, one commit.
+    when its successor is (see :func:`tasks.satisfied`), so this is one event, one commit.
     """
     if successor == task_id:
         raise UsageError("a task cannot supersede itself")
 
     def decide(st: TaskState, now: int) -> tuple[list[Draft], FactoryError | None]:
-        if st.effective(now) == plan.WORKING and st.assignee != actor:
+        if st.effective(now) == tasks.WORKING and st.assignee != actor:
             return [], plan.IllegalMoveError(
                 f"cannot supersede task {task_id[:8]}: {st.assignee} is working on it",
                 hint="cancel it first (`task cancel`): its assignee will stop",

@@ -18,7 +18,7 @@ from gitfactory.errors import ConfigError, FactoryError, NoWorkError
 
 if TYPE_CHECKING:
     from gitfactory.factory import Factory
-    from gitfactory.plan import TaskState
+    from gitfactory.tasks import TaskState
 
 DONE, FAILED = "done", "failed"
 OUTCOMES = ("success", "failure", "timeout")
@@ -193,7 +193,7 @@ def next_for(
     Raises NoWorkError (exit 3) when nothing is ready; any failure to read the
     factory is an error of its own, never "no work".
     """
-    from gitfactory import clock, plan
+    from gitfactory import clock, plan, tasks
 
     role = role or role_of(agent)
     config = factory.config()
@@ -201,7 +201,7 @@ def next_for(
     now = clock.now_ms()
     states = plan.all_states(factory)
     for st in states:
-        if st.assignee == agent and st.effective(now) in (plan.WORKING, plan.INPUT_REQUIRED):
+        if st.assignee == agent and st.effective(now) in (tasks.WORKING, tasks.INPUT_REQUIRED):
             return _assignment(factory, st, claimed_now=False)
     for st in plan.ready(states, now):
         wf = config.workflow(st.task.workflow)
@@ -212,7 +212,7 @@ def next_for(
                 factory,
                 st.task.id,
                 agent,
-                lease_ms if lease_ms is not None else plan.DEFAULT_LEASE_MS,
+                lease_ms if lease_ms is not None else tasks.DEFAULT_LEASE_MS,
                 step_of=_step_namer(wf),
             )
         except FactoryError:

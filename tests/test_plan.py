@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from conftest import commit_on_factory, gf, gf_json, git
-from gitfactory import plan, records
+from gitfactory import plan, records, tasks
 from gitfactory.errors import FactoryError
 from gitfactory.factory import Factory
 from gitfactory.log import Event
@@ -192,7 +192,7 @@ def _event(eid: str, kind: str, actor: str, minutes: float, seq: int, **data: ob
 
 
 def test_fold_is_decided_by_seq_not_by_clocks() -> None:
-    task = plan.Task(id="4" * 26, title="t", requester="h/h", created=T0)
+    task = tasks.Task(id="4" * 26, title="t", requester="h/h", created=T0)
     lease = T0_MS + 3_600_000
     # Bob claimed second (seq 1, after Ada released) but his clock is behind: his id is
     # smaller. The fold still follows seq. A late duplicate claim with seq 0 loses.
@@ -202,9 +202,9 @@ def test_fold_is_decided_by_seq_not_by_clocks() -> None:
         _event("01m80000000000000000000006", "task.released", "c/ada", 3, 1),
         _event("01m80000000000000000000007", "task.claimed", "c/eve", 2, 0, lease_until=lease),
     ]
-    st = plan.fold(task, events)
+    st = tasks.fold(task, events)
     assert (st.state, st.assignee, st.seq) == ("working", "c/bob", 3)
-    assert plan.fold(task, reversed(events)) == st
+    assert tasks.fold(task, reversed(events)) == st
 
 
 CLAIMER = """

@@ -8,11 +8,11 @@ from typing import Any
 
 import click
 
-from gitfactory import actors, clock, ids, output, plan
+from gitfactory import actors, clock, ids, output, plan, tasks
 from gitfactory.cli import Context
 from gitfactory.errors import UsageError
 from gitfactory.factory import Factory
-from gitfactory.plan import TaskState
+from gitfactory.tasks import TaskState
 
 
 def _actor(factory: Factory, given: str | None) -> str:
@@ -20,15 +20,15 @@ def _actor(factory: Factory, given: str | None) -> str:
 
 
 def _to_json(st: TaskState, now: int) -> dict[str, Any]:
-    return plan.as_of(plan.summary(st), now)
+    return tasks.as_of(tasks.summary(st), now)
 
 
 def _summaries(factory: Factory, now: int, **filters: Any) -> list[str]:
     """Task summaries as JSON text straight from the index, patched where a lease ran out."""
     texts = []
     for text, state, lease in factory.index.summaries(now, **filters):
-        if state == plan.WORKING and lease is not None and lease <= now:
-            text = json.dumps(plan.as_of(json.loads(text), now), ensure_ascii=False)
+        if state == tasks.WORKING and lease is not None and lease <= now:
+            text = json.dumps(tasks.as_of(json.loads(text), now), ensure_ascii=False)
         texts.append(text)
     return texts
 
@@ -37,12 +37,12 @@ def _print_summaries(factory: Factory, texts: list[str], as_json: bool) -> None:
     if as_json:
         output.emit_json_texts(texts)
         return
-    short = plan.short_ids(factory.index.all_task_ids())
+    short = tasks.short_ids(factory.index.all_task_ids())
     for text in texts:
         t = json.loads(text)
         held = f"  {t['assignee']}" if t["assignee"] else ""
         labels = f"  [{', '.join(t['labels'])}]" if t["labels"] else ""
-        step = f" {t['step']}" if t["step"] and t["state"] not in plan.TERMINAL else ""
+        step = f" {t['step']}" if t["step"] and t["state"] not in tasks.TERMINAL else ""
         output.echo(
             f"{short[t['id']]:<8} P{t['priority']}  {t['state'] + step:<22} "
             f"{t['title']}{labels}{held}"
@@ -79,7 +79,7 @@ def task_group() -> None:
 @click.option(
     "--priority",
     type=click.IntRange(0, 9),
-    default=plan.DEFAULT_PRIORITY,
+    default=tasks.DEFAULT_PRIORITY,
     show_default=True,
     help="0 is the most urgent.",
 )
@@ -123,7 +123,7 @@ def add(
 
 
 @task_group.command("list")
-@click.option("--state", type=click.Choice(plan.STATES), help="Only tasks in this state.")
+@click.option("--state", type=click.Choice(tasks.STATES), help="Only tasks in this state.")
 @click.option("--label", help="Only tasks with this label.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
 @click.pass_obj
@@ -269,7 +269,7 @@ def cancel(obj: Context, task_id: str, reason: str, actor: str | None, as_json: 
     factory = obj.factory
     factory.index.refresh()
     st = plan.cancel(factory, plan.resolve(factory, task_id), _actor(factory, actor), reason)
-    done = st.state == plan.CANCELED
+    done = st.state == tasks.CANCELED
     _print_state(
         st,
         as_json,

@@ -115,7 +115,7 @@ def step_done(
     goes back to the queue for the next step's role, or is completed, or failed
     (a failure edge, or a step out of attempts).
     """
-    from gitfactory import plan
+    from gitfactory import plan, tasks
 
     factory = obj.factory
     agent = actors.check(actor) if actor else actors.default_actor(factory)
@@ -128,7 +128,7 @@ def step_done(
         output.emit_json(out)
         return
     nxt = last.get("next")
-    if st.state in (plan.COMPLETED, plan.FAILED):
+    if st.state in (tasks.COMPLETED, tasks.FAILED):
         output.echo(f"task {st.task.id[:8]} {st.state} ({last.get('why')})")
     else:
         step = factory.config().workflow(st.task.workflow).step(str(nxt))
