@@ -302,6 +302,17 @@ class Index:
         rows = self.db.execute("SELECT data FROM task_state ORDER BY id").fetchall()
         return [json.loads(r[0]) for r in rows]
 
+    def held_by(self, agent: str, now_ms: int) -> list[str]:
+        """Ids of the tasks ``agent`` holds as of ``now`` (working with a live lease, or
+        waiting for an answer)."""
+        rows = self.db.execute(
+            "SELECT id FROM task_state WHERE json_extract(summary, '$.assignee') = ?"
+            " AND (state = 'input_required' OR (state = 'working'"
+            " AND (lease_until IS NULL OR lease_until > ?))) ORDER BY id",
+            (agent, now_ms),
+        )
+        return [str(r[0]) for r in rows]
+
     def summaries(
         self,
         now_ms: int,

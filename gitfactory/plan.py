@@ -76,21 +76,6 @@ def all_states(factory: Factory) -> list[TaskState]:
     return [state_from_json(d) for d in factory.index.task_states()]
 
 
-def ready(states: list[TaskState], now_ms: int, label: str | None = None) -> list[TaskState]:
-    """Submitted tasks whose dependencies are all met: priority, then age."""
-    by_id = {s.task.id: s for s in states}
-    out = [
-        s for s in states
-        if s.effective(now_ms) == SUBMITTED
-        and (label is None or label in s.task.labels)
-        and all(satisfied(d, by_id) for d in s.task.depends_on)
-    ]  # fmt: skip
-    return sorted(out, key=lambda s: (s.task.priority, s.task.created, s.task.id))
-
-
-# -- writing -------------------------------------------------------------------
-
-
 def add(
     factory: Factory,
     *,

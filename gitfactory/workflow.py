@@ -9,6 +9,7 @@ A step entered more than ``max_attempts`` times fails the task.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -199,18 +200,17 @@ def next_for(
     config = factory.config()
     factory.index.refresh()
     now = clock.now_ms()
-    states = plan.all_states(factory)
-    for st in states:
-        if st.assignee == agent and st.effective(now) in (tasks.WORKING, tasks.INPUT_REQUIRED):
-            return _assignment(factory, st, claimed_now=False)
-    for st in plan.ready(states, now):
-        wf = config.workflow(st.task.workflow)
-        if not plays(role, wf.step(st.step)):
+    for task_id in factory.index.held_by(agent, now):
+        return _assignment(factory, plan.load(factory, task_id), claimed_now=False)
+    for text, _, _ in factory.index.summaries(now, ready=True):
+        row = json.loads(text)
+        wf = config.workflow(row["workflow"])
+        if not plays(role, wf.step(row["step"])):
             continue
         try:
             claimed = plan.claim(
                 factory,
-                st.task.id,
+                row["id"],
                 agent,
                 lease_ms if lease_ms is not None else tasks.DEFAULT_LEASE_MS,
                 step_of=_step_namer(wf),
