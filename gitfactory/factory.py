@@ -36,6 +36,7 @@ class Factory:
         self.paths = paths
         self.branch = branch
         self.refname = f"refs/heads/{branch}"
+        self._config: tuple[bytes, FactoryConfig] | None = None
 
     @classmethod
     def discover(cls, start: Path | None = None, branch: str = DEFAULT_BRANCH) -> Factory:
@@ -70,6 +71,7 @@ class Factory:
         return tip
 
     def config(self) -> FactoryConfig:
+        """factory.yaml at the branch tip (parsed once per tip: YAML is slow to load)."""
         from gitfactory.config import CONFIG_PATH, parse
 
         tip = self.require_tip()
@@ -79,7 +81,9 @@ class Factory:
                 f"the '{self.branch}' branch has no {CONFIG_PATH}",
                 hint="run `gitfactory init` to add it",
             )
-        return parse(data, f"{self.branch}:{CONFIG_PATH}")
+        if self._config is None or self._config[0] != data:
+            self._config = (data, parse(data, f"{self.branch}:{CONFIG_PATH}"))
+        return self._config[1]
 
     def default_name(self) -> str:
         from gitfactory.config import slug
