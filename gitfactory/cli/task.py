@@ -19,6 +19,14 @@ def _actor(factory: Factory, given: str | None) -> str:
     return actors.check(given) if given else actors.default_actor(factory)
 
 
+def _target(obj: Context, task_id: str, actor: str | None) -> tuple[Factory, str, str]:
+    """The factory, the full id of the task a prefix names, and who acts on it."""
+    factory = obj.factory
+    factory.require_tip()
+    factory.index.refresh()
+    return factory, plan.resolve(factory, task_id), _actor(factory, actor)
+
+
 def _to_json(st: TaskState, now: int) -> dict[str, Any]:
     return tasks.as_of(tasks.summary(st), now)
 
@@ -207,11 +215,9 @@ def claim(obj: Context, task_id: str, actor: str | None, lease: str, as_json: bo
     Exactly one of any number of racing claimers wins. Keep the claim alive with
     `task heartbeat`; if the lease runs out the task goes back to the queue.
     """
-    factory = obj.factory
-    agent = _actor(factory, actor)
     lease_ms = clock.parse_duration(lease, "--lease")
-    factory.index.refresh()
-    st = plan.claim(factory, plan.resolve(factory, task_id), agent, lease_ms)
+    factory, tid, agent = _target(obj, task_id, actor)
+    st = plan.claim(factory, tid, agent, lease_ms)
     _print_state(
         st,
         as_json,
@@ -227,12 +233,10 @@ def claim(obj: Context, task_id: str, actor: str | None, lease: str, as_json: bo
 @click.pass_obj
 def heartbeat(obj: Context, task_id: str, actor: str | None, lease: str, as_json: bool) -> None:
     """Renew your lease on a task (refused once it has run out)."""
-    factory = obj.factory
-    agent = _actor(factory, actor)
-    factory.index.refresh()
+    factory, tid, agent = _target(obj, task_id, actor)
     st = plan.holder_move(
         factory,
-        plan.resolve(factory, task_id),
+        tid,
         agent,
         "task.heartbeat",
         lease_ms=clock.parse_duration(lease, "--lease"),
@@ -251,10 +255,8 @@ def heartbeat(obj: Context, task_id: str, actor: str | None, lease: str, as_json
 @click.pass_obj
 def release(obj: Context, task_id: str, actor: str | None, as_json: bool) -> None:
     """Give a task back to the queue."""
-    factory = obj.factory
-    agent = _actor(factory, actor)
-    factory.index.refresh()
-    st = plan.holder_move(factory, plan.resolve(factory, task_id), agent, "task.released")
+    factory, tid, agent = _target(obj, task_id, actor)
+    st = plan.holder_move(factory, tid, agent, "task.released")
     _print_state(st, as_json, f"released {st.task.id[:8]}")
 
 
@@ -266,9 +268,8 @@ def release(obj: Context, task_id: str, actor: str | None, as_json: bool) -> Non
 @click.pass_obj
 def cancel(obj: Context, task_id: str, reason: str, actor: str | None, as_json: bool) -> None:
     """Cancel a task. One being worked on gets a request its assignee honours."""
-    factory = obj.factory
-    factory.index.refresh()
-    st = plan.cancel(factory, plan.resolve(factory, task_id), _actor(factory, actor), reason)
+    factory, tid, who = _target(obj, task_id, actor)
+    st = plan.cancel(factory, tid, who, reason)
     done = st.state == tasks.CANCELED
     _print_state(
         st,
@@ -287,12 +288,8 @@ def cancel(obj: Context, task_id: str, reason: str, actor: str | None, as_json: 
 @click.pass_obj
 def ask(obj: Context, task_id: str, question: str, actor: str | None, as_json: bool) -> None:
     """Put a task you hold on hold with a question (state input_required)."""
-    factory = obj.factory
-    agent = _actor(factory, actor)
-    factory.index.refresh()
-    st = plan.holder_move(
-        factory, plan.resolve(factory, task_id), agent, "task.asked", text=question
-    )
+    factory, tid, agent = _target(obj, task_id, actor)
+    st = plan.holder_move(factory, tid, agent, "task.asked", text=question)
     _print_state(st, as_json, f"{st.task.id[:8]} waits for an answer: {question}")
 
 
@@ -307,12 +304,11 @@ def answer(
     obj: Context, task_id: str, text: str, actor: str | None, lease: str, as_json: bool
 ) -> None:
     """Answer a task's question; it goes back to working for its assignee."""
-    factory = obj.factory
-    factory.index.refresh()
+    factory, tid, who = _target(obj, task_id, actor)
     st = plan.answer(
         factory,
-        plan.resolve(factory, task_id),
-        _actor(factory, actor),
+        tid,
+        who,
         text,
         clock.parse_duration(lease, "--lease"),
     )
@@ -377,9 +373,8 @@ def edit(
         ("body", body.rstrip() + "\n" if body and body.strip() else body),
         ("add_labels", list(add_labels)), ("remove_labels", list(remove_labels)),
     ) if v not in (None, [])}  # fmt: skip
-    factory = obj.factory
-    factory.index.refresh()
-    st = replan.edit(factory, plan.resolve(factory, task_id), _actor(factory, actor), change)
+    factory, tid, who = _target(obj, task_id, actor)
+    st = replan.edit(factory, tid, who, change)
     _print_state(st, as_json, f"edited {st.task.id[:8]}: {st.task.title}")
 
 
@@ -403,12 +398,11 @@ def depend(
 
     if not add and not remove:
         raise UsageError("give --on DEP or --remove DEP")
-    factory = obj.factory
-    factory.index.refresh()
+    factory, tid, who = _target(obj, task_id, actor)
     st = replan.depend(
         factory,
-        plan.resolve(factory, task_id),
-        _actor(factory, actor),
+        tid,
+        who,
         [plan.resolve(factory, d) for d in add],
         [plan.resolve(factory, d) for d in remove],
     )
@@ -435,11 +429,8 @@ def split(
     """Split a task into subtasks; the task then waits for all of them."""
     from gitfactory import replan
 
-    factory = obj.factory
-    factory.index.refresh()
-    children = replan.split(
-        factory, plan.resolve(factory, task_id), _actor(factory, actor), list(titles)
-    )
+    factory, tid, who = _target(obj, task_id, actor)
+    children = replan.split(factory, tid, who, list(titles))
     if as_json:
         output.emit_json({"ids": children})
     else:
@@ -461,12 +452,11 @@ def supersede(
     for its successor."""
     from gitfactory import replan
 
-    factory = obj.factory
-    factory.index.refresh()
+    factory, tid, who = _target(obj, task_id, actor)
     st = replan.supersede(
         factory,
-        plan.resolve(factory, task_id),
-        _actor(factory, actor),
+        tid,
+        who,
         plan.resolve(factory, successor),
         reason,
     )
