@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 
 
 class TaskNotFoundError(UsageError):
-    pass
+    """No task, or more than one, has an id starting with what was typed."""
 
 
 class IllegalMoveError(FactoryError):
