@@ -73,15 +73,6 @@ def id_ms(record_id: str) -> int:
     return value
 
 
-def id_datetime(record_id: str) -> datetime:
-    return datetime.fromtimestamp(id_ms(record_id) / 1000, tz=UTC)
-
-
-def lowest_id_at(ms: int) -> str:
-    """The smallest id a writer could produce at ``ms`` (for range queries)."""
-    return _encode(ms, 10) + "0" * 16
-
-
 def format_time(ms: int) -> str:
     """RFC 3339 UTC with milliseconds, the only form gitfactory writes."""
     dt = datetime.fromtimestamp(ms / 1000, tz=UTC)
