@@ -30,6 +30,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from common import GIT_ENV, cli, median_ms
+
 from gitfactory import log, records
 from gitfactory.factory import Factory
 from gitfactory.git import discover
@@ -37,12 +39,6 @@ from gitfactory.log import Draft
 from gitfactory.store import Change
 
 DAY_MS = 86_400_000
-GIT_ENV = {
-    **os.environ,
-    "GIT_AUTHOR_NAME": "bench", "GIT_AUTHOR_EMAIL": "bench@example.com",
-    "GIT_COMMITTER_NAME": "bench", "GIT_COMMITTER_EMAIL": "bench@example.com",
-    "GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": os.devnull,
-}  # fmt: skip
 
 
 def git(cwd: Path, *args: str) -> None:
@@ -135,20 +131,6 @@ def file_create_us(directory: Path, n: int = 300) -> float:
     return statistics.median(times)
 
 
-def cli() -> list[str]:
-    script = Path(sys.executable).with_name("gitfactory")
-    return [str(script)] if script.exists() else [sys.executable, "-m", "gitfactory"]
-
-
-def cli_median_ms(args: list[str], cwd: Path, runs: int = 11) -> float:
-    times = []
-    for _ in range(runs):
-        started = time.perf_counter()
-        subprocess.run([*cli(), *args], cwd=cwd, check=True, capture_output=True)
-        times.append((time.perf_counter() - started) * 1000)
-    return statistics.median(times)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default="100,10000,100000")
@@ -225,9 +207,9 @@ def main() -> None:
         subprocess.run(
             [*cli(), "log", "--limit", "1"], cwd=repo, check=True, capture_output=True
         )  # warm the index
-        version = cli_median_ms(["--version"], repo)
-        query = cli_median_ms(["log", "--limit", "20"], repo)
-        append = cli_median_ms(["log", "append", "note", "bench"], repo)
+        version = median_ms([*cli(), "--version"], repo)
+        query = median_ms([*cli(), "log", "--limit", "20"], repo)
+        append = median_ms([*cli(), "log", "append", "note", "bench"], repo)
         print(
             f"CLI (median of 11 runs): gitfactory --version {version:.0f} ms; "
             f"gitfactory log --limit 20 at {large:,}+ records, warm index {query:.0f} ms; "

@@ -15,12 +15,13 @@ import argparse
 import json
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from common import GIT_ENV, cli, median_ms
 
 from gitfactory import ids, log, records
 from gitfactory.factory import Factory
@@ -28,26 +29,6 @@ from gitfactory.git import discover
 from gitfactory.log import Draft
 from gitfactory.store import Change
 from gitfactory.tasks import Task
-
-GIT_ENV = {
-    **os.environ,
-    "GIT_AUTHOR_NAME": "bench", "GIT_AUTHOR_EMAIL": "bench@example.com",
-    "GIT_COMMITTER_NAME": "bench", "GIT_COMMITTER_EMAIL": "bench@example.com",
-}  # fmt: skip
-
-
-def cli() -> list[str]:
-    script = Path(sys.executable).with_name("gitfactory")
-    return [str(script)] if script.exists() else [sys.executable, "-m", "gitfactory"]
-
-
-def median_ms(cmd: list[str], cwd: Path, runs: int = 11) -> float:
-    times = []
-    for _ in range(runs):
-        started = time.perf_counter()
-        subprocess.run(cmd, cwd=cwd, check=True, capture_output=True, env=GIT_ENV)
-        times.append((time.perf_counter() - started) * 1000)
-    return statistics.median(times)
 
 
 def seeded(root: Path, n: int) -> Factory:
