@@ -36,3 +36,8 @@ def default_actor(factory: Factory) -> str:
     if name == "gitfactory":
         name = getpass.getuser()
     return f"human/{slug(name)}"
+
+
+def who(factory: Factory, given: str | None) -> str:
+    """The acting address: ``given`` (--as) checked, else :func:`default_actor`."""
+    return check(given) if given else default_actor(factory)

@@ -13,8 +13,17 @@ from gitfactory.resources import template_file
 from gitfactory.workflow import DEFAULT_WORKFLOW, SIMPLE, Workflow, parse_workflows
 
 CONFIG_PATH = f"{FACTORY_DIR}/factory.yaml"
-PROTOCOL_VERSION = "0.1"
+PROTOCOL_VERSION = "0.2"
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+_SIZE_RE = re.compile(r"^(\d+) ?(B|KiB|MiB)?$")
+_SIZE_UNITS = {None: 1, "B": 1, "KiB": 1024, "MiB": 1024 * 1024}
+MIN_MAX_BODY = 64 * 1024
+
+
+@dataclass(frozen=True)
+class MailConfig:
+    max_body: int = 1024 * 1024  # bytes of a message body
+    ack_timeout_ms: int = 3_600_000
 
 
 @dataclass(frozen=True)
@@ -22,6 +31,8 @@ class FactoryConfig:
     name: str
     protocol: str
     workflows: dict[str, Workflow] = field(default_factory=dict)
+    mail: MailConfig = MailConfig()
+    watch: tuple[str, ...] = ("*",)
 
     def workflow(self, name: str | None) -> Workflow:
         """The named workflow; the default one (or a one-step one) when name is None."""
@@ -58,7 +69,30 @@ def parse(data: bytes, source: str = CONFIG_PATH) -> FactoryConfig:
         name=str(doc["name"]),
         protocol=str(doc["protocol"]),
         workflows=parse_workflows(doc, source),
+        mail=_mail(doc, source),
+        watch=tuple(str(p) for p in doc.get("watch", ("*",))),
     )
+
+
+def _mail(doc: Any, source: str) -> MailConfig:
+    from gitfactory import records, yaml
+    from gitfactory.clock import parse_duration
+
+    section = doc.get("mail") or {}
+    config = MailConfig()
+    if "max_body" in section:
+        match = _SIZE_RE.match(str(section["max_body"]))
+        assert match is not None  # the schema's pattern
+        size = int(match.group(1)) * _SIZE_UNITS[match.group(2)]
+        if not MIN_MAX_BODY <= size <= records.MAX_MESSAGE_BODY:
+            where = yaml.location(doc, ["mail", "max_body"], source)
+            raise ConfigError(
+                f"{where}: 'mail.max_body' is {size} bytes; it must be between 64KiB and 16MiB"
+            )
+        config = MailConfig(size, config.ack_timeout_ms)
+    if "ack_timeout" in section:
+        config = MailConfig(config.max_body, parse_duration(str(section["ack_timeout"])))
+    return config
 
 
 def _plain(node: Any) -> Any:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from gitfactory import records
+from gitfactory import index_mail, records
 from gitfactory.errors import InvalidRecordError
 from gitfactory.log import Event, EventQuery
 from gitfactory.tasks import Task
@@ -22,7 +22,7 @@ from gitfactory.tasks import Task
 if TYPE_CHECKING:
     from gitfactory.factory import Factory
 
-SCHEMA_VERSION = "4"
+SCHEMA_VERSION = "5"
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS records(
@@ -47,7 +47,9 @@ CREATE TABLE IF NOT EXISTS task_deps(task TEXT NOT NULL, dep TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS task_deps_task ON task_deps(task);
 """
 _EVENT_COLUMNS = "id, kind, actor, time, task, text, data"
-_DATA_TABLES = ("records", "invalid", "events", "tasks", "task_state", "task_deps")
+_DATA_TABLES = (
+    "records", "invalid", "events", "tasks", "task_state", "task_deps", *index_mail.TABLES
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -85,6 +87,7 @@ class Index:
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=NORMAL")
         db.executescript(_SCHEMA)
+        index_mail.create(db)
         db.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (SCHEMA_VERSION,))
         return db
 
@@ -214,8 +217,11 @@ class Index:
         self.db.execute("DELETE FROM records WHERE path = ?", (path,))
         if row[1] == records.EVENT.name:
             self.db.execute("DELETE FROM events WHERE id = ?", (row[0],))
+            index_mail.forget_receipt(self.db, row[0])
         elif row[1] == records.TASK.name:
             self.db.execute("DELETE FROM tasks WHERE id = ?", (row[0],))
+        elif row[1] == records.MESSAGE.name:
+            index_mail.forget_message(self.db, row[0])
         return 1
 
     def _insert(
@@ -246,6 +252,10 @@ class Index:
                     json.dumps(event.data, ensure_ascii=False, sort_keys=True),
                 ),
             )
+            if event.kind.startswith("mail."):
+                index_mail.insert_receipt(self.db, event)
+        if kind is records.MESSAGE:
+            index_mail.insert_message(self.db, record)
 
     # -- queries ----------------------------------------------------------------
 
@@ -355,6 +365,14 @@ class Index:
     def counts(self) -> dict[str, int]:
         rows = self.db.execute("SELECT kind, COUNT(*) FROM records GROUP BY kind").fetchall()
         return {str(kind): int(n) for kind, n in rows}
+
+    def record_blob(self, path: str) -> str | None:
+        """The blob at ``path`` as indexed, valid record or not."""
+        for table in ("records", "invalid"):
+            row = self.db.execute(f"SELECT blob FROM {table} WHERE path = ?", (path,)).fetchone()
+            if row is not None:
+                return str(row[0])
+        return None
 
     def invalid(self, prefix: str = "") -> list[InvalidRecordError]:
         rows = self.db.execute(

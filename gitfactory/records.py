@@ -19,6 +19,10 @@ from gitfactory.errors import InvalidRecordError
 
 FACTORY_DIR = ".factory"
 MAX_RECORD_BYTES = 1024 * 1024
+# A message body may be configured up to 16 MiB (mail.max_body); its front matter
+# gets 64 KiB on top.
+MAX_MESSAGE_BODY = 16 * 1024 * 1024
+MAX_MESSAGE_BYTES = MAX_MESSAGE_BODY + 64 * 1024
 # Shard levels: id[0:4] changes every ~12 days, then one character each: id[4] every
 # ~9 hours, id[5] ~17 minutes, id[6] ~33 seconds, id[7] ~1 second. Every directory
 # below the first holds at most 32 entries (rewriting a 1,024-entry tree costs ~14x a
@@ -37,6 +41,7 @@ class RecordKind:
     suffix: str  # ".json": a JSON object; ".md": markdown with YAML front matter
     time_fields: tuple[str, ...] = ()
     shards: tuple[tuple[int, int], ...] = TIME_SHARDS
+    max_bytes: int = MAX_RECORD_BYTES
 
     @property
     def prefix(self) -> str:
@@ -49,7 +54,10 @@ class RecordKind:
 
 EVENT = RecordKind("event", "log", ".json", time_fields=("time",))
 TASK = RecordKind("task", "tasks", ".md", time_fields=("created",), shards=RANDOM_SHARDS)
-KINDS: dict[str, RecordKind] = {k.name: k for k in (EVENT, TASK)}
+MESSAGE = RecordKind(
+    "message", "mail", ".md", time_fields=("created",), max_bytes=MAX_MESSAGE_BYTES
+)
+KINDS: dict[str, RecordKind] = {k.name: k for k in (EVENT, TASK, MESSAGE)}
 _BY_DIRECTORY = {k.directory: k for k in KINDS.values()}
 
 
@@ -103,9 +111,9 @@ def validate(kind: RecordKind, path: str, record: Any) -> None:
 def decode(kind: RecordKind, path: str, data: bytes) -> dict[str, Any]:
     """Parse and validate the bytes of a record file."""
     id_from_path(kind, path)
-    if len(data) > MAX_RECORD_BYTES:
+    if len(data) > kind.max_bytes:
         raise InvalidRecordError(
-            path, None, f"record is {len(data)} bytes, over the limit of {MAX_RECORD_BYTES}"
+            path, None, f"record is {len(data)} bytes, over the limit of {kind.max_bytes}"
         )
     try:
         text = data.decode("utf-8")

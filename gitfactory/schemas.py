@@ -22,7 +22,7 @@ KEYWORDS = frozenset(
     {
         "$schema", "$id", "title", "description", "type", "required", "properties",
         "additionalProperties", "pattern", "maxLength", "minLength", "enum", "items",
-        "minimum", "maximum", "maxItems",
+        "minimum", "maximum", "maxItems", "minItems",
     }
 )  # fmt: skip
 
@@ -146,6 +146,8 @@ def _check_object(
 def _check_array(node: dict[str, Any], value: list[Any], path: list[str | int]) -> Violation | None:
     if "maxItems" in node and len(value) > node["maxItems"]:
         return _violation(path, f"must have at most {node['maxItems']} items", node)
+    if "minItems" in node and len(value) < node["minItems"]:
+        return _violation(path, f"must have at least {node['minItems']} item(s)", node)
     items = node.get("items")
     if isinstance(items, dict):
         for i, item in enumerate(value):

@@ -123,6 +123,20 @@ class Store:
             return None
         return str(entry.id) if entry.type == pygit2.GIT_OBJECT_TREE else None
 
+    def tree_at(self, refname: str, path: str) -> str | None:
+        """The oid of the tree at ``path`` in the commit ``refname`` points to, or None."""
+        ref = self.repo.references.get(refname)
+        if ref is None:
+            return None
+        try:
+            entry = ref.peel(pygit2.Commit).tree[path]
+        except (KeyError, pygit2.InvalidSpecError):
+            return None
+        return str(entry.id) if entry.type == pygit2.GIT_OBJECT_TREE else None
+
+    def local_branches(self) -> list[str]:
+        return sorted(self.repo.branches.local)
+
     def has_object(self, oid: str) -> bool:
         return oid in self.repo
 

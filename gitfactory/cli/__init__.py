@@ -19,8 +19,9 @@ from gitfactory.factory import Factory
 _HELP = """gitfactory: the coordination base for a factory of coding agents, on plain git.
 
 All factory state is committed under .factory/ on the `factory` branch of this
-repository: an append-only execution log today, tasks, mailboxes and artifacts as
-they land. Any tool with git can read it (`git log factory`), push it and pull it.
+repository: an append-only execution log, the plan's tasks, mailboxes, and
+artifacts as they land. Any tool with git can read it (`git log factory`), push
+it and pull it.
 
 \b
 Start here:
@@ -28,6 +29,7 @@ Start here:
   gitfactory log append note "hello"    write an event to the execution log
   gitfactory log                        read the log (newest last)
   gitfactory status                     what the factory holds
+  gitfactory mail send coder/* -s "hi"  message every coder; `mail inbox` to read
   gitfactory demo                       a complete run on a built-in sample
 
 Every command takes --json for scripts. Exit codes: 0 ok, 1 refused, 2 usage or
@@ -62,6 +64,7 @@ _COMMANDS = {
     "next": "work:next_cmd",
     "step": "work:step_group",
     "workflow": "work:workflow_group",
+    "mail": "mail:mail_group",
 }
 
 

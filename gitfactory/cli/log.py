@@ -176,7 +176,7 @@ def append(
     """
     factory = obj.factory
     factory.require_tip()
-    who = actors.check(actor) if actor else actors.default_actor(factory)
+    who = actors.who(factory, actor)
     if from_stdin:
         if kind or text or task or data:
             raise UsageError(

@@ -15,16 +15,12 @@ from gitfactory.factory import Factory
 from gitfactory.tasks import TaskState
 
 
-def _actor(factory: Factory, given: str | None) -> str:
-    return actors.check(given) if given else actors.default_actor(factory)
-
-
 def _target(obj: Context, task_id: str, actor: str | None) -> tuple[Factory, str, str]:
     """The factory, the full id of the task a prefix names, and who acts on it."""
     factory = obj.factory
     factory.require_tip()
     factory.index.refresh()
-    return factory, plan.resolve(factory, task_id), _actor(factory, actor)
+    return factory, plan.resolve(factory, task_id), actors.who(factory, actor)
 
 
 def _to_json(st: TaskState, now: int) -> dict[str, Any]:
@@ -121,7 +117,7 @@ def add(
         raise UsageError("give --body or --file, not both")
     text = body_file.read_text(encoding="utf-8") if body_file else (body or "")
     factory = obj.factory
-    task = plan.add(factory, title=title, requester=_actor(factory, actor), body=text,
+    task = plan.add(factory, title=title, requester=actors.who(factory, actor), body=text,
                     priority=priority, labels=labels, depends_on=depends_on, parent=parent,
                     workflow=workflow)  # fmt: skip
     if as_json:

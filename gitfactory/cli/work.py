@@ -55,7 +55,7 @@ def next_cmd(obj: Context, actor: str | None, role: str | None, lease: str, as_j
     Any other exit code is an error: never read it as "no work".
     """
     factory = obj.factory
-    agent = actors.check(actor) if actor else actors.default_actor(factory)
+    agent = actors.who(factory, actor)
     a = workflow.next_for(factory, agent, role, clock.parse_duration(lease, "--lease"))
     if as_json:
         output.emit_json(_assignment_json(a))
@@ -118,7 +118,7 @@ def step_done(
     from gitfactory import plan, tasks
 
     factory = obj.factory
-    agent = actors.check(actor) if actor else actors.default_actor(factory)
+    agent = actors.who(factory, actor)
     factory.index.refresh()
     st = workflow.step_done(factory, plan.resolve(factory, task_id), agent, outcome, note)
     last = st.last_step or {}

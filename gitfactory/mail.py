@@ -1,0 +1,452 @@
+"""Mailboxes: agents, roles and humans talk through committed markdown files.
+
+A message is an immutable record, ``.factory/mail/<time shards>/<id>.md``: YAML front
+matter (from, to, subject, thread, ...) and a markdown body. Whatever happens to it
+afterwards is a separate event in the log: ``mail.delivered`` when it reached the
+factory branch, ``mail.read`` and ``mail.acked`` per reader. Reading never consumes
+or hides a message; an inbox is a query, not a queue.
+
+Addresses: ``role/name`` is one agent, ``role/*`` every agent of the role,
+``human/name`` a person. ``factory:role/name`` is an agent of another factory: such
+a message is stored, and its delivery receipt says there is no route to it yet.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from gitfactory import clock, ids, index_mail, records
+from gitfactory.errors import FactoryError, InvalidRecordError, NoWorkError, UsageError
+from gitfactory.log import Draft, Event, stamp
+from gitfactory.records import MESSAGE
+
+if TYPE_CHECKING:
+    from gitfactory.factory import Factory
+    from gitfactory.index_mail import Row
+    from gitfactory.store import Change
+
+PRIORITIES = ("low", "normal", "high", "urgent")
+POSTMASTER = "factory/mail"  # the sender of the factory's own notices
+RECIPIENT_RE = re.compile(
+    r"^([a-z0-9][a-z0-9._-]*:)?[a-z0-9][a-z0-9._-]*/([a-z0-9][a-z0-9._-]*|\*)$"
+)
+THREAD_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+NO_ROUTE = "no route yet: delivery to other factories comes with peers (a later version)"
+# A body this small never needs factory.yaml's mail.max_body (which cannot be lower),
+# so a short message is sent without loading the YAML configuration.
+_SMALL_BODY = 64 * 1024
+
+
+class MessageNotFoundError(UsageError):
+    """No message, or more than one, matches the id that was typed."""
+
+
+class NotRecipientError(FactoryError):
+    """Only a recipient can acknowledge a message."""
+
+
+@dataclass(frozen=True)
+class Message:
+    id: str
+    sender: str
+    to: tuple[str, ...]
+    subject: str
+    created: str
+    body: str = ""
+    cc: tuple[str, ...] = ()
+    thread: str | None = None
+    reply_to: str | None = None
+    priority: str = "normal"
+    ack_required: bool = False
+    task: str | None = None
+    refs: tuple[str, ...] = ()
+    attachments: tuple[str, ...] = ()
+
+    @property
+    def path(self) -> str:
+        return MESSAGE.path(self.id)
+
+    @property
+    def thread_name(self) -> str:
+        """The thread it belongs to: its own id when it starts one."""
+        return self.thread or self.id
+
+    def to_record(self) -> dict[str, Any]:
+        return {
+            "id": self.id, "from": self.sender, "to": list(self.to), "cc": list(self.cc),
+            "subject": self.subject, "thread": self.thread, "reply_to": self.reply_to,
+            "created": self.created, "priority": self.priority,
+            "ack_required": self.ack_required, "task": self.task, "refs": list(self.refs),
+            "attachments": list(self.attachments), "body": self.body,
+        }  # fmt: skip
+
+    @classmethod
+    def from_record(cls, r: dict[str, Any]) -> Message:
+        return cls(
+            id=r["id"], sender=r["from"], to=tuple(r["to"]), subject=r["subject"],
+            created=r["created"], body=r.get("body", ""), cc=tuple(r.get("cc", ())),
+            thread=r.get("thread"), reply_to=r.get("reply_to"),
+            priority=r.get("priority", "normal"), ack_required=bool(r.get("ack_required")),
+            task=r.get("task"), refs=tuple(r.get("refs", ())),
+            attachments=tuple(r.get("attachments", ())),
+        )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Sent:
+    message: Message
+    commit: str
+    delivered: tuple[str, ...]  # local recipients
+    no_route: tuple[str, ...]  # other factories' addresses
+
+
+def check_recipient(address: str, source: str = "recipient") -> str:
+    if len(address) > 200 or not RECIPIENT_RE.match(address):
+        raise UsageError(
+            f"{source}: {address!r} is not an address",
+            hint="write role/name (coder/ada), role/* (every coder), human/name, or "
+            "factory:role/name for another factory; lowercase letters, digits, '.', '_', '-'",
+        )
+    return address
+
+
+def is_remote(address: str) -> bool:
+    return ":" in address
+
+
+def addresses_of(agent: str) -> list[str]:
+    """What reaches ``agent``: its own address and its role's broadcast address."""
+    return [agent, f"{agent.rsplit('/', 1)[0]}/*"]
+
+
+def reaches(address: str, agent: str) -> bool:
+    return address in addresses_of(agent)
+
+
+# -- writing -----------------------------------------------------------------------------
+
+
+def compose(
+    factory: Factory,
+    *,
+    sender: str,
+    to: Iterable[str],
+    subject: str,
+    body: str = "",
+    cc: Iterable[str] = (),
+    thread: str | None = None,
+    reply_to: str | None = None,
+    task: str | None = None,
+    priority: str = "normal",
+    ack_required: bool = False,
+    refs: Iterable[str] = (),
+) -> Message:
+    """A new message, checked against the protocol and the factory's size limit."""
+    recipients = tuple(dict.fromkeys(check_recipient(a, "to") for a in to))
+    if not recipients:
+        raise UsageError("a message needs at least one recipient")
+    size = len(body.encode("utf-8"))
+    if size > _SMALL_BODY and size > factory.config().mail.max_body:
+        raise UsageError(
+            f"the message body is {size:,} bytes, over this factory's limit of "
+            f"{factory.config().mail.max_body:,}",
+            hint="attach large content as an artifact, or raise mail.max_body in factory.yaml",
+        )
+    created_ms = clock.now_ms()
+    message = Message(
+        id=ids.new_id(created_ms), sender=sender, to=recipients, subject=subject.strip(),
+        created=ids.format_time(created_ms), body=body.rstrip() + "\n" if body.strip() else "",
+        cc=tuple(dict.fromkeys(check_recipient(a, "cc") for a in cc)), thread=thread,
+        reply_to=reply_to, priority=priority, ack_required=ack_required, task=task,
+        refs=tuple(refs),
+    )  # fmt: skip
+    try:
+        records.validate(MESSAGE, message.path, message.to_record())
+    except InvalidRecordError as exc:
+        raise UsageError(f"{exc.field or 'message'}: {exc.reason}") from None
+    return message
+
+
+def delivery(message: Message, actor: str, via: str) -> Event:
+    """The ``mail.delivered`` receipt of a message that reached the factory branch."""
+    everyone = [*message.to, *message.cc]
+    return stamp(
+        Draft(
+            kind="mail.delivered", actor=actor, task=message.task, text=message.subject,
+            data={"message": message.id, "to": [a for a in everyone if not is_remote(a)],
+                  "no_route": [a for a in everyone if is_remote(a)], "via": via},
+        )
+    )  # fmt: skip
+
+
+def files_of(message: Message, receipt: Event) -> dict[str, bytes]:
+    return {
+        message.path: records.encode(message.to_record(), MESSAGE),
+        receipt.path: records.encode(receipt.to_record()),
+    }
+
+
+def send(factory: Factory, message: Message) -> Sent:
+    """Commit the message and its delivery receipt, in one commit."""
+    from gitfactory.store import Change
+
+    factory.require_tip()
+    receipt = delivery(message, message.sender, "send")
+    commit = factory.store.write(
+        Change(
+            files=files_of(message, receipt),
+            subject=f"mail: {message.sender} to {', '.join(message.to)[:80]}: "
+            f"{message.subject[:60]}",
+            trailers=[("Factory-Record", f"message {message.id}"),
+                      ("Factory-Record", f"event {receipt.id}")],
+        )
+    )  # fmt: skip
+    return Sent(message, commit.oid, tuple(receipt.data["to"]), tuple(receipt.data["no_route"]))
+
+
+def reply(
+    factory: Factory,
+    original: Message,
+    sender: str,
+    body: str,
+    *,
+    everyone: bool = False,
+    ack_required: bool = False,
+    priority: str = "normal",
+) -> Sent:
+    """Answer ``original`` in its thread: to its sender (and with ``everyone`` to all
+    its other recipients but the one replying)."""
+    to = [original.sender]
+    if everyone:
+        to += [a for a in (*original.to, *original.cc) if a != sender]
+    subject = original.subject
+    if not subject.lower().startswith("re:"):
+        subject = f"Re: {subject}"[:200]
+    message = compose(
+        factory, sender=sender, to=to, subject=subject, body=body,
+        thread=original.thread_name, reply_to=original.id, task=original.task,
+        priority=priority, ack_required=ack_required,
+    )  # fmt: skip
+    return send(factory, message)
+
+
+def _receipt(factory: Factory, message: Message, kind: str, actor: str) -> Event:
+    from gitfactory import log
+
+    event = stamp(
+        Draft(kind=kind, actor=actor, task=message.task, text=message.subject,
+              data={"message": message.id})
+    )  # fmt: skip
+    log.append(factory, [event])
+    return event
+
+
+def read(factory: Factory, message_id: str, reader: str) -> tuple[Message, bool]:
+    """The message; records that ``reader`` read it the first time (True then)."""
+    message = get(factory, message_id)
+    if index_mail.has_receipt(factory.index.db, message.id, "mail.read", reader):
+        return message, False
+    _receipt(factory, message, "mail.read", reader)
+    return message, True
+
+
+def ack(factory: Factory, message_id: str, agent: str) -> tuple[Message, bool]:
+    """Acknowledge the message as ``agent`` (True if this is the first acknowledgement)."""
+    message = get(factory, message_id)
+    if not any(reaches(a, agent) for a in (*message.to, *message.cc)):
+        raise NotRecipientError(
+            f"{agent} is not a recipient of message {message.id} (to: {', '.join(message.to)})",
+            hint="acknowledge as the agent it was sent to: --as ROLE/NAME",
+        )
+    if index_mail.has_receipt(factory.index.db, message.id, "mail.acked", agent):
+        return message, False
+    _receipt(factory, message, "mail.acked", agent)
+    return message, True
+
+
+# -- reading -----------------------------------------------------------------------------
+
+
+def resolve(factory: Factory, text: str) -> str:
+    """The full id of the message whose id starts or ends with ``text``."""
+    factory.require_tip()
+    factory.index.refresh()
+    wanted = text.strip().lower()
+    if len(wanted) < 4:
+        raise MessageNotFoundError(
+            f"message id {text!r} is too short", hint="type at least 4 characters of the id"
+        )
+    matches = index_mail.ids_like(factory.index.db, wanted)
+    if not matches:
+        raise MessageNotFoundError(
+            f"no message id starts or ends with {text!r}",
+            hint="`gitfactory mail inbox` lists messages with their ids",
+        )
+    if len(matches) > 1 and wanted not in matches:
+        raise MessageNotFoundError(
+            f"message id {text!r} is ambiguous: {', '.join(matches[:5])}",
+            hint="type more characters of the id",
+        )
+    return wanted if wanted in matches else matches[0]
+
+
+def get(factory: Factory, text: str) -> Message:
+    message_id = resolve(factory, text)
+    record = index_mail.message(factory.index.db, message_id)
+    assert record is not None  # resolve found it in the same index
+    return Message.from_record(record)
+
+
+def receipts(factory: Factory, message_id: str) -> list[dict[str, Any]]:
+    return index_mail.receipts(factory.index.db, message_id)
+
+
+def inbox(
+    factory: Factory,
+    agent: str,
+    *,
+    unread: bool = False,
+    unacked: bool = False,
+    thread: str | None = None,
+    limit: int | None = None,
+) -> list[Row]:
+    """What reached ``agent`` (directly or through its role), newest first."""
+    factory.require_tip()
+    factory.index.refresh()
+    return index_mail.inbox(
+        factory.index.db, agent, addresses_of(agent),
+        unread=unread, unacked=unacked, thread=thread, limit=limit,
+    )  # fmt: skip
+
+
+def thread(factory: Factory, name: str) -> list[Message]:
+    """Every message of a thread, oldest first; ``name`` may also be a message id."""
+    factory.require_tip()
+    factory.index.refresh()
+    found = index_mail.thread(factory.index.db, name.lower())
+    if not found:
+        found = index_mail.thread(factory.index.db, get(factory, name).thread_name)
+    return [Message.from_record(r) for r in found]
+
+
+def search(factory: Factory, query: str, limit: int = 50) -> list[Row]:
+    factory.require_tip()
+    factory.index.refresh()
+    return index_mail.search(factory.index.db, query, limit)
+
+
+def watch(
+    factory: Factory, agent: str, poll: float = 0.1, timeout: float | None = None
+) -> Iterator[Row]:
+    """Yield each message that reaches ``agent`` from now on, as soon as it is committed.
+
+    Polls the branch's ref file (a stat and a read) every ``poll`` seconds and asks the
+    index only when it moved. Raises NoWorkError if ``timeout`` passes with nothing new.
+    """
+    factory.require_tip()
+    factory.index.refresh()
+    seen = index_mail.last_seq(factory.index.db)
+    tip = factory.index.indexed_tip()
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        current = factory.tip()
+        if current != tip:
+            tip = current
+            factory.index.refresh(current)
+            for row in index_mail.inbox(
+                factory.index.db, agent, addresses_of(agent), after_seq=seen
+            ):
+                seen = max(seen, row.seq)
+                deadline = None if timeout is None else time.monotonic() + timeout
+                yield row
+        if deadline is not None and time.monotonic() > deadline:
+            raise NoWorkError(f"no new message for {agent} within {timeout:g}s")
+        time.sleep(poll)
+
+
+# -- the read view an agent gets in its worktree -------------------------------------------
+
+
+@dataclass(frozen=True)
+class Export:
+    directory: Path
+    written: int
+    unchanged: int
+    total: int
+
+
+def export(factory: Factory, agent: str, directory: Path) -> Export:
+    """Write ``agent``'s inbox into ``directory``: ``<id>.md`` per message (the record as
+    committed) and ``INBOX.md``, a list newest first with read and ack marks.
+
+    Exporting is not reading: it records nothing. File names come from ids only, and
+    files are replaced by rename, so a symlink planted in the directory is replaced,
+    never followed.
+    """
+    rows = inbox(factory, agent)
+    directory.mkdir(parents=True, exist_ok=True)
+    written = unchanged = 0
+    for row in rows:
+        record = index_mail.message(factory.index.db, row.meta["id"])
+        assert record is not None
+        if _write_file(directory / f"{row.meta['id']}.md", records.encode(record, MESSAGE)):
+            written += 1
+        else:
+            unchanged += 1
+    _write_file(directory / "INBOX.md", _inbox_page(agent, rows).encode("utf-8"))
+    return Export(directory, written, unchanged, len(rows))
+
+
+def _inbox_page(agent: str, rows: list[Row]) -> str:
+    lines = [
+        f"# Inbox of {agent}",
+        "",
+        f"{len(rows)} message(s), newest first. Read one with `gitfactory mail read ID"
+        f" --as {agent}`; acknowledge with `gitfactory mail ack ID --as {agent}`.",
+        "",
+        "| | received | from | subject | file |",
+        "|---|---|---|---|---|",
+    ]
+    for row in rows:
+        m = row.meta
+        mark = "new" if not row.read else "read"
+        if m.get("ack_required") and not row.acked:
+            mark += ", ack needed"
+        subject = str(m["subject"]).replace("|", "\\|")
+        link = f"[{m['id']}.md]({m['id']}.md)"
+        lines.append(f"| {mark} | {m['created']} | {m['from']} | {subject} | {link} |")
+    return "\n".join(lines) + "\n"
+
+
+def _write_file(path: Path, data: bytes) -> bool:
+    """Replace ``path`` with ``data`` atomically; False if it already held exactly that."""
+    try:
+        if not path.is_symlink() and path.read_bytes() == data:
+            return False
+    except OSError:
+        pass
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+    os.replace(tmp, path)
+    return True
+
+
+def change_for(messages: list[tuple[Message, Event]], subject: str) -> Change:
+    """One commit holding messages and their receipts (used by the postmaster)."""
+    from gitfactory.store import Change
+
+    files: dict[str, bytes] = {}
+    trailers: list[tuple[str, str]] = []
+    for message, receipt in messages:
+        files.update(files_of(message, receipt))
+        trailers += [("Factory-Record", f"message {message.id}"),
+                     ("Factory-Record", f"event {receipt.id}")]  # fmt: skip
+    return Change(files=files, subject=subject, trailers=trailers)
