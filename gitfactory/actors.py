@@ -7,7 +7,6 @@ import os
 import re
 from typing import TYPE_CHECKING
 
-from gitfactory.config import slug
 from gitfactory.errors import UsageError
 
 if TYPE_CHECKING:
@@ -15,6 +14,12 @@ if TYPE_CHECKING:
 
 ADDRESS_RE = re.compile(r"^([a-z0-9][a-z0-9._-]*:)?[a-z0-9][a-z0-9._-]*/[a-z0-9][a-z0-9._-]*$")
 ENV_AGENT = "GITFACTORY_AGENT"
+
+
+def slug(text: str) -> str:
+    """A valid factory or actor name made from free text ("My Repo" -> "my-repo")."""
+    cleaned = re.sub(r"[^a-z0-9._-]+", "-", text.lower()).strip("-._")
+    return cleaned[:64] or "factory"
 
 
 def check(address: str, source: str = "--as") -> str:

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gitfactory import schemas
+from gitfactory.actors import slug
 from gitfactory.errors import ConfigError
 from gitfactory.records import FACTORY_DIR
 from gitfactory.resources import template_file
@@ -104,12 +105,6 @@ def _plain(node: Any) -> Any:
     if isinstance(node, str):
         return str(node)
     return node
-
-
-def slug(text: str) -> str:
-    """A valid factory or actor name made from free text ("My Repo" -> "my-repo")."""
-    cleaned = re.sub(r"[^a-z0-9._-]+", "-", text.lower()).strip("-._")
-    return cleaned[:64] or "factory"
 
 
 def check_name(name: str) -> str:

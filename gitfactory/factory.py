@@ -86,7 +86,7 @@ class Factory:
         return self._config[1]
 
     def default_name(self) -> str:
-        from gitfactory.config import slug
+        from gitfactory.actors import slug
 
         top = self.paths.work_tree or self.paths.common_dir
         name = top.name[:-4] if top.name.endswith(".git") else top.name

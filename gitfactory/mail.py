@@ -151,6 +151,7 @@ def compose(
     recipients = tuple(dict.fromkeys(check_recipient(a, "to") for a in to))
     if not recipients:
         raise UsageError("a message needs at least one recipient")
+    body = body.rstrip() + "\n" if body.strip() else ""
     size = len(body.encode("utf-8"))
     if size > _SMALL_BODY and size > factory.config().mail.max_body:
         raise UsageError(
@@ -161,7 +162,7 @@ def compose(
     created_ms = clock.now_ms()
     message = Message(
         id=ids.new_id(created_ms), sender=sender, to=recipients, subject=subject.strip(),
-        created=ids.format_time(created_ms), body=body.rstrip() + "\n" if body.strip() else "",
+        created=ids.format_time(created_ms), body=body,
         cc=tuple(dict.fromkeys(check_recipient(a, "cc") for a in cc)), thread=thread,
         reply_to=reply_to, priority=priority, ack_required=ack_required, task=task,
         refs=tuple(refs),
@@ -341,18 +342,30 @@ def search(factory: Factory, query: str, limit: int = 50) -> list[Row]:
     return index_mail.search(factory.index.db, query, limit)
 
 
+@dataclass(frozen=True)
+class Mark:
+    """A point in the mail stream: what the index held at one branch tip."""
+
+    tip: str | None
+    seq: int
+
+
+def mark(factory: Factory) -> Mark:
+    factory.require_tip()
+    factory.index.refresh()
+    return Mark(factory.index.indexed_tip(), index_mail.last_seq(factory.index.db))
+
+
 def watch(
-    factory: Factory, agent: str, poll: float = 0.1, timeout: float | None = None
+    factory: Factory, agent: str, since: Mark, poll: float = 0.1, timeout: float | None = None
 ) -> Iterator[Row]:
-    """Yield each message that reaches ``agent`` from now on, as soon as it is committed.
+    """Yield each message that reaches ``agent`` after ``since``, as soon as it is
+    committed.
 
     Polls the branch's ref file (a stat and a read) every ``poll`` seconds and asks the
     index only when it moved. Raises NoWorkError if ``timeout`` passes with nothing new.
     """
-    factory.require_tip()
-    factory.index.refresh()
-    seen = index_mail.last_seq(factory.index.db)
-    tip = factory.index.indexed_tip()
+    tip, seen = since.tip, since.seq
     deadline = None if timeout is None else time.monotonic() + timeout
     while True:
         current = factory.tip()

@@ -52,11 +52,13 @@ class _Pass:
     events: list[Event] = field(default_factory=list)
     report: Report = field(default_factory=Report)
     refused: set[tuple[str, str]] = field(default_factory=set)  # (blob, path)
+    copies: dict[str, bytes] = field(default_factory=dict)  # files taken in as they are
 
     def change(self, subject: str) -> Change | None:
         if not self.messages and not self.events:
             return None
         change = change_for(self.messages, subject)
+        change.files.update(self.copies)
         for event in self.events:
             change.files[event.path] = records.encode(event.to_record())
             change.trailers.append(("Factory-Record", f"event {event.id}"))
@@ -155,6 +157,7 @@ def _from_branch(
             continue
         if on_factory is None and all(m.id != message.id for m, _ in work.messages):
             work.messages.append((message, delivery(message, POSTMASTER, branch)))
+            work.copies[path] = data  # byte for byte, not as gitfactory would write it
             work.report.delivered.append(message.id)
     return tree
 

@@ -9,10 +9,10 @@ from pathlib import Path
 from conftest import gf_json, git
 
 WRITERS = 8
-PER_WRITER = 200
+PER_WRITER = 100
 
 
-def test_eight_processes_appending_200_records_each(factory_repo: Path) -> None:
+def test_eight_processes_appending_100_records_each(factory_repo: Path) -> None:
     # Each writer is a shell loop calling the real CLI 200 times, all 8 at once.
     script = (
         f'for i in $(seq 1 {PER_WRITER}); do '
@@ -44,3 +44,36 @@ def test_eight_processes_appending_200_records_each(factory_repo: Path) -> None:
     assert int(git(factory_repo, "rev-list", "--count", "factory")) == 1 + WRITERS * PER_WRITER
     files = git(factory_repo, "ls-tree", "-r", "--name-only", "factory").splitlines()
     assert len(files) == 2 + WRITERS * PER_WRITER
+
+
+def test_eight_processes_sending_100_messages_each(factory_repo: Path) -> None:
+    # 8 agents mail each other through the real CLI, all at once.
+    script = (
+        f'for i in $(seq 1 {PER_WRITER}); do '
+        f'"{sys.executable}" -m gitfactory mail send "coder/a$(( (W + 1) % {WRITERS} ))" '
+        '"team/*" -s "$W-$i" --as "coder/a$W" >> "$OUT" || exit 1; done'
+    )
+    procs = []
+    for w in range(WRITERS):
+        out = factory_repo / ".git" / f"mail-{w}.txt"
+        procs.append((out, subprocess.Popen(
+            ["bash", "-c", script], cwd=factory_repo,
+            env={**__import__("os").environ, "W": str(w), "OUT": str(out)},
+        )))
+    for _, proc in procs:
+        assert proc.wait(timeout=900) == 0
+    printed = [line for out, _ in procs for line in out.read_text().split()]
+    assert len(printed) == WRITERS * PER_WRITER == len(set(printed))
+
+    # Every agent got exactly its neighbour's 100, in the order they were sent.
+    for w in range(WRITERS):
+        got = gf_json(factory_repo, "mail", "inbox", "--as", f"coder/a{w}", "--limit", "0")
+        sender = (w - 1) % WRITERS
+        assert [m["subject"] for m in reversed(got)] == [
+            f"{sender}-{i}" for i in range(1, PER_WRITER + 1)
+        ]
+    team = gf_json(factory_repo, "mail", "inbox", "--as", "team/x", "--limit", "0")
+    assert sorted(m["id"] for m in team) == sorted(printed)
+    receipts = gf_json(factory_repo, "log", "--kind", "mail.delivered")
+    assert sorted(e["data"]["message"] for e in receipts) == sorted(printed)
+    assert int(git(factory_repo, "rev-list", "--count", "factory")) == 1 + WRITERS * PER_WRITER

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from gitfactory import actors, mail, output, plan
+from gitfactory import actors, mail, output
 from gitfactory.cli import Context
 from gitfactory.errors import UsageError
 
@@ -159,11 +159,16 @@ def send_cmd(
     text = _body(body, body_file, "-" in to)
     sender = actors.who(factory, actor)
     original = mail.get(factory, reply_to) if reply_to else None
+    if task:
+        from gitfactory import plan
+
+        factory.index.refresh()
+        task = plan.resolve(factory, task)
     message = mail.compose(
         factory, sender=sender, to=[a for a in to if a != "-"], subject=subject, body=text,
         cc=cc, thread=thread or (original.thread_name if original else None),
         reply_to=original.id if original else None,
-        task=plan.resolve(factory, task) if task else (original.task if original else None),
+        task=task or (original.task if original else None),
         priority=priority, ack_required=ack_required, refs=refs,
     )  # fmt: skip
     _report_sent(mail.send(factory, message), as_json)
@@ -333,7 +338,9 @@ def watch_cmd(
     factory = obj.factory
     agent = actors.who(factory, actor)
     seconds = parse_duration(timeout, "--timeout") / 1000 if timeout else None
-    for n, row in enumerate(mail.watch(factory, agent, timeout=seconds), start=1):
+    since = mail.mark(factory)
+    output.progress(f"watching the inbox of {agent} (Ctrl-C to stop)")
+    for n, row in enumerate(mail.watch(factory, agent, since, timeout=seconds), start=1):
         if as_json:
             output.emit_json(_row_json(row), lines=True)
         else:
