@@ -357,24 +357,32 @@ def mark(factory: Factory) -> Mark:
 
 
 def watch(
-    factory: Factory, agent: str, since: Mark, poll: float = 0.1, timeout: float | None = None
+    factory: Factory,
+    agent: str,
+    since: Mark,
+    *,
+    unread: bool = False,
+    poll: float = 0.1,
+    timeout: float | None = None,
 ) -> Iterator[Row]:
     """Yield each message that reaches ``agent`` after ``since``, as soon as it is
-    committed.
+    committed; with ``unread``, first the ones already there that it has not read.
 
     Polls the branch's ref file (a stat and a read) every ``poll`` seconds and asks the
     index only when it moved. Raises NoWorkError if ``timeout`` passes with nothing new.
     """
+    db, addresses = factory.index.db, addresses_of(agent)
     tip, seen = since.tip, since.seq
+    if unread:
+        waiting = index_mail.inbox(db, agent, addresses, unread=True)
+        yield from reversed([row for row in waiting if row.seq <= seen])
     deadline = None if timeout is None else time.monotonic() + timeout
     while True:
         current = factory.tip()
         if current != tip:
             tip = current
             factory.index.refresh(current)
-            for row in index_mail.inbox(
-                factory.index.db, agent, addresses_of(agent), after_seq=seen
-            ):
+            for row in index_mail.inbox(db, agent, addresses, after_seq=seen):
                 seen = max(seen, row.seq)
                 deadline = None if timeout is None else time.monotonic() + timeout
                 yield row

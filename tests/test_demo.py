@@ -21,7 +21,10 @@ def test_demo_runs_two_agents_to_a_reviewed_fix(tmp_path: Path) -> None:
     kinds = [(e["actor"], e["kind"]) for e in events]
     assert kinds[0] == ("human/demo-user", "factory.init")
     assert ("coder/ada", "fix.committed") in kinds
-    assert kinds[-1] == ("reviewer/rex", "review.approved")
+    assert ("reviewer/rex", "review.approved") in kinds
+    # They talked by mail: the request was read and acknowledged, and answered.
+    assert kinds[-1] == ("reviewer/rex", "mail.delivered")
+    assert ("reviewer/rex", "mail.acked") in kinds
     runs = [e for e in events if e["kind"] == "test.run"]
     assert [r["data"]["passed"] for r in runs] == [False, True]
     # The fix is a real commit on the coder's branch, and the tests pass there.
@@ -32,12 +35,16 @@ def test_demo_runs_two_agents_to_a_reviewed_fix(tmp_path: Path) -> None:
     assert "BUG" in (repo / "stats.py").read_text()
     assert git(repo, "status", "--porcelain") == ""
     assert int(git(repo, "rev-list", "--count", "factory")) == len(events)
+    [answer] = gf_json(repo, "mail", "inbox", "--as", "coder/ada")
+    assert answer["subject"] == "Re: Ready for review: fix/mean"
+    body = gf_json(repo, "mail", "read", answer["id"], "--as", "coder/ada")["body"]
+    assert body.startswith("Approved: the tests pass")
 
 
 def test_demo_json_output(tmp_path: Path) -> None:
     out = json.loads(gf(tmp_path, "demo", str(tmp_path / "d"), "--json").stdout)
     assert out["repo"] == str(tmp_path / "d" / "stats")
-    assert out["events"][-1]["kind"] == "review.approved"
+    assert [e["kind"] for e in out["events"]][-2:] == ["review.approved", "mail.delivered"]
 
 
 def test_demo_refuses_a_non_empty_directory(tmp_path: Path) -> None:

@@ -259,3 +259,14 @@ def test_the_index_is_derived_inbox_survives_a_rebuild(factory_repo: Path) -> No
     gf(r, "index", "rebuild")
     assert inbox(r, "coder/ada") == before and before[0]["read"] and before[0]["acked"]
     assert [m["id"] for m in gf_json(r, "mail", "search", "persist")] == [mid]
+
+
+def test_watch_unread_hands_out_waiting_mail_first_oldest_first(factory_repo: Path) -> None:
+    r = factory_repo
+    old = send(r, "coder/ada", "-s", "old")
+    newer = send(r, "coder/*", "-s", "newer")
+    gf(r, "mail", "read", old, "--as", "coder/ada")
+    out = gf(r, "mail", "watch", "--as", "coder/ada", "--unread", "--count", "1", "--json")
+    assert json.loads(out.stdout)["id"] == newer  # the read one is skipped
+    gf(r, "mail", "read", newer, "--as", "coder/ada")
+    gf(r, "mail", "watch", "--as", "coder/ada", "--unread", "--timeout", "1s", code=3)

@@ -19,9 +19,10 @@ def demo_cmd(directory: Path | None, as_json: bool) -> None:
     Builds a small Python project with a real bug in DIRECTORY (default: a new
     temporary directory), initialises a factory, and starts two scripted agents
     as real processes: a coder that fixes the bug in its own worktree and a
-    reviewer that waits for the fix, tests it and gives a verdict. They coordinate
-    only through the factory's execution log. Prints the timeline at the end and
-    leaves the repository for you to inspect.
+    reviewer that sleeps until mail asks it for a review, tests the fix and answers
+    with its verdict. They coordinate only through the factory's execution log and
+    mailboxes. Prints the timeline at the end and leaves the repository for you to
+    inspect.
     """
     factory = demo.run(directory, output.progress if as_json else output.echo)
     rows, _ = log.query(factory, EventQuery())
@@ -38,6 +39,7 @@ def demo_cmd(directory: Path | None, as_json: bool) -> None:
     output.echo("")
     output.echo(f"the demo repository is {repo}; look around:")
     output.echo(f"  cd {repo}")
-    output.echo("  git log --oneline factory      # one commit per event")
-    output.echo("  gitfactory log --json          # the same timeline for scripts")
-    output.echo("  git log --oneline fix/mean     # the coder's fix")
+    output.echo("  git log --oneline factory              # one commit per record written")
+    output.echo("  gitfactory log --json                  # the same timeline for scripts")
+    output.echo("  gitfactory mail inbox --as coder/ada   # the reviewer's answer")
+    output.echo("  git log --oneline fix/mean             # the coder's fix")

@@ -315,6 +315,9 @@ def search_cmd(obj: Context, query: str, limit: int, as_json: bool) -> None:
 
 @mail_group.command("watch")
 @_as_option
+@click.option(
+    "--unread", is_flag=True, help="First print the messages already there you have not read."
+)
 @click.option("--count", type=click.IntRange(1), help="Exit after this many messages.")
 @click.option(
     "--timeout",
@@ -324,14 +327,20 @@ def search_cmd(obj: Context, query: str, limit: int, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object per line.")
 @click.pass_obj
 def watch_cmd(
-    obj: Context, actor: str | None, count: int | None, timeout: str | None, as_json: bool
+    obj: Context,
+    actor: str | None,
+    unread: bool,
+    count: int | None,
+    timeout: str | None,
+    as_json: bool,
 ) -> None:
     """Wait for new messages to you or your role and print each as it arrives.
 
     \b
     The wake-up call of an idle agent:
-      gitfactory mail watch --as coder/ada --count 1 --json
-    blocks until the next message is committed (a few hundred ms at most).
+      gitfactory mail watch --as coder/ada --unread --count 1 --json
+    prints the oldest message it has not read, or blocks until the next one is
+    committed (within a few hundred ms). Watching records nothing: `mail read` does.
     """
     from gitfactory.clock import parse_duration
 
@@ -340,7 +349,8 @@ def watch_cmd(
     seconds = parse_duration(timeout, "--timeout") / 1000 if timeout else None
     since = mail.mark(factory)
     output.progress(f"watching the inbox of {agent} (Ctrl-C to stop)")
-    for n, row in enumerate(mail.watch(factory, agent, since, timeout=seconds), start=1):
+    stream = mail.watch(factory, agent, since, unread=unread, timeout=seconds)
+    for n, row in enumerate(stream, start=1):
         if as_json:
             output.emit_json(_row_json(row), lines=True)
         else:

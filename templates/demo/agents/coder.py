@@ -1,8 +1,9 @@
 """Scripted coder agent of the demo: a real program, no LLM.
 
 It works in its own git worktree: runs the tests, finds the failing one, fixes the
-off-by-one in stats.mean, commits on its branch, and reports every step in the
-factory's execution log through the gitfactory CLI.
+off-by-one in stats.mean, commits on its branch, reports every step in the factory's
+execution log through the gitfactory CLI, and mails the reviewers that the fix is
+ready.
 """
 
 import os
@@ -44,6 +45,11 @@ def main():
                           text=True, check=True).stdout.strip()
     log("fix.committed", "stats.mean divides by len(values)", "--data", "branch=fix/mean",
         "--data", f"commit={head}")
+    subprocess.run([*FACTORY, "mail", "send", "reviewer/*", "--as", ME, "--ack-required",
+                    "--subject", "Ready for review: fix/mean", "--ref", head,
+                    "--body", f"stats.mean divided by len + 1. Fixed in {head[:10]} on "
+                              "branch fix/mean; the tests pass there."],
+                   check=True, stdout=subprocess.DEVNULL)
 
 
 if __name__ == "__main__":
