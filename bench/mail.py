@@ -142,6 +142,14 @@ def main() -> None:
                 f"{inbox / git_inbox:>8.2f}x",
                 flush=True,
             )
+        py = sys.executable
+        floor_send = median_ms([py, "-c", "import click, filelock, pygit2"], root)
+        floor_read = median_ms([py, "-c", "import click, sqlite3"], root)
+        print(
+            f"\nfloor of a Python CLI on this machine (interpreter start + imports, no work): "
+            f"{floor_send:.0f} ms for what a send imports (click, filelock, pygit2), "
+            f"{floor_read:.0f} ms for what an inbox imports (click, sqlite3)"
+        )
         repo = repos.get(args.storm_size) or seeded(root, args.storm_size)[0]
         ours = storm(repo, args.per_sender, plain=False)
         theirs = storm(repo, args.per_sender, plain=True)

@@ -17,10 +17,10 @@ from typing import TYPE_CHECKING, Any
 from gitfactory import index_mail, records
 from gitfactory.errors import InvalidRecordError
 from gitfactory.log import Event, EventQuery
-from gitfactory.tasks import Task
 
 if TYPE_CHECKING:
     from gitfactory.factory import Factory
+    from gitfactory.tasks import Task
 
 SCHEMA_VERSION = "5"
 _SCHEMA = """
@@ -72,10 +72,7 @@ class Index:
 
     def _connect(self) -> sqlite3.Connection:
         try:
-            db = self._open()
-            if self._meta(db, "schema") not in (None, SCHEMA_VERSION):
-                raise sqlite3.DatabaseError("index schema changed")
-            return db
+            return self._open()
         except sqlite3.DatabaseError:
             # Corrupt or from another version: it is derived, so start over.
             for suffix in ("", "-wal", "-shm"):
@@ -84,8 +81,16 @@ class Index:
 
     def _open(self) -> sqlite3.Connection:
         db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
-        db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=NORMAL")
+        try:
+            version = self._meta(db, "schema")
+        except sqlite3.OperationalError:
+            version = None  # a new file: no tables yet
+        if version == SCHEMA_VERSION:
+            return db  # the common case: one query, no schema statements
+        if version is not None:
+            raise sqlite3.DatabaseError(f"index schema {version}, wanted {SCHEMA_VERSION}")
+        db.execute("PRAGMA journal_mode=WAL")  # persistent: set once per file
         db.executescript(_SCHEMA)
         index_mail.create(db)
         db.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (SCHEMA_VERSION,))
@@ -295,6 +300,8 @@ class Index:
         return [str(r[0]) for r in self.db.execute("SELECT id FROM tasks ORDER BY id")]
 
     def task(self, task_id: str) -> Task | None:
+        from gitfactory.tasks import Task
+
         row = self.db.execute("SELECT record FROM tasks WHERE id = ?", (task_id,)).fetchone()
         return Task.from_record(json.loads(row[0])) if row else None
 
