@@ -22,7 +22,9 @@ if TYPE_CHECKING:
     from gitfactory.factory import Factory
     from gitfactory.tasks import Task
 
-SCHEMA_VERSION = "5"
+# Bump on every change to the tables below: an index file at this version is opened
+# without replaying the schema, and any other version is deleted and rebuilt.
+SCHEMA_VERSION = "6"
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS records(

@@ -21,6 +21,7 @@ CREATE TABLE IF NOT EXISTS messages(
     thread TEXT NOT NULL, created_ms INTEGER NOT NULL, ack_required INTEGER NOT NULL,
     meta TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS messages_thread ON messages(thread, id);
+CREATE INDEX IF NOT EXISTS messages_ack ON messages(created_ms) WHERE ack_required = 1;
 CREATE TABLE IF NOT EXISTS recipients(
     address TEXT NOT NULL, message TEXT NOT NULL, cc INTEGER NOT NULL,
     PRIMARY KEY(address, message)) WITHOUT ROWID;
@@ -249,13 +250,25 @@ def has_receipt(db: sqlite3.Connection, message_id: str, kind: str, actor: str |
     return db.execute(sql + " LIMIT 1", args).fetchone() is not None
 
 
-def undelivered(db: sqlite3.Connection) -> list[dict[str, Any]]:
-    """Messages on the branch that no delivery receipt covers yet (written by plain git)."""
+def undelivered(db: sqlite3.Connection) -> tuple[list[dict[str, Any]], int]:
+    """Messages on the branch that no delivery receipt covers yet (written by plain git),
+    among those indexed since the last pass (see :func:`mark_delivered`); and the
+    index position to record once they have their receipts."""
+    row = db.execute("SELECT value FROM meta WHERE key = 'mail_delivered_seq'").fetchone()
+    after = int(row[0]) if row is not None else 0
     rows = db.execute(
-        "SELECT meta FROM messages m WHERE NOT EXISTS(SELECT 1 FROM receipts r"
-        f" WHERE r.message = m.id AND r.kind = 'mail.delivered') AND {_VISIBLE} ORDER BY m.id"
+        "SELECT meta FROM messages m WHERE m.seq > ? AND NOT EXISTS(SELECT 1 FROM receipts r"
+        f" WHERE r.message = m.id AND r.kind = 'mail.delivered') AND {_VISIBLE} ORDER BY m.id",
+        (after,),
     ).fetchall()
-    return [json.loads(r[0]) for r in rows]
+    return [json.loads(r[0]) for r in rows], last_seq(db)
+
+
+def mark_delivered(db: sqlite3.Connection, seq: int) -> None:
+    """Every message up to ``seq`` has its receipt (or was quarantined): later passes
+    look only at messages indexed after it. A rebuilt index numbers messages past any
+    old mark (AUTOINCREMENT), so a rebuild means one full pass, never a skipped one."""
+    db.execute("INSERT OR REPLACE INTO meta VALUES ('mail_delivered_seq', ?)", (str(seq),))
 
 
 def overdue(
@@ -267,7 +280,8 @@ def overdue(
         "SELECT m.meta, (SELECT json_group_array(r.actor) FROM receipts r"
         " WHERE r.message = m.id AND r.kind = 'mail.acked') FROM messages m"
         " WHERE m.ack_required = 1 AND m.created_ms < ? AND NOT EXISTS(SELECT 1 FROM receipts r"
-        f" WHERE r.message = m.id AND r.kind = 'mail.escalated') AND {_VISIBLE} ORDER BY m.id",
+        f" WHERE r.message = m.id AND r.kind = 'mail.escalated') AND {_VISIBLE}"
+        " ORDER BY m.created_ms, m.id",
         (created_before_ms,),
     ).fetchall()
     return [(json.loads(meta), json.loads(acks)) for meta, acks in rows]

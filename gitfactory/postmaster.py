@@ -71,13 +71,14 @@ def ingest(factory: Factory, branches: list[str] | None = None) -> Report:
     config = factory.config()
     names = branches if branches is not None else _watched(factory, config.watch)
     seen: dict[str, str] = {}
+    delivered_up_to = [0]
     result: list[Report] = []
 
     def build(snap: Snapshot) -> Change | None:
         factory.index.refresh(str(snap.tip) if snap.tip else None)
         work = _Pass()
         work.report.branches = list(names)
-        _from_factory_branch(factory, work, config.mail.max_body)
+        delivered_up_to[0] = _from_factory_branch(factory, work, config.mail.max_body)
         for name in names:
             tree = _from_branch(factory, snap, name, work, config.mail.max_body)
             if tree is not None:
@@ -88,6 +89,7 @@ def ingest(factory: Factory, branches: list[str] | None = None) -> Report:
 
     commit = factory.store.transact(build)
     index_mail.mark_seen(factory.index.db, seen)
+    index_mail.mark_delivered(factory.index.db, delivered_up_to[0])
     report = result[0]
     report.commit = commit.oid if commit is not None and commit.paths else None
     return report
@@ -102,12 +104,14 @@ def _watched(factory: Factory, patterns: tuple[str, ...]) -> list[str]:
     ]
 
 
-def _from_factory_branch(factory: Factory, work: _Pass, max_body: int) -> None:
+def _from_factory_branch(factory: Factory, work: _Pass, max_body: int) -> int:
     """Receipts for valid messages committed straight onto the factory branch, and
     quarantine records for invalid files there (they stay in history: records are
-    never deleted, but the inbox will not show them)."""
+    never deleted, but the inbox will not show them). Returns how far the index was
+    looked at."""
     db = factory.index.db
-    for record in index_mail.undelivered(db):
+    pending, up_to = index_mail.undelivered(db)
+    for record in pending:
         message = Message.from_record(record)
         try:
             _admit(message, message.path, max_body)
@@ -124,6 +128,7 @@ def _from_factory_branch(factory: Factory, work: _Pass, max_body: int) -> None:
             continue
         data = factory.store.blob(blob)
         _quarantine(work, problem, blob, data, factory.branch, keep=False)
+    return up_to
 
 
 def _from_branch(

@@ -53,10 +53,12 @@ def test_plain_git_sends_a_message_and_reads_an_inbox(factory_repo: Path) -> Non
     first = gf_json(r, "mail", "ingest")
     assert first["delivered"] == [mid] and first["quarantined"] == []
     assert gf_json(r, "mail", "ingest")["delivered"] == []
+    later = shell("send-message.sh", r, "coder/ada", "later", input="x\n").strip()
+    assert gf_json(r, "mail", "ingest")["delivered"] == [later]  # passes resume, never skip
     receipts = [x for x in detail["receipts"] if x["kind"] == "mail.delivered"]
     assert receipts == []
     delivered = gf_json(r, "log", "--kind", "mail.delivered")
-    assert sorted(e["data"]["message"] for e in delivered) == sorted([mid, sent["id"]])
+    assert sorted(e["data"]["message"] for e in delivered) == sorted([mid, sent["id"], later])
 
 
 def test_messages_committed_on_watched_branches_are_delivered_once(
