@@ -332,7 +332,14 @@ def thread(factory: Factory, name: str) -> list[Message]:
     factory.index.refresh()
     found = index_mail.thread(factory.index.db, name.lower())
     if not found:
-        found = index_mail.thread(factory.index.db, get(factory, name).thread_name)
+        try:
+            message = get(factory, name)
+        except MessageNotFoundError:
+            raise MessageNotFoundError(
+                f"no thread named {name!r}, and no message id starts or ends with it",
+                hint="`gitfactory mail inbox` shows each message's thread with --json",
+            ) from None
+        found = index_mail.thread(factory.index.db, message.thread_name)
     return [Message.from_record(r) for r in found]
 
 
