@@ -13,6 +13,15 @@ if TYPE_CHECKING:
     from gitfactory.factory import Factory
 
 ADDRESS_RE = re.compile(r"^([a-z0-9][a-z0-9._-]*:)?[a-z0-9][a-z0-9._-]*/[a-z0-9][a-z0-9._-]*$")
+# A recipient may also be every agent of a role: role/* (or factory:role/*).
+RECIPIENT_RE = re.compile(
+    r"^([a-z0-9][a-z0-9._-]*:)?[a-z0-9][a-z0-9._-]*/([a-z0-9][a-z0-9._-]*|\*)$"
+)
+_ADDRESS_HINT = "write role/name (e.g. coder/ada) or human/name"
+_RECIPIENT_HINT = (
+    "write role/name (coder/ada), role/* (every coder), human/name, or factory:role/name"
+    " for another factory"
+)
 ENV_AGENT = "GITFACTORY_AGENT"
 
 
@@ -22,12 +31,15 @@ def slug(text: str) -> str:
     return cleaned[:64] or "factory"
 
 
-def check(address: str, source: str = "--as") -> str:
-    if len(address) > 200 or not ADDRESS_RE.match(address):
+def check(address: str, source: str = "--as", *, recipient: bool = False) -> str:
+    """``address`` if it is one (with ``recipient``, role/* is one too), else a usage
+    error naming ``source``."""
+    pattern = RECIPIENT_RE if recipient else ADDRESS_RE
+    if len(address) > 200 or not pattern.match(address):
         raise UsageError(
             f"{source}: {address!r} is not an address",
-            hint="write role/name (e.g. coder/ada) or human/name, in lowercase letters, "
-            "digits, '.', '_' and '-'",
+            hint=(_RECIPIENT_HINT if recipient else _ADDRESS_HINT)
+            + "; lowercase letters, digits, '.', '_' and '-'",
         )
     return address
 

@@ -14,14 +14,13 @@ a message is stored, and its delivery receipt says there is no route to it yet.
 from __future__ import annotations
 
 import os
-import re
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from gitfactory import clock, ids, index_mail, records
+from gitfactory import actors, clock, ids, index_mail, records
 from gitfactory.errors import FactoryError, InvalidRecordError, NoWorkError, UsageError
 from gitfactory.log import Draft, Event, stamp
 from gitfactory.records import MESSAGE
@@ -33,10 +32,6 @@ if TYPE_CHECKING:
 
 PRIORITIES = ("low", "normal", "high", "urgent")
 POSTMASTER = "factory/mail"  # the sender of the factory's own notices
-RECIPIENT_RE = re.compile(
-    r"^([a-z0-9][a-z0-9._-]*:)?[a-z0-9][a-z0-9._-]*/([a-z0-9][a-z0-9._-]*|\*)$"
-)
-THREAD_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 NO_ROUTE = "no route yet: delivery to other factories comes with peers (a later version)"
 # A body this small never needs factory.yaml's mail.max_body (which cannot be lower),
 # so a short message is sent without loading the YAML configuration.
@@ -106,16 +101,6 @@ class Sent:
     no_route: tuple[str, ...]  # other factories' addresses
 
 
-def check_recipient(address: str, source: str = "recipient") -> str:
-    if len(address) > 200 or not RECIPIENT_RE.match(address):
-        raise UsageError(
-            f"{source}: {address!r} is not an address",
-            hint="write role/name (coder/ada), role/* (every coder), human/name, or "
-            "factory:role/name for another factory; lowercase letters, digits, '.', '_', '-'",
-        )
-    return address
-
-
 def is_remote(address: str) -> bool:
     return ":" in address
 
@@ -148,7 +133,7 @@ def compose(
     refs: Iterable[str] = (),
 ) -> Message:
     """A new message, checked against the protocol and the factory's size limit."""
-    recipients = tuple(dict.fromkeys(check_recipient(a, "to") for a in to))
+    recipients = tuple(dict.fromkeys(actors.check(a, "to", recipient=True) for a in to))
     if not recipients:
         raise UsageError("a message needs at least one recipient")
     body = body.rstrip() + "\n" if body.strip() else ""
@@ -163,7 +148,7 @@ def compose(
     message = Message(
         id=ids.new_id(created_ms), sender=sender, to=recipients, subject=subject.strip(),
         created=ids.format_time(created_ms), body=body,
-        cc=tuple(dict.fromkeys(check_recipient(a, "cc") for a in cc)), thread=thread,
+        cc=tuple(dict.fromkeys(actors.check(a, "cc", recipient=True) for a in cc)), thread=thread,
         reply_to=reply_to, priority=priority, ack_required=ack_required, task=task,
         refs=tuple(refs),
     )  # fmt: skip

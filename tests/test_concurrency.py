@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -12,24 +13,30 @@ WRITERS = 8
 PER_WRITER = 100
 
 
-def test_eight_processes_appending_100_records_each(factory_repo: Path) -> None:
-    # Each writer is a shell loop calling the real CLI 200 times, all 8 at once.
+def storm(repo: Path, command: str) -> list[str]:
+    """Run ``command`` PER_WRITER times in each of WRITERS shell loops at once ($W is
+    the writer, $i the round); the ids they printed, checked to be all different."""
     script = (
-        f'for i in $(seq 1 {PER_WRITER}); do '
-        f'"{sys.executable}" -m gitfactory log append load "$W-$i" --as "load/w$W" '
-        '>> "$OUT" || exit 1; done'
+        f'for i in $(seq 1 {PER_WRITER}); do "{sys.executable}" -m gitfactory {command}'
+        ' >> "$OUT" || exit 1; done'
     )
     procs = []
     for w in range(WRITERS):
-        out = factory_repo / ".git" / f"ids-{w}.txt"
+        out = repo / ".git" / f"printed-{w}.txt"
         procs.append((out, subprocess.Popen(
-            ["bash", "-c", script], cwd=factory_repo,
-            env={**__import__("os").environ, "W": str(w), "OUT": str(out)},
+            ["bash", "-c", script], cwd=repo,
+            env={**os.environ, "W": str(w), "OUT": str(out)},
         )))
     for _, proc in procs:
         assert proc.wait(timeout=900) == 0
     printed = [line for out, _ in procs for line in out.read_text().split()]
     assert len(printed) == WRITERS * PER_WRITER == len(set(printed))
+    return printed
+
+
+def test_eight_processes_appending_100_records_each(factory_repo: Path) -> None:
+    # Each writer is a shell loop calling the real CLI 100 times, all 8 at once.
+    printed = storm(factory_repo, 'log append load "$W-$i" --as "load/w$W"')
 
     events = gf_json(factory_repo, "log", "--kind", "load")
     assert len(events) == WRITERS * PER_WRITER
@@ -48,22 +55,10 @@ def test_eight_processes_appending_100_records_each(factory_repo: Path) -> None:
 
 def test_eight_processes_sending_100_messages_each(factory_repo: Path) -> None:
     # 8 agents mail each other through the real CLI, all at once.
-    script = (
-        f'for i in $(seq 1 {PER_WRITER}); do '
-        f'"{sys.executable}" -m gitfactory mail send "coder/a$(( (W + 1) % {WRITERS} ))" '
-        '"team/*" -s "$W-$i" --as "coder/a$W" >> "$OUT" || exit 1; done'
+    printed = storm(
+        factory_repo,
+        f'mail send "coder/a$(( (W + 1) % {WRITERS} ))" "team/*" -s "$W-$i" --as "coder/a$W"',
     )
-    procs = []
-    for w in range(WRITERS):
-        out = factory_repo / ".git" / f"mail-{w}.txt"
-        procs.append((out, subprocess.Popen(
-            ["bash", "-c", script], cwd=factory_repo,
-            env={**__import__("os").environ, "W": str(w), "OUT": str(out)},
-        )))
-    for _, proc in procs:
-        assert proc.wait(timeout=900) == 0
-    printed = [line for out, _ in procs for line in out.read_text().split()]
-    assert len(printed) == WRITERS * PER_WRITER == len(set(printed))
 
     # Every agent got exactly its neighbour's 100, in the order they were sent.
     for w in range(WRITERS):
