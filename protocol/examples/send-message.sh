@@ -3,10 +3,11 @@
 #
 #   usage: send-message.sh TO SUBJECT [FROM] < body.md      (run inside the repository)
 #
-# TO is role/name, role/* or human/name; FROM defaults to human/shell. The body is
-# read from standard input (markdown). This writes the message record of
-# protocol/SPEC.md section 13 with the plain-git recipe of section 8: a throw-away
-# index, a commit on top of the factory branch, and a compare-and-swap of the branch.
+# TO is role/name, role/* or human/name; SUBJECT is one line; FROM defaults to
+# human/shell. The body is read from standard input (markdown). This writes the
+# message record of protocol/SPEC.md section 13 with the plain-git recipe of section
+# 8: a throw-away index, a commit on top of the factory branch, and a
+# compare-and-swap of the branch.
 # The user's HEAD, index and working tree are never touched. If the swap fails,
 # another writer won: run it again. `gitfactory mail ingest` (or the daemon) later
 # writes the delivery receipt; the message is in the inbox as soon as it is committed.
