@@ -321,6 +321,14 @@ class Index:
         rows = self.db.execute("SELECT data FROM task_state ORDER BY id").fetchall()
         return [json.loads(r[0]) for r in rows]
 
+    def lapsed(self, now_ms: int) -> list[str]:
+        """Ids of working tasks whose lease ran out by ``now`` (to be expired)."""
+        rows = self.db.execute(
+            "SELECT id FROM task_state WHERE state = 'working' AND lease_until <= ? ORDER BY id",
+            (now_ms,),
+        )
+        return [str(r[0]) for r in rows]
+
     def held_by(self, agent: str, now_ms: int) -> list[str]:
         """Ids of the tasks ``agent`` holds as of ``now`` (working with a live lease, or
         waiting for an answer)."""

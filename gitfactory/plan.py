@@ -190,6 +190,21 @@ def expiry_draft(st: TaskState, actor: str) -> Draft:
     )
 
 
+def expire_leases(factory: Factory, actor: str) -> list[str]:
+    """Write ``task.expired`` for every working task whose lease ran out: the sweep
+    that puts abandoned work back in the queue (the daemon runs it every tick)."""
+
+    def decide(st: TaskState, now: int) -> tuple[list[Draft], FactoryError | None]:
+        return ([expiry_draft(st, actor)] if st.expired(now) else []), None
+
+    factory.index.refresh()
+    expired = []
+    for task_id in factory.index.lapsed(clock.now_ms()):
+        if act(factory, task_id, decide).state == SUBMITTED:
+            expired.append(task_id)
+    return expired
+
+
 def claim(
     factory: Factory,
     task_id: str,

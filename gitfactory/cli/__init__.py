@@ -65,6 +65,8 @@ _COMMANDS = {
     "step": "work:step_group",
     "workflow": "work:workflow_group",
     "mail": "mail:mail_group",
+    "daemon": "daemon:daemon_group",
+    "hooks": "daemon:hooks_group",
 }
 
 

@@ -1,0 +1,134 @@
+"""gitfactory daemon …, gitfactory hooks …"""
+
+from __future__ import annotations
+
+import click
+
+from gitfactory import output
+from gitfactory.cli import Context
+
+
+@click.group("daemon", invoke_without_command=True)
+@click.option("--burst", is_flag=True, help="Exit 0 as soon as a tick finds nothing to do.")
+@click.option("--max-ticks", type=click.IntRange(1), help="Exit after this many ticks.")
+@click.option("--json-log", is_flag=True, help="Print one JSON object per tick.")
+@click.pass_context
+def daemon_group(ctx: click.Context, burst: bool, max_ticks: int | None, json_log: bool) -> None:
+    """Watch every worktree for commits and move the factory's work along.
+
+    \b
+    In the foreground (Ctrl-C or SIGTERM stops it after the current tick; a second
+    one stops it at once):
+      gitfactory daemon                 run until stopped
+      gitfactory daemon --burst         run until there is nothing left to do, exit 0
+    Each tick takes in messages committed on watched branches, escalates overdue
+    acknowledgements and puts tasks whose lease ran out back in the queue; every
+    decision is a record in the log. One daemon runs per repository.
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    from gitfactory.daemon import Daemon, TickReport
+
+    def report(tick: TickReport) -> None:
+        if json_log:
+            output.emit_json(tick.to_json(), lines=True)
+        elif tick.busy or tick.n == 1:
+            output.echo(
+                f"tick {tick.n}: {len(tick.moved)} ref(s) moved, {tick.delivered} delivered, "
+                f"{tick.quarantined} quarantined, {tick.escalated} escalated, "
+                f"{len(tick.expired)} lease(s) expired"
+            )
+
+    obj: Context = ctx.obj
+    daemon = Daemon(obj.factory, burst=burst, max_ticks=max_ticks, report=report)
+    ctx.exit(daemon.run())
+
+
+@daemon_group.command("status")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_obj
+def status_cmd(obj: Context, as_json: bool) -> None:
+    """Whether a daemon runs for this repository, and its last tick."""
+    from gitfactory.daemon import read_pid, read_status
+
+    directory = obj.factory.paths.factory_dir
+    pid = read_pid(directory)
+    alive = pid is not None and _alive(pid)
+    status = read_status(directory) if alive else None
+    if as_json:
+        output.emit_json({"running": alive, "pid": pid if alive else None, "status": status})
+        return
+    if not alive:
+        output.echo("no daemon runs for this repository")
+        return
+    last = output.local_time(status["last_tick"]) if status else "not yet"
+    ticks = status["ticks"] if status else 0
+    output.echo(f"daemon running: pid {pid}, {ticks} tick(s), last tick {last}")
+
+
+def _alive(pid: int) -> bool:
+    import os
+
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@click.group("hooks")
+def hooks_group() -> None:
+    """The reference-transaction hook that tells the daemon about commits at once.
+
+    Without it the daemon still sees every commit (it watches the ref files and
+    reconciles), just a little later. A hook you already have is kept and run
+    first; uninstalling puts it back.
+    """
+
+
+@hooks_group.command("install")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_obj
+def hooks_install(obj: Context, as_json: bool) -> None:
+    """Install the hook in the repository's hooks directory (idempotent)."""
+    from gitfactory import hooks
+
+    _print_hook(hooks.install(obj.factory.paths), as_json)
+
+
+@hooks_group.command("uninstall")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_obj
+def hooks_uninstall(obj: Context, as_json: bool) -> None:
+    """Remove the hook and restore the one it chained to."""
+    from gitfactory import hooks
+
+    _print_hook(hooks.uninstall(obj.factory.paths), as_json)
+
+
+@hooks_group.command("status")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_obj
+def hooks_status(obj: Context, as_json: bool) -> None:
+    """Whether the hook is installed, and which hook of yours it runs first."""
+    from gitfactory import hooks
+
+    _print_hook(hooks.state(obj.factory.paths), as_json)
+
+
+def _print_hook(state: object, as_json: bool) -> None:
+    from gitfactory.hooks import HookState
+
+    assert isinstance(state, HookState)
+    if as_json:
+        output.emit_json(
+            {"path": str(state.path), "installed": state.installed,
+             "chained": str(state.chained) if state.chained else None}
+        )  # fmt: skip
+        return
+    word = "installed" if state.installed else "not installed"
+    output.echo(f"{state.path}: {word}")
+    if state.chained:
+        output.echo(f"  runs your hook first: {state.chained}")

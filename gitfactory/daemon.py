@@ -1,0 +1,222 @@
+"""The watcher daemon: react to commits in every worktree and move work along.
+
+Shaped like rq's worker: :meth:`Daemon.run` loops over :meth:`Daemon.tick`, and
+events only wake it up; every tick re-reads the state from git. A tick:
+
+1. **detect**: list every ref and compare with the last tick (at start: with
+   nothing, so whatever happened while the daemon was down is seen);
+2. **ingest**: the postmaster takes in messages from the branches that moved;
+3. **decide and act**: escalate overdue acknowledgements, expire leases that ran
+   out (and, with dispatch, start and reap agents);
+4. **heartbeat**: write the status file ``.git/gitfactory/daemon.json``.
+
+Everything it decides is written as records on the factory branch, by the same
+compare-and-swap writes as any client, so killing it at any instant loses nothing.
+One daemon runs per repository (a lock in ``.git/gitfactory/``). The first SIGTERM
+(or Ctrl-C) finishes the tick in progress and stops; a second stops at once.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from gitfactory import clock, ids
+from gitfactory.errors import BusyError
+from gitfactory.watch import Watcher, changed, snapshot
+
+if TYPE_CHECKING:
+    from types import FrameType
+
+    from gitfactory.factory import Factory
+
+ACTOR = "factory/daemon"
+IDLE_WAKE_S = 5.0  # the longest a daemon sleeps without a wake-up (leases, escalation)
+STATUS_FILE = "daemon.json"
+PID_FILE = "daemon.pid"
+LOCK_FILE = "daemon.lock"
+
+
+@dataclass
+class TickReport:
+    """What one tick saw and did (printed by `gitfactory daemon`)."""
+
+    n: int
+    moved: list[str] = field(default_factory=list)
+    delivered: int = 0
+    quarantined: int = 0
+    escalated: int = 0
+    expired: list[str] = field(default_factory=list)
+
+    @property
+    def busy(self) -> bool:
+        """Whether the tick acted (a burst run stops after a tick that did not)."""
+        return bool(self.delivered or self.quarantined or self.escalated or self.expired)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "tick": self.n, "moved": self.moved, "delivered": self.delivered,
+            "quarantined": self.quarantined, "escalated": self.escalated,
+            "expired": self.expired,
+        }  # fmt: skip
+
+
+class Daemon:
+    def __init__(
+        self,
+        factory: Factory,
+        *,
+        burst: bool = False,
+        max_ticks: int | None = None,
+        report: Callable[[TickReport], None] | None = None,
+    ) -> None:
+        self.factory = factory
+        self.burst = burst
+        self.max_ticks = max_ticks
+        self.report = report or (lambda _r: None)
+        self.refs: dict[str, str] = {}
+        self.ticks = 0
+        self.stopping = False
+        self.started = time.time()
+        self.watcher = Watcher(factory.paths)
+
+    # -- the loop -------------------------------------------------------------------
+
+    def run(self) -> int:
+        """Tick until stopped (or, in burst mode, until a tick finds nothing to do)."""
+        from gitfactory import log
+
+        self.factory.require_tip()
+        with self._single_instance(), self._signals():
+            self.watcher.start()
+            log.append(self.factory, [self._event("daemon.started", "watching for commits")])
+            try:
+                while not self.stopping:
+                    result = self.tick()
+                    self.report(result)
+                    if self.max_ticks is not None and self.ticks >= self.max_ticks:
+                        break
+                    if self.burst and not result.busy:
+                        break
+                    if not self.stopping:
+                        self.watcher.wait(IDLE_WAKE_S)
+            finally:
+                self.watcher.stop()
+                log.append(
+                    self.factory, [self._event("daemon.stopped", f"after {self.ticks} ticks")]
+                )
+                self._status(running=False)
+        return 0
+
+    def tick(self) -> TickReport:
+        """One pass: detect, ingest, decide, act, heartbeat."""
+        from gitfactory import plan, postmaster
+
+        self.ticks += 1
+        result = TickReport(self.ticks)
+        now_refs = snapshot(self.factory.paths)
+        moved = changed(self.refs, now_refs)
+        self.refs = now_refs
+        result.moved = sorted(moved)
+        branches = [r[len("refs/heads/") :] for r in moved if r.startswith("refs/heads/")]
+        mail = postmaster.ingest(self.factory, self._watched(branches))
+        result.delivered, result.quarantined = len(mail.delivered), len(mail.quarantined)
+        result.escalated = len(postmaster.escalate(self.factory).escalated)
+        result.expired = plan.expire_leases(self.factory, ACTOR)
+        self._status(running=True)
+        return result
+
+    def stop(self) -> None:
+        self.stopping = True
+        self.watcher.wake()
+
+    # -- helpers ----------------------------------------------------------------------
+
+    def _watched(self, branches: list[str]) -> list[str]:
+        import fnmatch
+
+        patterns = self.factory.config().watch
+        own = self.factory.branch
+        return [
+            b for b in branches
+            if b != own and any(fnmatch.fnmatchcase(b, p) for p in patterns)
+        ]  # fmt: skip
+
+    def _event(self, kind: str, text: str) -> Any:
+        from gitfactory.log import Draft, stamp
+
+        return stamp(Draft(kind=kind, actor=ACTOR, text=text,
+                           data={"pid": os.getpid(), "host": socket.gethostname()}))  # fmt: skip
+
+    @contextmanager
+    def _single_instance(self) -> Iterator[None]:
+        from filelock import FileLock, Timeout
+
+        directory = self.factory.paths.factory_dir
+        directory.mkdir(exist_ok=True)
+        lock = FileLock(str(directory / LOCK_FILE), timeout=0)
+        try:
+            lock.acquire()
+        except Timeout:
+            raise BusyError(
+                f"a gitfactory daemon already runs for this repository (pid {read_pid(directory)})",
+                hint="`gitfactory daemon status` shows it; `gitfactory daemon stop` stops it",
+            ) from None
+        pid_file = directory / PID_FILE
+        try:
+            _write_atomic(pid_file, f"{os.getpid()}\n")
+            yield
+        finally:
+            pid_file.unlink(missing_ok=True)
+            lock.release()
+
+    @contextmanager
+    def _signals(self) -> Iterator[None]:
+        def handle(signum: int, _frame: FrameType | None) -> None:
+            if self.stopping:
+                raise KeyboardInterrupt  # the second signal: stop now
+            self.stop()
+
+        previous = {s: signal.signal(s, handle) for s in (signal.SIGTERM, signal.SIGINT)}
+        try:
+            yield
+        finally:
+            for s, h in previous.items():
+                signal.signal(s, h)
+
+    def _status(self, running: bool) -> None:
+        status = {
+            "pid": os.getpid(), "running": running, "ticks": self.ticks,
+            "started": ids.format_time(int(self.started * 1000)),
+            "last_tick": ids.format_time(clock.now_ms()), "tip": self.factory.tip(),
+        }  # fmt: skip
+        _write_atomic(self.factory.paths.factory_dir / STATUS_FILE, json.dumps(status) + "\n")
+
+
+def read_pid(directory: Path) -> int | None:
+    try:
+        return int((directory / PID_FILE).read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def read_status(directory: Path) -> dict[str, Any] | None:
+    try:
+        status: dict[str, Any] = json.loads((directory / STATUS_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    return status
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)

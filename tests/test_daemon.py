@@ -1,0 +1,157 @@
+"""The watcher daemon as a real process: it wakes on commits in any worktree, catches
+up on what happened while it was down, runs alone, and stops cleanly."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import IO
+
+from conftest import commit_on_factory, gf, gf_json, git
+
+
+def message_path(mid: str) -> str:
+    return f".factory/mail/{mid[:4]}/{mid[4]}/{mid[5]}/{mid[6]}/{mid[7]}/{mid}.md"
+
+
+def message_file(mid: str, to: str = "human/lead") -> bytes:
+    return (f'---\nid: "{mid}"\nfrom: "coder/ada"\nto: ["{to}"]\nsubject: "hello {mid[-4:]}"\n'
+            'created: "2026-11-22T10:00:00Z"\n---\n\nfrom a branch\n').encode()
+
+
+def start_daemon(repo: Path, *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "gitfactory", "daemon", "--json-log", *args],
+        cwd=repo, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+
+
+def next_tick(stream: IO[str] | None, timeout: float = 30) -> dict[str, object]:
+    assert stream is not None
+    os.set_blocking(stream.fileno(), False)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        line = stream.readline()
+        if line:
+            tick: dict[str, object] = json.loads(line)
+            return tick
+        time.sleep(0.02)
+    raise AssertionError("the daemon printed no tick in time")
+
+
+def test_burst_catches_up_on_what_happened_while_it_was_down(factory_repo: Path) -> None:
+    r = factory_repo
+    mid = "01m80000000000000000000101"
+    commit_on_factory(r, {message_path(mid): message_file(mid)}, ref="refs/heads/agent/ada")
+    yesterday = {"GITFACTORY_NOW": str(int(time.time() * 1000) - 86_400_000)}
+    task = gf_json(r, "task", "add", "Abandoned", env=yesterday)
+    gf(r, "task", "claim", task["id"], "--as", "coder/gone", "--lease", "10m", env=yesterday)
+    head, status = git(r, "rev-parse", "HEAD"), git(r, "status", "--porcelain")
+
+    proc = gf(r, "daemon", "--burst", "--json-log")
+    ticks = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert ticks[0]["delivered"] == 1 and ticks[0]["expired"] == [task["id"]]
+    assert "refs/heads/agent/ada" in ticks[0]["moved"]
+    assert ticks[-1]["delivered"] == 0 and not ticks[-1]["expired"]  # burst: ends idle
+    assert [m["id"] for m in gf_json(r, "mail", "inbox", "--as", "human/lead")] == [mid]
+    assert gf_json(r, "task", "show", task["id"])["state"] == "submitted"
+    kinds = [e["kind"] for e in gf_json(r, "log")]
+    assert kinds.count("daemon.started") == 1 and kinds[-1] == "daemon.stopped"
+    assert "task.expired" in kinds
+    # The user's checkout was never touched.
+    assert git(r, "rev-parse", "HEAD") == head and git(r, "status", "--porcelain") == status
+    # A second run has nothing left to do.
+    again = [json.loads(x) for x in gf(r, "daemon", "--burst", "--json-log").stdout.splitlines()]
+    assert len(again) == 1 and again[0]["delivered"] == 0
+
+
+def test_a_commit_in_a_linked_worktree_wakes_the_daemon(
+    factory_repo: Path, tmp_path: Path
+) -> None:
+    r = factory_repo
+    wt = tmp_path / "agent-wt"
+    git(r, "worktree", "add", "-q", "-b", "agent/bo", str(wt))
+    daemon = start_daemon(r)
+    try:
+        next_tick(daemon.stdout)  # the first tick: caught up, now waiting
+        mid = "01m80000000000000000000102"
+        path = wt / message_path(mid)
+        path.parent.mkdir(parents=True)
+        path.write_bytes(message_file(mid))
+        git(wt, "add", ".factory")
+        committed = time.monotonic()
+        git(wt, "commit", "-qm", "mail from a worktree")
+        tick = next_tick(daemon.stdout)
+        while not tick["delivered"]:
+            tick = next_tick(daemon.stdout)
+        reaction = time.monotonic() - committed
+        assert "refs/heads/agent/bo" in tick["moved"]
+        # Well under the daemon's idle wake-up (5 s): the commit itself woke it.
+        assert reaction < 4, f"took {reaction:.2f}s"
+        assert [m["id"] for m in gf_json(r, "mail", "inbox", "--as", "human/lead")] == [mid]
+        daemon.send_signal(signal.SIGTERM)
+        assert daemon.wait(timeout=30) == 0
+    finally:
+        daemon.kill()
+    assert gf_json(r, "log")[-1]["kind"] == "daemon.stopped"
+
+
+def test_only_one_daemon_runs_per_repository(factory_repo: Path) -> None:
+    daemon = start_daemon(factory_repo)
+    try:
+        next_tick(daemon.stdout)
+        proc = gf(factory_repo, "daemon", "--burst", code=5)
+        assert "already runs" in proc.stderr and str(daemon.pid) in proc.stderr
+        status = gf_json(factory_repo, "daemon", "status")
+        assert status["running"] is True and status["pid"] == daemon.pid
+        assert status["status"]["ticks"] >= 1
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        assert daemon.wait(timeout=30) == 0
+    assert gf_json(factory_repo, "daemon", "status")["running"] is False
+    gf(factory_repo, "daemon", "--max-ticks", "1")  # the lock was released
+
+
+def test_hooks_keep_the_users_hook_working(factory_repo: Path) -> None:
+    r = factory_repo
+    hooks = r / ".git" / "hooks"
+    mine = hooks / "reference-transaction"
+    # The user's hook logs every transaction and vetoes any update of refs/heads/frozen.
+    mine.write_text(
+        "#!/bin/sh\ninput=$(cat)\necho \"$1 $input\" >> \"$(dirname \"$0\")/../mine.log\"\n"
+        "if [ \"$1\" = prepared ] && echo \"$input\" | grep -q refs/heads/frozen; then exit 1; fi\n"
+    )
+    mine.chmod(0o755)
+    state = gf_json(r, "hooks", "install")
+    assert state["installed"] and state["chained"].endswith("reference-transaction.before-gitfactory")
+    assert gf_json(r, "hooks", "install") == state  # idempotent
+
+    wake = r / ".git" / "gitfactory" / "wake"
+    wake.unlink(missing_ok=True)
+    git(r, "commit", "-qm", "a commit", "--allow-empty")
+    assert wake.exists()  # our part ran
+    log = (r / ".git" / "mine.log").read_text()
+    assert "prepared" in log and "committed" in log and "refs/heads/" in log  # theirs too
+    veto = subprocess.run(["git", "branch", "frozen"], cwd=r, capture_output=True, text=True)
+    assert veto.returncode != 0  # the user's veto still works through our hook
+    assert "frozen" not in git(r, "branch", "--list", "frozen")
+
+    state = gf_json(r, "hooks", "uninstall")
+    assert state["installed"] is False and state["chained"] is None
+    assert "mine.log" in mine.read_text() and "gitfactory" not in mine.read_text()
+
+
+def test_hooks_follow_core_hookspath(factory_repo: Path, tmp_path: Path) -> None:
+    shared = tmp_path / "shared-hooks"
+    git(factory_repo, "config", "core.hooksPath", str(shared))
+    state = gf_json(factory_repo, "hooks", "install")
+    assert state["path"] == str(shared / "reference-transaction")
+    wake = factory_repo / ".git" / "gitfactory" / "wake"
+    wake.unlink(missing_ok=True)
+    git(factory_repo, "commit", "-qm", "x", "--allow-empty")
+    assert wake.exists()
