@@ -8,6 +8,7 @@ from typing import Any
 
 from gitfactory import schemas
 from gitfactory.actors import slug
+from gitfactory.agents import AgentSpec, DispatchConfig, parse_agents, parse_dispatch
 from gitfactory.errors import ConfigError
 from gitfactory.records import FACTORY_DIR
 from gitfactory.resources import template_file
@@ -34,6 +35,8 @@ class FactoryConfig:
     workflows: dict[str, Workflow] = field(default_factory=dict)
     mail: MailConfig = MailConfig()
     watch: tuple[str, ...] = ("*",)
+    agents: dict[str, AgentSpec] = field(default_factory=dict)
+    dispatch: DispatchConfig = field(default_factory=DispatchConfig)
 
     def workflow(self, name: str | None) -> Workflow:
         """The named workflow; the default one (or a one-step one) when name is None."""
@@ -72,6 +75,8 @@ def parse(data: bytes, source: str = CONFIG_PATH) -> FactoryConfig:
         workflows=parse_workflows(doc, source),
         mail=_mail(doc, source),
         watch=tuple(str(p) for p in doc.get("watch", ("*",))),
+        agents=parse_agents(doc, source),
+        dispatch=parse_dispatch(doc, source),
     )
 
 

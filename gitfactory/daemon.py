@@ -6,14 +6,16 @@ events only wake it up; every tick re-reads the state from git. A tick:
 1. **detect**: list every ref and compare with the last tick (at start: with
    nothing, so whatever happened while the daemon was down is seen);
 2. **ingest**: the postmaster takes in messages from the branches that moved;
-3. **decide and act**: escalate overdue acknowledgements, expire leases that ran
-   out (and, with dispatch, start and reap agents);
+3. **decide and act**: escalate overdue acknowledgements, end the runs whose agent
+   exited or ran out of time, expire leases that ran out, and start agents and gates
+   on ready steps (:mod:`gitfactory.dispatch`);
 4. **heartbeat**: write the status file ``.git/gitfactory/daemon.json``.
 
 Everything it decides is written as records on the factory branch, by the same
 compare-and-swap writes as any client, so killing it at any instant loses nothing.
 One daemon runs per repository (a lock in ``.git/gitfactory/``). The first SIGTERM
-(or Ctrl-C) finishes the tick in progress and stops; a second stops at once.
+(or Ctrl-C) starts nothing new and waits for the running steps to end; a second stops
+at once, leaving running agents to be adopted by the next daemon.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from gitfactory import clock, ids
+from gitfactory.dispatch import Dispatcher, Ended
 from gitfactory.errors import BusyError
 from gitfactory.watch import Watcher, changed, snapshot
 
@@ -40,6 +43,7 @@ if TYPE_CHECKING:
 
 ACTOR = "factory/daemon"
 IDLE_WAKE_S = 5.0  # the longest a daemon sleeps without a wake-up (leases, escalation)
+RUN_POLL_S = 0.5  # while runs are active: how often to look at processes not our children
 STATUS_FILE = "daemon.json"
 PID_FILE = "daemon.pid"
 LOCK_FILE = "daemon.lock"
@@ -55,17 +59,24 @@ class TickReport:
     quarantined: int = 0
     escalated: int = 0
     expired: list[str] = field(default_factory=list)
+    started: list[dict[str, Any]] = field(default_factory=list)  # runs: task, agent, step
+    finished: list[dict[str, Any]] = field(default_factory=list)  # runs: ..., outcome, how
+    running: int = 0
 
     @property
     def busy(self) -> bool:
-        """Whether the tick acted (a burst run stops after a tick that did not)."""
-        return bool(self.delivered or self.quarantined or self.escalated or self.expired)
+        """Whether work is going on (a burst run stops after a tick where none was)."""
+        return bool(
+            self.delivered or self.quarantined or self.escalated or self.expired
+            or self.started or self.finished or self.running
+        )  # fmt: skip
 
     def to_json(self) -> dict[str, Any]:
         return {
             "tick": self.n, "moved": self.moved, "delivered": self.delivered,
             "quarantined": self.quarantined, "escalated": self.escalated,
-            "expired": self.expired,
+            "expired": self.expired, "started": self.started, "finished": self.finished,
+            "running": self.running,
         }  # fmt: skip
 
 
@@ -87,6 +98,8 @@ class Daemon:
         self.stopping = False
         self.started = time.time()
         self.watcher = Watcher(factory.paths)
+        self.dispatcher = Dispatcher(factory, self._note)
+        self.recovered: list[Ended] = []
 
     # -- the loop -------------------------------------------------------------------
 
@@ -98,16 +111,17 @@ class Daemon:
         with self._single_instance(), self._signals():
             self.watcher.start()
             log.append(self.factory, [self._event("daemon.started", "watching for commits")])
+            self.recovered = self.dispatcher.recover()
             try:
-                while not self.stopping:
+                while True:
                     result = self.tick()
                     self.report(result)
                     if self.max_ticks is not None and self.ticks >= self.max_ticks:
                         break
-                    if self.burst and not result.busy:
+                    if (self.burst or self.stopping) and not result.busy:
                         break
-                    if not self.stopping:
-                        self.watcher.wait(IDLE_WAKE_S)
+                    # Runs end without any commit: poll them (a child's exit also wakes us).
+                    self.watcher.wait(RUN_POLL_S if self.dispatcher.active else IDLE_WAKE_S)
             finally:
                 self.watcher.stop()
                 log.append(
@@ -130,13 +144,33 @@ class Daemon:
         mail = postmaster.ingest(self.factory, self._watched(branches))
         result.delivered, result.quarantined = len(mail.delivered), len(mail.quarantined)
         result.escalated = len(postmaster.escalate(self.factory).escalated)
+        result.finished = [_ended(e) for e in [*self.recovered, *self.dispatcher.reap()]]
+        self.recovered = []
         result.expired = plan.expire_leases(self.factory, ACTOR)
+        if not self.stopping:
+            result.started = [
+                {"run": r.id, "task": r.task, "agent": r.agent, "step": r.step}
+                for r in self.dispatcher.start_ready()
+            ]
+        result.running = len(self.dispatcher.active)
         self._status(running=True)
         return result
 
     def stop(self) -> None:
+        """Start no new runs; return once the running ones have ended."""
         self.stopping = True
         self.watcher.wake()
+
+    def _child_exited(self, _signum: int, _frame: FrameType | None) -> None:
+        # Every git command the daemon runs ends with a SIGCHLD too: wake only for an
+        # agent, or each tick's own git calls would wake the next tick forever.
+        if any(c.poll() is not None for c in list(self.dispatcher.children.values())):
+            self.watcher.wake()
+
+    def _note(self, event: Any) -> None:
+        from gitfactory import log
+
+        log.append(self.factory, [event])
 
     # -- helpers ----------------------------------------------------------------------
 
@@ -186,6 +220,7 @@ class Daemon:
             self.stop()
 
         previous = {s: signal.signal(s, handle) for s in (signal.SIGTERM, signal.SIGINT)}
+        previous[signal.SIGCHLD] = signal.signal(signal.SIGCHLD, self._child_exited)
         try:
             yield
         finally:
@@ -199,6 +234,11 @@ class Daemon:
             "last_tick": ids.format_time(clock.now_ms()), "tip": self.factory.tip(),
         }  # fmt: skip
         _write_atomic(self.factory.paths.factory_dir / STATUS_FILE, json.dumps(status) + "\n")
+
+
+def _ended(e: Ended) -> dict[str, Any]:
+    return {"run": e.run.id, "task": e.run.task, "agent": e.run.agent, "step": e.run.step,
+            "outcome": e.outcome or None, "how": e.how, "exit_code": e.exit_code}  # fmt: skip
 
 
 def read_pid(directory: Path) -> int | None:

@@ -66,6 +66,12 @@ def changed(before: dict[str, str], after: dict[str, str]) -> dict[str, str | No
     return moved
 
 
+# Event types that mean a file changed. inotify also reports every open and every
+# close after reading; the daemon reads the ref files on each tick, so reacting to
+# those would wake it forever.
+_WRITES = frozenset({"created", "modified", "moved", "deleted", "closed"})
+
+
 class Watcher:
     """Wakes :meth:`wait` when anything that signals a ref update changes on disk."""
 
@@ -83,6 +89,8 @@ class Watcher:
 
         class _Handler(FileSystemEventHandler):
             def on_any_event(self, event: FileSystemEvent) -> None:
+                if event.event_type not in _WRITES:
+                    return  # opened, closed without writing: reads, ours included
                 for raw in (event.src_path, getattr(event, "dest_path", "")):
                     if raw and watcher.signals(Path(str(raw))):
                         watcher.wake()

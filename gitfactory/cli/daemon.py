@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import time
+from typing import TYPE_CHECKING
+
 import click
 
 from gitfactory import output
 from gitfactory.cli import Context
+
+if TYPE_CHECKING:
+    from gitfactory.daemon import TickReport
 
 
 @click.group("daemon", invoke_without_command=True)
@@ -27,17 +33,14 @@ def daemon_group(ctx: click.Context, burst: bool, max_ticks: int | None, json_lo
     """
     if ctx.invoked_subcommand is not None:
         return
-    from gitfactory.daemon import Daemon, TickReport
+    from gitfactory.daemon import Daemon
 
     def report(tick: TickReport) -> None:
         if json_log:
             output.emit_json(tick.to_json(), lines=True)
-        elif tick.busy or tick.n == 1:
-            output.echo(
-                f"tick {tick.n}: {len(tick.moved)} ref(s) moved, {tick.delivered} delivered, "
-                f"{tick.quarantined} quarantined, {tick.escalated} escalated, "
-                f"{len(tick.expired)} lease(s) expired"
-            )
+            return
+        for line in _lines(tick):
+            output.echo(f"{time.strftime('%H:%M:%S')}  {line}")
 
     obj: Context = ctx.obj
     daemon = Daemon(obj.factory, burst=burst, max_ticks=max_ticks, report=report)
@@ -64,6 +67,25 @@ def status_cmd(obj: Context, as_json: bool) -> None:
     last = output.local_time(status["last_tick"]) if status else "not yet"
     ticks = status["ticks"] if status else 0
     output.echo(f"daemon running: pid {pid}, {ticks} tick(s), last tick {last}")
+
+
+def _lines(tick: TickReport) -> list[str]:
+    """What a human watching the daemon wants to see of one tick."""
+    lines = []
+    if tick.n == 1:
+        lines.append(f"caught up: {len(tick.moved)} ref(s) looked at")
+    for r in tick.finished:
+        result = r["outcome"] or r["how"].replace("_", " ")
+        lines.append(f"finished {r['agent']} {r['step']} of {r['task'][:8]}: {result} ({r['how']})")
+    for r in tick.started:
+        lines.append(f"started  {r['agent']} {r['step']} of {r['task'][:8]}")
+    for count, what in ((tick.delivered, "message(s) delivered"),
+                        (tick.quarantined, "message file(s) quarantined"),
+                        (tick.escalated, "acknowledgement(s) escalated"),
+                        (len(tick.expired), "lease(s) expired")):  # fmt: skip
+        if count:
+            lines.append(f"{count} {what}")
+    return lines
 
 
 def _alive(pid: int) -> bool:

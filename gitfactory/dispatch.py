@@ -1,0 +1,366 @@
+"""Dispatch: start agents and gates on ready workflow steps, watch them, end their steps.
+
+For each ready step the dispatcher claims the task for an idle agent of the step's
+role (or, for a gate, for ``factory/gate``), makes the task's worktree ready,
+renders the prompt, exports the agent's inbox, and starts the configured command in
+its own process group. While it runs, nothing else may take the task (the lease is
+the step's whole timeout). The step ends, in this order of precedence:
+
+1. the agent ran ``gitfactory step done`` (the task moved on: nothing to add);
+2. a commit on its branch since the run started carries ``Factory-Step: done`` or
+   ``Factory-Step: failed`` (the latest one counts);
+3. its exit code: 0 is success, anything else failure;
+
+and a run that outlives its step's timeout has its whole process group killed and
+ends with the outcome ``timeout``. Each start and end is a log record
+(``dispatch.started``, ``dispatch.finished``) that points at the run's transcript.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import subprocess
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from gitfactory import clock, ids, runs, worktrees
+from gitfactory.errors import FactoryError
+from gitfactory.log import Draft, stamp
+from gitfactory.runs import Run, RunBook
+
+if TYPE_CHECKING:
+    from gitfactory.agents import AgentSpec
+    from gitfactory.config import FactoryConfig
+    from gitfactory.factory import Factory
+    from gitfactory.tasks import TaskState
+    from gitfactory.workflow import Step, Workflow
+
+GATE_AGENT = "factory/gate"
+TRAILER = "Factory-Step"
+LEASE_MARGIN_MS = 120_000  # the lease outlasts the step's timeout by this much
+
+
+@dataclass(frozen=True)
+class Ended:
+    run: Run
+    outcome: str  # success, failure, timeout, or "" when the agent ended the step itself
+    how: str  # step_done, trailer, exit_code, timeout, lost, canceled
+    exit_code: int | None
+
+
+class Dispatcher:
+    def __init__(self, factory: Factory, note: Callable[[Any], None]) -> None:
+        self.factory = factory
+        self.note = note  # writes events to the log
+        self.book = RunBook(factory.paths.factory_dir)
+        self.active: dict[str, Run] = {}
+        self.children: dict[str, subprocess.Popen[bytes]] = {}
+
+    # -- after a restart ---------------------------------------------------------------
+
+    def recover(self) -> list[Ended]:
+        """Adopt the runs whose processes outlived the last daemon; end the others; give
+        back tasks our agents hold with no run at all (claimed, then the daemon died)."""
+        ended = []
+        for run in self.book.active():
+            pid = run.pid if run.pid is not None and runs.carries(run.pid, run.id) else None
+            pid = pid or runs.find(run.id)
+            if pid is not None:
+                run.pid = pid
+                self.book.save(run)
+                self.active[run.id] = run
+            else:
+                ended.append(self._end(run, None, lost=True))
+        held = {r.task for r in self.active.values()}
+        now = clock.now_ms()
+        self.factory.index.refresh()
+        for agent in [GATE_AGENT, *(a.address for a in self.factory.config().agents.values())]:
+            for task_id in self.factory.index.held_by(agent, now):
+                if task_id not in held:
+                    self._give_back(task_id, agent, "claimed, but its run never started")
+        return ended
+
+    # -- every tick --------------------------------------------------------------------
+
+    def reap(self) -> list[Ended]:
+        """End the runs whose process exited, ran out of time, or whose task was canceled."""
+        ended = []
+        now = clock.now_ms()
+        for run in list(self.active.values()):
+            child = self.children.get(run.id)
+            code = child.poll() if child is not None else None
+            running = code is None and run.pid is not None and (
+                child is not None or (runs.alive(run.pid) and runs.carries(run.pid, run.id))
+            )  # fmt: skip
+            if running and now >= run.deadline_ms:
+                runs.kill_group(run.pid or 0, self._config().dispatch.kill_grace_ms / 1000)
+                ended.append(self._end(run, None, timed_out=True))
+            elif running and self._cancel_requested(run):
+                runs.kill_group(run.pid or 0, self._config().dispatch.kill_grace_ms / 1000)
+                ended.append(self._end(run, None, canceled=True))
+            elif not running:
+                ended.append(self._end(run, code))
+        return ended
+
+    def start_ready(self) -> list[Run]:
+        """Start agents and gates on ready steps, as far as the limits allow."""
+        import json
+
+        config = self._config()
+        started: list[Run] = []
+        self.factory.index.refresh()
+        now = clock.now_ms()
+        for text, _, _ in self.factory.index.summaries(now, ready=True):
+            if len(self.active) >= config.dispatch.max_concurrent:
+                break
+            row = json.loads(text)
+            wf = config.workflow(row["workflow"])
+            step = wf.step(row["step"])
+            doer = self._doer(step)
+            if doer is None:
+                continue
+            run = self._start(row["id"], wf, step, doer)
+            if run is not None:
+                started.append(run)
+        return started
+
+    def stop_all(self, grace_s: float) -> None:
+        for run in self.active.values():
+            if run.pid is not None:
+                runs.kill_group(run.pid, grace_s)
+
+    # -- starting ------------------------------------------------------------------------
+
+    def _doer(self, step: Step) -> AgentSpec | str | None:
+        """An idle agent that plays ``step``, GATE_AGENT for a gate, or None."""
+        from gitfactory.workflow import plays
+
+        if step.gate:
+            return GATE_AGENT
+        if step.action:
+            return None  # actions (merge) are the QA issue's; the task waits at the step
+        config = self._config()
+        busy = {r.agent for r in self.active.values()}
+        for agent in config.agents.values():
+            if agent.address in busy or not plays(agent.role, step):
+                continue
+            limit = config.dispatch.max_per_role.get(agent.role)
+            if (
+                limit is not None
+                and sum(1 for r in self.active.values() if r.agent.split("/")[0] == agent.role)
+                >= limit
+            ):
+                continue
+            return agent
+        return None
+
+    def _start(self, task_id: str, wf: Workflow, step: Step, doer: AgentSpec | str) -> Run | None:
+        from gitfactory import plan
+
+        config = self._config()
+        agent = doer if isinstance(doer, str) else doer.address
+        timeout_ms = step.timeout_s * 1000 if step.timeout_s else config.dispatch.default_timeout_ms
+        try:
+            st = plan.claim(self.factory, task_id, agent, timeout_ms + LEASE_MARGIN_MS,
+                            step_of=lambda s: wf.step(s.step).name)  # fmt: skip
+        except FactoryError:
+            return None  # taken by someone else, or no longer ready
+        try:
+            space = worktrees.ensure(self.factory.paths, config.dispatch, st.task)
+        except FactoryError as exc:
+            self._end_step(st, agent, "failure", f"workspace: {exc.message}")
+            self.note(self._event("dispatch.failed", task_id, str(exc.message), {"agent": agent}))
+            return None
+        now = clock.now_ms()
+        run = Run(
+            id=ids.new_id(now), task=task_id, agent=agent, step=step.name,
+            kind="gate" if isinstance(doer, str) else "agent",
+            command=step.gate if isinstance(doer, str) and step.gate else
+            doer.command if not isinstance(doer, str) else "",
+            worktree=str(space.path), branch=space.branch, head=_tip(space.path),
+            started_ms=now, deadline_ms=now + timeout_ms,
+            attempt=st.attempts.get(step.name, 1),
+        )  # fmt: skip
+        self.book.save(run)  # before the process exists: a crash now is found at restart
+        env = self._environment(run, st, wf, step, doer)
+        child = runs.spawn(run.command, space.path, env, self.book.transcript(run.id))
+        run.pid = child.pid
+        self.book.save(run)
+        self.active[run.id] = run
+        self.children[run.id] = child
+        self.note(self._event(
+            "dispatch.started", task_id, f"{agent} on {step.name} (attempt {run.attempt})",
+            {"run": run.id, "agent": agent, "step": step.name, "attempt": run.attempt,
+             "pid": child.pid, "worktree": run.worktree, "branch": run.branch,
+             "kind": run.kind, "created_worktree": space.created},
+        ))  # fmt: skip
+        return run
+
+    def _environment(
+        self, run: Run, st: TaskState, wf: Workflow, step: Step, doer: AgentSpec | str
+    ) -> dict[str, str]:
+        from gitfactory.git import git_env
+
+        directory = self.book.directory(run.id)
+        prompt = directory / "prompt.md"
+        inbox = directory / "inbox"
+        prompt.write_text(self._prompt(run, st, wf, step, inbox), encoding="utf-8")
+        env = git_env()
+        env.update({
+            runs.MARKER: run.id, "GITFACTORY_TASK": run.task, "GITFACTORY_AGENT": run.agent,
+            "GITFACTORY_STEP": run.step, "GITFACTORY_ATTEMPT": str(run.attempt),
+            "GITFACTORY_REPO": str(worktrees.main_top(self.factory.paths)),
+            "GITFACTORY_WORKTREE": run.worktree, "GITFACTORY_BRANCH": run.branch,
+            "GITFACTORY_PROMPT_FILE": str(prompt), "GITFACTORY_INBOX": str(inbox),
+        })  # fmt: skip
+        if not isinstance(doer, str):
+            env.update(doer.env)
+        return env
+
+    def _prompt(self, run: Run, st: TaskState, wf: Workflow, step: Step, inbox: Any) -> str:
+        from gitfactory import mail, prompt
+
+        exported = mail.export(self.factory, run.agent, inbox)
+        unread = [r for r in mail.inbox(self.factory, run.agent, unread=True, limit=20)]
+        lines = [f"- {r.meta['created']} from {r.meta['from']}: {r.meta['subject']} "
+                 f"({inbox}/{r.meta['id']}.md)" for r in unread]  # fmt: skip
+        last = st.last_step
+        previous = "This is the first step."
+        if last:
+            previous = f"The previous step ended: {last.get('why', '')}."
+        if last and st.history:
+            notes = [e.text for e in st.history if e.kind == "task.step_done" and e.text]
+            if notes:
+                previous += f" Its note: {notes[-1]}"
+        return prompt.render({
+            "task_id": st.task.id, "task_short": st.task.id[:8], "title": st.task.title,
+            "agent": run.agent, "step": step.name, "attempt": str(run.attempt),
+            "workflow": wf.name, "worktree": run.worktree, "branch": run.branch,
+            "base": worktrees.base(self.factory.paths, self._config().dispatch),
+            "body": st.task.body.strip() or "(no description)",
+            "instructions": step.instructions or "(none)", "done_when": step.done_when or "-",
+            "previous": previous,
+            "inbox": (f"{exported.total} message(s) in {inbox}; unread:\n" + "\n".join(lines))
+            if lines else f"{exported.total} message(s) in {inbox}; none unread.",
+            "documents": "(none yet)",
+        })  # fmt: skip
+
+    # -- ending ---------------------------------------------------------------------------
+
+    def _end(
+        self,
+        run: Run,
+        code: int | None,
+        *,
+        timed_out: bool = False,
+        canceled: bool = False,
+        lost: bool = False,
+    ) -> Ended:
+        from gitfactory import plan
+
+        self.factory.index.refresh()
+        st = plan.load(self.factory, run.task, history=True)
+        still_ours = (
+            st.state == "working" and st.assignee == run.agent and st.step == run.step
+            and st.attempts.get(run.step) == run.attempt
+        )  # fmt: skip
+        if still_ours and lost and run.pid is None:
+            # Written down, then the daemon died before the process started: nothing
+            # ran, so the step is not failed; the task goes back to the queue.
+            outcome, how = "", "never_started"
+            self._holder_move(run, "task.released", "the daemon stopped before the agent started")
+        elif not still_ours:
+            outcome, how = "", "step_done"
+        elif canceled:
+            outcome, how = "", "canceled"
+            self._holder_move(run, "task.canceled", "canceled while running: the agent was stopped")
+        elif timed_out:
+            outcome, how = "timeout", "timeout"
+        elif (said := _trailer(run)) is not None:
+            outcome, how = said, "trailer"
+        elif lost and code is None:
+            outcome, how = "failure", "lost"
+        else:
+            outcome, how = ("success" if code == 0 else "failure"), "exit_code"
+        if still_ours and outcome:
+            why = {"timeout": f"timed out after {(run.deadline_ms - run.started_ms) // 1000}s",
+                   "lost": "the agent's process was gone when the daemon came back",
+                   "trailer": f"{TRAILER} trailer on {run.branch}",
+                   "exit_code": f"exit code {code}"}[how]  # fmt: skip
+            self._end_step(st, run.agent, outcome, why)
+        transcript = self.book.transcript(run.id)
+        size = transcript.stat().st_size if transcript.exists() else 0
+        result = {"run": run.id, "agent": run.agent, "step": run.step, "outcome": outcome or None,
+                  "how": how, "exit_code": code, "transcript": str(transcript), "bytes": size,
+                  "duration_ms": clock.now_ms() - run.started_ms}  # fmt: skip
+        self.book.finish(run, result)
+        self.active.pop(run.id, None)
+        self.children.pop(run.id, None)
+        text = f"{run.agent} on {run.step}: {outcome or how} ({how})"
+        self.note(self._event("dispatch.finished", run.task, text, result))
+        return Ended(run, outcome, how, code)
+
+    def _end_step(self, st: TaskState, agent: str, outcome: str, note: str) -> None:
+        from gitfactory import workflow
+
+        try:
+            workflow.step_done(self.factory, st.task.id, agent, outcome, note)
+        except FactoryError as exc:
+            # The lease ran out while the daemon was away: the task is back in the queue.
+            self.note(self._event("dispatch.stale", st.task.id, exc.message, {"agent": agent}))
+
+    def _give_back(self, task_id: str, agent: str, why: str) -> None:
+        from gitfactory import plan
+
+        with contextlib.suppress(FactoryError):  # it moved on in the meantime
+            plan.holder_move(self.factory, task_id, agent, "task.released", text=why)
+
+    def _holder_move(self, run: Run, kind: str, text: str) -> None:
+        from gitfactory import plan
+
+        with contextlib.suppress(FactoryError):  # it moved on in the meantime
+            plan.holder_move(self.factory, run.task, run.agent, kind, text=text)
+
+    def _cancel_requested(self, run: Run) -> bool:
+        from gitfactory import plan
+
+        self.factory.index.refresh()
+        return plan.load(self.factory, run.task).cancel_requested is not None
+
+    # -- helpers --------------------------------------------------------------------------
+
+    def _config(self) -> FactoryConfig:
+        return self.factory.config()
+
+    def _event(self, kind: str, task: str, text: str, data: dict[str, Any]) -> Any:
+        from gitfactory.daemon import ACTOR
+
+        return stamp(Draft(kind=kind, actor=ACTOR, task=task, text=text, data=data))
+
+
+def _tip(worktree: Any) -> str | None:
+    from gitfactory.git import run_git
+
+    proc = run_git(["rev-parse", "--verify", "-q", "HEAD"], worktree, check=False)
+    return proc.stdout.decode().strip() or None
+
+
+def _trailer(run: Run) -> str | None:
+    """The outcome a ``Factory-Step:`` trailer on the run's branch states, if any: the
+    latest commit since the run started that carries one decides."""
+    from gitfactory.git import run_git
+
+    span = f"{run.head}..HEAD" if run.head else "HEAD"
+    proc = run_git(
+        ["log", "--format=%(trailers:key=Factory-Step,valueonly,separator=%x2C)", span],
+        Path(run.worktree), check=False,
+    )  # fmt: skip
+    for line in proc.stdout.decode("utf-8", "replace").splitlines():
+        value = line.strip().split(",")[-1].strip().lower()
+        if value in ("done", "success", "passed"):
+            return "success"
+        if value in ("failed", "failure"):
+            return "failure"
+    return None

@@ -1,0 +1,156 @@
+"""Agent processes the daemon started on this machine, and how it finds them again.
+
+A run is one start of one step: an agent (or a gate's command) in a task's worktree.
+Its bookkeeping lives in ``.git/gitfactory/runs/<run id>/``: ``run.json``, the
+rendered ``prompt.md``, the exported ``inbox/`` and the ``transcript.log`` of its
+output. This is machine-local process state, not factory state: what the factory
+knows about a run is in the log (``dispatch.started``, ``dispatch.finished``).
+
+Every run's process starts a new session (so the whole process group can be
+killed) with ``GITFACTORY_RUN=<id>`` in its environment. A daemon restarted after a
+crash finds its runs' processes by that marker, even one it started but had not yet
+written down, and adopts them instead of starting the step twice.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import IO, Any
+
+RUNS_DIR = "runs"
+MARKER = "GITFACTORY_RUN"
+
+
+@dataclass
+class Run:
+    id: str
+    task: str
+    agent: str  # the address that holds the task's lease while the run lasts
+    step: str
+    kind: str  # "agent" or "gate"
+    command: str
+    worktree: str
+    branch: str
+    head: str | None  # the branch tip when the run started
+    started_ms: int
+    deadline_ms: int
+    attempt: int = 1
+    pid: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Run:
+        return cls(**data)
+
+
+class RunBook:
+    """The run directories of one repository."""
+
+    def __init__(self, factory_dir: Path) -> None:
+        self.root = factory_dir / RUNS_DIR
+
+    def directory(self, run_id: str) -> Path:
+        return self.root / run_id
+
+    def save(self, run: Run) -> None:
+        directory = self.directory(run.id)
+        directory.mkdir(parents=True, exist_ok=True)
+        tmp = directory / "run.json.tmp"
+        tmp.write_text(json.dumps(run.to_json(), indent=2) + "\n", encoding="utf-8")
+        os.replace(tmp, directory / "run.json")
+
+    def active(self) -> list[Run]:
+        """Runs not yet finished (their directory has run.json and no finished.json)."""
+        if not self.root.is_dir():
+            return []
+        found = []
+        for directory in sorted(self.root.iterdir()):
+            if (directory / "run.json").is_file() and not (directory / "finished.json").exists():
+                try:
+                    found.append(Run.from_json(json.loads((directory / "run.json").read_text())))
+                except (ValueError, TypeError):
+                    continue  # a torn file from a crash before the rename: nothing started
+        return found
+
+    def finish(self, run: Run, result: dict[str, Any]) -> None:
+        path = self.directory(run.id) / "finished.json"
+        path.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+
+    def transcript(self, run_id: str) -> Path:
+        return self.directory(run_id) / "transcript.log"
+
+
+def spawn(
+    command: str, cwd: Path, env: dict[str, str], transcript: Path
+) -> subprocess.Popen[bytes]:
+    """Start ``command`` with sh in its own session, output appended to ``transcript``."""
+    out: IO[bytes] = transcript.open("ab")
+    try:
+        return subprocess.Popen(
+            ["sh", "-c", command], cwd=cwd, env=env, stdin=subprocess.DEVNULL,
+            stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+    finally:
+        out.close()
+
+
+def carries(pid: int, run_id: str) -> bool:
+    """Whether process ``pid`` exists and was started for run ``run_id``."""
+    try:
+        environ = Path(f"/proc/{pid}/environ").read_bytes()
+    except OSError:
+        return False
+    return f"{MARKER}={run_id}".encode() in environ.split(b"\0")
+
+
+def find(run_id: str) -> int | None:
+    """The session leader started for ``run_id``, found by its environment marker."""
+    wanted = f"{MARKER}={run_id}".encode()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if wanted in (entry / "environ").read_bytes().split(b"\0"):
+                pid = int(entry.name)
+                if os.getpgid(pid) == pid:
+                    return pid
+        except OSError:
+            continue
+    return None
+
+
+def alive(pid: int) -> bool:
+    """Whether ``pid`` is running (a zombie, dead but not yet reaped, is not)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[-1].split()[0] != "Z"
+
+
+def kill_group(pid: int, grace_s: float) -> None:
+    """SIGTERM the process group of ``pid``; SIGKILL it if it is still there after grace."""
+    try:
+        os.killpg(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + grace_s
+    while time.monotonic() < deadline:
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)  # reap the leader if it is our child
+        try:
+            os.killpg(pid, 0)
+        except ProcessLookupError:
+            return  # every process of the group is gone
+        time.sleep(0.05)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, signal.SIGKILL)

@@ -1,0 +1,187 @@
+"""Workspaces: one git worktree per task, on its own branch, outside the user's checkout.
+
+A task keeps its worktree and branch (``task/<id>-<slug>``) across its steps, so the
+reviewer sees what the coder committed. Worktrees live under one root directory
+(default ``../<repo>.worktrees``); a pool of idle ones, already checked out, can be
+re-pointed at a new branch much faster than a new one is created. Every git command
+here runs against the common git dir or inside a task worktree, never in the user's
+own worktree.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from gitfactory.actors import slug
+from gitfactory.errors import FactoryError, GitCommandError
+from gitfactory.git import RepoPaths, run_git
+
+if TYPE_CHECKING:
+    from gitfactory.agents import DispatchConfig
+    from gitfactory.tasks import Task
+
+POOL_DIR = ".pool"
+SETUP_LOG = ".gitfactory-setup.log"
+
+
+class WorkspaceError(FactoryError):
+    """A task's worktree could not be made ready (the message says which step failed)."""
+
+
+@dataclass(frozen=True)
+class Workspace:
+    path: Path
+    branch: str
+    created: bool  # made (or taken from the pool) for this dispatch, and set up
+
+
+def main_top(paths: RepoPaths) -> Path:
+    """The top of the repository's main worktree (or the bare repository's directory)."""
+    common = paths.common_dir
+    return common.parent if common.name == ".git" else common
+
+
+def root(paths: RepoPaths, config: DispatchConfig) -> Path:
+    top = main_top(paths)
+    if config.worktrees:
+        return (top / config.worktrees).resolve()
+    return top.parent / f"{top.name}.worktrees"
+
+
+def base(paths: RepoPaths, config: DispatchConfig) -> str:
+    """The branch task branches start from."""
+    if config.base:
+        return config.base
+    head = (paths.common_dir / "HEAD").read_text(encoding="utf-8").strip()
+    if head.startswith("ref: refs/heads/"):
+        return head[len("ref: refs/heads/") :]
+    raise WorkspaceError(
+        "the main worktree has a detached HEAD, so there is no branch to start tasks from",
+        hint="set dispatch.base in factory.yaml (e.g. base: main)",
+    )
+
+
+def names(config: DispatchConfig, task: Task) -> tuple[str, str]:
+    """The directory name and the branch of a task's worktree."""
+    stem = f"{task.id[:8]}-{slug(task.title)[:40]}".rstrip("-._")
+    return stem, f"{config.branch_prefix}{stem}"
+
+
+def ensure(paths: RepoPaths, config: DispatchConfig, task: Task) -> Workspace:
+    """The task's worktree: the existing one, else one from the pool, else a new one."""
+    stem, branch = names(config, task)
+    path = root(paths, config) / stem
+    if (path / ".git").exists():
+        return Workspace(path, branch, created=False)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    start = base(paths, config)
+    exists = _has_branch(paths, branch)
+    if not _from_pool(paths, config, path, branch, start, exists):
+        args = [path.as_posix(), branch] if exists else ["-b", branch, path.as_posix(), start]
+        _git(paths, ["worktree", "add", "-q", *args], f"create the worktree of {task.id[:8]}")
+    _setup(paths, config, path)
+    return Workspace(path, branch, created=True)
+
+
+def _from_pool(
+    paths: RepoPaths, config: DispatchConfig, path: Path, branch: str, start: str, exists: bool
+) -> bool:
+    """Re-point an idle pooled worktree at ``branch`` and move it to ``path``."""
+    pool = root(paths, config) / POOL_DIR
+    idle = sorted(pool.iterdir()) if pool.is_dir() else []
+    for candidate in idle:
+        if not (candidate / ".git").exists():
+            continue
+        target = [branch] if exists else ["-C", branch, start]
+        try:
+            run_git(["switch", "-q", "--discard-changes", *target], candidate)
+            run_git(["clean", "-q", "-fdx"], candidate)
+            _git(paths, ["worktree", "move", candidate.as_posix(), path.as_posix()], "reuse")
+        except GitCommandError:
+            drop = ["worktree", "remove", "--force", candidate.as_posix()]
+            _git(paths, drop, "drop a pooled worktree", check=False)
+            continue
+        return True
+    return False
+
+
+def fill_pool(paths: RepoPaths, config: DispatchConfig) -> int:
+    """Create idle worktrees until the pool holds ``dispatch.pool``; returns how many."""
+    pool = root(paths, config) / POOL_DIR
+    pool.mkdir(parents=True, exist_ok=True)
+    have = [p for p in pool.iterdir() if (p / ".git").exists()]
+    made = 0
+    n = 0
+    while len(have) + made < config.pool:
+        n += 1
+        path = pool / f"idle-{n}"
+        if path.exists():
+            continue
+        start = base(paths, config)
+        _git(paths, ["worktree", "add", "-q", "--detach", path.as_posix(), start], "fill the pool")
+        made += 1
+    return made
+
+
+def _setup(paths: RepoPaths, config: DispatchConfig, path: Path) -> None:
+    """Copy the configured files from the main worktree and run the setup command."""
+    top = main_top(paths)
+    for name in config.setup_copy:
+        source = (top / name).resolve()
+        if top.resolve() not in source.parents or not source.is_file():
+            raise WorkspaceError(
+                f"dispatch.setup.copy: {name!r} is not a file inside {top}",
+                hint="list files relative to the repository's top, e.g. .env",
+            )
+        target = path / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, target)
+    if config.setup_command:
+        with (path / ".git").open("r") as gitfile:
+            gitdir = Path(gitfile.read().split(":", 1)[1].strip())
+        log = gitdir / SETUP_LOG
+        with log.open("wb") as out:
+            proc = subprocess.run(
+                ["sh", "-c", config.setup_command], cwd=path, stdout=out, stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL, env={**os.environ, "GITFACTORY_WORKTREE": str(path)},
+                check=False,
+            )  # fmt: skip
+        if proc.returncode != 0:
+            raise WorkspaceError(
+                f"dispatch.setup.command exited {proc.returncode} in {path}",
+                hint=f"its output is in {log}",
+            )
+
+
+def is_dirty(path: Path) -> bool:
+    out = run_git(["status", "--porcelain", "--untracked-files=normal"], path)
+    return bool(out.stdout.strip())
+
+
+def remove(paths: RepoPaths, path: Path) -> bool:
+    """Remove a task's worktree if it holds no uncommitted work; False if it was kept."""
+    if not (path / ".git").exists():
+        return True
+    if is_dirty(path):
+        return False
+    _git(paths, ["worktree", "remove", path.as_posix()], "remove a worktree")
+    return True
+
+
+def _has_branch(paths: RepoPaths, branch: str) -> bool:
+    proc = _git(paths, ["rev-parse", "--verify", "-q", f"refs/heads/{branch}"], "", check=False)
+    return proc.returncode == 0
+
+
+def _git(
+    paths: RepoPaths, args: list[str], doing: str, check: bool = True
+) -> subprocess.CompletedProcess[bytes]:
+    try:
+        return run_git([f"--git-dir={paths.common_dir}", *args], paths.common_dir, check=check)
+    except GitCommandError as exc:
+        raise WorkspaceError(f"could not {doing}: {exc.message}") from None
