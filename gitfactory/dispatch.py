@@ -71,6 +71,13 @@ class Dispatcher:
                 run.pid = pid
                 self.book.save(run)
                 self.active[run.id] = run
+                self.note(self._event(
+                    "dispatch.adopted", run.task, f"{run.agent} on {run.step}: still running",
+                    {"run": run.id, "agent": run.agent, "step": run.step, "pid": pid,
+                     "attempt": run.attempt, "worktree": run.worktree},
+                ))  # fmt: skip
+            elif self.book.exit_file(run.id).exists():  # it ended while no daemon watched
+                ended.append(self._end(run, None))
             else:
                 ended.append(self._end(run, None, lost=True))
         held = {r.task for r in self.active.values()}
@@ -185,7 +192,9 @@ class Dispatcher:
         )  # fmt: skip
         self.book.save(run)  # before the process exists: a crash now is found at restart
         env = self._environment(run, st, wf, step, doer)
-        child = runs.spawn(run.command, space.path, env, self.book.transcript(run.id))
+        child = runs.spawn(
+            run.command, space.path, env, self.book.transcript(run.id), self.book.exit_file(run.id)
+        )
         run.pid = child.pid
         self.book.save(run)
         self.active[run.id] = run
@@ -260,6 +269,9 @@ class Dispatcher:
     ) -> Ended:
         from gitfactory import plan
 
+        if code is None:  # not our child (adopted), or gone while no daemon watched
+            code = runs.exit_code(self.book.exit_file(run.id))
+            lost = lost and code is None
         self.factory.index.refresh()
         st = plan.load(self.factory, run.task, history=True)
         still_ours = (
@@ -288,7 +300,8 @@ class Dispatcher:
             why = {"timeout": f"timed out after {(run.deadline_ms - run.started_ms) // 1000}s",
                    "lost": "the agent's process was gone when the daemon came back",
                    "trailer": f"{TRAILER} trailer on {run.branch}",
-                   "exit_code": f"exit code {code}"}[how]  # fmt: skip
+                   "exit_code": f"exit code {code}" if code is not None
+                   else "it ended without an exit status (killed by a signal?)"}[how]  # fmt: skip
             self._end_step(st, run.agent, outcome, why)
         transcript = self.book.transcript(run.id)
         size = transcript.stat().st_size if transcript.exists() else 0

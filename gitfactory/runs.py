@@ -88,19 +88,36 @@ class RunBook:
     def transcript(self, run_id: str) -> Path:
         return self.directory(run_id) / "transcript.log"
 
+    def exit_file(self, run_id: str) -> Path:
+        return self.directory(run_id) / "exit"
+
+
+# The session leader runs the command and writes its exit status to a file, so that
+# a daemon that was dead when the command ended still learns how it ended.
+_WRAPPER = 'sh -c "$1"; code=$?; printf "%s\\n" "$code" > "$2"; exit "$code"'
+
 
 def spawn(
-    command: str, cwd: Path, env: dict[str, str], transcript: Path
+    command: str, cwd: Path, env: dict[str, str], transcript: Path, exit_file: Path
 ) -> subprocess.Popen[bytes]:
     """Start ``command`` with sh in its own session, output appended to ``transcript``."""
     out: IO[bytes] = transcript.open("ab")
     try:
         return subprocess.Popen(
-            ["sh", "-c", command], cwd=cwd, env=env, stdin=subprocess.DEVNULL,
-            stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+            ["sh", "-c", _WRAPPER, "gitfactory-run", command, str(exit_file)], cwd=cwd,
+            env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+            start_new_session=True,
         )  # fmt: skip
     finally:
         out.close()
+
+
+def exit_code(exit_file: Path) -> int | None:
+    """The exit status the run's session leader wrote, if it got that far."""
+    try:
+        return int(exit_file.read_text().strip())
+    except (OSError, ValueError):
+        return None
 
 
 def carries(pid: int, run_id: str) -> bool:

@@ -1,0 +1,214 @@
+"""The daemon dispatching real scripted agents into real worktrees: work lands on the
+task's branch, steps advance, timeouts kill whole process groups, failures retry per
+the workflow, gates decide, and the user's checkout is never touched."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from conftest import commit_on_factory, gf, gf_json, git
+
+# A scripted agent: a real program that does what the task's title says.
+AGENT = r'''
+import os, subprocess, sys, time
+from pathlib import Path
+
+task = os.environ["GITFACTORY_TASK"]
+prompt = Path(os.environ["GITFACTORY_PROMPT_FILE"]).read_text()
+title = prompt.splitlines()[0].split(": ", 1)[1]
+log = os.environ.get("AGENT_LOG")
+if log:
+    with open(log, "a") as fh:
+        fh.write(f"start {task} {os.getpid()}\n")
+print(f"{os.environ['GITFACTORY_AGENT']} on {title} in {os.getcwd()}", flush=True)
+if "slow" in title:
+    time.sleep(float(os.environ.get("AGENT_SLEEP", "1")))
+if "crash" in title:
+    sys.exit(1)
+if "hang" in title:
+    child = subprocess.Popen(["sleep", "300"])
+    Path(os.environ["GITFACTORY_WORKTREE"], "..", f"child-{task[:8]}.pid").write_text(str(child.pid))
+    time.sleep(300)
+Path("work.txt").write_text(f"done by {os.environ['GITFACTORY_AGENT']}\n")
+subprocess.run(["git", "add", "work.txt"], check=True)
+message = f"work on {task}"
+if "trailer" in title:
+    message += "\n\nFactory-Step: done"
+subprocess.run(["git", "commit", "-qm", message], check=True)
+if "stepdone" in title:
+    subprocess.run([sys.executable, "-m", "gitfactory", "step", "done", task, "--note", "by hand"],
+                   check=True)
+if log:
+    with open(log, "a") as fh:
+        fh.write(f"end {task} {os.getpid()}\n")
+sys.exit(3 if "exit3" in title else 0)
+'''
+
+
+def configure(repo: Path, tmp: Path, steps: str, extra: str = "") -> Path:
+    script = tmp / "agent.py"
+    script.write_text(AGENT)
+    config = f"""protocol: "0.2"
+name: test
+dispatch:
+  worktrees: ../worktrees
+  kill_grace: 1s
+{extra}agents:
+  ada:
+    role: coder
+    command: {sys.executable} {script}
+workflows:
+  default:
+    steps:
+{steps}"""
+    commit_on_factory(repo, {".factory/factory.yaml": config.encode()})
+    return repo.parent / "worktrees"
+
+
+def checkout_state(repo: Path) -> dict[str, str]:
+    """Everything of the user's own checkout: files, index, HEAD, status."""
+    files = {str(p.relative_to(repo)): hashlib.sha256(p.read_bytes()).hexdigest()
+             for p in repo.rglob("*") if p.is_file() and ".git" not in p.relative_to(repo).parts}
+    return {**files, "HEAD": git(repo, "rev-parse", "HEAD"),
+            "index": hashlib.sha256((repo / ".git" / "index").read_bytes()).hexdigest(),
+            "status": git(repo, "status", "--porcelain")}
+
+
+def finished(repo: Path) -> dict[str, dict[str, object]]:
+    return {e["task"]: e["data"] for e in gf_json(repo, "log", "--kind", "dispatch.finished")}
+
+
+def test_agents_work_in_their_worktrees_and_steps_advance(factory_repo: Path, tmp_path: Path) -> None:
+    r = factory_repo
+    root = configure(r, tmp_path, "      implement:\n        role: coder\n        timeout: 60s\n")
+    before = checkout_state(r)
+    ids = {mode: gf_json(r, "task", "add", f"Task by {mode}")["id"]
+           for mode in ("stepdone", "trailer", "exit0", "exit3")}
+    proc = gf(r, "daemon", "--burst")
+    assert "started  coder/ada implement" in proc.stdout
+
+    states = {t["id"]: t["state"] for t in gf_json(r, "task", "list")}
+    assert [states[ids[m]] for m in ("stepdone", "trailer", "exit0", "exit3")] == [
+        "completed", "completed", "completed", "failed"]
+    ends = finished(r)
+    assert [ends[ids[m]]["how"] for m in ("stepdone", "trailer", "exit0", "exit3")] == [
+        "step_done", "trailer", "exit_code", "exit_code"]
+    assert ends[ids["exit3"]]["exit_code"] == 3
+    for mode, task in ids.items():
+        # The work is a real commit on the task's own branch, made in its own worktree.
+        branch = next(b for b in git(r, "branch", "--format=%(refname:short)").split()
+                      if b.startswith(f"task/{task[:8]}"))
+        assert git(r, "show", f"{branch}:work.txt") == "done by coder/ada\n"
+        assert git(r, "log", "-1", "--format=%s", branch) == f"work on {task}\n"
+        assert (root / branch.removeprefix("task/") / "work.txt").is_file()
+        transcript = Path(str(ends[task]["transcript"])).read_text()
+        assert f"coder/ada on Task by {mode}" in transcript
+    step_done = [e for e in gf_json(r, "log", "--kind", "task.step_done")]
+    assert {e["actor"] for e in step_done} == {"coder/ada"}
+    assert next(e for e in step_done if e["task"] == ids["stepdone"])["text"] == "by hand"
+    assert checkout_state(r) == before  # the user's checkout, byte for byte
+
+
+def test_a_timeout_kills_the_whole_process_group(factory_repo: Path, tmp_path: Path) -> None:
+    r = factory_repo
+    root = configure(r, tmp_path, "      implement:\n        role: coder\n        timeout: 2s\n"
+                     "        on_timeout: failed\n")
+    task = gf_json(r, "task", "add", "Task that will hang")["id"]
+    started = time.monotonic()
+    gf(r, "daemon", "--burst")
+    assert time.monotonic() - started < 30
+    end = finished(r)[task]
+    assert end["how"] == "timeout" and end["outcome"] == "timeout"
+    assert gf_json(r, "task", "show", task)["state"] == "failed"
+    child = int((root / f"child-{task[:8]}.pid").read_text())
+    time.sleep(0.2)
+    assert not Path(f"/proc/{child}").exists() or "Z" in Path(f"/proc/{child}/stat").read_text()
+
+
+def test_a_crashing_agent_fails_the_step_and_the_workflow_retries(
+    factory_repo: Path, tmp_path: Path
+) -> None:
+    r = factory_repo
+    configure(r, tmp_path, "      implement:\n        role: coder\n        max_attempts: 2\n"
+              "        on_failure: implement\n")
+    task = gf_json(r, "task", "add", "Task that will crash")["id"]
+    gf(r, "daemon", "--burst")
+    runs = [e for e in gf_json(r, "log", "--kind", "dispatch.started") if e["task"] == task]
+    assert [e["data"]["attempt"] for e in runs] == [1, 2]
+    shown = gf_json(r, "task", "show", task)
+    assert shown["state"] == "failed"
+    done = [e for e in gf_json(r, "log", "--kind", "task.step_done") if e["task"] == task]
+    assert done[-1]["data"]["why"] == "implement: attempt limit of 2 reached"
+    assert done[0]["text"] == "exit code 1"
+
+
+def test_gates_run_in_the_tasks_worktree_and_decide(factory_repo: Path, tmp_path: Path) -> None:
+    r = factory_repo
+    steps = ("      implement:\n        role: coder\n        on_success: check\n"
+             "      check:\n        gate: test -f work.txt && grep -q coder/ada work.txt\n"
+             "        on_failure: failed\n")
+    configure(r, tmp_path, steps)
+    good = gf_json(r, "task", "add", "Task done well")["id"]
+    gf(r, "daemon", "--burst")
+    assert gf_json(r, "task", "show", good)["state"] == "completed"
+    gate = [e for e in gf_json(r, "log", "--kind", "dispatch.finished")
+            if e["data"]["agent"] == "factory/gate"]
+    assert gate and gate[0]["data"]["outcome"] == "success"
+
+
+def test_kill_9_of_the_daemon_mid_dispatch_finishes_every_task_exactly_once(
+    factory_repo: Path, tmp_path: Path
+) -> None:
+    r = factory_repo
+    configure(r, tmp_path, "      implement:\n        role: coder\n        timeout: 60s\n")
+    tasks = [gf_json(r, "task", "add", f"Task slow {n}")["id"] for n in range(3)]
+    agent_log = tmp_path / "agents.log"
+    env = {**os.environ, "AGENT_LOG": str(agent_log), "AGENT_SLEEP": "0.6"}
+    for delay in (0.4, 1.0, 0.7, 1.5, 0.5, 1.2):
+        daemon = subprocess.Popen([sys.executable, "-m", "gitfactory", "daemon"], cwd=r, env=env,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(delay)
+        daemon.send_signal(signal.SIGKILL)
+        daemon.wait()
+    subprocess.run([sys.executable, "-m", "gitfactory", "daemon", "--burst"], cwd=r, env=env,
+                   check=True, capture_output=True, timeout=120)
+
+    states = {t["id"]: t["state"] for t in gf_json(r, "task", "list")}
+    assert all(states[t] == "completed" for t in tasks), states
+    for task in tasks:
+        done = [e for e in gf_json(r, "log", "--task", task) if e["kind"] == "task.step_done"]
+        assert len(done) == 1  # completed exactly once
+        commits = git(r, "log", "--all", "--format=%s").splitlines().count(f"work on {task}")
+        assert commits == 1  # the work was done once
+    # Some runs outlived the daemon that started them and were ended by the next one.
+    events = gf_json(r, "log")
+    started_by_session: dict[str, int] = {}
+    session = 0
+    handed_over = 0
+    for e in events:
+        if e["kind"] == "daemon.started":
+            session += 1
+        elif e["kind"] in ("dispatch.started", "dispatch.adopted"):
+            started_by_session.setdefault(e["data"]["run"], session)
+        elif e["kind"] == "dispatch.finished" and e["data"]["run"] in started_by_session:
+            handed_over += started_by_session[e["data"]["run"]] != session
+        elif e["kind"] == "dispatch.finished":  # the daemon died before it wrote the start
+            assert e["data"]["how"] in ("never_started", "exit_code", "step_done"), e
+    assert session == 7 and handed_over >= 1
+    # No two processes ever worked on the same task at the same time.
+    working: dict[str, str] = {}
+    for line in agent_log.read_text().splitlines():
+        what, task, pid = line.split()
+        if what == "start":
+            assert task not in working, f"{task} started twice at once"
+            working[task] = pid
+        else:
+            assert working.pop(task) == pid
+    assert json.loads(gf(r, "daemon", "status", "--json").stdout)["running"] is False
