@@ -144,8 +144,10 @@ class Daemon:
         mail = postmaster.ingest(self.factory, self._watched(branches))
         result.delivered, result.quarantined = len(mail.delivered), len(mail.quarantined)
         result.escalated = len(postmaster.escalate(self.factory).escalated)
-        result.finished = [_ended(e) for e in [*self.recovered, *self.dispatcher.reap()]]
+        ended = [*self.recovered, *self.dispatcher.reap()]
         self.recovered = []
+        result.finished = [_ended(e) for e in ended]
+        self.dispatcher.tidy(ended)
         result.expired = plan.expire_leases(self.factory, ACTOR)
         if not self.stopping:
             result.started = [
@@ -153,6 +155,8 @@ class Daemon:
                 for r in self.dispatcher.start_ready()
             ]
         result.running = len(self.dispatcher.active)
+        if not result.started:
+            self.dispatcher.fill_pool()  # when nothing waits: creating worktrees is slow
         self._status(running=True)
         return result
 

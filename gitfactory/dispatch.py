@@ -133,6 +133,29 @@ class Dispatcher:
                 started.append(run)
         return started
 
+    def tidy(self, ended: list[Ended]) -> None:
+        """Remove the worktrees of tasks that just finished, unless they hold
+        uncommitted work (then say so: nothing a person or agent wrote is thrown away)."""
+        from gitfactory import plan
+        from gitfactory.tasks import TERMINAL
+
+        for end in ended:
+            path = Path(end.run.worktree)
+            if not path.exists() or plan.load(self.factory, end.run.task).state not in TERMINAL:
+                continue
+            try:
+                gone = worktrees.remove(self.factory.paths, path)
+            except FactoryError as exc:
+                gone, why = False, exc.message
+            else:
+                why = "it holds uncommitted changes"
+            kind, text = ("worktree.removed", str(path)) if gone else ("worktree.kept", why)
+            self.note(self._event(kind, end.run.task, text, {"worktree": str(path)}))
+
+    def fill_pool(self) -> int:
+        config = self._config().dispatch
+        return worktrees.fill_pool(self.factory.paths, config) if config.pool else 0
+
     def stop_all(self, grace_s: float) -> None:
         for run in self.active.values():
             if run.pid is not None:

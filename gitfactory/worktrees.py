@@ -185,3 +185,23 @@ def _git(
         return run_git([f"--git-dir={paths.common_dir}", *args], paths.common_dir, check=check)
     except GitCommandError as exc:
         raise WorkspaceError(f"could not {doing}: {exc.message}") from None
+
+
+@dataclass(frozen=True)
+class Collected:
+    removed: list[Path]
+    kept: list[Path]  # finished, but holding uncommitted work: never thrown away
+
+
+def collect(paths: RepoPaths, config: DispatchConfig, finished: set[str]) -> Collected:
+    """Remove the worktrees of finished tasks (``finished``: their 8-character id
+    prefixes) that hold no uncommitted work; keep the others and name them."""
+    top = root(paths, config)
+    removed: list[Path] = []
+    kept: list[Path] = []
+    for path in sorted(top.iterdir()) if top.is_dir() else []:
+        if path.name == POOL_DIR or path.name[:8] not in finished:
+            continue
+        (removed if remove(paths, path) else kept).append(path)
+    _git(paths, ["worktree", "prune"], "prune worktrees", check=False)
+    return Collected(removed, kept)

@@ -42,6 +42,8 @@ message = f"work on {task}"
 if "trailer" in title:
     message += "\n\nFactory-Step: done"
 subprocess.run(["git", "commit", "-qm", message], check=True)
+if "dirty" in title:
+    Path("scratch.txt").write_text("notes the agent did not commit\n")
 if "stepdone" in title:
     subprocess.run([sys.executable, "-m", "gitfactory", "step", "done", task, "--note", "by hand"],
                    check=True)
@@ -90,7 +92,7 @@ def test_agents_work_in_their_worktrees_and_steps_advance(factory_repo: Path, tm
     root = configure(r, tmp_path, "      implement:\n        role: coder\n        timeout: 60s\n")
     before = checkout_state(r)
     ids = {mode: gf_json(r, "task", "add", f"Task by {mode}")["id"]
-           for mode in ("stepdone", "trailer", "exit0", "exit3")}
+           for mode in ("stepdone", "trailer", "exit0", "exit3", "dirty")}
     proc = gf(r, "daemon", "--burst")
     assert "started  coder/ada implement" in proc.stdout
 
@@ -107,12 +109,16 @@ def test_agents_work_in_their_worktrees_and_steps_advance(factory_repo: Path, tm
                       if b.startswith(f"task/{task[:8]}"))
         assert git(r, "show", f"{branch}:work.txt") == "done by coder/ada\n"
         assert git(r, "log", "-1", "--format=%s", branch) == f"work on {task}\n"
-        assert (root / branch.removeprefix("task/") / "work.txt").is_file()
+        # Finished: its worktree is gone, unless it holds work nobody committed.
+        assert (root / branch.removeprefix("task/")).exists() == (mode == "dirty")
         transcript = Path(str(ends[task]["transcript"])).read_text()
         assert f"coder/ada on Task by {mode}" in transcript
     step_done = [e for e in gf_json(r, "log", "--kind", "task.step_done")]
     assert {e["actor"] for e in step_done} == {"coder/ada"}
     assert next(e for e in step_done if e["task"] == ids["stepdone"])["text"] == "by hand"
+    [kept] = gf_json(r, "log", "--kind", "worktree.kept")
+    assert kept["task"] == ids["dirty"] and "uncommitted" in kept["text"]
+    assert len(gf_json(r, "log", "--kind", "worktree.removed")) == 4
     assert checkout_state(r) == before  # the user's checkout, byte for byte
 
 

@@ -67,6 +67,8 @@ _COMMANDS = {
     "mail": "mail:mail_group",
     "daemon": "daemon:daemon_group",
     "hooks": "daemon:hooks_group",
+    "agents": "agents:agents_cmd",
+    "gc": "agents:gc_cmd",
 }
 
 

@@ -47,6 +47,113 @@ def daemon_group(ctx: click.Context, burst: bool, max_ticks: int | None, json_lo
     ctx.exit(daemon.run())
 
 
+@daemon_group.command("start")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_obj
+def start_cmd(obj: Context, as_json: bool) -> None:
+    """Start the daemon in the background (its output goes to .git/gitfactory/daemon.log)."""
+    import subprocess
+    import sys
+
+    from gitfactory.daemon import read_pid
+    from gitfactory.errors import BusyError, FactoryError
+
+    factory = obj.factory
+    factory.require_tip()
+    directory = factory.paths.factory_dir
+    pid = read_pid(directory)
+    if pid is not None and _alive(pid):
+        raise BusyError(f"a daemon already runs for this repository (pid {pid})")
+    directory.mkdir(exist_ok=True)
+    log = directory / "daemon.log"
+    with log.open("ab") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "gitfactory", "daemon"], cwd=factory.paths.common_dir,
+            stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )  # fmt: skip
+    deadline = time.monotonic() + 30
+    while read_pid(directory) != proc.pid:
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise FactoryError(f"the daemon did not start; see {log}")
+        time.sleep(0.05)
+    if as_json:
+        output.emit_json({"pid": proc.pid, "log": str(log)})
+    else:
+        output.echo(f"daemon started: pid {proc.pid}, log {log}")
+
+
+@daemon_group.command("stop")
+@click.option(
+    "--timeout", default=600, show_default=True, help="Seconds to wait for running steps."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_obj
+def stop_cmd(obj: Context, timeout: int, as_json: bool) -> None:
+    """Stop the background daemon: running steps finish first (a second stop is immediate)."""
+    import os
+    import signal
+
+    from gitfactory.daemon import read_pid
+
+    pid = read_pid(obj.factory.paths.factory_dir)
+    if pid is None or not _alive(pid):
+        if as_json:
+            output.emit_json({"stopped": False, "pid": None})
+        else:
+            output.echo("no daemon runs for this repository")
+        return
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    stopped = not _alive(pid)
+    if as_json:
+        output.emit_json({"stopped": stopped, "pid": pid})
+    elif stopped:
+        output.echo(f"daemon stopped (pid {pid})")
+    else:
+        output.echo(
+            f"daemon {pid} is still finishing its running steps; run stop again to end it now"
+        )
+
+
+@daemon_group.command("install-systemd")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_obj
+def install_systemd_cmd(obj: Context, as_json: bool) -> None:
+    """Write a systemd user unit that runs this repository's daemon, and say how to enable it."""
+    import hashlib
+    import os
+    import shutil
+    import sys
+    from pathlib import Path
+
+    from gitfactory.resources import template_file
+    from gitfactory.worktrees import main_top
+
+    factory = obj.factory
+    factory.require_tip()
+    repo = main_top(factory.paths)
+    digest = hashlib.sha256(str(repo).encode()).hexdigest()[:8]
+    unit = f"gitfactory-{repo.name}-{digest}.service"
+    program = shutil.which("gitfactory") or f"{sys.executable} -m gitfactory"
+    text = template_file("systemd", "gitfactory.service").read_text("utf-8")
+    text = text.replace("__UNIT__", unit).replace("__REPO__", str(repo))
+    text = text.replace("__GITFACTORY__", program)
+    config_home = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config")
+    path = config_home / "systemd" / "user" / unit
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    enable = f"systemctl --user daemon-reload && systemctl --user enable --now {unit}"
+    if as_json:
+        output.emit_json({"unit": unit, "path": str(path), "enable": enable})
+        return
+    output.echo(f"wrote {path}")
+    output.echo(f"enable and start it: {enable}")
+    output.echo(f"its log: journalctl --user -u {unit}")
+
+
 @daemon_group.command("status")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_obj

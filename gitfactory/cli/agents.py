@@ -1,0 +1,90 @@
+"""gitfactory agents, gitfactory gc."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from gitfactory import output
+from gitfactory.cli import Context
+
+if TYPE_CHECKING:
+    from gitfactory.runs import Run
+
+
+@click.command("agents")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
+@click.pass_obj
+def agents_cmd(obj: Context, as_json: bool) -> None:
+    """The agents of factory.yaml and what each runs now.
+
+    For each agent: its address (role/name), how it runs (preset), and its current
+    run on this machine, if any: task, step, since when, process id, lease.
+    """
+    from gitfactory import clock, ids, plan
+    from gitfactory.runs import RunBook, alive
+
+    factory = obj.factory
+    factory.require_tip()
+    config = factory.config()
+    factory.index.refresh()
+    runs = {r.agent: r for r in RunBook(factory.paths.factory_dir).active()}
+    now = clock.now_ms()
+    rows: list[dict[str, Any]] = []
+    for spec in [*config.agents.values()]:
+        run = runs.get(spec.address)
+        current = None
+        if run is not None:
+            st = plan.load(factory, run.task)
+            current = {
+                "task": run.task, "step": run.step, "attempt": run.attempt,
+                "since": ids.format_time(run.started_ms), "pid": run.pid,
+                "alive": run.pid is not None and alive(run.pid),
+                "lease_until": ids.format_time(st.lease_until) if st.lease_until else None,
+                "worktree": run.worktree,
+            }  # fmt: skip
+        rows.append({"agent": spec.address, "preset": spec.preset, "running": current})
+    gate = runs.get("factory/gate")
+    if as_json:
+        output.emit_json(rows)
+        return
+    if not rows:
+        output.echo("no agents in factory.yaml (see the `agents:` section of its comments)")
+    for spec in config.agents.values():
+        output.echo(f"{spec.address:<24} {spec.preset:<12} {_doing(runs.get(spec.address), now)}")
+    if gate is not None:
+        output.echo(f"{'factory/gate':<24} {'gate':<12} {_doing(gate, now)}")
+
+
+def _doing(run: Run | None, now: int) -> str:
+    if run is None:
+        return "idle"
+    minutes = (now - run.started_ms) // 60_000
+    return f"{run.step} of {run.task[:8]} for {minutes} min (pid {run.pid})"
+
+
+@click.command("gc")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_obj
+def gc_cmd(obj: Context, as_json: bool) -> None:
+    """Remove the worktrees of finished tasks; keep (and name) those with uncommitted work.
+
+    Branches are kept: the work is on them. Your own checkout is never touched.
+    """
+    from gitfactory import worktrees
+    from gitfactory.tasks import TERMINAL
+
+    factory = obj.factory
+    factory.require_tip()
+    factory.index.refresh()
+    finished = {d["task"]["id"][:8] for d in factory.index.task_states() if d["state"] in TERMINAL}
+    result = worktrees.collect(factory.paths, factory.config().dispatch, finished)
+    if as_json:
+        output.emit_json(
+            {"removed": [str(p) for p in result.removed], "kept": [str(p) for p in result.kept]}
+        )
+        return
+    output.echo(f"removed {len(result.removed)} worktree(s) of finished tasks")
+    for path in result.kept:
+        output.echo(f"kept {path}: it holds uncommitted changes")
