@@ -1,14 +1,13 @@
-"""The built-in demo: a sample project, a factory, and two scripted agents at work.
+"""The built-in demo: a sample project, a factory, and the daemon running it to the end.
 
-Everything is real and offline: git repositories and worktrees, agent programs that
-run as their own processes and talk to the factory only through the CLI and git.
+Everything is real and offline: a git repository, the factory branch, the daemon
+dispatching two scripted agents (real programs, no LLM) into their own worktrees,
+a tests gate, mail between the agents, and the log of all of it.
 """
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
 import sys
 import tempfile
 from collections.abc import Callable
@@ -19,7 +18,44 @@ from gitfactory.factory import Factory
 from gitfactory.git import discover, run_git
 from gitfactory.resources import template_file
 
-AGENTS = (("coder/ada", "coder.py"), ("reviewer/rex", "reviewer.py"))
+CONFIG = """\
+# The demo's factory: the default workflow's steps up to review, two scripted
+# agents, and worktrees next to the repository.
+protocol: "0.2"
+name: demo
+dispatch:
+  worktrees: ../worktrees
+  base: main
+agents:
+  ada:
+    role: coder
+    description: scripted coder (templates/demo/agents/coder.py)
+    command: "{python} {agents}/coder.py"
+  rex:
+    role: reviewer
+    description: scripted reviewer (templates/demo/agents/reviewer.py)
+    command: "{python} {agents}/reviewer.py"
+workflows:
+  default:
+    description: Implement, test, review.
+    steps:
+      implement:
+        role: coder
+        instructions: Make the change the task asks for and commit it on your branch.
+        timeout: 5m
+        on_success: test
+      test:
+        gate: "{python} -m unittest -q"
+        timeout: 5m
+        on_success: review
+        on_failure: implement
+      review:
+        role: reviewer
+        instructions: Review the branch; approve it or send it back.
+        timeout: 5m
+        on_success: done
+        on_failure: implement
+"""
 
 
 def prepare(directory: Path | None) -> Path:
@@ -38,41 +74,49 @@ def prepare(directory: Path | None) -> Path:
 def make_project(repo: Path) -> None:
     shutil.copytree(template_file("demo", "project"), repo)
     run_git(["init", "-q", "-b", "main"], repo)
-    run_git(["add", "."], repo)
-    env = {
-        "GIT_AUTHOR_NAME": "Demo User", "GIT_AUTHOR_EMAIL": "demo@example.com",
-        "GIT_COMMITTER_NAME": "Demo User", "GIT_COMMITTER_EMAIL": "demo@example.com",
-    }  # fmt: skip
-    run_git(["commit", "-qm", "stats: mean and spread"], repo, env=env)
     run_git(["config", "user.name", "Demo User"], repo)
     run_git(["config", "user.email", "demo@example.com"], repo)
+    run_git(["add", "."], repo)
+    run_git(["commit", "-qm", "stats: mean and spread"], repo)
 
 
-def run_agents(repo: Path) -> None:
-    """Start both agents at once as separate processes and wait for them."""
-    procs = []
-    for agent, script in AGENTS:
-        env = {**os.environ, "GITFACTORY_AGENT": agent}
-        env.pop("GIT_DIR", None)
-        procs.append(
-            (agent, subprocess.Popen(
-                [sys.executable, str(template_file("demo", "agents", script)), str(repo)],
-                cwd=repo, env=env,
-            ))
-        )  # fmt: skip
-    for agent, proc in procs:
-        if proc.wait(timeout=120) != 0:
-            raise UsageError(f"demo agent {agent} failed with exit code {proc.returncode}")
+def configure(factory: Factory) -> None:
+    from gitfactory.config import CONFIG_PATH
+    from gitfactory.store import Change
+
+    text = CONFIG.format(python=sys.executable, agents=template_file("demo", "agents"))
+    factory.store.write(
+        Change({CONFIG_PATH: text.encode()}, "factory: the demo's agents and workflow",
+               replace=frozenset({CONFIG_PATH}))
+    )  # fmt: skip
 
 
 def run(directory: Path | None, say: Callable[[str], None]) -> Factory:
+    from gitfactory import hooks, plan
+    from gitfactory.daemon import Daemon, TickReport
+
     root = prepare(directory)
     repo = root / "stats"
     say(f"building the sample project in {repo}")
     make_project(repo)
     factory = Factory(discover(repo))
-    result = factory.init("demo", actor="human/demo-user")
-    say(f"factory {result.name!r} initialised on branch {result.branch}")
-    say("starting two scripted agents: coder/ada fixes the bug, reviewer/rex reviews it")
-    run_agents(repo)
+    factory.init("demo", actor="human/demo-user")
+    configure(factory)
+    hooks.install(factory.paths)
+    say("factory 'demo': agents coder/ada and reviewer/rex; workflow implement -> test -> review")
+    fix = plan.add(factory, title="Fix the off-by-one in stats.mean", requester="human/demo-user",
+                   body="mean([1, 2, 3, 4]) returns 2 instead of 2.5.", priority=1)
+    docs = plan.add(factory, title="Document mean and spread in the README",
+                    requester="human/demo-user", depends_on=[fix.id])  # fmt: skip
+    say(f"tasks: {fix.id[:8]} {fix.title}; {docs.id[:8]} {docs.title} (after {fix.id[:8]})")
+    say("running the daemon until there is nothing left to do")
+
+    def report(tick: TickReport) -> None:
+        for r in tick.started:
+            say(f"  started  {r['agent']:<13} {r['step']:<9} {r['task'][:8]}")
+        for r in tick.finished:
+            result = r["outcome"] or "ended its step"
+            say(f"  finished {r['agent']:<13} {r['step']:<9} {r['task'][:8]}: {result}")
+
+    Daemon(factory, burst=True, report=report).run()
     return factory

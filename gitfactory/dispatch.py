@@ -197,8 +197,9 @@ class Dispatcher:
                             step_of=lambda s: wf.step(s.step).name)  # fmt: skip
         except FactoryError:
             return None  # taken by someone else, or no longer ready
+        after = [plan.load(self.factory, d).task for d in st.task.depends_on]
         try:
-            space = worktrees.ensure(self.factory.paths, config.dispatch, st.task)
+            space = worktrees.ensure(self.factory.paths, config.dispatch, st.task, after)
         except FactoryError as exc:
             self._end_step(st, agent, "failure", f"workspace: {exc.message}")
             self.note(self._event("dispatch.failed", task_id, str(exc.message), {"agent": agent}))

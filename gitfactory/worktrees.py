@@ -72,14 +72,26 @@ def names(config: DispatchConfig, task: Task) -> tuple[str, str]:
     return stem, f"{config.branch_prefix}{stem}"
 
 
-def ensure(paths: RepoPaths, config: DispatchConfig, task: Task) -> Workspace:
-    """The task's worktree: the existing one, else one from the pool, else a new one."""
+def ensure(
+    paths: RepoPaths, config: DispatchConfig, task: Task, after: list[Task] | None = None
+) -> Workspace:
+    """The task's worktree: the existing one, else one from the pool, else a new one.
+
+    A new branch starts from the base, or from the branch of a task in ``after``
+    (what the task depends on) whose work is not in the base yet: dependent work
+    builds on its prerequisites, like stacked branches.
+    """
     stem, branch = names(config, task)
     path = root(paths, config) / stem
     if (path / ".git").exists():
         return Workspace(path, branch, created=False)
     path.parent.mkdir(parents=True, exist_ok=True)
     start = base(paths, config)
+    for dep in after or []:
+        dep_branch = names(config, dep)[1]
+        if _has_branch(paths, dep_branch) and not _contains(paths, start, dep_branch):
+            start = dep_branch
+            break
     exists = _has_branch(paths, branch)
     if not _from_pool(paths, config, path, branch, start, exists):
         args = [path.as_posix(), branch] if exists else ["-b", branch, path.as_posix(), start]
@@ -171,6 +183,12 @@ def remove(paths: RepoPaths, path: Path) -> bool:
         return False
     _git(paths, ["worktree", "remove", path.as_posix()], "remove a worktree")
     return True
+
+
+def _contains(paths: RepoPaths, branch: str, other: str) -> bool:
+    """Whether ``branch`` already holds everything of ``other``."""
+    args = ["merge-base", "--is-ancestor", f"refs/heads/{other}", f"refs/heads/{branch}"]
+    return _git(paths, args, "", check=False).returncode == 0
 
 
 def _has_branch(paths: RepoPaths, branch: str) -> bool:

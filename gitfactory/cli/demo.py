@@ -17,12 +17,12 @@ def demo_cmd(directory: Path | None, as_json: bool) -> None:
     """Run a complete factory on a built-in sample project, offline, in seconds.
 
     Builds a small Python project with a real bug in DIRECTORY (default: a new
-    temporary directory), initialises a factory, and starts two scripted agents
-    as real processes: a coder that fixes the bug in its own worktree and a
-    reviewer that sleeps until mail asks it for a review, tests the fix and answers
-    with its verdict. They coordinate only through the factory's execution log and
-    mailboxes. Prints the timeline at the end and leaves the repository for you to
-    inspect.
+    temporary directory), initialises a factory with two scripted agents (real
+    programs, no LLM): a coder and a reviewer, adds two tasks (the second waits for
+    the first), and runs the daemon until nothing is left to do. The daemon gives
+    each task its own worktree and branch, starts the coder, runs the tests gate,
+    starts the reviewer; the agents talk by mail. Prints the timeline at the end
+    and leaves the repository for you to inspect.
     """
     factory = demo.run(directory, output.progress if as_json else output.echo)
     rows, _ = log.query(factory, EventQuery())
@@ -41,5 +41,5 @@ def demo_cmd(directory: Path | None, as_json: bool) -> None:
     output.echo(f"  cd {repo}")
     output.echo("  git log --oneline factory              # one commit per record written")
     output.echo("  gitfactory log --json                  # the same timeline for scripts")
-    output.echo("  gitfactory mail inbox --as coder/ada   # the reviewer's answer")
-    output.echo("  git log --oneline fix/mean             # the coder's fix")
+    output.echo("  gitfactory mail inbox --as coder/ada   # the reviewer's answers")
+    output.echo("  git branch --list 'task/*'             # the tasks' branches with the work")

@@ -1,9 +1,9 @@
 """Scripted coder agent of the demo: a real program, no LLM.
 
-It works in its own git worktree: runs the tests, finds the failing one, fixes the
-off-by-one in stats.mean, commits on its branch, reports every step in the factory's
-execution log through the gitfactory CLI, and mails the reviewers that the fix is
-ready.
+The daemon starts it in the task's own worktree with the task in its environment
+(GITFACTORY_TASK, GITFACTORY_PROMPT_FILE, ...). It reads the task's title from its
+prompt, makes the change, runs the tests, commits on the task's branch, records what
+it did in the factory's log, mails the reviewers, and ends its step.
 """
 
 import os
@@ -13,43 +13,46 @@ from pathlib import Path
 
 FACTORY = [sys.executable, "-m", "gitfactory"]
 ME = os.environ["GITFACTORY_AGENT"]
+TASK = os.environ["GITFACTORY_TASK"]
 
 
-def log(kind, text, *data):
-    subprocess.run([*FACTORY, "log", "append", kind, text, "--as", ME, *data], check=True,
-                   stdout=subprocess.DEVNULL)
+def factory(*args):
+    subprocess.run([*FACTORY, *args, "--as", ME], check=True, stdout=subprocess.DEVNULL)
 
 
-def tests_pass(cwd):
-    proc = subprocess.run([sys.executable, "-m", "unittest", "-q"], cwd=cwd,
-                          capture_output=True, text=True)
+def tests():
+    proc = subprocess.run([sys.executable, "-m", "unittest", "-q"], capture_output=True, text=True)
     return proc.returncode == 0, (proc.stderr.strip().splitlines() or [""])[-1]
 
 
+def fix_mean():
+    source = Path("stats.py")
+    source.write_text(source.read_text().replace("/ (len(values) + 1)  # BUG: off by one",
+                                                 "/ len(values)"))
+    return "stats.mean divides by len(values)"
+
+
+def document():
+    readme = Path("README.md")
+    readme.write_text(readme.read_text() + "\n## Functions\n\n"
+                      "- `mean(values)`: the arithmetic mean of a non-empty list.\n"
+                      "- `spread(values)`: the largest value minus the smallest.\n")
+    return "README documents mean and spread"
+
+
 def main():
-    repo = Path(sys.argv[1])
-    worktree = repo.parent / "worktrees" / "fix-mean"
-    subprocess.run(["git", "worktree", "add", "-q", "-b", "fix/mean", str(worktree)],
-                   cwd=repo, check=True)
-    log("agent.started", f"working in {worktree.name} on branch fix/mean")
-    ok, summary = tests_pass(worktree)
-    log("test.run", f"before the fix: {summary}", "--data", f"passed:={str(ok).lower()}")
-    source = worktree / "stats.py"
-    text = source.read_text()
-    source.write_text(text.replace("/ (len(values) + 1)  # BUG: off by one", "/ len(values)"))
-    ok, summary = tests_pass(worktree)
-    log("test.run", f"after the fix: {summary}", "--data", f"passed:={str(ok).lower()}")
-    subprocess.run(["git", "commit", "-qam", "Fix off-by-one in stats.mean"], cwd=worktree,
-                   check=True)
-    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=worktree, capture_output=True,
-                          text=True, check=True).stdout.strip()
-    log("fix.committed", "stats.mean divides by len(values)", "--data", "branch=fix/mean",
-        "--data", f"commit={head}")
-    subprocess.run([*FACTORY, "mail", "send", "reviewer/*", "--as", ME, "--ack-required",
-                    "--subject", "Ready for review: fix/mean", "--ref", head,
-                    "--body", f"stats.mean divided by len + 1. Fixed in {head[:10]} on "
-                              "branch fix/mean; the tests pass there."],
-                   check=True, stdout=subprocess.DEVNULL)
+    title = Path(os.environ["GITFACTORY_PROMPT_FILE"]).read_text().splitlines()[0]
+    ok, summary = tests()
+    factory("log", "append", "test.run", f"before: {summary}", "--task", TASK,
+            "--data", f"passed:={str(ok).lower()}")
+    change = fix_mean() if "off-by-one" in title else document()
+    ok, summary = tests()
+    factory("log", "append", "test.run", f"after: {summary}", "--task", TASK,
+            "--data", f"passed:={str(ok).lower()}")
+    subprocess.run(["git", "commit", "-qam", change], check=True)
+    factory("mail", "send", "reviewer/*", "--task", TASK, "--subject", f"Ready for review: {change}",
+            "--body", f"On branch {os.environ['GITFACTORY_BRANCH']}; the tests pass there.")
+    factory("step", "done", TASK, "--outcome", "success" if ok else "failure", "--note", change)
 
 
 if __name__ == "__main__":
