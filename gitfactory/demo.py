@@ -104,8 +104,13 @@ def run(directory: Path | None, say: Callable[[str], None]) -> Factory:
     configure(factory)
     hooks.install(factory.paths)
     say("factory 'demo': agents coder/ada and reviewer/rex; workflow implement -> test -> review")
-    fix = plan.add(factory, title="Fix the off-by-one in stats.mean", requester="human/demo-user",
-                   body="mean([1, 2, 3, 4]) returns 2 instead of 2.5.", priority=1)
+    fix = plan.add(
+        factory,
+        title="Fix the off-by-one in stats.mean",
+        requester="human/demo-user",
+        body="mean([1, 2, 3, 4]) returns 2 instead of 2.5.",
+        priority=1,
+    )
     docs = plan.add(factory, title="Document mean and spread in the README",
                     requester="human/demo-user", depends_on=[fix.id])  # fmt: skip
     say(f"tasks: {fix.id[:8]} {fix.title}; {docs.id[:8]} {docs.title} (after {fix.id[:8]})")
