@@ -57,6 +57,7 @@ class Dispatcher:
         self.book = RunBook(factory.paths.factory_dir)
         self.active: dict[str, Run] = {}
         self.children: dict[str, subprocess.Popen[bytes]] = {}
+        self.said_waiting: set[tuple[str, str]] = set()
 
     # -- after a restart ---------------------------------------------------------------
 
@@ -125,6 +126,9 @@ class Dispatcher:
             row = json.loads(text)
             wf = config.workflow(row["workflow"])
             step = wf.step(row["step"])
+            if step.action:
+                self._waiting(row["id"], step)
+                continue
             doer = self._doer(step)
             if doer is None:
                 continue
@@ -156,6 +160,14 @@ class Dispatcher:
         config = self._config().dispatch
         return worktrees.fill_pool(self.factory.paths, config) if config.pool else 0
 
+    def _waiting(self, task_id: str, step: Step) -> None:
+        """Say once (per daemon) that a task waits at a step this daemon cannot run."""
+        if (task_id, step.name) in self.said_waiting:
+            return
+        self.said_waiting.add((task_id, step.name))
+        text = f"{step.name}: the action {step.action!r} is not available in this version"
+        self.note(self._event("dispatch.waiting", task_id, text, {"step": step.name}))
+
     def stop_all(self, grace_s: float) -> None:
         for run in self.active.values():
             if run.pid is not None:
@@ -169,8 +181,6 @@ class Dispatcher:
 
         if step.gate:
             return GATE_AGENT
-        if step.action:
-            return None  # actions (merge) are the QA issue's; the task waits at the step
         config = self._config()
         busy = {r.agent for r in self.active.values()}
         for agent in config.agents.values():
