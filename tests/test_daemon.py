@@ -155,3 +155,37 @@ def test_hooks_follow_core_hookspath(factory_repo: Path, tmp_path: Path) -> None
     wake.unlink(missing_ok=True)
     git(factory_repo, "commit", "-qm", "x", "--allow-empty")
     assert wake.exists()
+
+
+def test_background_daemon_agents_gc_and_systemd_unit(factory_repo: Path, tmp_path: Path) -> None:
+    r = factory_repo
+    config = (
+        'protocol: "0.2"\nname: test\ndispatch:\n  worktrees: ../wt\n'
+        "agents:\n  ada:\n    role: coder\n    command: echo hi > out.txt\n"
+        "workflows:\n  default:\n    steps:\n      work:\n        role: coder\n"
+    )
+    commit_on_factory(r, {".factory/factory.yaml": config.encode()})
+    assert gf_json(r, "agents") == [{"agent": "coder/ada", "preset": "command", "running": None}]
+    started = gf_json(r, "daemon", "start")
+    try:
+        assert gf_json(r, "daemon", "status")["pid"] == started["pid"]
+        task = gf_json(r, "task", "add", "Say hi")["id"]
+        deadline = time.monotonic() + 30
+        while not gf_json(r, "log", "--kind", "worktree.kept") and time.monotonic() < deadline:
+            time.sleep(0.2)
+        # The command exits 0 but leaves out.txt uncommitted: done, and its worktree kept.
+        assert gf_json(r, "task", "show", task)["state"] == "completed"
+        [kept] = gf_json(r, "log", "--kind", "worktree.kept")
+        assert kept["task"] == task
+    finally:
+        assert gf_json(r, "daemon", "stop")["stopped"] is True
+    assert "daemon.log" in os.listdir(r / ".git" / "gitfactory")
+    assert gf_json(r, "daemon", "status")["running"] is False
+    # `gc` keeps the worktree holding uncommitted work, and says so.
+    assert [Path(p).name[:8] for p in gf_json(r, "gc")["kept"]] == [task[:8]]
+
+    env = {"XDG_CONFIG_HOME": str(tmp_path / "xdg")}
+    unit = gf_json(r, "daemon", "install-systemd", env=env)
+    text = Path(unit["path"]).read_text()
+    assert f"WorkingDirectory={r}" in text and "daemon" in text.split("ExecStart=")[1]
+    assert unit["enable"].endswith(unit["unit"])
