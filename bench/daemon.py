@@ -154,7 +154,10 @@ def agent_start(root: Path, tasks: int, pool: int) -> tuple[list[float], float]:
                 raise SystemExit("the agent did not start in time")
             time.sleep(0.002)
         latencies.append((float(mark.read_text()) - started) * 1000)
-        time.sleep(1.5 if pool else 0.5)  # let it finish, tidy up and refill the pool
+        # Measure each task on an idle daemon: wait until the run has ended and the
+        # pool is full again.
+        daemon.wait_for(lambda t, tid=task.id: any(f["task"] == tid for f in t["finished"]))
+        time.sleep(1.0 if pool else 0.3)
     rss = daemon.rss_mib()
     daemon.stop()
     return latencies, rss

@@ -148,7 +148,7 @@ class Dispatcher:
             if not path.exists() or plan.load(self.factory, end.run.task).state not in TERMINAL:
                 continue
             try:
-                gone = worktrees.remove(self.factory.paths, path)
+                gone = worktrees.remove(self.factory.paths, path, background=True)
             except FactoryError as exc:
                 gone, why = False, exc.message
             else:
@@ -237,7 +237,8 @@ class Dispatcher:
             "dispatch.started", task_id, f"{agent} on {step.name} (attempt {run.attempt})",
             {"run": run.id, "agent": agent, "step": step.name, "attempt": run.attempt,
              "pid": child.pid, "worktree": run.worktree, "branch": run.branch,
-             "kind": run.kind, "created_worktree": space.created},
+             "kind": run.kind, "created_worktree": space.created,
+             "pooled_worktree": space.pooled},
         ))  # fmt: skip
         return run
 

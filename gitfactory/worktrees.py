@@ -13,6 +13,8 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -26,6 +28,7 @@ if TYPE_CHECKING:
     from gitfactory.tasks import Task
 
 POOL_DIR = ".pool"
+TRASH_DIR = ".trash"
 SETUP_LOG = ".gitfactory-setup.log"
 
 
@@ -38,6 +41,7 @@ class Workspace:
     path: Path
     branch: str
     created: bool  # made (or taken from the pool) for this dispatch, and set up
+    pooled: bool = False  # taken from the pool
 
 
 def main_top(paths: RepoPaths) -> Path:
@@ -93,11 +97,12 @@ def ensure(
             start = dep_branch
             break
     exists = _has_branch(paths, branch)
-    if not _from_pool(paths, config, path, branch, start, exists):
+    pooled = _from_pool(paths, config, path, branch, start, exists)
+    if not pooled:
         args = [path.as_posix(), branch] if exists else ["-b", branch, path.as_posix(), start]
         _git(paths, ["worktree", "add", "-q", *args], f"create the worktree of {task.id[:8]}")
     _setup(paths, config, path)
-    return Workspace(path, branch, created=True)
+    return Workspace(path, branch, created=True, pooled=pooled)
 
 
 def _from_pool(
@@ -175,13 +180,25 @@ def is_dirty(path: Path) -> bool:
     return bool(out.stdout.strip())
 
 
-def remove(paths: RepoPaths, path: Path) -> bool:
-    """Remove a task's worktree if it holds no uncommitted work; False if it was kept."""
+def remove(paths: RepoPaths, path: Path, background: bool = False) -> bool:
+    """Remove a task's worktree if it holds no uncommitted work; False if it was kept.
+
+    The directory is first renamed into ``.trash/`` (instant) and git's record of the
+    worktree pruned; deleting thousands of files then happens in a background thread
+    with ``background``, so a daemon does not stall on it.
+    """
     if not (path / ".git").exists():
         return True
     if is_dirty(path):
         return False
-    _git(paths, ["worktree", "remove", path.as_posix()], "remove a worktree")
+    trash = path.parent / TRASH_DIR / f"{path.name}-{os.getpid()}-{time.monotonic_ns()}"
+    trash.parent.mkdir(exist_ok=True)
+    os.rename(path, trash)
+    _git(paths, ["worktree", "prune"], "prune a removed worktree")
+    if background:
+        threading.Thread(target=shutil.rmtree, args=(trash, True), daemon=True).start()
+    else:
+        shutil.rmtree(trash, ignore_errors=True)
     return True
 
 
@@ -218,7 +235,7 @@ def collect(paths: RepoPaths, config: DispatchConfig, finished: set[str]) -> Col
     removed: list[Path] = []
     kept: list[Path] = []
     for path in sorted(top.iterdir()) if top.is_dir() else []:
-        if path.name == POOL_DIR or path.name[:8] not in finished:
+        if path.name in (POOL_DIR, TRASH_DIR) or path.name[:8] not in finished:
             continue
         (removed if remove(paths, path) else kept).append(path)
     _git(paths, ["worktree", "prune"], "prune worktrees", check=False)

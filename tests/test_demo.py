@@ -49,7 +49,7 @@ def test_demo_runs_the_daemon_to_the_end(tmp_path: Path) -> None:
     # which are gone now that the tasks are finished.
     assert "BUG" in (repo / "stats.py").read_text()
     assert git(repo, "status", "--porcelain") == ""
-    assert not any((target / "worktrees").iterdir())
+    assert [p.name for p in (target / "worktrees").iterdir()] in ([], [".trash"])
     assert int(git(repo, "rev-list", "--count", "factory")) == len(events) + 1  # + config
     answers = gf_json(repo, "mail", "inbox", "--as", "coder/ada")
     assert len(answers) == 2 and all(a["subject"].startswith("Re: Ready for review") for a in answers)

@@ -218,3 +218,20 @@ def test_kill_9_of_the_daemon_mid_dispatch_finishes_every_task_exactly_once(
         else:
             assert working.pop(task) == pid
     assert json.loads(gf(r, "daemon", "status", "--json").stdout)["running"] is False
+
+
+def test_a_pooled_worktree_is_re_pointed_at_the_task(factory_repo: Path, tmp_path: Path) -> None:
+    r = factory_repo
+    root = configure(r, tmp_path, "      implement:\n        role: coder\n", extra="  pool: 1\n")
+    gf(r, "daemon", "--max-ticks", "1")  # idle: it fills the pool
+    assert len(list((root / ".pool").iterdir())) == 1
+    (root / ".pool" / "idle-1" / "leftover.txt").write_text("from an earlier task\n")
+    task = gf_json(r, "task", "add", "Task done from the pool")["id"]
+    gf(r, "daemon", "--burst")
+    [start] = gf_json(r, "log", "--kind", "dispatch.started")
+    assert start["data"]["pooled_worktree"] is True
+    assert gf_json(r, "task", "show", task)["state"] == "completed"
+    branch = start["data"]["branch"]
+    assert git(r, "show", f"{branch}:work.txt") == "done by coder/ada\n"
+    assert "leftover.txt" not in git(r, "ls-tree", "--name-only", branch)
+    assert len(list((root / ".pool").iterdir())) == 1  # refilled when idle again
