@@ -208,6 +208,7 @@ class Dispatcher:
         except FactoryError:
             return None  # taken by someone else, or no longer ready
         after = [plan.load(self.factory, d).task for d in st.task.depends_on]
+        began = clock.now_ms()
         try:
             space = worktrees.ensure(self.factory.paths, config.dispatch, st.task, after)
         except FactoryError as exc:
@@ -238,7 +239,8 @@ class Dispatcher:
             {"run": run.id, "agent": agent, "step": step.name, "attempt": run.attempt,
              "pid": child.pid, "worktree": run.worktree, "branch": run.branch,
              "kind": run.kind, "created_worktree": space.created,
-             "pooled_worktree": space.pooled},
+             "pooled_worktree": space.pooled, "workspace_ms": run.started_ms - began,
+             "spawn_ms": clock.now_ms() - run.started_ms},
         ))  # fmt: skip
         return run
 

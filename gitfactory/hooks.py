@@ -32,11 +32,13 @@ _SCRIPT = """#!/bin/sh
 {marker} (installed by `gitfactory hooks install`; remove it with
 # `gitfactory hooks uninstall`, which puts back any hook that was here before).
 # Runs the hook that was here before, then, once a ref update is committed, touches
-# a file the gitfactory daemon watches, so it reacts within milliseconds.
-input=$(cat)
+# a file the gitfactory daemon watches, so it reacts within milliseconds. It runs on
+# every ref update, so it forks nothing of its own (git ignores input a hook does
+# not read).
 status=0
-chained="$(dirname "$0")/{chained}"
+chained="${{0%/*}}/{chained}"
 if [ -x "$chained" ]; then
+    input=$(cat)
     printf '%s\\n' "$input" | "$chained" "$@" || status=$?
 fi
 if [ "$1" = committed ]; then

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 from gitfactory.hooks import WAKE_FILE
 
 if TYPE_CHECKING:
-    from watchdog.events import FileSystemEvent
+    from watchdog.events import FileSystemEvent, FileSystemEventHandler
     from watchdog.observers.api import BaseObserver
 
     from gitfactory.git import RepoPaths
@@ -80,30 +80,54 @@ class Watcher:
         self.common = paths.common_dir.resolve()
         self._event = threading.Event()
         self._observer: BaseObserver | None = None
+        self._handler: FileSystemEventHandler | None = None
+        self._watched: set[str] = set()
 
     def start(self) -> None:
+        import logging
+        import warnings
+
         from watchdog.events import FileSystemEventHandler
         from watchdog.observers import Observer
 
+        # watchdog warns when a directory it watched comes back (worktrees come and
+        # go) and when it stops; neither means an event was lost here.
+        warnings.filterwarnings("ignore", category=RuntimeWarning, module="watchdog")
+        logging.getLogger("watchdog").setLevel(logging.ERROR)
         watcher = self
 
         class _Handler(FileSystemEventHandler):
             def on_any_event(self, event: FileSystemEvent) -> None:
                 if event.event_type not in _WRITES:
                     return  # opened, closed without writing: reads, ours included
+                if event.is_directory and Path(str(event.src_path)).name == "worktrees":
+                    watcher._watch("worktrees")  # the first `git worktree add`
                 for raw in (event.src_path, getattr(event, "dest_path", "")):
                     if raw and watcher.signals(Path(str(raw))):
                         watcher.wake()
                         return
 
         self.paths.factory_dir.mkdir(exist_ok=True)
+        self._handler = _Handler()
         observer = Observer()
-        # One recursive watch on the common dir: new worktrees and new ref
-        # directories are covered the moment they appear.
-        observer.schedule(_Handler(), str(self.common), recursive=True)
         observer.daemon = True
-        observer.start()
         self._observer = observer
+        # The common dir itself (HEAD, packed-refs, new directories), and below it only
+        # where refs and worktree HEADs live: objects/ changes on every write and would
+        # only be noise.
+        observer.schedule(self._handler, str(self.common), recursive=False)
+        observer.schedule(self._handler, str(self.paths.factory_dir), recursive=False)
+        for name in ("refs", "worktrees"):
+            self._watch(name)
+        observer.start()
+
+    def _watch(self, name: str) -> None:
+        path = self.common / name
+        observer, handler = self._observer, self._handler
+        if observer is None or handler is None or name in self._watched or not path.is_dir():
+            return
+        self._watched.add(name)
+        observer.schedule(handler, str(path), recursive=True)
 
     def signals(self, path: Path) -> bool:
         """Whether a change at ``path`` may mean a ref moved."""
