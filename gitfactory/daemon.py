@@ -24,6 +24,7 @@ import json
 import os
 import signal
 import socket
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -165,10 +166,19 @@ class Daemon:
         self.stopping = True
         self.watcher.wake()
 
-    def _child_exited(self, _signum: int, _frame: FrameType | None) -> None:
-        # Every git command the daemon runs ends with a SIGCHLD too: wake only for an
-        # agent, or each tick's own git calls would wake the next tick forever.
-        if any(c.poll() is not None for c in list(self.dispatcher.children.values())):
+    def _relay_signals(self, fd: int) -> None:
+        """Turn signals into wake-ups, in a thread: a signal handler must not take the
+        locks that waking the loop takes (it may have interrupted their holder)."""
+        with os.fdopen(fd, "rb", buffering=0) as pipe:
+            while received := pipe.read(64):
+                self._wake_for(received)
+
+    def _wake_for(self, received: bytes) -> None:
+        # Every git command the daemon runs ends with a SIGCHLD too: wake for an agent
+        # only, or each tick's own git calls would wake the next one forever.
+        if any(n != signal.SIGCHLD for n in received) or any(
+            c.poll() is not None for c in list(self.dispatcher.children.values())
+        ):
             self.watcher.wake()
 
     def _note(self, event: Any) -> None:
@@ -218,18 +228,27 @@ class Daemon:
 
     @contextmanager
     def _signals(self) -> Iterator[None]:
+        """SIGTERM and SIGINT stop the daemon (the second at once); those and SIGCHLD
+        wake it, through a pipe that Python's own handler writes the signal to."""
+
         def handle(signum: int, _frame: FrameType | None) -> None:
             if self.stopping:
                 raise KeyboardInterrupt  # the second signal: stop now
-            self.stop()
+            self.stopping = True  # only a flag here: the relay thread does the waking
 
+        read_fd, write_fd = os.pipe()
+        os.set_blocking(write_fd, False)
         previous = {s: signal.signal(s, handle) for s in (signal.SIGTERM, signal.SIGINT)}
-        previous[signal.SIGCHLD] = signal.signal(signal.SIGCHLD, self._child_exited)
+        previous[signal.SIGCHLD] = signal.signal(signal.SIGCHLD, lambda *_: None)
+        old_fd = signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
+        threading.Thread(target=self._relay_signals, args=(read_fd,), daemon=True).start()
         try:
             yield
         finally:
+            signal.set_wakeup_fd(old_fd)
             for s, h in previous.items():
                 signal.signal(s, h)
+            os.close(write_fd)
 
     def _status(self, running: bool) -> None:
         status = {

@@ -148,7 +148,9 @@ class Dispatcher:
             if not path.exists() or plan.load(self.factory, end.run.task).state not in TERMINAL:
                 continue
             try:
-                gone = worktrees.remove(self.factory.paths, path, background=True)
+                gone = worktrees.remove(
+                    self.factory.paths, path, True, self._config().dispatch.setup_copy
+                )
             except FactoryError as exc:
                 gone, why = False, exc.message
             else:

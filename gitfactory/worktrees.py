@@ -175,12 +175,17 @@ def _setup(paths: RepoPaths, config: DispatchConfig, path: Path) -> None:
             )
 
 
-def is_dirty(path: Path) -> bool:
-    out = run_git(["status", "--porcelain", "--untracked-files=normal"], path)
-    return bool(out.stdout.strip())
+def is_dirty(path: Path, setup: tuple[str, ...] = ()) -> bool:
+    """Whether the worktree holds uncommitted work (files that the setup copied in
+    are not work)."""
+    out = run_git(["status", "--porcelain", "-z", "--untracked-files=all"], path)
+    changed = [entry[3:] for entry in out.stdout.decode("utf-8", "replace").split("\0") if entry]
+    return any(name not in setup for name in changed)
 
 
-def remove(paths: RepoPaths, path: Path, background: bool = False) -> bool:
+def remove(
+    paths: RepoPaths, path: Path, background: bool = False, setup: tuple[str, ...] = ()
+) -> bool:
     """Remove a task's worktree if it holds no uncommitted work; False if it was kept.
 
     The directory is first renamed into ``.trash/`` (instant) and git's record of the
@@ -189,7 +194,7 @@ def remove(paths: RepoPaths, path: Path, background: bool = False) -> bool:
     """
     if not (path / ".git").exists():
         return True
-    if is_dirty(path):
+    if is_dirty(path, setup):
         return False
     trash = path.parent / TRASH_DIR / f"{path.name}-{os.getpid()}-{time.monotonic_ns()}"
     trash.parent.mkdir(exist_ok=True)
@@ -237,6 +242,6 @@ def collect(paths: RepoPaths, config: DispatchConfig, finished: set[str]) -> Col
     for path in sorted(top.iterdir()) if top.is_dir() else []:
         if path.name in (POOL_DIR, TRASH_DIR) or path.name[:8] not in finished:
             continue
-        (removed if remove(paths, path) else kept).append(path)
+        (removed if remove(paths, path, setup=config.setup_copy) else kept).append(path)
     _git(paths, ["worktree", "prune"], "prune worktrees", check=False)
     return Collected(removed, kept)

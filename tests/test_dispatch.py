@@ -28,6 +28,9 @@ if log:
     with open(log, "a") as fh:
         fh.write(f"start {task} {os.getpid()}\n")
 print(f"{os.environ['GITFACTORY_AGENT']} on {title} in {os.getcwd()}", flush=True)
+for name in (".env", "setup-marker.txt"):
+    if Path(name).exists():
+        print(f"found {name}: {Path(name).read_text().strip()}", flush=True)
 if "slow" in title:
     time.sleep(float(os.environ.get("AGENT_SLEEP", "1")))
 if "crash" in title:
@@ -235,3 +238,38 @@ def test_a_pooled_worktree_is_re_pointed_at_the_task(factory_repo: Path, tmp_pat
     assert git(r, "show", f"{branch}:work.txt") == "done by coder/ada\n"
     assert "leftover.txt" not in git(r, "ls-tree", "--name-only", branch)
     assert len(list((root / ".pool").iterdir())) == 1  # refilled when idle again
+
+
+def test_setup_and_the_concurrency_limit(factory_repo: Path, tmp_path: Path) -> None:
+    r = factory_repo
+    (r / ".env").write_text("SECRET=from-the-main-checkout\n")  # untracked, as .env files are
+    (r / ".git" / "info" / "exclude").write_text("setup-marker.txt\n")  # as a .gitignore would
+    extra = ("  max_concurrent: 1\n  setup:\n    copy: [.env]\n"
+             "    command: echo prepared > setup-marker.txt\n")
+    script = tmp_path / "agent2.py"
+    script.write_text(AGENT)
+    configure(r, tmp_path, "      implement:\n        role: coder\n", extra=extra)
+    # A second agent of the same role: with max_concurrent 1 they still never overlap.
+    config = git(r, "show", "factory:.factory/factory.yaml").replace(
+        "workflows:", f"  bo:\n    role: coder\n    command: {sys.executable} {script}\nworkflows:")
+    commit_on_factory(r, {".factory/factory.yaml": config.encode()})
+    tasks = [gf_json(r, "task", "add", f"Task slow {n}")["id"] for n in range(3)]
+    agent_log = tmp_path / "agents.log"
+    gf(r, "daemon", "--burst", env={"AGENT_LOG": str(agent_log), "AGENT_SLEEP": "0.3"})
+    assert all(gf_json(r, "task", "show", t)["state"] == "completed" for t in tasks)
+    lines = agent_log.read_text().split("\n")[:-1]
+    assert [w.split()[0] for w in lines] == ["start", "end"] * 3  # one at a time
+    agents = {e["data"]["agent"] for e in gf_json(r, "log", "--kind", "dispatch.started")}
+    assert agents <= {"coder/ada", "coder/bo"}
+    for task in tasks:
+        branch = next(b for b in git(r, "branch", "--format=%(refname:short)").split()
+                      if b.startswith(f"task/{task[:8]}"))
+        # The setup ran in the new worktree; what it made is not part of the work.
+        assert "setup-marker.txt" not in git(r, "ls-tree", "--name-only", branch)
+    # The agent found both; the copied file and the (ignored) setup output are not
+    # uncommitted work, so the finished tasks' worktrees were removed.
+    for end in finished(r).values():
+        transcript = Path(str(end["transcript"])).read_text()
+        assert "found .env: SECRET=from-the-main-checkout" in transcript
+        assert "found setup-marker.txt: prepared" in transcript
+    assert len(gf_json(r, "log", "--kind", "worktree.removed")) == 3
