@@ -52,35 +52,13 @@ def daemon_group(ctx: click.Context, burst: bool, max_ticks: int | None, json_lo
 @click.pass_obj
 def start_cmd(obj: Context, as_json: bool) -> None:
     """Start the daemon in the background (its output goes to .git/gitfactory/daemon.log)."""
-    import subprocess
-    import sys
+    from gitfactory import service
 
-    from gitfactory.daemon import read_pid
-    from gitfactory.errors import BusyError, FactoryError
-
-    factory = obj.factory
-    factory.require_tip()
-    directory = factory.paths.factory_dir
-    pid = read_pid(directory)
-    if pid is not None and _alive(pid):
-        raise BusyError(f"a daemon already runs for this repository (pid {pid})")
-    directory.mkdir(exist_ok=True)
-    log = directory / "daemon.log"
-    with log.open("ab") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "gitfactory", "daemon"], cwd=factory.paths.common_dir,
-            stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )  # fmt: skip
-    deadline = time.monotonic() + 30
-    while read_pid(directory) != proc.pid:
-        if proc.poll() is not None or time.monotonic() > deadline:
-            raise FactoryError(f"the daemon did not start; see {log}")
-        time.sleep(0.05)
+    pid, log = service.start(obj.factory)
     if as_json:
-        output.emit_json({"pid": proc.pid, "log": str(log)})
+        output.emit_json({"pid": pid, "log": str(log)})
     else:
-        output.echo(f"daemon started: pid {proc.pid}, log {log}")
+        output.echo(f"daemon started: pid {pid}, log {log}")
 
 
 @daemon_group.command("stop")
@@ -91,31 +69,17 @@ def start_cmd(obj: Context, as_json: bool) -> None:
 @click.pass_obj
 def stop_cmd(obj: Context, timeout: int, as_json: bool) -> None:
     """Stop the background daemon: running steps finish first (a second stop is immediate)."""
-    import os
-    import signal
+    from gitfactory import service
 
-    from gitfactory.daemon import read_pid
-
-    pid = read_pid(obj.factory.paths.factory_dir)
-    if pid is None or not _alive(pid):
-        if as_json:
-            output.emit_json({"stopped": False, "pid": None})
-        else:
-            output.echo("no daemon runs for this repository")
-        return
-    os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + timeout
-    while _alive(pid) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    stopped = not _alive(pid)
+    pid, stopped = service.stop(obj.factory, timeout)
     if as_json:
         output.emit_json({"stopped": stopped, "pid": pid})
+    elif pid is None:
+        output.echo("no daemon runs for this repository")
     elif stopped:
         output.echo(f"daemon stopped (pid {pid})")
     else:
-        output.echo(
-            f"daemon {pid} is still finishing its running steps; run stop again to end it now"
-        )
+        output.echo(f"daemon {pid} is still finishing its running steps; stop again to end it now")
 
 
 @daemon_group.command("install-systemd")
@@ -123,35 +87,15 @@ def stop_cmd(obj: Context, timeout: int, as_json: bool) -> None:
 @click.pass_obj
 def install_systemd_cmd(obj: Context, as_json: bool) -> None:
     """Write a systemd user unit that runs this repository's daemon, and say how to enable it."""
-    import hashlib
-    import os
-    import shutil
-    import sys
-    from pathlib import Path
+    from gitfactory import service
 
-    from gitfactory.resources import template_file
-    from gitfactory.worktrees import main_top
-
-    factory = obj.factory
-    factory.require_tip()
-    repo = main_top(factory.paths)
-    digest = hashlib.sha256(str(repo).encode()).hexdigest()[:8]
-    unit = f"gitfactory-{repo.name}-{digest}.service"
-    program = shutil.which("gitfactory") or f"{sys.executable} -m gitfactory"
-    text = template_file("systemd", "gitfactory.service").read_text("utf-8")
-    text = text.replace("__UNIT__", unit).replace("__REPO__", str(repo))
-    text = text.replace("__GITFACTORY__", program)
-    config_home = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config")
-    path = config_home / "systemd" / "user" / unit
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, encoding="utf-8")
-    enable = f"systemctl --user daemon-reload && systemctl --user enable --now {unit}"
+    unit = service.install_systemd(obj.factory)
     if as_json:
-        output.emit_json({"unit": unit, "path": str(path), "enable": enable})
+        output.emit_json({"unit": unit.name, "path": str(unit.path), "enable": unit.enable})
         return
-    output.echo(f"wrote {path}")
-    output.echo(f"enable and start it: {enable}")
-    output.echo(f"its log: journalctl --user -u {unit}")
+    output.echo(f"wrote {unit.path}")
+    output.echo(f"enable and start it: {unit.enable}")
+    output.echo(f"its log: journalctl --user -u {unit.name}")
 
 
 @daemon_group.command("status")
@@ -159,16 +103,15 @@ def install_systemd_cmd(obj: Context, as_json: bool) -> None:
 @click.pass_obj
 def status_cmd(obj: Context, as_json: bool) -> None:
     """Whether a daemon runs for this repository, and its last tick."""
-    from gitfactory.daemon import read_pid, read_status
+    from gitfactory import service
+    from gitfactory.daemon import read_status
 
-    directory = obj.factory.paths.factory_dir
-    pid = read_pid(directory)
-    alive = pid is not None and _alive(pid)
-    status = read_status(directory) if alive else None
+    pid = service.running(obj.factory)
+    status = read_status(obj.factory.paths.factory_dir) if pid is not None else None
     if as_json:
-        output.emit_json({"running": alive, "pid": pid if alive else None, "status": status})
+        output.emit_json({"running": pid is not None, "pid": pid, "status": status})
         return
-    if not alive:
+    if pid is None:
         output.echo("no daemon runs for this repository")
         return
     last = output.local_time(status["last_tick"]) if status else "not yet"
@@ -193,18 +136,6 @@ def _lines(tick: TickReport) -> list[str]:
         if count:
             lines.append(f"{count} {what}")
     return lines
-
-
-def _alive(pid: int) -> bool:
-    import os
-
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 @click.group("hooks")
