@@ -19,8 +19,8 @@ from gitfactory.factory import Factory
 _HELP = """gitfactory: the coordination base for a factory of coding agents, on plain git.
 
 All factory state is committed under .factory/ on the `factory` branch of this
-repository: an append-only execution log, the plan's tasks, mailboxes, and
-artifacts as they land. Any tool with git can read it (`git log factory`), push
+repository: an append-only execution log, the plan's tasks and mailboxes. A
+daemon reacts to commits and runs agents in their own worktrees. Any tool with git can read it (`git log factory`), push
 it and pull it.
 
 \b
@@ -30,6 +30,7 @@ Start here:
   gitfactory log                        read the log (newest last)
   gitfactory status                     what the factory holds
   gitfactory mail send coder/* -s "hi"  message every coder; `mail inbox` to read
+  gitfactory daemon                     dispatch agents (factory.yaml) on ready tasks
   gitfactory demo                       a complete run on a built-in sample
 
 Every command takes --json for scripts. Exit codes: 0 ok, 1 refused, 2 usage or

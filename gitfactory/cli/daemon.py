@@ -15,7 +15,9 @@ if TYPE_CHECKING:
 
 
 @click.group("daemon", invoke_without_command=True)
-@click.option("--burst", is_flag=True, help="Exit 0 as soon as a tick finds nothing to do.")
+@click.option(
+    "--burst", is_flag=True, help="Exit 0 once nothing runs and a tick finds nothing to do."
+)
 @click.option("--max-ticks", type=click.IntRange(1), help="Exit after this many ticks.")
 @click.option("--json-log", is_flag=True, help="Print one JSON object per tick.")
 @click.pass_context
@@ -23,13 +25,16 @@ def daemon_group(ctx: click.Context, burst: bool, max_ticks: int | None, json_lo
     """Watch every worktree for commits and move the factory's work along.
 
     \b
-    In the foreground (Ctrl-C or SIGTERM stops it after the current tick; a second
-    one stops it at once):
+    In the foreground (Ctrl-C or SIGTERM starts nothing new and lets running steps
+    finish; a second one stops at once, and the next daemon adopts what still runs):
       gitfactory daemon                 run until stopped
       gitfactory daemon --burst         run until there is nothing left to do, exit 0
+      gitfactory daemon start           the same in the background (also: stop, status)
     Each tick takes in messages committed on watched branches, escalates overdue
-    acknowledgements and puts tasks whose lease ran out back in the queue; every
-    decision is a record in the log. One daemon runs per repository.
+    acknowledgements, puts tasks whose lease ran out back in the queue, ends the
+    steps whose agent finished or ran out of time, and starts the agents (see
+    `agents:` in factory.yaml) and gates of ready steps, each task in its own
+    worktree. Every decision is a record in the log. One daemon runs per repository.
     """
     if ctx.invoked_subcommand is not None:
         return
