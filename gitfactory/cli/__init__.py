@@ -19,9 +19,9 @@ from gitfactory.factory import Factory
 _HELP = """gitfactory: the coordination base for a factory of coding agents, on plain git.
 
 All factory state is committed under .factory/ on the `factory` branch of this
-repository: an append-only execution log, the plan's tasks and mailboxes. A
-daemon reacts to commits and runs agents in their own worktrees. Any tool with git can read it (`git log factory`), push
-it and pull it.
+repository: an append-only execution log, the plan's tasks and mailboxes. Any
+tool with git can read it (`git log factory`), push it and pull it. A daemon
+reacts to commits and runs agents, each task in its own worktree.
 
 \b
 Start here:
