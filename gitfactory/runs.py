@@ -85,6 +85,21 @@ class RunBook:
         path = self.directory(run.id) / "finished.json"
         path.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
 
+    def prune(self, older_than_s: float) -> int:
+        """Delete finished runs' directories (prompt, inbox, transcript) older than that."""
+        import shutil
+
+        if not self.root.is_dir():
+            return 0
+        cutoff = time.time() - older_than_s
+        gone = 0
+        for directory in self.root.iterdir():
+            finished = directory / "finished.json"
+            if finished.exists() and finished.stat().st_mtime < cutoff:
+                shutil.rmtree(directory, ignore_errors=True)
+                gone += 1
+        return gone
+
     def transcript(self, run_id: str) -> Path:
         return self.directory(run_id) / "transcript.log"
 

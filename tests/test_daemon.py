@@ -183,6 +183,8 @@ def test_background_daemon_agents_gc_and_systemd_unit(factory_repo: Path, tmp_pa
     assert gf_json(r, "daemon", "status")["running"] is False
     # `gc` keeps the worktree holding uncommitted work, and says so.
     assert [Path(p).name[:8] for p in gf_json(r, "gc")["kept"]] == [task[:8]]
+    assert gf_json(r, "gc", "--runs-older-than", "0s")["runs_deleted"] == 1
+    assert not any((r / ".git" / "gitfactory" / "runs").iterdir())
 
     env = {"XDG_CONFIG_HOME": str(tmp_path / "xdg")}
     unit = gf_json(r, "daemon", "install-systemd", env=env)

@@ -65,14 +65,26 @@ def _doing(run: Run | None, now: int) -> str:
 
 
 @click.command("gc")
+@click.option(
+    "--runs-older-than",
+    default="30d",
+    show_default=True,
+    metavar="DURATION",
+    help="Also delete finished runs' prompts and transcripts older than this.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_obj
-def gc_cmd(obj: Context, as_json: bool) -> None:
+def gc_cmd(obj: Context, runs_older_than: str, as_json: bool) -> None:
     """Remove the worktrees of finished tasks; keep (and name) those with uncommitted work.
 
     Branches are kept: the work is on them. Your own checkout is never touched.
+    Finished runs' directories under .git/gitfactory/runs/ (prompt, inbox copy,
+    transcript) are deleted once older than --runs-older-than; the log keeps what
+    happened.
     """
     from gitfactory import worktrees
+    from gitfactory.clock import parse_duration
+    from gitfactory.runs import RunBook
     from gitfactory.tasks import TERMINAL
 
     factory = obj.factory
@@ -80,11 +92,15 @@ def gc_cmd(obj: Context, as_json: bool) -> None:
     factory.index.refresh()
     finished = {d["task"]["id"][:8] for d in factory.index.task_states() if d["state"] in TERMINAL}
     result = worktrees.collect(factory.paths, factory.config().dispatch, finished)
+    age_s = parse_duration(runs_older_than, "--runs-older-than") / 1000
+    runs = RunBook(factory.paths.factory_dir).prune(age_s)
     if as_json:
         output.emit_json(
-            {"removed": [str(p) for p in result.removed], "kept": [str(p) for p in result.kept]}
-        )
+            {"removed": [str(p) for p in result.removed], "kept": [str(p) for p in result.kept],
+             "runs_deleted": runs}
+        )  # fmt: skip
         return
     output.echo(f"removed {len(result.removed)} worktree(s) of finished tasks")
+    output.echo(f"deleted {runs} finished run director(ies) older than {runs_older_than}")
     for path in result.kept:
         output.echo(f"kept {path}: it holds uncommitted changes")
