@@ -118,6 +118,8 @@ class Dispatcher:
 
         config = self._config()
         started: list[Run] = []
+        if len(self.active) >= config.dispatch.max_concurrent:
+            return started  # full: no need to read the queue
         self.factory.index.refresh()
         now = clock.now_ms()
         for text, _, _ in self.factory.index.summaries(now, ready=True):

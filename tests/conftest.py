@@ -150,6 +150,10 @@ def commit_on_factory(repo: Path, files: dict[str, bytes], *, symlinks: dict[str
     return commit
 
 
+def message_path(record_id: str) -> str:
+    return f".factory/mail/{record_id[:4]}/{'/'.join(record_id[4:8])}/{record_id}.md"
+
+
 def event_path(record_id: str) -> str:
     return f".factory/log/{record_id[:4]}/{'/'.join(record_id[4:8])}/{record_id}.json"
 

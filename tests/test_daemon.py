@@ -12,11 +12,7 @@ import time
 from pathlib import Path
 from typing import IO
 
-from conftest import commit_on_factory, gf, gf_json, git
-
-
-def message_path(mid: str) -> str:
-    return f".factory/mail/{mid[:4]}/{mid[4]}/{mid[5]}/{mid[6]}/{mid[7]}/{mid}.md"
+from conftest import commit_on_factory, gf, gf_json, git, message_path
 
 
 def message_file(mid: str, to: str = "human/lead") -> bytes:

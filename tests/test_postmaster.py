@@ -8,13 +8,9 @@ import os
 import subprocess
 from pathlib import Path
 
-from conftest import commit_on_factory, gf, gf_json, git
+from conftest import commit_on_factory, gf, gf_json, git, message_path
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "protocol" / "examples"
-
-
-def message_path(mid: str) -> str:
-    return f".factory/mail/{mid[:4]}/{mid[4]}/{mid[5]}/{mid[6]}/{mid[7]}/{mid}.md"
 
 
 def message_bytes(mid: str, **fields: str) -> bytes:
