@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from gitfactory import clock, ids
-from gitfactory.dispatch import Dispatcher, Ended
+from gitfactory.dispatch import ACTOR, Dispatcher, Ended
 from gitfactory.errors import BusyError
 from gitfactory.watch import Watcher, changed, snapshot
 
@@ -42,7 +42,6 @@ if TYPE_CHECKING:
 
     from gitfactory.factory import Factory
 
-ACTOR = "factory/daemon"
 IDLE_WAKE_S = 5.0  # the longest a daemon sleeps without a wake-up (leases, escalation)
 RUN_POLL_S = 0.5  # while runs are active: how often to look at processes not our children
 STATUS_FILE = "daemon.json"

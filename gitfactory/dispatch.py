@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from gitfactory.tasks import TaskState
     from gitfactory.workflow import Step, Workflow
 
+ACTOR = "factory/daemon"  # who writes the daemon's records
 GATE_AGENT = "factory/gate"
 TRAILER = "Factory-Step"
 LEASE_MARGIN_MS = 120_000  # the lease outlasts the step's timeout by this much
@@ -348,6 +349,7 @@ class Dispatcher:
         size = transcript.stat().st_size if transcript.exists() else 0
         result = {"run": run.id, "agent": run.agent, "step": run.step, "outcome": outcome or None,
                   "how": how, "exit_code": code, "transcript": str(transcript), "bytes": size,
+                  "artifact": self._keep_transcript(run, transcript),
                   "duration_ms": clock.now_ms() - run.started_ms}  # fmt: skip
         self.book.finish(run, result)
         self.active.pop(run.id, None)
@@ -355,6 +357,23 @@ class Dispatcher:
         text = f"{run.agent} on {run.step}: {outcome or how} ({how})"
         self.note(self._event("dispatch.finished", run.task, text, result))
         return Ended(run, outcome, how, code)
+
+    def _keep_transcript(self, run: Run, transcript: Path) -> str | None:
+        """Store the run's output as an artifact of the task (its end, if it is huge)."""
+        from gitfactory import artifacts
+
+        try:
+            data = transcript.read_bytes()
+        except OSError:
+            return None
+        if len(data) > artifacts.MAX_BYTES:
+            cut = len(data) - artifacts.MAX_BYTES + 200
+            data = f"[first {cut:,} bytes left out]\n".encode() + data[cut:]
+        stored = artifacts.put(
+            self.factory, run.task, data, name=f"transcript-{run.step}-{run.attempt}.log",
+            producer=ACTOR, step=run.step,
+        )  # fmt: skip
+        return stored.id
 
     def _end_step(self, st: TaskState, agent: str, outcome: str, note: str) -> None:
         from gitfactory import workflow
@@ -389,8 +408,6 @@ class Dispatcher:
         return self.factory.config()
 
     def _event(self, kind: str, task: str, text: str, data: dict[str, Any]) -> Any:
-        from gitfactory.daemon import ACTOR
-
         return stamp(Draft(kind=kind, actor=ACTOR, task=task, text=text, data=data))
 
 

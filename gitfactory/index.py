@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
 # Bump on every change to the tables below: an index file at this version is opened
 # without replaying the schema, and any other version is deleted and rebuilt.
-SCHEMA_VERSION = "6"
+SCHEMA_VERSION = "7"
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS records(
@@ -47,10 +47,13 @@ CREATE TABLE IF NOT EXISTS task_state(
 CREATE INDEX IF NOT EXISTS task_state_queue ON task_state(state, priority, created, id);
 CREATE TABLE IF NOT EXISTS task_deps(task TEXT NOT NULL, dep TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS task_deps_task ON task_deps(task);
+CREATE TABLE IF NOT EXISTS artifacts(id TEXT PRIMARY KEY, task TEXT, record TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS artifacts_task ON artifacts(task, id);
 """
 _EVENT_COLUMNS = "id, kind, actor, time, task, text, data"
 _DATA_TABLES = (
-    "records", "invalid", "events", "tasks", "task_state", "task_deps", *index_mail.TABLES
+    "records", "invalid", "events", "tasks", "task_state", "task_deps", "artifacts",
+    *index_mail.TABLES
 )  # fmt: skip
 
 
@@ -229,6 +232,8 @@ class Index:
             self.db.execute("DELETE FROM tasks WHERE id = ?", (row[0],))
         elif row[1] == records.MESSAGE.name:
             index_mail.forget_message(self.db, row[0])
+        elif row[1] == records.ARTIFACT.name:
+            self.db.execute("DELETE FROM artifacts WHERE id = ?", (row[0],))
         return 1
 
     def _insert(
@@ -263,6 +268,11 @@ class Index:
                 index_mail.insert_receipt(self.db, event)
         if kind is records.MESSAGE:
             index_mail.insert_message(self.db, record)
+        if kind is records.ARTIFACT:
+            self.db.execute(
+                "INSERT OR REPLACE INTO artifacts VALUES (?, ?, ?)",
+                (record["id"], record.get("task"), json.dumps(record, ensure_ascii=False)),
+            )
 
     # -- queries ----------------------------------------------------------------
 
@@ -382,6 +392,25 @@ class Index:
     def counts(self) -> dict[str, int]:
         rows = self.db.execute("SELECT kind, COUNT(*) FROM records GROUP BY kind").fetchall()
         return {str(kind): int(n) for kind, n in rows}
+
+    def artifacts(self, task: str | None = None) -> list[dict[str, Any]]:
+        sql, args = "SELECT record FROM artifacts", []
+        if task is not None:
+            sql, args = sql + " WHERE task = ?", [task]
+        return [json.loads(r[0]) for r in self.db.execute(sql + " ORDER BY id", args)]
+
+    def artifact_ids(self, text: str) -> list[str]:
+        """Ids of artifacts that start or end with ``text`` (at most 6)."""
+        rows = self.db.execute(
+            "SELECT id FROM artifacts WHERE (id >= ? AND id < ?) OR id LIKE ? ORDER BY id LIMIT 6",
+            (text, text + "\x7f", "%" + text),
+        )
+        return [str(r[0]) for r in rows]
+
+    def artifact(self, artifact_id: str) -> dict[str, Any] | None:
+        sql = "SELECT record FROM artifacts WHERE id = ?"
+        row = self.db.execute(sql, (artifact_id,)).fetchone()
+        return json.loads(row[0]) if row else None
 
     def record_blob(self, path: str) -> str | None:
         """The blob at ``path`` as indexed, valid record or not."""

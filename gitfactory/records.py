@@ -57,7 +57,11 @@ TASK = RecordKind("task", "tasks", ".md", time_fields=("created",), shards=RANDO
 MESSAGE = RecordKind(
     "message", "mail", ".md", time_fields=("created",), max_bytes=MAX_MESSAGE_BYTES
 )
-KINDS: dict[str, RecordKind] = {k.name: k for k in (EVENT, TASK, MESSAGE)}
+ARTIFACT = RecordKind("artifact", "artifacts", ".json", time_fields=("created",))
+# An artifact's content lives beside the records, at the same shards under blobs/:
+# a directory of plain files that readers of records skip (see SPEC §15).
+BLOBS_DIR = "blobs"
+KINDS: dict[str, RecordKind] = {k.name: k for k in (EVENT, TASK, MESSAGE, ARTIFACT)}
 _BY_DIRECTORY = {k.directory: k for k in KINDS.values()}
 
 

@@ -50,7 +50,10 @@ def test_demo_runs_the_daemon_to_the_end(tmp_path: Path) -> None:
     assert "BUG" in (repo / "stats.py").read_text()
     assert git(repo, "status", "--porcelain") == ""
     assert [p.name for p in (target / "worktrees").iterdir()] in ([], [".trash"])
-    assert int(git(repo, "rev-list", "--count", "factory")) == len(events) + 1  # + config
+    artifacts = gf_json(repo, "artifact", "list")
+    assert {a["name"] for a in artifacts} >= {"transcript-implement-1.log", "transcript-review-1.log"}
+    # One commit per event, plus the configuration and one per transcript kept.
+    assert int(git(repo, "rev-list", "--count", "factory")) == len(events) + 1 + len(artifacts)
     answers = gf_json(repo, "mail", "inbox", "--as", "coder/ada")
     assert len(answers) == 2 and all(a["subject"].startswith("Re: Ready for review") for a in answers)
     body = gf_json(repo, "mail", "read", answers[0]["id"], "--as", "coder/ada")["body"]

@@ -116,6 +116,9 @@ def test_agents_work_in_their_worktrees_and_steps_advance(factory_repo: Path, tm
         assert (root / branch.removeprefix("task/")).exists() == (mode == "dirty")
         transcript = Path(str(ends[task]["transcript"])).read_text()
         assert f"coder/ada on Task by {mode}" in transcript
+        # ... and the transcript is kept as an artifact of the task, in git.
+        kept = gf(r, "artifact", "get", str(ends[task]["artifact"])).stdout
+        assert kept == transcript
     step_done = [e for e in gf_json(r, "log", "--kind", "task.step_done")]
     assert {e["actor"] for e in step_done} == {"coder/ada"}
     assert next(e for e in step_done if e["task"] == ids["stepdone"])["text"] == "by hand"

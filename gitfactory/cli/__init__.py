@@ -70,6 +70,7 @@ _COMMANDS = {
     "hooks": "daemon:hooks_group",
     "agents": "agents:agents_cmd",
     "gc": "agents:gc_cmd",
+    "artifact": "artifact:artifact_group",
 }
 
 

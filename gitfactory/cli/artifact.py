@@ -1,0 +1,131 @@
+"""gitfactory artifact …"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+from gitfactory import actors, artifacts, output
+from gitfactory.cli import Context
+from gitfactory.errors import UsageError
+
+if TYPE_CHECKING:
+    from gitfactory.artifacts import Artifact
+
+
+def _json(a: Artifact) -> dict[str, object]:
+    return a.to_record()
+
+
+@click.group("artifact")
+def artifact_group() -> None:
+    """Files tasks produce (transcripts, reports, verdicts), stored in git.
+
+    \b
+    An artifact's content and its manifest (name, media type, size, SHA-256,
+    producer, step) are committed together on the factory branch, so they travel
+    with it. Ids are long: any 4+ leading or trailing characters that are unique
+    will do (`artifact list` shows them).
+    """
+
+
+@artifact_group.command("put")
+@click.argument("task", metavar="TASK")
+@click.argument("file", type=click.Path(dir_okay=False, allow_dash=True, path_type=Path))
+@click.option("--name", help="The artifact's name (default: the file's name).")
+@click.option("--step", help="The workflow step it comes from (default: $GITFACTORY_STEP).")
+@click.option("--as", "actor", metavar="ADDRESS", help="Who stores it (default: you).")
+@click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON.")
+@click.pass_obj
+def put_cmd(
+    obj: Context,
+    task: str,
+    file: Path,
+    name: str | None,
+    step: str | None,
+    actor: str | None,
+    as_json: bool,
+) -> None:
+    """Store FILE ('-' for standard input) as an artifact of TASK and print its id.
+
+    \b
+    Example:
+      pytest 2>&1 | gitfactory artifact put 4jrc7 - --name test-report.txt
+    """
+    from gitfactory import plan
+
+    factory = obj.factory
+    factory.require_tip()
+    factory.index.refresh()
+    task_id = plan.resolve(factory, task)
+    if str(file) == "-":
+        data, default_name = sys.stdin.buffer.read(), "stdin.txt"
+    else:
+        try:
+            data, default_name = file.read_bytes(), file.name
+        except OSError as exc:
+            raise UsageError(f"cannot read {file}: {exc.strerror}") from None
+    artifact = artifacts.put(
+        factory, task_id, data, name=name or default_name,
+        producer=actors.who(factory, actor), step=step or os.environ.get("GITFACTORY_STEP"),
+    )  # fmt: skip
+    if as_json:
+        output.emit_json(_json(artifact))
+    else:
+        output.echo(artifact.id)
+
+
+@artifact_group.command("list")
+@click.argument("task", required=False, metavar="[TASK]")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array of manifests.")
+@click.pass_obj
+def list_cmd(obj: Context, task: str | None, as_json: bool) -> None:
+    """Artifacts, oldest first (of one task if TASK is given)."""
+    from gitfactory import plan
+
+    factory = obj.factory
+    task_id = None
+    if task:
+        factory.require_tip()
+        factory.index.refresh()
+        task_id = plan.resolve(factory, task)
+    found = artifacts.listing(factory, task_id)
+    if as_json:
+        output.emit_json([_json(a) for a in found])
+        return
+    for a in found:
+        owner = a.task[:8] if a.task else "-"
+        output.echo(
+            f"{a.id[-8:]}  {owner:<8}  {a.size:>10,}  {a.media_type:<24} {a.name}  ({a.producer})"
+        )
+
+
+@artifact_group.command("get")
+@click.argument("artifact_id", metavar="ID")
+@click.option(
+    "-o", "--output", "target", type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the content to this file (default: standard output).",
+)  # fmt: skip
+@click.option("--json", "as_json", is_flag=True, help="With -o: print the manifest as JSON.")
+@click.pass_obj
+def get_cmd(obj: Context, artifact_id: str, target: Path | None, as_json: bool) -> None:
+    """Write an artifact's content, byte for byte, after checking its SHA-256."""
+    artifact, data = artifacts.get(obj.factory, artifact_id)
+    if target is None:
+        if sys.stdout.isatty() and artifact.media_type.split("/")[0] != "text":
+            raise UsageError(
+                f"{artifact.name} is {artifact.media_type}; not writing it to a terminal",
+                hint="use -o FILE, or redirect the output",
+            )
+        sys.stdout.buffer.write(data)
+        sys.stdout.flush()
+        return
+    target.write_bytes(data)
+    if as_json:
+        output.emit_json({**_json(artifact), "written": str(target)})
+    else:
+        output.echo(f"wrote {len(data):,} bytes to {target}")
