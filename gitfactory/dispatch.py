@@ -41,6 +41,7 @@ ACTOR = "factory/daemon"  # who writes the daemon's records
 GATE_AGENT = "factory/gate"
 TRAILER = "Factory-Step"
 LEASE_MARGIN_MS = 120_000  # the lease outlasts the step's timeout by this much
+REPORT_TAIL = 4000  # characters of a failed gate's report that go into the next prompt
 
 
 @dataclass(frozen=True)
@@ -277,14 +278,6 @@ class Dispatcher:
         unread = [r for r in mail.inbox(self.factory, run.agent, unread=True, limit=20)]
         lines = [f"- {r.meta['created']} from {r.meta['from']}: {r.meta['subject']} "
                  f"({inbox}/{r.meta['id']}.md)" for r in unread]  # fmt: skip
-        last = st.last_step
-        previous = "This is the first step."
-        if last:
-            previous = f"The previous step ended: {last.get('why', '')}."
-        if last and st.history:
-            notes = [e.text for e in st.history if e.kind == "task.step_done" and e.text]
-            if notes:
-                previous += f" Its note: {notes[-1]}"
         return prompt.render({
             "task_id": st.task.id, "task_short": st.task.id[:8], "title": st.task.title,
             "agent": run.agent, "step": step.name, "attempt": str(run.attempt),
@@ -292,11 +285,38 @@ class Dispatcher:
             "base": worktrees.base(self.factory.paths, self._config().dispatch),
             "body": st.task.body.strip() or "(no description)",
             "instructions": step.instructions or "(none)", "done_when": step.done_when or "-",
-            "previous": previous,
+            "previous": self._previous(st.task.id),
             "inbox": (f"{exported.total} message(s) in {inbox}; unread:\n" + "\n".join(lines))
             if lines else f"{exported.total} message(s) in {inbox}; none unread.",
             "documents": "(none yet)",
         })  # fmt: skip
+
+    def _previous(self, task_id: str) -> str:
+        """What the prompt says about the step before: how it ended, its note, and when
+        a gate failed, the end of the gate's report (so the agent knows what to fix)."""
+        from gitfactory import artifacts, plan
+
+        st = plan.load(self.factory, task_id, history=True)
+        last = st.last_step
+        if not last:
+            return "This is the first step."
+        text = f"The previous step ended: {last.get('why', '')}."
+        notes = [e.text for e in st.history if e.kind == "task.step_done" and e.text]
+        if notes:
+            text += f" Its note: {notes[-1]}"
+        runs_ended = [e.data for e in st.history if e.kind == "dispatch.finished"]
+        gate = runs_ended[-1] if runs_ended else {}
+        if gate.get("agent") == GATE_AGENT and gate.get("outcome") != "success":
+            try:
+                _, report = artifacts.get(self.factory, str(gate.get("artifact")))
+            except FactoryError:
+                return text
+            tail = report.decode("utf-8", "replace")[-REPORT_TAIL:]
+            text += (
+                f"\n\nThe gate `{gate.get('step')}` failed. The end of its report "
+                f"(artifact {gate.get('artifact')}):\n\n```\n{tail.rstrip()}\n```"
+            )
+        return text
 
     # -- ending ---------------------------------------------------------------------------
 

@@ -276,3 +276,41 @@ def test_setup_and_the_concurrency_limit(factory_repo: Path, tmp_path: Path) -> 
         assert "found .env: SECRET=from-the-main-checkout" in transcript
         assert "found setup-marker.txt: prepared" in transcript
     assert len(gf_json(r, "log", "--kind", "worktree.removed")) == 3
+
+
+FIXER = r'''
+import os, subprocess
+from pathlib import Path
+prompt = Path(os.environ["GITFACTORY_PROMPT_FILE"]).read_text()
+told = "work.txt needs the word fixed" in prompt
+Path("work.txt").write_text("fixed\n" if told else "first try\n")
+subprocess.run(["git", "add", "work.txt"], check=True)
+subprocess.run(["git", "commit", "-qm", "attempt"], check=True)
+'''
+
+
+def test_a_failed_gates_report_goes_into_the_next_attempts_prompt(
+    factory_repo: Path, tmp_path: Path
+) -> None:
+    r = factory_repo
+    script = tmp_path / "fixer.py"
+    script.write_text(FIXER)
+    steps = ("      implement:\n        role: coder\n        max_attempts: 2\n"
+             "        on_success: check\n"
+             "      check:\n        gate: grep -q fixed work.txt || "
+             "{ echo 'work.txt needs the word fixed'; exit 1; }\n"
+             "        on_failure: implement\n")
+    configure(r, tmp_path, steps)
+    config = git(r, "show", "factory:.factory/factory.yaml").replace(
+        f"{tmp_path / 'agent.py'}", str(script))
+    commit_on_factory(r, {".factory/factory.yaml": config.encode()})
+    task = gf_json(r, "task", "add", "Fix it")["id"]
+    gf(r, "daemon", "--burst")
+    assert gf_json(r, "task", "show", task)["state"] == "completed"
+    starts = [e["data"] for e in gf_json(r, "log", "--kind", "dispatch.started")]
+    assert [(s["step"], s["attempt"]) for s in starts] == [
+        ("implement", 1), ("check", 1), ("implement", 2), ("check", 2)]
+    first = (r / ".git" / "gitfactory" / "runs" / starts[0]["run"] / "prompt.md").read_text()
+    second = (r / ".git" / "gitfactory" / "runs" / starts[2]["run"] / "prompt.md").read_text()
+    assert "This is the first step." in first and "needs the word" not in first
+    assert "The gate `check` failed" in second and "work.txt needs the word fixed" in second
