@@ -143,7 +143,7 @@ def resolve(factory: Factory, text: str) -> Artifact:
     factory.require_tip()
     factory.index.refresh()
     wanted = text.strip().lower()
-    found = factory.index.artifact_ids(wanted) if len(wanted) >= 4 else []
+    found = factory.index.ids_like("artifacts", wanted) if len(wanted) >= 4 else []
     if len(found) != 1:
         problem = "matches no artifact" if not found else "is ambiguous"
         raise ArtifactNotFoundError(

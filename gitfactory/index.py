@@ -399,10 +399,12 @@ class Index:
             sql, args = sql + " WHERE task = ?", [task]
         return [json.loads(r[0]) for r in self.db.execute(sql + " ORDER BY id", args)]
 
-    def artifact_ids(self, text: str) -> list[str]:
-        """Ids of artifacts that start or end with ``text`` (at most 6)."""
+    def ids_like(self, table: str, text: str) -> list[str]:
+        """Ids in ``table`` (messages or artifacts: time-ordered ids, whose random part
+        is at the end) that start or end with ``text``; at most 6."""
+        assert table in ("messages", "artifacts")
         rows = self.db.execute(
-            "SELECT id FROM artifacts WHERE (id >= ? AND id < ?) OR id LIKE ? ORDER BY id LIMIT 6",
+            f"SELECT id FROM {table} WHERE (id >= ? AND id < ?) OR id LIKE ? ORDER BY id LIMIT 6",
             (text, text + "\x7f", "%" + text),
         )
         return [str(r[0]) for r in rows]

@@ -126,15 +126,6 @@ def forget_receipt(db: sqlite3.Connection, event_id: str) -> None:
 # -- queries -------------------------------------------------------------------------
 
 
-def ids_like(db: sqlite3.Connection, text: str) -> list[str]:
-    """Ids of messages that start or end with ``text`` (at most 6)."""
-    rows = db.execute(
-        "SELECT id FROM messages WHERE (id >= ? AND id < ?) OR id LIKE ? ORDER BY id LIMIT 6",
-        (text, text + "\x7f", "%" + text),
-    ).fetchall()
-    return [str(r[0]) for r in rows]
-
-
 def message(db: sqlite3.Connection, message_id: str) -> dict[str, Any] | None:
     """The whole record of a message (front matter and body)."""
     row = db.execute(

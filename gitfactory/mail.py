@@ -268,7 +268,7 @@ def resolve(factory: Factory, text: str) -> str:
         raise MessageNotFoundError(
             f"message id {text!r} is too short", hint="type at least 4 characters of the id"
         )
-    matches = index_mail.ids_like(factory.index.db, wanted)
+    matches = factory.index.ids_like("messages", wanted)
     if not matches:
         raise MessageNotFoundError(
             f"no message id starts or ends with {text!r}",
