@@ -141,7 +141,7 @@ class Daemon:
         self.refs = now_refs
         result.moved = sorted(moved)
         branches = [r[len("refs/heads/") :] for r in moved if r.startswith("refs/heads/")]
-        mail = postmaster.ingest(self.factory, self._watched(branches))
+        mail = postmaster.ingest(self.factory, postmaster.watched(self.factory, branches))
         result.delivered, result.quarantined = len(mail.delivered), len(mail.quarantined)
         result.escalated = len(postmaster.escalate(self.factory).escalated)
         ended = [*self.recovered, *self.dispatcher.reap()]
@@ -186,16 +186,6 @@ class Daemon:
         log.append(self.factory, [event])
 
     # -- helpers ----------------------------------------------------------------------
-
-    def _watched(self, branches: list[str]) -> list[str]:
-        import fnmatch
-
-        patterns = self.factory.config().watch
-        own = self.factory.branch
-        return [
-            b for b in branches
-            if b != own and any(fnmatch.fnmatchcase(b, p) for p in patterns)
-        ]  # fmt: skip
 
     def _event(self, kind: str, text: str) -> Any:
         from gitfactory.log import Draft, stamp

@@ -89,7 +89,9 @@ class Dispatcher:
         for agent in [GATE_AGENT, *(a.address for a in self.factory.config().agents.values())]:
             for task_id in self.factory.index.held_by(agent, now):
                 if task_id not in held:
-                    self._give_back(task_id, agent, "claimed, but its run never started")
+                    self._holder_move(
+                        task_id, agent, "task.released", "claimed, but its run never started"
+                    )
         return ended
 
     # -- every tick --------------------------------------------------------------------
@@ -344,12 +346,14 @@ class Dispatcher:
             # Written down, then the daemon died before the process started: nothing
             # ran, so the step is not failed; the task goes back to the queue.
             outcome, how = "", "never_started"
-            self._holder_move(run, "task.released", "the daemon stopped before the agent started")
+            why = "the daemon stopped before the agent started"
+            self._holder_move(run.task, run.agent, "task.released", why)
         elif not still_ours:
             outcome, how = "", "step_done"
         elif canceled:
             outcome, how = "", "canceled"
-            self._holder_move(run, "task.canceled", "canceled while running: the agent was stopped")
+            why = "canceled while running: the agent was stopped"
+            self._holder_move(run.task, run.agent, "task.canceled", why)
         elif timed_out:
             outcome, how = "timeout", "timeout"
         elif (said := _trailer(run)) is not None:
@@ -404,17 +408,12 @@ class Dispatcher:
             # The lease ran out while the daemon was away: the task is back in the queue.
             self.note(self._event("dispatch.stale", st.task.id, exc.message, {"agent": agent}))
 
-    def _give_back(self, task_id: str, agent: str, why: str) -> None:
+    def _holder_move(self, task_id: str, agent: str, kind: str, text: str) -> None:
+        """A move as the lease holder, unless the task moved on in the meantime."""
         from gitfactory import plan
 
-        with contextlib.suppress(FactoryError):  # it moved on in the meantime
-            plan.holder_move(self.factory, task_id, agent, "task.released", text=why)
-
-    def _holder_move(self, run: Run, kind: str, text: str) -> None:
-        from gitfactory import plan
-
-        with contextlib.suppress(FactoryError):  # it moved on in the meantime
-            plan.holder_move(self.factory, run.task, run.agent, kind, text=text)
+        with contextlib.suppress(FactoryError):
+            plan.holder_move(self.factory, task_id, agent, kind, text=text)
 
     def _cancel_requested(self, run: Run) -> bool:
         from gitfactory import plan

@@ -69,7 +69,7 @@ def ingest(factory: Factory, branches: list[str] | None = None) -> Report:
     """Deliver what plain git committed: on the factory branch and on watched branches."""
     factory.require_tip()
     config = factory.config()
-    names = branches if branches is not None else _watched(factory, config.watch)
+    names = branches if branches is not None else watched(factory)
     seen: dict[str, str] = {}
     delivered_up_to = [0]
     result: list[Report] = []
@@ -95,12 +95,15 @@ def ingest(factory: Factory, branches: list[str] | None = None) -> Report:
     return report
 
 
-def _watched(factory: Factory, patterns: tuple[str, ...]) -> list[str]:
-    own = factory.branch
+def watched(factory: Factory, names: list[str] | None = None) -> list[str]:
+    """Those of ``names`` (default: every local branch) that factory.yaml's ``watch``
+    names, the factory branch itself excepted."""
+    patterns = factory.config().watch
+    candidates = factory.store.local_branches() if names is None else names
     return [
         name
-        for name in factory.store.local_branches()
-        if name != own and any(fnmatch.fnmatchcase(name, p) for p in patterns)
+        for name in candidates
+        if name != factory.branch and any(fnmatch.fnmatchcase(name, p) for p in patterns)
     ]
 
 

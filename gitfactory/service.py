@@ -15,21 +15,12 @@ from typing import TYPE_CHECKING
 
 from gitfactory.daemon import read_pid
 from gitfactory.errors import BusyError, FactoryError
+from gitfactory.runs import alive
 
 if TYPE_CHECKING:
     from gitfactory.factory import Factory
 
 LOG_FILE = "daemon.log"
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # someone else's process: it exists
-    return True
 
 
 def running(factory: Factory) -> int | None:

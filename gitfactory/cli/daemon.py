@@ -12,6 +12,7 @@ from gitfactory.cli import Context
 
 if TYPE_CHECKING:
     from gitfactory.daemon import TickReport
+    from gitfactory.hooks import HookState
 
 
 @click.group("daemon", invoke_without_command=True)
@@ -183,10 +184,7 @@ def hooks_status(obj: Context, as_json: bool) -> None:
     _print_hook(hooks.state(obj.factory.paths), as_json)
 
 
-def _print_hook(state: object, as_json: bool) -> None:
-    from gitfactory.hooks import HookState
-
-    assert isinstance(state, HookState)
+def _print_hook(state: HookState, as_json: bool) -> None:
     if as_json:
         output.emit_json(
             {"path": str(state.path), "installed": state.installed,
