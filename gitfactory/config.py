@@ -10,9 +10,10 @@ from gitfactory import schemas
 from gitfactory.actors import slug
 from gitfactory.agents import AgentSpec, DispatchConfig, parse_agents, parse_dispatch
 from gitfactory.errors import ConfigError
+from gitfactory.gates import COMMAND, Gate, parse_gates
 from gitfactory.records import FACTORY_DIR
 from gitfactory.resources import template_file
-from gitfactory.workflow import DEFAULT_WORKFLOW, SIMPLE, Workflow, parse_workflows
+from gitfactory.workflow import DEFAULT_WORKFLOW, SIMPLE, Step, Workflow, parse_workflows
 
 CONFIG_PATH = f"{FACTORY_DIR}/factory.yaml"
 PROTOCOL_VERSION = "0.2"
@@ -37,6 +38,13 @@ class FactoryConfig:
     watch: tuple[str, ...] = ("*",)
     agents: dict[str, AgentSpec] = field(default_factory=dict)
     dispatch: DispatchConfig = field(default_factory=DispatchConfig)
+    gates: dict[str, Gate] = field(default_factory=dict)
+
+    def gate(self, step: Step) -> Gate:
+        """The gate a step runs: the one its ``gate:`` names, else that text as a command."""
+        assert step.gate is not None
+        found = self.gates.get(step.gate)
+        return found or Gate(name=step.name, type=COMMAND, command=step.gate)
 
     def workflow(self, name: str | None) -> Workflow:
         """The named workflow; the default one (or a one-step one) when name is None."""
@@ -77,7 +85,24 @@ def parse(data: bytes, source: str = CONFIG_PATH) -> FactoryConfig:
         watch=tuple(str(p) for p in doc.get("watch", ("*",))),
         agents=parse_agents(doc, source),
         dispatch=parse_dispatch(doc, source),
+        gates=_gates(doc, source),
     )
+
+
+def _gates(doc: Any, source: str) -> dict[str, Gate]:
+    """The declared gates; a scenario gate's role must be one that agents play."""
+    from gitfactory import yaml
+
+    gates = parse_gates(doc, source)
+    roles = {str(a.get("role", "")) for a in (doc.get("agents") or {}).values()}
+    for gate in gates.values():
+        if gate.type == "scenario" and doc.get("agents") and gate.role not in roles:
+            where = yaml.location(doc, ["gates", gate.name, "role"], source)
+            raise ConfigError(
+                f"{where}: no agent plays the role {gate.role!r} that plays the scenarios",
+                hint=f"agents play: {', '.join(sorted(roles))}",
+            )
+    return gates
 
 
 def _mail(doc: Any, source: str) -> MailConfig:

@@ -19,8 +19,9 @@ ends with the outcome ``timeout``. Each start and end is a log record
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
     from gitfactory.agents import AgentSpec
     from gitfactory.config import FactoryConfig
     from gitfactory.factory import Factory
+    from gitfactory.gates import Gate, Result
     from gitfactory.tasks import TaskState
     from gitfactory.workflow import Step, Workflow
 
@@ -41,7 +43,7 @@ ACTOR = "factory/daemon"  # who writes the daemon's records
 GATE_AGENT = "factory/gate"
 TRAILER = "Factory-Step"
 LEASE_MARGIN_MS = 120_000  # the lease outlasts the step's timeout by this much
-REPORT_TAIL = 4000  # characters of a failed gate's report that go into the next prompt
+REPORT_BUDGET = 8000  # characters of a failed gate's report that go into the next prompt
 
 
 @dataclass(frozen=True)
@@ -185,14 +187,20 @@ class Dispatcher:
 
     def _doer(self, step: Step) -> AgentSpec | str | None:
         """An idle agent that plays ``step``, GATE_AGENT for a gate, or None."""
+        from gitfactory.gates import SCENARIO
         from gitfactory.workflow import plays
 
-        if step.gate:
-            return GATE_AGENT
         config = self._config()
+        role = None
+        if step.gate:
+            gate = config.gate(step)
+            if gate.type != SCENARIO:
+                return GATE_AGENT
+            role = gate.role  # an agent of this role plays the scenarios
         busy = {r.agent for r in self.active.values()}
         for agent in config.agents.values():
-            if agent.address in busy or not plays(agent.role, step):
+            fits = agent.role == role if role else plays(agent.role, step)
+            if agent.address in busy or not fits:
                 continue
             limit = config.dispatch.max_per_role.get(agent.role)
             if (
@@ -209,7 +217,9 @@ class Dispatcher:
 
         config = self._config()
         agent = doer if isinstance(doer, str) else doer.address
-        timeout_ms = step.timeout_s * 1000 if step.timeout_s else config.dispatch.default_timeout_ms
+        gate = config.gate(step) if step.gate else None
+        timeout_s = step.timeout_s or (gate.timeout_s if gate else None)
+        timeout_ms = timeout_s * 1000 if timeout_s else config.dispatch.default_timeout_ms
         try:
             st = plan.claim(self.factory, task_id, agent, timeout_ms + LEASE_MARGIN_MS,
                             step_of=lambda s: wf.step(s.step).name)  # fmt: skip
@@ -226,18 +236,23 @@ class Dispatcher:
         now = clock.now_ms()
         run = Run(
             id=ids.new_id(now), task=task_id, agent=agent, step=step.name,
-            kind="gate" if isinstance(doer, str) else "agent",
-            command=step.gate if isinstance(doer, str) and step.gate else
+            kind="gate" if gate else "agent",
+            command=gate.command if gate and gate.command else
             doer.command if not isinstance(doer, str) else "",
             worktree=str(space.path), branch=space.branch, head=_tip(space.path),
             started_ms=now, deadline_ms=now + timeout_ms,
             attempt=st.attempts.get(step.name, 1),
+            gate=dataclasses.asdict(gate) if gate else None,
         )  # fmt: skip
         self.book.save(run)  # before the process exists: a crash now is found at restart
         env = self._environment(run, st, wf, step, doer)
+        command, stdin, stdout = (run.command, None, None)
+        if gate is not None:
+            command, stdin, stdout = self._gate_setup(run, st, gate)
         child = runs.spawn(
-            run.command, space.path, env, self.book.transcript(run.id), self.book.exit_file(run.id)
-        )
+            command, space.path, env, self.book.transcript(run.id), self.book.exit_file(run.id),
+            stdin=stdin, stdout=stdout,
+        )  # fmt: skip
         run.pid = child.pid
         self.book.save(run)
         self.active[run.id] = run
@@ -251,6 +266,49 @@ class Dispatcher:
              "spawn_ms": clock.now_ms() - run.started_ms},
         ))  # fmt: skip
         return run
+
+    def _gate_setup(
+        self, run: Run, st: TaskState, gate: Gate
+    ) -> tuple[str, Path | None, Path | None]:
+        """What a gate run starts: its command, and the files its input and output go
+        through (a judge reads its input on stdin and prints its verdict; a scenario
+        gate starts the scenario runner, which plays each scenario with the agent)."""
+        import json
+        import shlex
+        import sys
+
+        from gitfactory import gates, prompt
+
+        directory = self.book.directory(run.id)
+        if gate.type == gates.JUDGE:
+            task = {"id": st.task.id, "title": st.task.title, "body": st.task.body}
+            given = gates.judge_input(
+                task=task, gate=gate, worktree=Path(run.worktree),
+                base=worktrees.base(self.factory.paths, self._config().dispatch),
+                branch=run.branch,
+            )  # fmt: skip
+            path = directory / "judge-input.json"
+            path.write_text(json.dumps(given, indent=2) + "\n", encoding="utf-8")
+            return run.command, path, directory / "verdict.out"
+        if gate.type == gates.SCENARIO:
+            plays = []
+            (directory / "scenarios").mkdir(exist_ok=True)
+            for scenario in gates.scenarios(self.factory.store.snapshot(), gate):
+                stem = directory / "scenarios" / scenario.name[:-3]
+                Path(f"{stem}.md").write_text(scenario.text, encoding="utf-8")
+                Path(f"{stem}.prompt.md").write_text(prompt.render({
+                    "task_id": st.task.id, "title": st.task.title, "agent": run.agent,
+                    "scenario": scenario.name, "scenario_text": scenario.text.strip(),
+                    "worktree": run.worktree, "branch": run.branch,
+                    "verdict_file": f"{stem}.verdict.json",
+                }, "scenario.md"), encoding="utf-8")  # fmt: skip
+                plays.append({"name": scenario.name, "file": f"{stem}.md",
+                              "prompt": f"{stem}.prompt.md", "verdict": f"{stem}.verdict.json",
+                              "log": f"{stem}.log", "exit": f"{stem}.exit"})  # fmt: skip
+            gates.write_playbook(directory, run.command, plays)
+            runner = [sys.executable, "-m", "gitfactory.gates", str(directory)]
+            return shlex.join(runner), None, None
+        return run.command, None, None
 
     def _environment(
         self, run: Run, st: TaskState, wf: Workflow, step: Step, doer: AgentSpec | str
@@ -269,6 +327,8 @@ class Dispatcher:
             "GITFACTORY_WORKTREE": run.worktree, "GITFACTORY_BRANCH": run.branch,
             "GITFACTORY_PROMPT_FILE": str(prompt), "GITFACTORY_INBOX": str(inbox),
         })  # fmt: skip
+        if run.gate is not None and run.gate["type"] == "judge":
+            env["GITFACTORY_JUDGE_INPUT"] = str(directory / "judge-input.json")
         if not isinstance(doer, str):
             env.update(doer.env)
         return env
@@ -295,7 +355,7 @@ class Dispatcher:
 
     def _previous(self, task_id: str) -> str:
         """What the prompt says about the step before: how it ended, its note, and when
-        a gate failed, the end of the gate's report (so the agent knows what to fix)."""
+        a gate or the merge failed, the end of its report (so the agent knows what to fix)."""
         from gitfactory import artifacts, plan
 
         st = plan.load(self.factory, task_id, history=True)
@@ -306,19 +366,23 @@ class Dispatcher:
         notes = [e.text for e in st.history if e.kind == "task.step_done" and e.text]
         if notes:
             text += f" Its note: {notes[-1]}"
-        runs_ended = [e.data for e in st.history if e.kind == "dispatch.finished"]
-        gate = runs_ended[-1] if runs_ended else {}
-        if gate.get("agent") == GATE_AGENT and gate.get("outcome") != "success":
-            try:
-                _, report = artifacts.get(self.factory, str(gate.get("artifact")))
-            except FactoryError:
-                return text
-            tail = report.decode("utf-8", "replace")[-REPORT_TAIL:]
-            text += (
-                f"\n\nThe gate `{gate.get('step')}` failed. The end of its report "
-                f"(artifact {gate.get('artifact')}):\n\n```\n{tail.rstrip()}\n```"
-            )
-        return text
+        failed = _failed_result(st.history)
+        if failed is None:
+            return text
+        try:
+            _, report = artifacts.get(self.factory, str(failed.data.get("report")))
+        except FactoryError:
+            return text
+        body = report.decode("utf-8", "replace")
+        if len(body) > REPORT_BUDGET:  # the verdict is at the top, the output's end below
+            head, tail = REPORT_BUDGET // 4, REPORT_BUDGET * 3 // 4
+            cut = len(body) - head - tail
+            body = f"{body[:head]}\n[... {cut:,} characters ...]\n{body[-tail:]}"
+        what = "merge" if failed.kind == "merge.result" else f"gate `{failed.data.get('step')}`"
+        return text + (
+            f"\n\nThe {what} failed. Its report (artifact {failed.data.get('report')}; "
+            f"`gitfactory artifact get {failed.data.get('report')}`):\n\n{body.rstrip()}\n"
+        )
 
     # -- ending ---------------------------------------------------------------------------
 
@@ -362,25 +426,108 @@ class Dispatcher:
             outcome, how = "failure", "lost"
         else:
             outcome, how = ("success" if code == 0 else "failure"), "exit_code"
+        transcript = self.book.transcript(run.id)
+        kept = self._keep_transcript(run, transcript)
         if still_ours and outcome:
             why = {"timeout": f"timed out after {(run.deadline_ms - run.started_ms) // 1000}s",
                    "lost": "the agent's process was gone when the daemon came back",
                    "trailer": f"{TRAILER} trailer on {run.branch}",
                    "exit_code": f"exit code {code}" if code is not None
                    else "it ended without an exit status (killed by a signal?)"}[how]  # fmt: skip
+            if run.gate is not None:
+                verdict = self._gate_result(run, code, transcript, kept, timed_out=timed_out)
+                if not timed_out:
+                    outcome, how = ("success" if verdict.passed else "failure"), "gate"
+                    why = f"gate {run.gate['name']}: {verdict.summary}"
             self._end_step(st, run.agent, outcome, why)
-        transcript = self.book.transcript(run.id)
         size = transcript.stat().st_size if transcript.exists() else 0
         result = {"run": run.id, "agent": run.agent, "step": run.step, "outcome": outcome or None,
                   "how": how, "exit_code": code, "transcript": str(transcript), "bytes": size,
-                  "artifact": self._keep_transcript(run, transcript),
-                  "duration_ms": clock.now_ms() - run.started_ms}  # fmt: skip
+                  "artifact": kept, "duration_ms": clock.now_ms() - run.started_ms}  # fmt: skip
         self.book.finish(run, result)
         self.active.pop(run.id, None)
         self.children.pop(run.id, None)
         text = f"{run.agent} on {run.step}: {outcome or how} ({how})"
         self.note(self._event("dispatch.finished", run.task, text, result))
         return Ended(run, outcome, how, code)
+
+    def _gate_result(
+        self, run: Run, code: int | None, transcript: Path, output: str | None, *, timed_out: bool
+    ) -> Result:
+        """Judge a gate run, keep its report (and the files it keeps) as artifacts, and
+        record the result: one ``gate.result``, and one ``gate.scenario`` per scenario."""
+        import json
+
+        from gitfactory import artifacts, gates
+
+        assert run.gate is not None
+        gate = gates.Gate(**{**run.gate, "scenarios": tuple(run.gate["scenarios"]),
+                             "keep": tuple(run.gate["keep"])})  # fmt: skip
+        directory = self.book.directory(run.id)
+        plays: list[dict[str, str]] = []
+        if gate.type == gates.SCENARIO and (directory / gates.PLAYBOOK).exists():
+            plays = json.loads((directory / gates.PLAYBOOK).read_text("utf-8"))["plays"]
+        if gate.type == gates.JUDGE:
+            verdict = gates.judge_judge(gate, code, _text(directory / "verdict.out"))
+        elif gate.type == gates.SCENARIO:
+            verdict = gates.judge_scenarios(plays)
+        else:
+            verdict = gates.judge_command(code)
+        if timed_out:
+            why = f"timed out after {(run.deadline_ms - run.started_ms) // 1000}s"
+            verdict.passed, verdict.summary = False, f"{why}; {verdict.summary}"
+            verdict.reasons.insert(0, why)
+        kept = self._keep_files(run, gate)
+        for entry, scenario in zip(plays, verdict.scenarios, strict=True):
+            log = Path(entry["log"])
+            stored = artifacts.put(
+                self.factory, run.task, log.read_bytes() if log.exists() else b"",
+                name=f"scenario-{entry['name'][:-3]}-{run.attempt}.log", producer=ACTOR,
+                step=run.step,
+            )  # fmt: skip
+            mark = "passed" if scenario["pass"] else "failed"
+            self.note(self._event(
+                "gate.scenario", run.task, f"{gate.name}: scenario {entry['name']} {mark}",
+                {**scenario, "gate": gate.name, "step": run.step, "attempt": run.attempt,
+                 "run": run.id, "agent": run.agent, "transcript": stored.id},
+            ))  # fmt: skip
+        text = gates.report(gate, verdict, _text(transcript), kept)
+        report = artifacts.put(
+            self.factory, run.task, text.encode(), name=f"report-{run.step}-{run.attempt}.md",
+            producer=ACTOR, step=run.step,
+        )  # fmt: skip
+        self.note(self._event(
+            "gate.result", run.task,
+            f"{gate.name}: {'passed' if verdict.passed else 'failed'}: {verdict.summary}",
+            {"gate": gate.name, "type": gate.type, "step": run.step, "attempt": run.attempt,
+             "run": run.id, "pass": verdict.passed, "summary": verdict.summary,
+             "reasons": verdict.reasons, "score": verdict.score,
+             "threshold": gate.threshold if gate.type == gates.JUDGE else None,
+             "exit_code": code, "report": report.id, "transcript": output, "kept": kept},
+        ))  # fmt: skip
+        return verdict
+
+    def _keep_files(self, run: Run, gate: Gate) -> dict[str, str]:
+        """Store the files the gate says to keep (regular files inside the worktree)."""
+        import stat
+
+        from gitfactory import artifacts
+
+        kept = {}
+        top = Path(run.worktree).resolve()
+        for name in gate.keep:
+            path = Path(run.worktree) / name
+            try:
+                info = path.lstat()
+                inside = path.resolve().is_relative_to(top)
+            except OSError:
+                continue
+            if not stat.S_ISREG(info.st_mode) or not inside or info.st_size > artifacts.MAX_BYTES:
+                continue
+            stored = artifacts.put(self.factory, run.task, path.read_bytes(), name=path.name,
+                                   producer=ACTOR, step=run.step)  # fmt: skip
+            kept[name] = stored.id
+        return kept
 
     def _keep_transcript(self, run: Run, transcript: Path) -> str | None:
         """Store the run's output as an artifact of the task (its end, if it is huge)."""
@@ -428,6 +575,28 @@ class Dispatcher:
 
     def _event(self, kind: str, task: str, text: str, data: dict[str, Any]) -> Any:
         return stamp(Draft(kind=kind, actor=ACTOR, task=task, text=text, data=data))
+
+
+def _failed_result(history: Sequence[Any]) -> Any:
+    """The failed gate or merge result that ended the latest step, if that is how it ended."""
+    ended = None
+    for event in reversed(history):
+        if event.kind == "task.step_done":
+            if ended is not None:
+                return None  # an earlier step: the latest one was not a gate or merge
+            ended = event.data.get("step")
+        elif event.kind in ("gate.result", "merge.result") and ended is not None:
+            if event.data.get("step") == ended and not event.data.get("pass"):
+                return event
+            return None
+    return None
+
+
+def _text(path: Path) -> str:
+    try:
+        return path.read_bytes().decode("utf-8", "replace")
+    except OSError:
+        return ""
 
 
 def _tip(worktree: Any) -> str | None:

@@ -43,6 +43,7 @@ class Run:
     deadline_ms: int
     attempt: int = 1
     pid: int | None = None
+    gate: dict[str, Any] | None = None  # a gate run: the gate as it was declared at the start
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -113,18 +114,27 @@ _WRAPPER = 'sh -c "$1"; code=$?; printf "%s\\n" "$code" > "$2"; exit "$code"'
 
 
 def spawn(
-    command: str, cwd: Path, env: dict[str, str], transcript: Path, exit_file: Path
+    command: str,
+    cwd: Path,
+    env: dict[str, str],
+    transcript: Path,
+    exit_file: Path,
+    *,
+    stdin: Path | None = None,
+    stdout: Path | None = None,
 ) -> subprocess.Popen[bytes]:
-    """Start ``command`` with sh in its own session, output appended to ``transcript``."""
-    out: IO[bytes] = transcript.open("ab")
-    try:
+    """Start ``command`` with sh in its own session, output appended to ``transcript``
+    (standard output to ``stdout`` instead when given, e.g. a judge's verdict)."""
+    with contextlib.ExitStack() as files:
+        err: IO[bytes] = files.enter_context(transcript.open("ab"))
+        out = files.enter_context(stdout.open("ab")) if stdout is not None else err
+        given: IO[bytes] | int = (
+            files.enter_context(stdin.open("rb")) if stdin is not None else subprocess.DEVNULL
+        )
         return subprocess.Popen(
             ["sh", "-c", _WRAPPER, "gitfactory-run", command, str(exit_file)], cwd=cwd,
-            env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-            start_new_session=True,
+            env=env, stdin=given, stdout=out, stderr=err, start_new_session=True,
         )  # fmt: skip
-    finally:
-        out.close()
 
 
 def exit_code(exit_file: Path) -> int | None:

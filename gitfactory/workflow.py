@@ -42,6 +42,8 @@ class Step:
     on_success: str = DONE
     on_failure: str = FAILED
     on_timeout: str = FAILED
+    strategy: str = "merge"  # merge action: ff, squash or merge (a merge commit)
+    into: str | None = None  # merge action: the target branch (default: dispatch.base)
 
     @property
     def kind(self) -> str:
@@ -95,7 +97,7 @@ SIMPLE = Workflow(
 )  # fmt: skip
 
 
-def _duration_s(value: Any, where: str) -> int | None:
+def duration_s(value: Any, where: str) -> int | None:
     if value is None:
         return None
     from gitfactory.clock import parse_duration
@@ -131,11 +133,13 @@ def parse_workflows(doc: Any, source: str) -> dict[str, Workflow]:
             steps[str(step_name)] = Step(
                 name=str(step_name), role=str(role), gate=s.get("gate"), action=s.get("action"),
                 instructions=str(s.get("instructions", "")), done_when=str(s.get("done_when", "")),
-                timeout_s=_duration_s(s.get("timeout"), where),
+                timeout_s=duration_s(s.get("timeout"), where),
                 max_attempts=int(s.get("max_attempts", 3)),
                 on_success=str(s.get("on_success", DONE)),
                 on_failure=str(s.get("on_failure", FAILED)),
                 on_timeout=str(s.get("on_timeout", s.get("on_failure", FAILED))),
+                strategy=str(s.get("strategy", "merge")),
+                into=str(s["into"]) if s.get("into") else None,
             )  # fmt: skip
         start = str(spec.get("start") or next(iter(steps)))
         for step_name, step in steps.items():

@@ -57,7 +57,7 @@ sys.exit(3 if "exit3" in title else 0)
 '''
 
 
-def configure(repo: Path, tmp: Path, steps: str, extra: str = "") -> Path:
+def configure(repo: Path, tmp: Path, steps: str, extra: str = "", agents: str = "") -> Path:
     script = tmp / "agent.py"
     script.write_text(AGENT)
     config = f"""protocol: "0.2"
@@ -69,7 +69,7 @@ dispatch:
   ada:
     role: coder
     command: {sys.executable} {script}
-workflows:
+{agents}workflows:
   default:
     steps:
 {steps}"""

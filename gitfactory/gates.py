@@ -1,0 +1,374 @@
+"""Quality gates: the workflow steps whose result the factory judges, not an agent.
+
+A gate is declared under ``gates:`` in factory.yaml and named by a step
+(``gate: tests``); a step whose ``gate:`` names no declared gate runs that text as a
+command gate (``gate: python -m pytest -q``). Three types:
+
+``command``
+    runs in the task's worktree; exit code 0 passes. Its output is the report.
+``judge``
+    a command (an LLM CLI or any program) is given the task, the diff and the
+    criteria (as JSON on its standard input, and in the file
+    ``$GITFACTORY_JUDGE_INPUT``) and must print a verdict
+    ``{"pass": bool, "score": 0..1, "reasons": [str]}`` on its standard output. The
+    gate passes when ``pass`` is true and ``score`` reaches the gate's threshold. A
+    verdict that cannot be read is a failed gate that says why: never a pass.
+``scenario``
+    each markdown file under ``.factory/scenarios/`` (on the factory branch) is one
+    small user journey. An agent of the gate's role plays each one in the task's
+    worktree, alone, and writes its verdict (``{"pass": bool, "reasons": [str]}``)
+    to ``$GITFACTORY_VERDICT_FILE``. Every scenario is its own result; the gate
+    passes when all of them do. A scenario without a verdict failed.
+
+Every gate run ends with one ``gate.result`` record (and one ``gate.scenario``
+record per scenario) and a markdown report kept as an artifact of the task; a
+failed gate's report goes into the prompt of the step the task goes back to.
+
+This module also runs the scenarios: ``python -m gitfactory.gates RUN_DIR`` is the
+process the daemon starts for a scenario gate. It plays the scenarios one after
+the other with the agent command from factory.yaml (never a command from a
+scenario: scenarios are data) and leaves each verdict in the run directory.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from gitfactory.errors import ConfigError
+
+COMMAND, JUDGE, SCENARIO = "command", "judge", "scenario"
+TYPES = (COMMAND, JUDGE, SCENARIO)
+SCENARIOS_DIR = ".factory/scenarios"
+MAX_DIFF = 512 * 1024  # bytes of diff a judge is given
+REPORT_TAIL = 6000  # characters of output a report keeps
+_GATE_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+_SCENARIO_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}\.md$")
+
+
+@dataclass(frozen=True)
+class Gate:
+    name: str
+    type: str = COMMAND
+    command: str = ""  # command and judge: what runs
+    timeout_s: int | None = None
+    criteria: str = ""  # judge: what the verdict is about
+    threshold: float = 0.0  # judge: the lowest passing score
+    role: str = ""  # scenario: the role of the agents that play the scenarios
+    scenarios: tuple[str, ...] = ("*",)  # scenario: file name patterns
+    keep: tuple[str, ...] = ()  # files of the worktree kept as artifacts after the run
+
+
+def parse_gates(doc: Any, source: str) -> dict[str, Gate]:
+    """The ``gates:`` section of a factory.yaml that passed its schema."""
+    from gitfactory import yaml
+    from gitfactory.workflow import duration_s
+
+    out = {}
+    for name, spec in (doc.get("gates") or {}).items():
+        where = yaml.location(doc, ["gates", name], source)
+        if not _GATE_NAME.match(str(name)):
+            raise ConfigError(
+                f"{where}: {name!r} is not a valid gate name",
+                hint="lowercase letters, digits, '.', '_', '-'",
+            )
+        kind = str(spec.get("type", COMMAND))
+        if kind in (COMMAND, JUDGE) and not spec.get("command"):
+            raise ConfigError(f"{where}: the {kind} gate {name!r} needs a command")
+        if kind == SCENARIO and not spec.get("role"):
+            raise ConfigError(
+                f"{where}: the scenario gate {name!r} needs the role of the agents that "
+                "play the scenarios (role: qa)"
+            )
+        for path in spec.get("keep") or ():
+            if Path(str(path)).is_absolute() or ".." in Path(str(path)).parts:
+                raise ConfigError(f"{where}: keep: {path!r} must be a path inside the worktree")
+        out[str(name)] = Gate(
+            name=str(name), type=kind, command=str(spec.get("command", "")),
+            timeout_s=duration_s(spec.get("timeout"), where),
+            criteria=str(spec.get("criteria", "")),
+            threshold=float(spec.get("threshold", 0.0)), role=str(spec.get("role", "")),
+            scenarios=tuple(str(p) for p in spec.get("scenarios") or ("*",)),
+            keep=tuple(str(p) for p in spec.get("keep") or ()),
+        )  # fmt: skip
+    return out
+
+
+# -- verdicts ------------------------------------------------------------------------
+
+
+@dataclass
+class Verdict:
+    passed: bool
+    reasons: list[str]
+    score: float | None = None
+    error: str | None = None  # why the verdict could not be read (then passed is False)
+
+
+_FENCE = re.compile(r"```(?:json)?\s*\n(.*?)```", re.DOTALL)
+
+
+def read_verdict(text: str, *, need_score: bool, threshold: float = 0.0) -> Verdict:
+    """The verdict in a judge's output (or a scenario's verdict file).
+
+    The output may be the JSON object alone, or end with it on its last line, or
+    hold it in a fenced ```json block (LLM CLIs like to add words around it).
+    Anything that is not a well-formed verdict fails, with the reason.
+    """
+    text = text.strip()
+    if not text:
+        return Verdict(False, [], error="no verdict: the output was empty")
+    candidates = [text, *reversed(_FENCE.findall(text)), text.splitlines()[-1]]
+    found: Any = None
+    problem = ""
+    for candidate in candidates:
+        try:
+            found = json.loads(candidate, parse_constant=_refuse)
+        except ValueError as exc:
+            problem = problem or f" ({exc})" if "not a number" in str(exc) else problem
+            continue
+        if isinstance(found, dict):
+            break
+    if not isinstance(found, dict):
+        return Verdict(
+            False, [], error=f"no JSON verdict object in the output{problem}: {_clip(text)!r}"
+        )
+    problem = _verdict_problem(found, need_score)
+    if problem:
+        return Verdict(False, [], error=f"malformed verdict: {problem}")
+    reasons = found.get("reasons", [])
+    reasons = [reasons] if isinstance(reasons, str) else [str(r) for r in reasons]
+    score = float(found["score"]) if "score" in found else None
+    passed = found["pass"] is True and (score is None or score >= threshold)
+    if found["pass"] is True and not passed:
+        reasons = [f"score {score:g} is below the threshold {threshold:g}", *reasons]
+    return Verdict(passed, reasons, score)
+
+
+def _refuse(name: str) -> Any:
+    raise ValueError(f"{name} is not a number")
+
+
+def _verdict_problem(found: dict[str, Any], need_score: bool) -> str | None:
+    if not isinstance(found.get("pass"), bool):
+        return "'pass' must be true or false"
+    score = found.get("score")
+    if score is None and need_score:
+        return "'score' is missing"
+    if score is not None and (
+        isinstance(score, bool) or not isinstance(score, int | float) or not 0 <= score <= 1
+        or math.isnan(score)
+    ):  # fmt: skip
+        return f"'score' must be a number from 0 to 1, not {score!r}"
+    reasons = found.get("reasons", [])
+    if not isinstance(reasons, str) and not (
+        isinstance(reasons, list) and all(isinstance(r, str) for r in reasons)
+    ):
+        return "'reasons' must be a list of strings"
+    return None
+
+
+def _clip(text: str, limit: int = 200) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+# -- what a gate run is given ----------------------------------------------------------
+
+
+def judge_input(
+    *, task: dict[str, Any], gate: Gate, worktree: Path, base: str, branch: str
+) -> dict[str, Any]:
+    """The judge's input: the task, the criteria and the diff of the branch from its base."""
+    from gitfactory.git import run_git
+
+    diff = run_git(
+        ["diff", "--no-color", f"{base}...HEAD", "--", ".", ":(exclude).factory"],
+        worktree, check=False,
+    ).stdout  # fmt: skip
+    cut = len(diff) > MAX_DIFF
+    return {
+        "task": task, "criteria": gate.criteria, "threshold": gate.threshold,
+        "base": base, "branch": branch,
+        "diff": diff[:MAX_DIFF].decode("utf-8", "replace"), "diff_truncated": cut,
+        "answer_with": {"pass": "true or false", "score": "a number from 0 to 1",
+                        "reasons": ["why, one sentence each"]},
+    }  # fmt: skip
+
+
+@dataclass
+class Scenario:
+    name: str  # the file name under .factory/scenarios/, e.g. "login.md"
+    text: str
+
+
+def scenarios(snapshot: Any, gate: Gate) -> list[Scenario]:
+    """The scenarios of ``gate``: files under .factory/scenarios/ that its patterns name."""
+    import fnmatch
+
+    import pygit2
+
+    tree = snapshot.entry(SCENARIOS_DIR)
+    if tree is None or tree.type != pygit2.GIT_OBJECT_TREE:
+        return []
+    found = []
+    for entry in tree.peel(pygit2.Tree):
+        name = entry.name or ""
+        if (
+            entry.type != pygit2.GIT_OBJECT_BLOB or entry.filemode == pygit2.GIT_FILEMODE_LINK
+            or not _SCENARIO_NAME.match(name)
+        ):  # fmt: skip
+            continue
+        if any(fnmatch.fnmatchcase(name, p) or fnmatch.fnmatchcase(name[:-3], p)
+               for p in gate.scenarios):  # fmt: skip
+            found.append(Scenario(name, entry.peel(pygit2.Blob).data.decode("utf-8", "replace")))
+    return sorted(found, key=lambda s: s.name)
+
+
+# -- playing scenarios (the process the daemon starts) -------------------------------
+
+PLAYBOOK = "scenarios.json"
+
+
+def write_playbook(directory: Path, command: str, plays: list[dict[str, str]]) -> None:
+    """What the scenario runner plays: the agent command and one entry per scenario."""
+    (directory / PLAYBOOK).write_text(
+        json.dumps({"command": command, "plays": plays}, indent=2) + "\n", encoding="utf-8"
+    )
+
+
+def play(directory: Path) -> int:
+    """Play each scenario of the playbook in turn with the agent command; each one's
+    output goes to its own log and, with a heading, to the run's transcript."""
+    book = json.loads((directory / PLAYBOOK).read_text(encoding="utf-8"))
+    for entry in book["plays"]:
+        print(f"== scenario {entry['name']} ==", flush=True)
+        env = dict(os.environ)
+        env.update({
+            "GITFACTORY_SCENARIO": entry["name"], "GITFACTORY_SCENARIO_FILE": entry["file"],
+            "GITFACTORY_PROMPT_FILE": entry["prompt"], "GITFACTORY_VERDICT_FILE": entry["verdict"],
+        })  # fmt: skip
+        with open(entry["log"], "wb") as log:
+            proc = subprocess.Popen(
+                ["sh", "-c", book["command"]], env=env, stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            )  # fmt: skip
+            output = proc.stdout
+            assert output is not None
+            while chunk := os.read(output.fileno(), 65536):
+                log.write(chunk)
+                sys.stdout.buffer.write(chunk)
+                sys.stdout.flush()
+            code = proc.wait()
+        Path(entry["exit"]).write_text(f"{code}\n", encoding="utf-8")
+        print(f"== scenario {entry['name']}: exit {code} ==", flush=True)
+    return 0
+
+
+# -- judging a finished run ------------------------------------------------------------
+
+
+@dataclass
+class Result:
+    passed: bool
+    summary: str  # one line
+    reasons: list[str] = field(default_factory=list)
+    score: float | None = None
+    scenarios: list[dict[str, Any]] = field(default_factory=list)
+
+
+def judge_command(code: int | None) -> Result:
+    if code == 0:
+        return Result(True, "exit code 0")
+    why = f"exit code {code}" if code is not None else "ended without an exit status"
+    return Result(False, why, [why])
+
+
+def judge_judge(gate: Gate, code: int | None, stdout: str) -> Result:
+    verdict = read_verdict(stdout, need_score=True, threshold=gate.threshold)
+    if verdict.error:
+        return Result(False, verdict.error, [verdict.error])
+    if code != 0:
+        why = f"the judge exited with {code}" if code is not None else "the judge was killed"
+        return Result(False, why, [why, *verdict.reasons], verdict.score)
+    score = f"score {verdict.score:g} (threshold {gate.threshold:g})"
+    return Result(
+        verdict.passed, f"{'passed' if verdict.passed else 'failed'}: {score}",
+        verdict.reasons, verdict.score,
+    )  # fmt: skip
+
+
+def judge_scenarios(plays: list[dict[str, str]]) -> Result:
+    results: list[dict[str, Any]] = []
+    for entry in plays:
+        try:
+            text = Path(entry["verdict"]).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            text = None
+        code = _exit_of(Path(entry["exit"]))
+        if code is None:
+            verdict = Verdict(False, [], error="not played: the run ended before it")
+        elif text is None:
+            verdict = Verdict(False, [], error=f"no verdict written (the agent exited {code})")
+        else:
+            verdict = read_verdict(text, need_score=False)
+        reasons = [verdict.error] if verdict.error else verdict.reasons
+        results.append({"scenario": entry["name"], "pass": verdict.passed, "reasons": reasons,
+                        "score": verdict.score, "exit_code": code})  # fmt: skip
+    failed = [r["scenario"] for r in results if not r["pass"]]
+    if not results:
+        return Result(False, "no scenarios to play", ["no scenario file matched the gate"])
+    summary = (
+        f"{len(results)} of {len(results)} scenarios passed" if not failed
+        else f"{len(failed)} of {len(results)} scenarios failed: {', '.join(failed)}"
+    )  # fmt: skip
+    reasons = [f"{r['scenario']}: {'; '.join(r['reasons']) or 'failed'}"
+               for r in results if not r["pass"]]  # fmt: skip
+    return Result(not failed, summary, reasons, None, results)
+
+
+def _exit_of(path: Path) -> int | None:
+    try:
+        return int(path.read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def report(gate: Gate, result: Result, output: str, kept: dict[str, str]) -> str:
+    """The markdown report of a gate run: the verdict, then the end of the output."""
+    lines = [f"# Gate {gate.name} ({gate.type}): {'passed' if result.passed else 'FAILED'}",
+             "", result.summary, ""]  # fmt: skip
+    if result.score is not None:
+        lines += [f"Score: {result.score:g} (threshold {gate.threshold:g})", ""]
+    for r in result.scenarios:
+        mark = "pass" if r["pass"] else "FAIL"
+        lines.append(f"- {r['scenario']}: {mark}" + "".join(f"\n  - {x}" for x in r["reasons"]))
+    if result.scenarios:
+        lines.append("")
+    if result.reasons and not result.scenarios:
+        lines += ["Reasons:", *(f"- {r}" for r in result.reasons), ""]
+    for name, artifact in kept.items():
+        lines.append(f"Kept {name} as artifact {artifact}.")
+    tail = output[-REPORT_TAIL:]
+    if tail.strip():
+        cut = "the end of " if len(output) > REPORT_TAIL else ""
+        lines += ["", f"## Output ({cut}{len(output):,} characters)", "", "```",
+                  tail.rstrip(), "```"]  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 1:
+        print("usage: python -m gitfactory.gates RUN_DIR", file=sys.stderr)
+        return 2
+    return play(Path(argv[0]))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
