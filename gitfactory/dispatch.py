@@ -41,6 +41,8 @@ if TYPE_CHECKING:
 
 ACTOR = "factory/daemon"  # who writes the daemon's records
 GATE_AGENT = "factory/gate"
+MERGE_AGENT = "factory/merge"
+MERGE_LEASE_MS = 600_000
 TRAILER = "Factory-Step"
 LEASE_MARGIN_MS = 120_000  # the lease outlasts the step's timeout by this much
 REPORT_BUDGET = 8000  # characters of a failed gate's report that go into the next prompt
@@ -61,7 +63,8 @@ class Dispatcher:
         self.book = RunBook(factory.paths.factory_dir)
         self.active: dict[str, Run] = {}
         self.children: dict[str, subprocess.Popen[bytes]] = {}
-        self.said_waiting: set[tuple[str, str]] = set()
+        self.said_waiting: set[tuple[str, str, str]] = set()
+        self.merged: list[dict[str, Any]] = []  # merge steps done since the daemon last looked
 
     # -- after a restart ---------------------------------------------------------------
 
@@ -88,7 +91,8 @@ class Dispatcher:
         held = {r.task for r in self.active.values()}
         now = clock.now_ms()
         self.factory.index.refresh()
-        for agent in [GATE_AGENT, *(a.address for a in self.factory.config().agents.values())]:
+        ours = [GATE_AGENT, MERGE_AGENT, *(a.address for a in self._config().agents.values())]
+        for agent in ours:
             for task_id in self.factory.index.held_by(agent, now):
                 if task_id not in held:
                     self._holder_move(
@@ -135,7 +139,7 @@ class Dispatcher:
             wf = config.workflow(row["workflow"])
             step = wf.step(row["step"])
             if step.action:
-                self._waiting(row["id"], step)
+                self._merge(row["id"], wf, step)
                 continue
             doer = self._doer(step)
             if doer is None:
@@ -146,37 +150,87 @@ class Dispatcher:
         return started
 
     def tidy(self, ended: list[Ended]) -> None:
-        """Remove the worktrees of tasks that just finished, unless they hold
-        uncommitted work (then say so: nothing a person or agent wrote is thrown away)."""
+        for end in ended:
+            self._tidy(end.run.task, Path(end.run.worktree))
+
+    def _tidy(self, task_id: str, path: Path) -> None:
+        """Remove the worktree of a task that just finished, unless it holds uncommitted
+        work (then say so: nothing a person or agent wrote is thrown away)."""
         from gitfactory import plan
         from gitfactory.tasks import TERMINAL
 
-        for end in ended:
-            path = Path(end.run.worktree)
-            if not path.exists() or plan.load(self.factory, end.run.task).state not in TERMINAL:
-                continue
-            try:
-                gone = worktrees.remove(
-                    self.factory.paths, path, True, self._config().dispatch.setup_copy
-                )
-            except FactoryError as exc:
-                gone, why = False, exc.message
-            else:
-                why = "it holds uncommitted changes"
-            kind, text = ("worktree.removed", str(path)) if gone else ("worktree.kept", why)
-            self.note(self._event(kind, end.run.task, text, {"worktree": str(path)}))
+        if not path.exists() or plan.load(self.factory, task_id).state not in TERMINAL:
+            return
+        try:
+            gone = worktrees.remove(
+                self.factory.paths, path, True, self._config().dispatch.setup_copy
+            )
+        except FactoryError as exc:
+            gone, why = False, exc.message
+        else:
+            why = "it holds uncommitted changes"
+        kind, text = ("worktree.removed", str(path)) if gone else ("worktree.kept", why)
+        self.note(self._event(kind, task_id, text, {"worktree": str(path)}))
 
     def fill_pool(self) -> int:
         config = self._config().dispatch
         return worktrees.fill_pool(self.factory.paths, config) if config.pool else 0
 
-    def _waiting(self, task_id: str, step: Step) -> None:
-        """Say once (per daemon) that a task waits at a step this daemon cannot run."""
-        if (task_id, step.name) in self.said_waiting:
+    def _merge(self, task_id: str, wf: Workflow, step: Step) -> None:
+        """The merge action, done here and now (it takes milliseconds): claim the task,
+        integrate its branch, record the result, move the task along its workflow."""
+        from gitfactory import artifacts, merge, plan, workflow
+
+        config = self._config()
+        target = step.into or worktrees.base(self.factory.paths, config.dispatch)
+        why = merge.blocked(self.factory, target)
+        if why is not None:  # checked before claiming: a claim counts as an attempt
+            self._waiting(task_id, step, why)
             return
-        self.said_waiting.add((task_id, step.name))
-        text = f"{step.name}: the action {step.action!r} is not available in this version"
-        self.note(self._event("dispatch.waiting", task_id, text, {"step": step.name}))
+        try:
+            st = plan.claim(self.factory, task_id, MERGE_AGENT, MERGE_LEASE_MS,
+                            step_of=lambda s: wf.step(s.step).name)  # fmt: skip
+        except FactoryError:
+            return
+        stem, branch = worktrees.names(config.dispatch, st.task)
+        for _ in range(3):
+            try:
+                result = merge.integrate(self.factory, st.task, branch, target, step.strategy)
+                break
+            except merge.MergeWaits as exc:
+                why = exc.message
+        else:
+            self._holder_move(task_id, MERGE_AGENT, "task.released", why or "")
+            self._waiting(task_id, step, why or "")
+            return
+        report = None
+        if result.report:
+            report = artifacts.put(
+                self.factory, task_id, result.report.encode(), producer=ACTOR, step=step.name,
+                name=f"merge-report-{step.name}-{st.attempts.get(step.name, 1)}.md",
+            ).id  # fmt: skip
+        self.note(self._event("merge.result", task_id, result.why, {
+            "step": step.name, "attempt": st.attempts.get(step.name, 1), "pass": result.passed,
+            "status": result.status, "strategy": result.strategy, "done_as": result.done_as,
+            "target": result.target, "branch": result.branch, "before": result.before,
+            "commit": result.commit, "conflicts": result.conflicts, "report": report,
+        }))  # fmt: skip
+        self.merged.append({"task": task_id, "target": target, "status": result.status,
+                            "commit": result.commit, "why": result.why})  # fmt: skip
+        outcome = "success" if result.passed else "failure"
+        try:
+            workflow.step_done(self.factory, task_id, MERGE_AGENT, outcome, result.why)
+        except FactoryError as exc:
+            self.note(self._event("dispatch.stale", task_id, exc.message, {"agent": MERGE_AGENT}))
+        self._tidy(task_id, worktrees.root(self.factory.paths, config.dispatch) / stem)
+
+    def _waiting(self, task_id: str, step: Step, why: str) -> None:
+        """Say once (per daemon and reason) why a task waits at a step."""
+        if (task_id, step.name, why) in self.said_waiting:
+            return
+        self.said_waiting.add((task_id, step.name, why))
+        text = f"{step.name}: {why}"
+        self.note(self._event("dispatch.waiting", task_id, text, {"step": step.name, "why": why}))
 
     def stop_all(self, grace_s: float) -> None:
         for run in self.active.values():

@@ -1,0 +1,167 @@
+"""The merge step: task branches integrated into their target by fast-forward, merge
+commit or squash, protocol files kept out of code, conflicts handed back to the agent,
+and a user's dirty checkout of the target never moved."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from conftest import commit_on_factory, gf, gf_json, git
+from test_dispatch import checkout_state
+
+# A scripted coder: commits a file named after its task; "protocol" in the title also
+# commits a file under .factory/, "shared" writes shared.txt. Sent back after a merge
+# conflict, it merges the target in, resolves, and commits.
+CODER = r'''
+import os, subprocess, sys
+from pathlib import Path
+
+def git(*args):
+    subprocess.run(["git", *args], check=True)
+
+task = os.environ["GITFACTORY_TASK"]
+prompt = Path(os.environ["GITFACTORY_PROMPT_FILE"]).read_text()
+title = prompt.splitlines()[0].split(": ", 1)[1]
+if "Merge conflict" in prompt:
+    subprocess.run(["git", "merge", "-q", "release"], capture_output=True)
+    Path("shared.txt").write_text("both sides, resolved\n")
+    git("add", "shared.txt")
+    git("commit", "-qm", "bring release in, resolve shared.txt")
+    sys.exit(0)
+Path(f"{task[:8]}.txt").write_text(title + "\n")
+git("add", f"{task[:8]}.txt")
+if "protocol" in title:
+    Path(".factory/notes").mkdir(parents=True)
+    Path(".factory/notes/n.md").write_text("a note committed on the task branch\n")
+    git("add", ".factory")
+if "shared" in title:
+    Path("shared.txt").write_text("from the task\n")
+    git("add", "shared.txt")
+git("commit", "-qm", f"work: {title}")
+'''
+
+
+def configure(repo: Path, tmp: Path, workflows: dict[str, str]) -> None:
+    (tmp / "coder.py").write_text(CODER)
+    text = "".join(
+        f"  {name}:\n    steps:\n      implement:\n        role: coder\n        max_attempts: 2\n"
+        f"        on_success: merge\n      merge:\n        action: merge\n{merge}"
+        "        on_failure: implement\n"
+        for name, merge in workflows.items()
+    )
+    config = (f'protocol: "0.2"\nname: test\ndispatch:\n  worktrees: ../worktrees\n'
+              f"agents:\n  ada:\n    role: coder\n    command: {sys.executable} {tmp / 'coder.py'}\n"
+              f"workflows:\n{text}")
+    commit_on_factory(repo, {".factory/factory.yaml": config.encode()})
+
+
+def results(repo: Path) -> dict[str, list[dict[str, object]]]:
+    out: dict[str, list[dict[str, object]]] = {}
+    for e in gf_json(repo, "log", "--kind", "merge.result"):
+        out.setdefault(e["task"], []).append(e["data"])
+    return out
+
+
+def tree(repo: Path, rev: str) -> list[str]:
+    return git(repo, "ls-tree", "-r", "--name-only", rev).split()
+
+
+def test_fast_forward_merge_commit_and_squash_keep_protocol_files_out(
+    factory_repo: Path, tmp_path: Path
+) -> None:
+    r = factory_repo
+    for name in ("rel-ff", "rel-ff2", "rel-merge", "rel-squash"):
+        git(r, "branch", name)
+    configure(r, tmp_path, {
+        "ff": "        strategy: ff\n        into: rel-ff\n",
+        "ff2": "        strategy: ff\n        into: rel-ff2\n",
+        "merge": "        strategy: merge\n        into: rel-merge\n",
+        "squash": "        strategy: squash\n        into: rel-squash\n",
+    })  # fmt: skip
+    before = checkout_state(r)
+    start = git(r, "rev-parse", "HEAD").strip()
+    ids = {w: gf_json(r, "task", "add", title, "--workflow", w)["id"] for w, title in [
+        ("ff", "Plain change"), ("ff2", "Change with protocol notes"),
+        ("merge", "Merged change"), ("squash", "Squashed protocol change")]}
+    out = gf(r, "daemon", "--burst").stdout
+    assert "into rel-squash" in out
+
+    assert {w: gf_json(r, "task", "show", t)["state"] for w, t in ids.items()} == dict.fromkeys(
+        ids, "completed")
+    merged = {w: results(r)[t][-1] for w, t in ids.items()}
+    branch = {w: str(m["branch"]) for w, m in merged.items()}
+    # ff: the target is now exactly the task branch.
+    assert merged["ff"]["done_as"] == "ff"
+    assert git(r, "rev-parse", "rel-ff") == git(r, "rev-parse", branch["ff"])
+    # ff of a branch carrying .factory/ files: done as a merge commit without them.
+    assert merged["ff2"]["done_as"] == "merge"
+    assert ".factory/notes/n.md" in tree(r, branch["ff2"])
+    assert not [p for p in tree(r, "rel-ff2") if p.startswith(".factory")]
+    # merge: a merge commit with both parents.
+    parents = git(r, "log", "-1", "--format=%P", "rel-merge").split()
+    assert parents == [start, git(r, "rev-parse", branch["merge"]).strip()]
+    # squash: one new commit on the target, the task's file in, protocol files out.
+    squash = git(r, "log", "-1", "--format=%P%n%B", "rel-squash").splitlines()
+    assert squash[0] == start and squash[1] == "Squashed protocol change"
+    assert f"Factory-Task: {ids['squash']}" in squash
+    files = tree(r, "rel-squash")
+    assert f"{ids['squash'][:8]}.txt" in files and not [p for p in files if ".factory" in p]
+    for w, m in merged.items():
+        assert m["commit"] == git(r, "rev-parse", str(m["target"])).strip(), w
+    # The user's checkout and its branch were never touched; finished worktrees are gone.
+    assert checkout_state(r) == before
+    assert not [p for p in (r.parent / "worktrees").iterdir() if not p.name.startswith(".")]
+
+
+def test_a_conflict_goes_back_to_the_agent_with_the_report(
+    factory_repo: Path, tmp_path: Path
+) -> None:
+    r = factory_repo
+    git(r, "branch", "release")
+    configure(r, tmp_path, {"default": "        into: release\n"})
+    # The target moves on with a shared.txt of its own: the task's will conflict.
+    commit_on_factory(r, {"shared.txt": b"from release\n"}, ref="refs/heads/release",
+                      message="release adds shared.txt")  # fmt: skip
+    task = gf_json(r, "task", "add", "Write shared file")["id"]
+    gf(r, "daemon", "--burst")
+
+    assert gf_json(r, "task", "show", task)["state"] == "completed"
+    first, second = results(r)[task]
+    assert first["status"] == "conflict" and first["conflicts"] == ["shared.txt"]
+    assert second["status"] == "merged"
+    report = gf(r, "artifact", "get", str(first["report"])).stdout
+    assert "Conflicting files: shared.txt" in report and "release adds shared.txt" in report
+    assert "<<<<<<<" in report and "from the task" in report
+    # The agent's second prompt carried the report, and it resolved the conflict.
+    starts = [e["data"] for e in gf_json(r, "log", "--kind", "dispatch.started")]
+    assert [(s["step"], s["attempt"]) for s in starts] == [("implement", 1), ("implement", 2)]
+    prompt = (r / ".git/gitfactory/runs" / starts[1]["run"] / "prompt.md").read_text()
+    assert "The merge failed" in prompt and "Conflicting files: shared.txt" in prompt
+    assert git(r, "show", "release:shared.txt") == "both sides, resolved\n"
+
+
+def test_a_dirty_checkout_of_the_target_is_never_moved(factory_repo: Path, tmp_path: Path) -> None:
+    r = factory_repo  # its checkout has a modified app.py, a staged file, an untracked file
+    configure(r, tmp_path, {"default": ""})
+    before = checkout_state(r)
+    task = gf_json(r, "task", "add", "Change while the user works")["id"]
+    gf(r, "daemon", "--burst")
+
+    state = gf_json(r, "task", "show", task)
+    assert state["state"] == "submitted" and state["step"] == "merge"
+    (waiting,) = [e for e in gf_json(r, "log", "--kind", "dispatch.waiting") if e["task"] == task]
+    assert "uncommitted changes (app.py, staged.txt)" in waiting["text"]
+    assert checkout_state(r) == before  # files, index, HEAD: byte for byte
+    assert task not in results(r)
+
+    git(r, "commit", "-qam", "the user's own work")  # the user commits; untracked stays
+    mine = git(r, "rev-parse", "HEAD").strip()
+    gf(r, "daemon", "--burst")
+    assert gf_json(r, "task", "show", task)["state"] == "completed"
+    (merged,) = results(r)[task]
+    assert merged["done_as"] == "merge" and merged["before"] == mine
+    # Moved through the checkout: its files show the task's work, nothing is lost.
+    assert (r / f"{task[:8]}.txt").read_text() == "Change while the user works\n"
+    assert git(r, "status", "--porcelain") == "?? untracked.txt\n"
+    assert git(r, "log", "-1", "--format=%P", "HEAD").split()[0] == mine
