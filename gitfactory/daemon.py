@@ -7,8 +7,9 @@ events only wake it up; every tick re-reads the state from git. A tick:
    nothing, so whatever happened while the daemon was down is seen);
 2. **ingest**: the postmaster takes in messages from the branches that moved;
 3. **decide and act**: escalate overdue acknowledgements, end the runs whose agent
-   exited or ran out of time, expire leases that ran out, and start agents and gates
-   on ready steps (:mod:`gitfactory.dispatch`);
+   exited or ran out of time, write the session summaries of finished tasks
+   (:mod:`gitfactory.documents`), expire leases that ran out, and start agents and
+   gates on ready steps (:mod:`gitfactory.dispatch`);
 4. **heartbeat**: write the status file ``.git/gitfactory/daemon.json``.
 
 Everything it decides is written as records on the factory branch, by the same
@@ -21,6 +22,7 @@ at once, leaving running agents to be adopted by the next daemon.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import socket
@@ -34,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 from gitfactory import clock, ids
 from gitfactory.dispatch import ACTOR, Dispatcher, Ended
-from gitfactory.errors import BusyError
+from gitfactory.errors import BusyError, FactoryError
 from gitfactory.watch import Watcher, changed, snapshot
 
 if TYPE_CHECKING:
@@ -42,6 +44,9 @@ if TYPE_CHECKING:
 
     from gitfactory.factory import Factory
 
+_logger = logging.getLogger(__name__)
+
+SUMMARIES_PER_TICK = 20
 IDLE_WAKE_S = 5.0  # the longest a daemon sleeps without a wake-up (leases, escalation)
 RUN_POLL_S = 0.5  # while runs are active: how often to look at processes not our children
 STATUS_FILE = "daemon.json"
@@ -61,6 +66,7 @@ class TickReport:
     expired: list[str] = field(default_factory=list)
     started: list[dict[str, Any]] = field(default_factory=list)  # runs: task, agent, step
     finished: list[dict[str, Any]] = field(default_factory=list)  # runs: ..., outcome, how
+    summarized: list[str] = field(default_factory=list)  # tasks given a session summary
     running: int = 0
 
     @property
@@ -68,7 +74,7 @@ class TickReport:
         """Whether work is going on (a burst run stops after a tick where none was)."""
         return bool(
             self.delivered or self.quarantined or self.escalated or self.expired
-            or self.started or self.finished or self.running
+            or self.started or self.finished or self.summarized or self.running
         )  # fmt: skip
 
     def to_json(self) -> dict[str, Any]:
@@ -76,7 +82,7 @@ class TickReport:
             "tick": self.n, "moved": self.moved, "delivered": self.delivered,
             "quarantined": self.quarantined, "escalated": self.escalated,
             "expired": self.expired, "started": self.started, "finished": self.finished,
-            "running": self.running,
+            "summarized": self.summarized, "running": self.running,
         }  # fmt: skip
 
 
@@ -100,6 +106,7 @@ class Daemon:
         self.watcher = Watcher(factory.paths)
         self.dispatcher = Dispatcher(factory, self._note)
         self.recovered: list[Ended] = []
+        self.unsummarizable: set[str] = set()
 
     # -- the loop -------------------------------------------------------------------
 
@@ -148,6 +155,7 @@ class Daemon:
         self.recovered = []
         result.finished = [_ended(e) for e in ended]
         self.dispatcher.tidy(ended)
+        result.summarized = self._summarize()
         result.expired = plan.expire_leases(self.factory, ACTOR)
         if not self.stopping:
             result.started = [
@@ -159,6 +167,36 @@ class Daemon:
             self.dispatcher.fill_pool()  # when nothing waits: creating worktrees is slow
         self._status(running=True)
         return result
+
+    def _summarize(self) -> list[str]:
+        """Write the session summaries of finished tasks (a few per tick, so a factory
+        that had none yet catches up without stalling the loop).
+
+        Summaries only inform later prompts: a task that cannot be summarized is
+        recorded once (``docs.failed``) and left for the next daemon, never allowed to
+        stop the loop that runs the agents.
+        """
+        from gitfactory import documents
+
+        done: list[str] = []
+        for task_id in documents.pending(self.factory):
+            if len(done) >= SUMMARIES_PER_TICK:
+                break
+            if task_id in self.unsummarizable:
+                continue
+            try:
+                if documents.summarize(self.factory, task_id) is not None:
+                    done.append(task_id)
+            except FactoryError as exc:
+                self._unsummarizable(task_id, exc.message)
+            except Exception as exc:  # a bug: keep the traceback, keep the loop
+                _logger.exception("session summary of task %s failed", task_id)
+                self._unsummarizable(task_id, f"{type(exc).__name__}: {exc}")
+        return done
+
+    def _unsummarizable(self, task_id: str, why: str) -> None:
+        self.unsummarizable.add(task_id)
+        self._note(self._event("docs.failed", f"session summary failed: {why}", task=task_id))
 
     def stop(self) -> None:
         """Start no new runs; return once the running ones have ended."""
@@ -187,10 +225,10 @@ class Daemon:
 
     # -- helpers ----------------------------------------------------------------------
 
-    def _event(self, kind: str, text: str) -> Any:
+    def _event(self, kind: str, text: str, task: str | None = None) -> Any:
         from gitfactory.log import Draft, stamp
 
-        return stamp(Draft(kind=kind, actor=ACTOR, text=text,
+        return stamp(Draft(kind=kind, actor=ACTOR, text=text, task=task,
                            data={"pid": os.getpid(), "host": socket.gethostname()}))  # fmt: skip
 
     @contextmanager

@@ -93,7 +93,8 @@ class Factory:
         return slug(name)
 
     def init(self, name: str | None = None, actor: str | None = None) -> InitResult:
-        """Create the factory branch with factory.yaml; a no-op if it is already there."""
+        """Create the factory branch with factory.yaml and the living documents
+        (:mod:`gitfactory.documents`); a no-op if it is already there."""
         from gitfactory import actors
         from gitfactory.config import CONFIG_PATH
 
@@ -109,7 +110,7 @@ class Factory:
         return InitResult(commit is not None, config.name, self.branch, self.require_tip())
 
     def _init_change(self, snap: Snapshot, name: str, actor: str) -> Change | None:
-        from gitfactory import log, records
+        from gitfactory import documents, log, records
         from gitfactory.config import CONFIG_PATH, PROTOCOL_VERSION, render
         from gitfactory.store import Change
 
@@ -130,7 +131,11 @@ class Factory:
             )
         )
         return Change(
-            files={CONFIG_PATH: render(name), event.path: records.encode(event.to_record())},
+            files={
+                CONFIG_PATH: render(name),
+                event.path: records.encode(event.to_record()),
+                **documents.initial_files(),
+            },
             subject=f"init: factory {name}",
             trailers=[
                 ("Factory-Protocol", PROTOCOL_VERSION),

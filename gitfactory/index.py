@@ -385,6 +385,24 @@ class Index:
         )
         return [(str(r[0]), str(r[1]), r[2]) for r in self.db.execute(sql, args)]
 
+    def finished_without(self, kind: str) -> list[str]:
+        """Ids of final tasks that no event of ``kind`` is about yet, oldest first
+        (the tasks still waiting for their session summary)."""
+        from gitfactory.tasks import TERMINAL
+
+        states = sorted(TERMINAL)
+        rows = self.db.execute(
+            f"SELECT id FROM task_state s WHERE state IN ({', '.join('?' * len(states))})"
+            " AND NOT EXISTS (SELECT 1 FROM events e WHERE e.task = s.id AND e.kind = ?)"
+            " ORDER BY created, id",
+            (*states, kind),
+        )
+        return [str(r[0]) for r in rows]
+
+    def event_count(self, kind: str) -> int:
+        row = self.db.execute("SELECT COUNT(*) FROM events WHERE kind = ?", (kind,)).fetchone()
+        return int(row[0])
+
     def last_seq(self) -> int:
         row = self.db.execute("SELECT MAX(seq) FROM events").fetchone()
         return int(row[0] or 0)

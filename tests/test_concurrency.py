@@ -73,7 +73,7 @@ def test_eight_processes_appending_200_records_each(factory_repo: Path) -> None:
     # One commit per append, on one linear history; every record file exists once.
     assert int(git(factory_repo, "rev-list", "--count", "factory")) == 1 + WRITERS * APPENDS
     files = git(factory_repo, "ls-tree", "-r", "--name-only", "factory").splitlines()
-    assert len(files) == 2 + WRITERS * APPENDS
+    assert len(files) == 5 + WRITERS * APPENDS  # + factory.yaml, init event, 3 documents
 
 
 def test_eight_processes_sending_100_messages_each(factory_repo: Path) -> None:

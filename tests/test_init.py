@@ -26,9 +26,11 @@ def test_init_in_empty_repo_creates_orphan_branch_and_leaves_head_unborn(empty_r
     out = gf_json(empty_repo, "init", "--name", "alpha")
     assert out["created"] is True and out["name"] == "alpha" and out["branch"] == "factory"
     assert snapshot_checkout(empty_repo) == before
-    assert git(empty_repo, "ls-tree", "-r", "--name-only", "factory").splitlines()[0] == (
-        ".factory/factory.yaml"
-    )
+    files = git(empty_repo, "ls-tree", "-r", "--name-only", "factory").splitlines()
+    # factory.yaml, the living documents and the factory.init event.
+    assert files[:4] == [".factory/docs/best-practices.md", ".factory/docs/history.md",
+                         ".factory/docs/start-sequence.md", ".factory/factory.yaml"]
+    assert len(files) == 5 and files[4].startswith(".factory/log/")
     # HEAD is still unborn: the user's first commit is theirs to make.
     assert git(empty_repo, "symbolic-ref", "HEAD").strip() == "refs/heads/main"
     unborn = subprocess.run(["git", "rev-parse", "--verify", "-q", "HEAD"], cwd=empty_repo)

@@ -71,6 +71,7 @@ _COMMANDS = {
     "agents": "agents:agents_cmd",
     "gc": "agents:gc_cmd",
     "artifact": "artifact:artifact_group",
+    "docs": "docs:docs_group",
 }
 
 

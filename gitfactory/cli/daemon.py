@@ -138,7 +138,8 @@ def _lines(tick: TickReport) -> list[str]:
     for count, what in ((tick.delivered, "message(s) delivered"),
                         (tick.quarantined, "message file(s) quarantined"),
                         (tick.escalated, "acknowledgement(s) escalated"),
-                        (len(tick.expired), "lease(s) expired")):  # fmt: skip
+                        (len(tick.expired), "lease(s) expired"),
+                        (len(tick.summarized), "session summary(ies) written")):  # fmt: skip
         if count:
             lines.append(f"{count} {what}")
     return lines
