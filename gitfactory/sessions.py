@@ -29,7 +29,7 @@ HISTORY_SESSIONS = 200  # entries history.md shows; older ones are counted, not 
 _MAX_ITEMS = 100  # steps, runs and artifacts kept in one summary (a record is <= 1 MiB)
 _MAX_NOTE = 500
 _RUN_FIELDS = ("agent", "step", "outcome", "how", "duration_ms", "artifact")
-_MERGE_FIELDS = ("strategy", "target", "commit")
+_MERGE_FIELDS = ("strategy", "target", "status", "commit")
 _TIME = re.compile(r"^(\d{4}-\d{2}-\d{2})T(\d{2}:\d{2})")
 _PREAMBLE = (
     "The sessions of this factory, newest first: one entry per finished task, from its\n"
@@ -154,9 +154,10 @@ def _entry(event: Event) -> list[str]:
         lines += ["- artifacts: " + ", ".join(_artifact_text(a) for a in artifacts)]
     merge = d.get("merge")
     if isinstance(merge, dict):
-        commit = _str(merge.get("commit"))[:12] or "?"
-        lines += [f"- merged: {_str(merge.get('strategy')) or 'merge'} into "
-                  f"{_str(merge.get('target')) or '?'} at {commit}"]  # fmt: skip
+        how = f"{_str(merge.get('strategy')) or 'merge'} into {_str(merge.get('target')) or '?'}"
+        commit = _str(merge.get("commit"))[:12]
+        at = f" at {commit}" if commit else ""
+        lines += [f"- merge: {how}: {_str(merge.get('status')) or 'merged'}{at}"]
     return lines
 
 

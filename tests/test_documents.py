@@ -139,7 +139,12 @@ def test_a_finished_task_gets_one_summary_and_a_history_entry(factory_repo: Path
                     kind="merge.result",
                     actor="factory/daemon",
                     task=done,
-                    data={"strategy": "squash", "target": "main", "commit": "0123456789abcdef0123"},
+                    data={
+                        "strategy": "squash",
+                        "target": "main",
+                        "status": "merged",
+                        "commit": "0123456789abcdef0123",
+                    },
                 )
             )
         ],
@@ -161,6 +166,7 @@ def test_a_finished_task_gets_one_summary_and_a_history_entry(factory_repo: Path
     assert data["merge"] == {
         "strategy": "squash",
         "target": "main",
+        "status": "merged",
         "commit": "0123456789abcdef0123",
     }
     assert event.text.startswith("Fix the parser: completed in ")
@@ -169,7 +175,7 @@ def test_a_finished_task_gets_one_summary_and_a_history_entry(factory_repo: Path
     assert changed == [f"{DOCS}/history.md", event.path]
     history = git(factory_repo, "show", f"factory:{DOCS}/history.md")
     assert "· Fix the parser" in history and "note on implement by coder/ada" in history
-    assert "- merged: squash into main at 0123456789ab" in history
+    assert "- merge: squash into main: merged at 0123456789ab" in history
 
     tip = git(factory_repo, "rev-parse", "factory")
     assert documents.summarize(f, done) is None  # idempotent: still one summary
