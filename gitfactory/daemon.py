@@ -67,6 +67,7 @@ class TickReport:
     started: list[dict[str, Any]] = field(default_factory=list)  # runs: task, agent, step
     finished: list[dict[str, Any]] = field(default_factory=list)  # runs: ..., outcome, how
     summarized: list[str] = field(default_factory=list)  # tasks given a session summary
+    merged: list[dict[str, Any]] = field(default_factory=list)  # merge steps done: task, result
     running: int = 0
 
     @property
@@ -74,7 +75,7 @@ class TickReport:
         """Whether work is going on (a burst run stops after a tick where none was)."""
         return bool(
             self.delivered or self.quarantined or self.escalated or self.expired
-            or self.started or self.finished or self.summarized or self.running
+            or self.started or self.finished or self.summarized or self.running or self.merged
         )  # fmt: skip
 
     def to_json(self) -> dict[str, Any]:
@@ -82,7 +83,7 @@ class TickReport:
             "tick": self.n, "moved": self.moved, "delivered": self.delivered,
             "quarantined": self.quarantined, "escalated": self.escalated,
             "expired": self.expired, "started": self.started, "finished": self.finished,
-            "summarized": self.summarized, "running": self.running,
+            "summarized": self.summarized, "merged": self.merged, "running": self.running,
         }  # fmt: skip
 
 
@@ -162,6 +163,7 @@ class Daemon:
                 {"run": r.id, "task": r.task, "agent": r.agent, "step": r.step}
                 for r in self.dispatcher.start_ready()
             ]
+            result.merged, self.dispatcher.merged = self.dispatcher.merged, []
         result.running = len(self.dispatcher.active)
         if not result.started:
             self.dispatcher.fill_pool()  # when nothing waits: creating worktrees is slow

@@ -1,8 +1,10 @@
 """The built-in demo: a sample project, a factory, and the daemon running it to the end.
 
 Everything is real and offline: a git repository, the factory branch, the daemon
-dispatching two scripted agents (real programs, no LLM) into their own worktrees,
-a tests gate, mail between the agents, and the log of all of it.
+dispatching scripted agents (real programs, no LLM) into their own worktrees, a
+tests gate that fails the coder's first attempt and sends its report back, a judge,
+two scenarios played by a QA agent, a review by mail, the merge into main, and the
+log, artifacts and living documents of all of it.
 """
 
 from __future__ import annotations
@@ -19,8 +21,8 @@ from gitfactory.git import discover, run_git
 from gitfactory.resources import template_file
 
 CONFIG = """\
-# The demo's factory: the default workflow's steps up to review, two scripted
-# agents, and worktrees next to the repository.
+# The demo's factory: four scripted agents, three kinds of gate, and the default
+# workflow from implement to merge. Worktrees live next to the repository.
 protocol: "0.2"
 name: demo
 dispatch:
@@ -35,9 +37,25 @@ agents:
     role: reviewer
     description: scripted reviewer (templates/demo/agents/reviewer.py)
     command: "{python} {agents}/reviewer.py"
+  quinn:
+    role: qa
+    description: scripted QA agent that plays the scenarios (templates/demo/agents/qa.py)
+    command: "{python} {agents}/qa.py"
+gates:
+  tests:
+    command: "{python} -m unittest -q"
+    timeout: 5m
+  judge:
+    type: judge
+    command: "{python} {agents}/judge.py"
+    criteria: The change does what the task asks, touches only what it names, and is small.
+    threshold: 0.7
+  scenarios:
+    type: scenario
+    role: qa
 workflows:
   default:
-    description: Implement, test, review.
+    description: Implement, test, judge, play the scenarios, review, merge.
     steps:
       implement:
         role: coder
@@ -45,7 +63,15 @@ workflows:
         timeout: 5m
         on_success: test
       test:
-        gate: "{python} -m unittest -q"
+        gate: tests
+        on_success: judge
+        on_failure: implement
+      judge:
+        gate: judge
+        on_success: qa
+        on_failure: implement
+      qa:
+        gate: scenarios
         timeout: 5m
         on_success: review
         on_failure: implement
@@ -53,6 +79,12 @@ workflows:
         role: reviewer
         instructions: Review the branch; approve it or send it back.
         timeout: 5m
+        on_success: merge
+        on_failure: implement
+      merge:
+        action: merge
+        strategy: merge
+        into: main
         on_success: done
         on_failure: implement
 """
@@ -82,12 +114,16 @@ def make_project(repo: Path) -> None:
 
 def configure(factory: Factory) -> None:
     from gitfactory.config import CONFIG_PATH
+    from gitfactory.gates import SCENARIOS_DIR
     from gitfactory.store import Change
 
     text = CONFIG.format(python=sys.executable, agents=template_file("demo", "agents"))
+    files = {CONFIG_PATH: text.encode()}
+    for scenario in sorted(template_file("demo", "scenarios").iterdir()):
+        files[f"{SCENARIOS_DIR}/{scenario.name}"] = scenario.read_bytes()
     factory.store.write(
-        Change({CONFIG_PATH: text.encode()}, "factory: the demo's agents and workflow",
-               replace=frozenset({CONFIG_PATH}))
+        Change(files, "factory: the demo's agents, gates, scenarios and workflow",
+               replace=frozenset(files))
     )  # fmt: skip
 
 
@@ -103,7 +139,10 @@ def run(directory: Path | None, say: Callable[[str], None]) -> Factory:
     factory.init("demo", actor="human/demo-user")
     configure(factory)
     hooks.install(factory.paths)
-    say("factory 'demo': agents coder/ada and reviewer/rex; workflow implement -> test -> review")
+    say(
+        "factory 'demo': agents coder/ada, reviewer/rex, qa/quinn; workflow implement -> test"
+        " -> judge -> qa (2 scenarios) -> review -> merge into main"
+    )
     fix = plan.add(
         factory,
         title="Fix the off-by-one in stats.mean",
@@ -117,11 +156,13 @@ def run(directory: Path | None, say: Callable[[str], None]) -> Factory:
     say("running the daemon until there is nothing left to do")
 
     def report(tick: TickReport) -> None:
-        for r in tick.started:
-            say(f"  started  {r['agent']:<13} {r['step']:<9} {r['task'][:8]}")
         for r in tick.finished:
             result = r["outcome"] or "ended its step"
             say(f"  finished {r['agent']:<13} {r['step']:<9} {r['task'][:8]}: {result}")
+        for r in tick.merged:
+            say(f"  merged   {'factory/merge':<13} {'merge':<9} {r['task'][:8]}: {r['why']}")
+        for r in tick.started:
+            say(f"  started  {r['agent']:<13} {r['step']:<9} {r['task'][:8]}")
 
     Daemon(factory, burst=True, report=report).run()
     return factory

@@ -222,7 +222,8 @@ class Dispatcher:
             workflow.step_done(self.factory, task_id, MERGE_AGENT, outcome, result.why)
         except FactoryError as exc:
             self.note(self._event("dispatch.stale", task_id, exc.message, {"agent": MERGE_AGENT}))
-        self._tidy(task_id, worktrees.root(self.factory.paths, config.dispatch) / stem)
+        if not any(r.task == task_id for r in self.active.values()):  # else: at its end
+            self._tidy(task_id, worktrees.root(self.factory.paths, config.dispatch) / stem)
 
     def _waiting(self, task_id: str, step: Step, why: str) -> None:
         """Say once (per daemon and reason) why a task waits at a step."""
@@ -360,7 +361,8 @@ class Dispatcher:
                               "prompt": f"{stem}.prompt.md", "verdict": f"{stem}.verdict.json",
                               "log": f"{stem}.log", "exit": f"{stem}.exit"})  # fmt: skip
             gates.write_playbook(directory, run.command, plays)
-            runner = [sys.executable, "-m", "gitfactory.gates", str(directory)]
+            player = Path(gates.__file__).with_name("playbook.py")
+            runner = [sys.executable, "-I", "-S", str(player), str(directory)]
             return shlex.join(runner), None, None
         return run.command, None, None
 
@@ -388,7 +390,7 @@ class Dispatcher:
         return env
 
     def _prompt(self, run: Run, st: TaskState, wf: Workflow, step: Step, inbox: Any) -> str:
-        from gitfactory import mail, prompt
+        from gitfactory import documents, mail, prompt
 
         exported = mail.export(self.factory, run.agent, inbox)
         unread = [r for r in mail.inbox(self.factory, run.agent, unread=True, limit=20)]
@@ -404,7 +406,7 @@ class Dispatcher:
             "previous": self._previous(st.task.id),
             "inbox": (f"{exported.total} message(s) in {inbox}; unread:\n" + "\n".join(lines))
             if lines else f"{exported.total} message(s) in {inbox}; none unread.",
-            "documents": "(none yet)",
+            "documents": documents.for_prompt(self.factory),
         })  # fmt: skip
 
     def _previous(self, task_id: str) -> str:

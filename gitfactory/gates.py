@@ -24,20 +24,15 @@ Every gate run ends with one ``gate.result`` record (and one ``gate.scenario``
 record per scenario) and a markdown report kept as an artifact of the task; a
 failed gate's report goes into the prompt of the step the task goes back to.
 
-This module also runs the scenarios: ``python -m gitfactory.gates RUN_DIR`` is the
-process the daemon starts for a scenario gate. It plays the scenarios one after
-the other with the agent command from factory.yaml (never a command from a
-scenario: scenarios are data) and leaves each verdict in the run directory.
+The scenarios of one gate run are played one after the other by
+``gitfactory/playbook.py``, the process the daemon starts for a scenario gate.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import os
 import re
-import subprocess
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -132,7 +127,8 @@ def read_verdict(text: str, *, need_score: bool, threshold: float = 0.0) -> Verd
         try:
             found = json.loads(candidate, parse_constant=_refuse)
         except ValueError as exc:
-            problem = problem or f" ({exc})" if "not a number" in str(exc) else problem
+            if "not a number" in str(exc) and not problem:
+                problem = f" ({exc})"
             continue
         if isinstance(found, dict):
             break
@@ -140,9 +136,9 @@ def read_verdict(text: str, *, need_score: bool, threshold: float = 0.0) -> Verd
         return Verdict(
             False, [], error=f"no JSON verdict object in the output{problem}: {_clip(text)!r}"
         )
-    problem = _verdict_problem(found, need_score)
-    if problem:
-        return Verdict(False, [], error=f"malformed verdict: {problem}")
+    malformed = _verdict_problem(found, need_score)
+    if malformed:
+        return Verdict(False, [], error=f"malformed verdict: {malformed}")
     reasons = found.get("reasons", [])
     reasons = [reasons] if isinstance(reasons, str) else [str(r) for r in reasons]
     score = float(found["score"]) if "score" in found else None
@@ -243,34 +239,6 @@ def write_playbook(directory: Path, command: str, plays: list[dict[str, str]]) -
     )
 
 
-def play(directory: Path) -> int:
-    """Play each scenario of the playbook in turn with the agent command; each one's
-    output goes to its own log and, with a heading, to the run's transcript."""
-    book = json.loads((directory / PLAYBOOK).read_text(encoding="utf-8"))
-    for entry in book["plays"]:
-        print(f"== scenario {entry['name']} ==", flush=True)
-        env = dict(os.environ)
-        env.update({
-            "GITFACTORY_SCENARIO": entry["name"], "GITFACTORY_SCENARIO_FILE": entry["file"],
-            "GITFACTORY_PROMPT_FILE": entry["prompt"], "GITFACTORY_VERDICT_FILE": entry["verdict"],
-        })  # fmt: skip
-        with open(entry["log"], "wb") as log:
-            proc = subprocess.Popen(
-                ["sh", "-c", book["command"]], env=env, stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-            )  # fmt: skip
-            output = proc.stdout
-            assert output is not None
-            while chunk := os.read(output.fileno(), 65536):
-                log.write(chunk)
-                sys.stdout.buffer.write(chunk)
-                sys.stdout.flush()
-            code = proc.wait()
-        Path(entry["exit"]).write_text(f"{code}\n", encoding="utf-8")
-        print(f"== scenario {entry['name']}: exit {code} ==", flush=True)
-    return 0
-
-
 # -- judging a finished run ------------------------------------------------------------
 
 
@@ -351,7 +319,7 @@ def report(gate: Gate, result: Result, output: str, kept: dict[str, str]) -> str
         lines.append(f"- {r['scenario']}: {mark}" + "".join(f"\n  - {x}" for x in r["reasons"]))
     if result.scenarios:
         lines.append("")
-    if result.reasons and not result.scenarios:
+    if result.reasons and not result.scenarios and result.reasons != [result.summary]:
         lines += ["Reasons:", *(f"- {r}" for r in result.reasons), ""]
     for name, artifact in kept.items():
         lines.append(f"Kept {name} as artifact {artifact}.")
@@ -361,14 +329,3 @@ def report(gate: Gate, result: Result, output: str, kept: dict[str, str]) -> str
         lines += ["", f"## Output ({cut}{len(output):,} characters)", "", "```",
                   tail.rstrip(), "```"]  # fmt: skip
     return "\n".join(lines) + "\n"
-
-
-def main(argv: list[str]) -> int:
-    if len(argv) != 1:
-        print("usage: python -m gitfactory.gates RUN_DIR", file=sys.stderr)
-        return 2
-    return play(Path(argv[0]))
-
-
-if __name__ == "__main__":
-    raise SystemExit(main(sys.argv[1:]))

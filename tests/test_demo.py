@@ -24,35 +24,61 @@ def test_demo_runs_the_daemon_to_the_end(tmp_path: Path) -> None:
     docs = tasks["Document mean and spread in the README"]
     assert fix["state"] == docs["state"] == "completed"
 
-    # Each task went implement -> test -> review, each step started by the daemon.
+    def of(kind: str, task: dict[str, str]) -> list[dict[str, object]]:
+        return [e["data"] for e in events if e["kind"] == kind and e["task"] == task["id"]]
+
+    # The coder's first fix failed the tests gate, it was sent back with the report,
+    # and its second attempt passed; then the judge, both scenarios and the review.
+    assert [d["step"] for d in of("dispatch.started", fix)] == [
+        "implement", "test", "implement", "test", "judge", "qa", "review"]
+    assert [d["step"] for d in of("dispatch.started", docs)] == [
+        "implement", "test", "judge", "qa", "review"]
+    tests = [d for d in of("gate.result", fix) if d["gate"] == "tests"]
+    assert [t["pass"] for t in tests] == [False, True]
+    report = gf(repo, "artifact", "get", str(tests[0]["report"])).stdout
+    assert "AssertionError: 2 != 2.5" in report
+    second = of("dispatch.started", fix)[2]["run"]
+    prompt = (repo / ".git/gitfactory/runs" / str(second) / "prompt.md").read_text()
+    assert "The gate `test` failed" in prompt and "2 != 2.5" in prompt
     for task in (fix, docs):
-        steps = [e["data"]["step"] for e in events
-                 if e["kind"] == "dispatch.started" and e["task"] == task["id"]]
-        assert steps == ["implement", "test", "review"]
+        judged = [d for d in of("gate.result", task) if d["gate"] == "judge"]
+        assert [(j["pass"], j["score"]) for j in judged] == [(True, 1.0)]
+        played = sorted((d["scenario"], d["pass"]) for d in of("gate.scenario", task))
+        assert played == [("mean-of-four.md", True), ("spread.md", True)]
+        (merged,) = of("merge.result", task)
+        assert merged["status"] == "merged" and merged["target"] == "main"
     # The second task waited for the first one to be completed.
     order = [(e["kind"], e["task"]) for e in events]
     assert order.index(("task.claimed", docs["id"])) > max(
         i for i, (k, t) in enumerate(order) if k == "task.step_done" and t == fix["id"])
     kinds = [(e["actor"], e["kind"]) for e in events]
     assert kinds.count(("reviewer/rex", "review.approved")) == 2
-    assert kinds.count(("reviewer/rex", "mail.acked")) == 2
+    assert kinds.count(("reviewer/rex", "mail.acked")) == 3  # one request per coder attempt
     assert kinds[-1] == ("factory/daemon", "daemon.stopped")
 
-    # The work is on the tasks' branches; the docs branch builds on the fix.
-    branches = git(repo, "branch", "--list", "task/*", "--format=%(refname:short)").split()
-    fix_branch = next(b for b in branches if b.startswith(f"task/{fix['id'][:8]}"))
-    docs_branch = next(b for b in branches if b.startswith(f"task/{docs['id'][:8]}"))
-    assert "/ len(values)" in git(repo, "show", f"{fix_branch}:stats.py")
-    assert "/ len(values)" in git(repo, "show", f"{docs_branch}:stats.py")
-    assert "## Functions" in git(repo, "show", f"{docs_branch}:README.md")
-    # The user's checkout still has the bug: agents worked in their own worktrees,
-    # which are gone now that the tasks are finished.
-    assert "BUG" in (repo / "stats.py").read_text()
+    # Both tasks are merged into main, through the user's clean checkout, which now
+    # has the fix and the docs; the agents' worktrees are gone.
+    assert "/ len(values)" in (repo / "stats.py").read_text()
+    assert "## Functions" in (repo / "README.md").read_text()
     assert git(repo, "status", "--porcelain") == ""
+    assert len(git(repo, "log", "--merges", "--format=%H", "main").split()) == 2
+    assert not [p for p in git(repo, "ls-tree", "-r", "--name-only", "main").split()
+                if p.startswith(".factory")]
     assert [p.name for p in (target / "worktrees").iterdir()] in ([], [".trash"])
     artifacts = gf_json(repo, "artifact", "list")
-    assert {a["name"] for a in artifacts} >= {"transcript-implement-1.log", "transcript-review-1.log"}
-    # One commit per event, plus the configuration and one per transcript kept.
+    assert {a["name"] for a in artifacts} >= {
+        "transcript-implement-1.log", "report-test-1.md", "report-judge-1.md",
+        "scenario-spread-1.log", "report-qa-1.md"}
+    # Prompts carry the living documents; the second task's, the first task's history.
+    later = of("dispatch.started", docs)[0]["run"]
+    prompt = (repo / ".git/gitfactory/runs" / str(later) / "prompt.md").read_text()
+    assert "### best-practices" in prompt and "Run the tests before you end a step" in prompt
+    assert "### history" in prompt and fix["title"] in prompt.split("### history")[1]
+    # The history document was regenerated from the two session summaries.
+    history = gf(repo, "docs", "show", "history").stdout
+    assert history.index(docs["title"]) < history.index(fix["title"])  # newest first
+    assert "the history document, regenerated" in proc.stdout
+    # One commit per event, plus the configuration and one per artifact kept.
     assert int(git(repo, "rev-list", "--count", "factory")) == len(events) + 1 + len(artifacts)
     answers = gf_json(repo, "mail", "inbox", "--as", "coder/ada")
     assert len(answers) == 2 and all(a["subject"].startswith("Re: Ready for review") for a in answers)

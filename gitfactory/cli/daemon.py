@@ -135,6 +135,8 @@ def _lines(tick: TickReport) -> list[str]:
         lines.append(f"finished {r['agent']} {r['step']} of {r['task'][:8]}: {result} ({r['how']})")
     for r in tick.started:
         lines.append(f"started  {r['agent']} {r['step']} of {r['task'][:8]}")
+    for r in tick.merged:
+        lines.append(f"merge    {r['task'][:8]} into {r['target']}: {r['why']}")
     for count, what in ((tick.delivered, "message(s) delivered"),
                         (tick.quarantined, "message file(s) quarantined"),
                         (tick.escalated, "acknowledgement(s) escalated"),

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from gitfactory import demo, log, output
+from gitfactory.factory import Factory
 from gitfactory.log import EventQuery
 
 
@@ -17,12 +18,16 @@ def demo_cmd(directory: Path | None, as_json: bool) -> None:
     """Run a complete factory on a built-in sample project, offline, in seconds.
 
     Builds a small Python project with a real bug in DIRECTORY (default: a new
-    temporary directory), initialises a factory with two scripted agents (real
-    programs, no LLM): a coder and a reviewer, adds two tasks (the second waits for
-    the first), and runs the daemon until nothing is left to do. The daemon gives
-    each task its own worktree and branch, starts the coder, runs the tests gate,
-    starts the reviewer; the agents talk by mail. Prints the timeline at the end
-    and leaves the repository for you to inspect.
+    temporary directory), initialises a factory with three scripted agents (real
+    programs, no LLM): a coder, a QA agent and a reviewer, adds two tasks (the
+    second waits for the first), and runs the daemon until nothing is left to do.
+
+    Each task gets its own worktree and branch and goes implement -> tests gate ->
+    judge -> two scenarios -> review -> merge into main. The coder's first fix
+    fails the tests gate; the gate's report goes into its next prompt and the
+    second attempt passes. The agents talk by mail. At the end the demo prints the
+    timeline, the artifacts, the failed gate's report and the regenerated history
+    document, and leaves the repository for you to inspect.
     """
     factory = demo.run(directory, output.progress if as_json else output.echo)
     rows, _ = log.query(factory, EventQuery())
@@ -33,13 +38,46 @@ def demo_cmd(directory: Path | None, as_json: bool) -> None:
     output.echo("")
     output.echo("timeline (gitfactory log):")
     for _, event in rows:
+        if event.kind == "session.summary":
+            continue  # shown as the history below
         output.echo(
-            f"  {output.local_time(event.time)}  {event.actor:<14} {event.kind:<16} {event.text}"
+            f"  {output.local_time(event.time)}  {event.actor:<14} {event.kind:<17} {event.text}"
         )
+    _evidence(factory)
     output.echo("")
     output.echo(f"the demo repository is {repo}; look around:")
     output.echo(f"  cd {repo}")
+    output.echo("  git log --graph --oneline main         # the tasks, merged into main")
     output.echo("  git log --oneline factory              # one commit per record written")
     output.echo("  gitfactory log --json                  # the same timeline for scripts")
+    output.echo("  gitfactory artifact list               # transcripts and gate reports")
+    output.echo("  gitfactory docs show history           # the living history document")
     output.echo("  gitfactory mail inbox --as coder/ada   # the reviewer's answers")
-    output.echo("  git branch --list 'task/*'             # the tasks' branches with the work")
+
+
+def _evidence(factory: Factory) -> None:
+    """The artifacts each task left, the first failed gate's report, the history."""
+    from gitfactory import artifacts, documents
+
+    kept = artifacts.listing(factory)
+    output.echo("")
+    output.echo(f"artifacts ({len(kept)}, gitfactory artifact list):")
+    by_task: dict[str, list[str]] = {}
+    for artifact in kept:
+        by_task.setdefault(str(artifact.task)[:8], []).append(artifact.name)
+    for task, names in by_task.items():
+        output.echo(f"  {task}: {', '.join(names)}")
+    failed = next((a for a in kept if a.name.startswith("report-test-")), None)
+    if failed is not None:
+        _, report = artifacts.get(factory, failed.id)
+        if "FAILED" in report.decode("utf-8", "replace").splitlines()[0]:
+            output.echo("")
+            output.echo(
+                f"the report that sent the coder back (gitfactory artifact get {failed.id}):"
+            )
+            for line in report.decode("utf-8", "replace").splitlines():
+                output.echo(f"  | {line}")
+    output.echo("")
+    output.echo("the history document, regenerated after each task (gitfactory docs show history):")
+    for line in documents.read(factory, documents.HISTORY).decode("utf-8").splitlines():
+        output.echo(f"  | {line}")

@@ -2,8 +2,11 @@
 
 The daemon starts it in the task's own worktree with the task in its environment
 (GITFACTORY_TASK, GITFACTORY_PROMPT_FILE, ...). It reads the task's title from its
-prompt, makes the change, runs the tests, commits on the task's branch, records what
-it did in the factory's log, mails the reviewers, and ends its step.
+prompt, makes the change, commits on the task's branch, records what it did in the
+factory's log, mails the reviewers, and ends its step.
+
+Like a hurried human, its first fix of the bug does not run the tests: the tests
+gate fails, and the gate's report in its next prompt tells it what to fix.
 """
 
 import os
@@ -20,15 +23,14 @@ def factory(*args):
     subprocess.run([*FACTORY, *args, "--as", ME], check=True, stdout=subprocess.DEVNULL)
 
 
-def tests():
-    proc = subprocess.run([sys.executable, "-m", "unittest", "-q"], capture_output=True, text=True)
-    return proc.returncode == 0, (proc.stderr.strip().splitlines() or [""])[-1]
-
-
-def fix_mean():
+def fix_mean(prompt):
     source = Path("stats.py")
-    source.write_text(source.read_text().replace("/ (len(values) + 1)  # BUG: off by one",
-                                                 "/ len(values)"))
+    text = source.read_text()
+    if "The gate `test` failed" in prompt and "2 != 2.5" in prompt:
+        # The report says the mean came out as an integer: use true division.
+        source.write_text(text.replace("// len(values)", "/ len(values)"))
+        return "stats.mean: true division (the tests gate showed 2 != 2.5)"
+    source.write_text(text.replace("/ (len(values) + 1)  # BUG: off by one", "// len(values)"))
     return "stats.mean divides by len(values)"
 
 
@@ -41,18 +43,15 @@ def document():
 
 
 def main():
-    title = Path(os.environ["GITFACTORY_PROMPT_FILE"]).read_text().splitlines()[0]
-    ok, summary = tests()
-    factory("log", "append", "test.run", f"before: {summary}", "--task", TASK,
-            "--data", f"passed:={str(ok).lower()}")
-    change = fix_mean() if "off-by-one" in title else document()
-    ok, summary = tests()
-    factory("log", "append", "test.run", f"after: {summary}", "--task", TASK,
-            "--data", f"passed:={str(ok).lower()}")
+    prompt = Path(os.environ["GITFACTORY_PROMPT_FILE"]).read_text()
+    title = prompt.splitlines()[0]
+    change = fix_mean(prompt) if "off-by-one" in title else document()
     subprocess.run(["git", "commit", "-qam", change], check=True)
+    factory("log", "append", "code.changed", change, "--task", TASK,
+            "--data", f"attempt:={os.environ['GITFACTORY_ATTEMPT']}")
     factory("mail", "send", "reviewer/*", "--task", TASK, "--subject", f"Ready for review: {change}",
-            "--body", f"On branch {os.environ['GITFACTORY_BRANCH']}; the tests pass there.")
-    factory("step", "done", TASK, "--outcome", "success" if ok else "failure", "--note", change)
+            "--body", f"On branch {os.environ['GITFACTORY_BRANCH']}.")
+    factory("step", "done", TASK, "--outcome", "success", "--note", change)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """Scripted reviewer agent of the demo: a real program, no LLM.
 
-The daemon starts it in the task's worktree once the tests gate has passed. It reads
-the coder's request from the inbox the daemon exported next to it, acknowledges it,
+The daemon starts it in the task's worktree once the gates have passed. It reads the
+coder's requests from its inbox, acknowledges them,
 looks at the diff against the base branch, runs the tests itself, answers by mail
 and ends its step: success approves the change, failure sends it back.
 """
@@ -24,10 +24,11 @@ def factory(*args):
 
 def main():
     inbox = json.loads(factory("mail", "inbox", "--unread", "--json"))
-    request = next((m for m in inbox if m["task"] == TASK), None)
-    if request:
-        factory("mail", "read", request["id"])
-        factory("mail", "ack", request["id"])
+    requests = [m for m in inbox if m["task"] == TASK]  # one per attempt of the coder
+    for message in requests:
+        factory("mail", "read", message["id"])
+        factory("mail", "ack", message["id"])
+    request = requests[-1] if requests else None
     base = subprocess.run(["git", "merge-base", "HEAD", os.environ.get("DEMO_BASE", "main")],
                           capture_output=True, text=True, check=True).stdout.strip()
     changed = subprocess.run(["git", "diff", "--stat", base], capture_output=True, text=True,
