@@ -87,7 +87,7 @@ def gate_overhead(root: Path, kind: str, tasks: int) -> tuple[list[float], float
     for i in range(tasks):  # the worktrees an earlier step would have made
         task = plan.add(factory, title=f"task {i}", requester="bench/seed")
         worktrees.ensure(factory.paths, dispatch, task)
-    dispatcher = Dispatcher(factory, lambda e: log.append(factory, [e]))
+    dispatcher = Dispatcher(factory, lambda e: log.append(factory, e if isinstance(e, list) else [e]))
     totals = []
     for _ in range(tasks):
         started = time.perf_counter()

@@ -98,16 +98,22 @@ def put(
     step: str | None = None,
 ) -> Artifact:
     """Store ``data`` for ``task`` (a full id, or None) and return its manifest."""
-    import pygit2
+    artifact = prepare(task, data, name=name, producer=producer, step=step)
+    store(factory, [(artifact, data)])
+    return artifact
 
-    from gitfactory.store import Change
+
+def prepare(
+    task: str | None, data: bytes, *, name: str, producer: str, step: str | None = None
+) -> Artifact:
+    """The manifest ``data`` will have (its id included), checked; nothing is written."""
+    import pygit2
 
     if len(data) > MAX_BYTES:
         raise UsageError(
             f"{name}: {len(data):,} bytes is over the artifact limit of {MAX_BYTES:,}",
             hint="store large build outputs elsewhere and put a pointer to them in a message",
         )
-    factory.require_tip()
     now = clock.now_ms()
     safe = clean_name(name)
     artifact = Artifact(
@@ -120,16 +126,31 @@ def put(
         records.validate(ARTIFACT, artifact.path, artifact.to_record())
     except InvalidRecordError as exc:
         raise UsageError(f"{exc.field or 'artifact'}: {exc.reason}") from None
-    manifest = (json.dumps(artifact.to_record(), indent=2) + "\n").encode()
-    for_task = f" for {task[:8]}" if task else ""
+    return artifact
+
+
+def store(factory: Factory, prepared: list[tuple[Artifact, bytes]]) -> None:
+    """Write prepared artifacts, contents and manifests, all in one commit."""
+    from gitfactory.store import Change
+
+    if not prepared:
+        return
+    factory.require_tip()
+    files = {}
+    for artifact, data in prepared:
+        files[artifact.content_path] = data
+        files[artifact.path] = (json.dumps(artifact.to_record(), indent=2) + "\n").encode()
+    first = prepared[0][0]
+    for_task = f" for {first.task[:8]}" if first.task else ""
+    size = sum(len(data) for _, data in prepared)
+    what = first.name if len(prepared) == 1 else f"{len(prepared)} artifacts"
     factory.store.write(
         Change(
-            files={artifact.content_path: data, artifact.path: manifest},
-            subject=f"artifact: {safe}{for_task} ({len(data):,} bytes)",
-            trailers=[("Factory-Record", f"artifact {artifact.id}")],
+            files=files,
+            subject=f"artifact: {what}{for_task} ({size:,} bytes)",
+            trailers=[("Factory-Record", f"artifact {a.id}") for a, _ in prepared],
         )
     )
-    return artifact
 
 
 def listing(factory: Factory, task: str | None = None) -> list[Artifact]:

@@ -223,7 +223,7 @@ class Daemon:
     def _note(self, event: Any) -> None:
         from gitfactory import log
 
-        log.append(self.factory, [event])
+        log.append(self.factory, event if isinstance(event, list) else [event])
 
     # -- helpers ----------------------------------------------------------------------
 

@@ -33,6 +33,7 @@ from gitfactory.runs import Run, RunBook
 
 if TYPE_CHECKING:
     from gitfactory.agents import AgentSpec
+    from gitfactory.artifacts import Artifact
     from gitfactory.config import FactoryConfig
     from gitfactory.factory import Factory
     from gitfactory.gates import Gate, Result
@@ -59,7 +60,7 @@ class Ended:
 class Dispatcher:
     def __init__(self, factory: Factory, note: Callable[[Any], None]) -> None:
         self.factory = factory
-        self.note = note  # writes events to the log
+        self.note = note  # writes an event, or a list of events in one commit, to the log
         self.book = RunBook(factory.paths.factory_dir)
         self.active: dict[str, Run] = {}
         self.children: dict[str, subprocess.Popen[bytes]] = {}
@@ -332,7 +333,7 @@ class Dispatcher:
         import shlex
         import sys
 
-        from gitfactory import gates, prompt
+        from gitfactory import gates, playbook, prompt
 
         directory = self.book.directory(run.id)
         if gate.type == gates.JUDGE:
@@ -360,8 +361,8 @@ class Dispatcher:
                 plays.append({"name": scenario.name, "file": f"{stem}.md",
                               "prompt": f"{stem}.prompt.md", "verdict": f"{stem}.verdict.json",
                               "log": f"{stem}.log", "exit": f"{stem}.exit"})  # fmt: skip
-            gates.write_playbook(directory, run.command, plays)
-            player = Path(gates.__file__).with_name("playbook.py")
+            playbook.write(str(directory), run.command, plays)
+            player = Path(playbook.__file__)
             runner = [sys.executable, "-I", "-S", str(player), str(directory)]
             return shlex.join(runner), None, None
         return run.command, None, None
@@ -451,7 +452,7 @@ class Dispatcher:
         canceled: bool = False,
         lost: bool = False,
     ) -> Ended:
-        from gitfactory import plan
+        from gitfactory import artifacts, plan
 
         if code is None:  # not our child (adopted), or gone while no daemon watched
             code = runs.exit_code(self.book.exit_file(run.id))
@@ -483,7 +484,8 @@ class Dispatcher:
         else:
             outcome, how = ("success" if code == 0 else "failure"), "exit_code"
         transcript = self.book.transcript(run.id)
-        kept = self._keep_transcript(run, transcript)
+        output = self._transcript(run, transcript)  # stored below, with a gate's results
+        kept = output[0] if output else None
         if still_ours and outcome:
             why = {"timeout": f"timed out after {(run.deadline_ms - run.started_ms) // 1000}s",
                    "lost": "the agent's process was gone when the daemon came back",
@@ -491,15 +493,19 @@ class Dispatcher:
                    "exit_code": f"exit code {code}" if code is not None
                    else "it ended without an exit status (killed by a signal?)"}[how]  # fmt: skip
             if run.gate is not None:
-                verdict = self._gate_result(run, code, transcript, kept, timed_out=timed_out)
+                verdict = self._gate_result(run, code, transcript, output, timed_out=timed_out)
+                output = None
                 if not timed_out:
                     outcome, how = ("success" if verdict.passed else "failure"), "gate"
                     why = f"gate {run.gate['name']}: {verdict.summary}"
             self._end_step(st, run.agent, outcome, why)
+        if output is not None:
+            artifacts.store(self.factory, [output])
         size = transcript.stat().st_size if transcript.exists() else 0
         result = {"run": run.id, "agent": run.agent, "step": run.step, "outcome": outcome or None,
                   "how": how, "exit_code": code, "transcript": str(transcript), "bytes": size,
-                  "artifact": kept, "duration_ms": clock.now_ms() - run.started_ms}  # fmt: skip
+                  "artifact": kept.id if kept else None,
+                  "duration_ms": clock.now_ms() - run.started_ms}  # fmt: skip
         self.book.finish(run, result)
         self.active.pop(run.id, None)
         self.children.pop(run.id, None)
@@ -508,21 +514,27 @@ class Dispatcher:
         return Ended(run, outcome, how, code)
 
     def _gate_result(
-        self, run: Run, code: int | None, transcript: Path, output: str | None, *, timed_out: bool
+        self,
+        run: Run,
+        code: int | None,
+        transcript: Path,
+        output: tuple[Artifact, bytes] | None,
+        *,
+        timed_out: bool,
     ) -> Result:
-        """Judge a gate run, keep its report (and the files it keeps) as artifacts, and
-        record the result: one ``gate.result``, and one ``gate.scenario`` per scenario."""
-        import json
+        """Judge a gate run and keep the evidence: its transcript, its report, each
+        scenario's output and the files it keeps, as artifacts (one commit); then one
+        ``gate.scenario`` record per scenario and the ``gate.result`` (one commit)."""
 
-        from gitfactory import artifacts, gates
+        from gitfactory import artifacts, gates, playbook
 
         assert run.gate is not None
         gate = gates.Gate(**{**run.gate, "scenarios": tuple(run.gate["scenarios"]),
                              "keep": tuple(run.gate["keep"])})  # fmt: skip
         directory = self.book.directory(run.id)
         plays: list[dict[str, str]] = []
-        if gate.type == gates.SCENARIO and (directory / gates.PLAYBOOK).exists():
-            plays = json.loads((directory / gates.PLAYBOOK).read_text("utf-8"))["plays"]
+        if gate.type == gates.SCENARIO and (directory / playbook.NAME).exists():
+            plays = playbook.read(str(directory))["plays"]  # type: ignore[assignment]
         if gate.type == gates.JUDGE:
             verdict = gates.judge_judge(gate, code, _text(directory / "verdict.out"))
         elif gate.type == gates.SCENARIO:
@@ -533,38 +545,45 @@ class Dispatcher:
             why = f"timed out after {(run.deadline_ms - run.started_ms) // 1000}s"
             verdict.passed, verdict.summary = False, f"{why}; {verdict.summary}"
             verdict.reasons.insert(0, why)
-        kept = self._keep_files(run, gate)
+        evidence = [output] if output else []
+        kept = self._keep_files(run, gate, evidence)
+        events = []
         for entry, scenario in zip(plays, verdict.scenarios, strict=True):
             log = Path(entry["log"])
-            stored = artifacts.put(
-                self.factory, run.task, log.read_bytes() if log.exists() else b"",
-                name=f"scenario-{entry['name'][:-3]}-{run.attempt}.log", producer=ACTOR,
-                step=run.step,
+            data = log.read_bytes() if log.exists() else b""
+            played = artifacts.prepare(
+                run.task, data, name=f"scenario-{entry['name'][:-3]}-{run.attempt}.log",
+                producer=ACTOR, step=run.step,
             )  # fmt: skip
+            evidence.append((played, data))
             mark = "passed" if scenario["pass"] else "failed"
-            self.note(self._event(
+            events.append(self._event(
                 "gate.scenario", run.task, f"{gate.name}: scenario {entry['name']} {mark}",
                 {**scenario, "gate": gate.name, "step": run.step, "attempt": run.attempt,
-                 "run": run.id, "agent": run.agent, "transcript": stored.id},
+                 "run": run.id, "agent": run.agent, "transcript": played.id},
             ))  # fmt: skip
-        text = gates.report(gate, verdict, _text(transcript), kept)
-        report = artifacts.put(
-            self.factory, run.task, text.encode(), name=f"report-{run.step}-{run.attempt}.md",
-            producer=ACTOR, step=run.step,
-        )  # fmt: skip
-        self.note(self._event(
+        text = gates.report(gate, verdict, _text(transcript), kept).encode()
+        report = artifacts.prepare(run.task, text, name=f"report-{run.step}-{run.attempt}.md",
+                                   producer=ACTOR, step=run.step)  # fmt: skip
+        artifacts.store(self.factory, [*evidence, (report, text)])
+        events.append(self._event(
             "gate.result", run.task,
             f"{gate.name}: {'passed' if verdict.passed else 'failed'}: {verdict.summary}",
             {"gate": gate.name, "type": gate.type, "step": run.step, "attempt": run.attempt,
              "run": run.id, "pass": verdict.passed, "summary": verdict.summary,
              "reasons": verdict.reasons, "score": verdict.score,
              "threshold": gate.threshold if gate.type == gates.JUDGE else None,
-             "exit_code": code, "report": report.id, "transcript": output, "kept": kept},
+             "exit_code": code, "report": report.id,
+             "transcript": output[0].id if output else None, "kept": kept},
         ))  # fmt: skip
+        self.note(events)
         return verdict
 
-    def _keep_files(self, run: Run, gate: Gate) -> dict[str, str]:
-        """Store the files the gate says to keep (regular files inside the worktree)."""
+    def _keep_files(
+        self, run: Run, gate: Gate, evidence: list[tuple[Artifact, bytes]]
+    ) -> dict[str, str]:
+        """The files the gate says to keep (regular files inside the worktree), added
+        to ``evidence``; their artifact ids by the name the gate gave."""
         import stat
 
         from gitfactory import artifacts
@@ -580,13 +599,15 @@ class Dispatcher:
                 continue
             if not stat.S_ISREG(info.st_mode) or not inside or info.st_size > artifacts.MAX_BYTES:
                 continue
-            stored = artifacts.put(self.factory, run.task, path.read_bytes(), name=path.name,
-                                   producer=ACTOR, step=run.step)  # fmt: skip
-            kept[name] = stored.id
+            data = path.read_bytes()
+            artifact = artifacts.prepare(run.task, data, name=path.name, producer=ACTOR,
+                                         step=run.step)  # fmt: skip
+            evidence.append((artifact, data))
+            kept[name] = artifact.id
         return kept
 
-    def _keep_transcript(self, run: Run, transcript: Path) -> str | None:
-        """Store the run's output as an artifact of the task (its end, if it is huge)."""
+    def _transcript(self, run: Run, transcript: Path) -> tuple[Artifact, bytes] | None:
+        """The run's output as an artifact of the task (its end, if it is huge)."""
         from gitfactory import artifacts
 
         try:
@@ -596,11 +617,11 @@ class Dispatcher:
         if len(data) > artifacts.MAX_BYTES:
             cut = len(data) - artifacts.MAX_BYTES + 200
             data = f"[first {cut:,} bytes left out]\n".encode() + data[cut:]
-        stored = artifacts.put(
-            self.factory, run.task, data, name=f"transcript-{run.step}-{run.attempt}.log",
-            producer=ACTOR, step=run.step,
+        artifact = artifacts.prepare(
+            run.task, data, name=f"transcript-{run.step}-{run.attempt}.log", producer=ACTOR,
+            step=run.step,
         )  # fmt: skip
-        return stored.id
+        return artifact, data
 
     def _end_step(self, st: TaskState, agent: str, outcome: str, note: str) -> None:
         from gitfactory import workflow

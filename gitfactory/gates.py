@@ -227,18 +227,6 @@ def scenarios(snapshot: Any, gate: Gate) -> list[Scenario]:
     return sorted(found, key=lambda s: s.name)
 
 
-# -- playing scenarios (the process the daemon starts) -------------------------------
-
-PLAYBOOK = "scenarios.json"
-
-
-def write_playbook(directory: Path, command: str, plays: list[dict[str, str]]) -> None:
-    """What the scenario runner plays: the agent command and one entry per scenario."""
-    (directory / PLAYBOOK).write_text(
-        json.dumps({"command": command, "plays": plays}, indent=2) + "\n", encoding="utf-8"
-    )
-
-
 # -- judging a finished run ------------------------------------------------------------
 
 

@@ -19,6 +19,7 @@ from gitfactory.errors import ConfigError, FactoryError, NoWorkError
 
 if TYPE_CHECKING:
     from gitfactory.factory import Factory
+    from gitfactory.gates import Gate
     from gitfactory.tasks import TaskState
 
 DONE, FAILED = "done", "failed"
@@ -170,6 +171,7 @@ class Assignment:
     step: Step
     attempt: int
     claimed_now: bool
+    gate: Gate | None = None  # the gate a gate step runs
 
 
 def plays(role: str, step: Step) -> bool:
@@ -183,7 +185,8 @@ def role_of(agent: str) -> str:
 def _assignment(factory: Factory, st: TaskState, claimed_now: bool) -> Assignment:
     wf = factory.config().workflow(st.task.workflow)
     step = wf.step(st.step)
-    return Assignment(st, wf, step, st.attempts.get(step.name, 0), claimed_now)
+    gate = factory.config().gate(step) if step.gate else None
+    return Assignment(st, wf, step, st.attempts.get(step.name, 0), claimed_now, gate)
 
 
 def _step_namer(wf: Workflow) -> Callable[[TaskState], str]:

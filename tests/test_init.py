@@ -98,7 +98,7 @@ def test_factory_yaml_is_commented_for_every_key(repo: Path) -> None:
     text = git(repo, "show", "factory:.factory/factory.yaml")
     lines = text.splitlines()
     keys = [i for i, line in enumerate(lines) if line and not line.startswith((" ", "#"))]
-    assert [lines[i].split(":")[0] for i in keys] == ["protocol", "name", "mail", "watch", "agents", "dispatch", "workflows"]
+    assert [lines[i].split(":")[0] for i in keys] == ["protocol", "name", "mail", "watch", "agents", "dispatch", "gates", "workflows"]
     for i in keys:
         assert lines[i - 1].startswith("#"), f"key on line {i + 1} has no comment above it"
     assert "name: docs" in text

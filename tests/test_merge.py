@@ -165,3 +165,26 @@ def test_a_dirty_checkout_of_the_target_is_never_moved(factory_repo: Path, tmp_p
     assert (r / f"{task[:8]}.txt").read_text() == "Change while the user works\n"
     assert git(r, "status", "--porcelain") == "?? untracked.txt\n"
     assert git(r, "log", "-1", "--format=%P", "HEAD").split()[0] == mine
+
+
+def test_a_merge_repeated_after_a_crash_writes_nothing_twice(factory_repo: Path) -> None:
+    from gitfactory import merge, plan
+    from gitfactory.factory import Factory
+    from gitfactory.git import discover
+
+    r = factory_repo
+    for name in ("rel-squash", "rel-merge", "task/x"):
+        git(r, "branch", name)
+    commit_on_factory(r, {"feature.txt": b"new\n"}, ref="refs/heads/task/x", message="feature")
+    factory = Factory(discover(r))
+    task = plan.add(factory, title="Feature", requester="human/t")
+    for strategy in ("squash", "merge"):
+        target = f"rel-{strategy}"
+        first = merge.integrate(factory, task, "task/x", target, strategy)
+        tip = git(r, "rev-parse", target).strip()
+        again = merge.integrate(factory, task, "task/x", target, strategy)
+        assert (first.status, again.status) == ("merged", "already"), strategy
+        assert git(r, "rev-parse", target).strip() == tip == first.commit
+        assert git(r, "show", f"{target}:feature.txt") == "new\n"
+    missing = merge.integrate(factory, task, "task/nope", "rel-merge", "merge")
+    assert missing.status == "refused" and "no branch 'task/nope'" in missing.why

@@ -32,7 +32,8 @@ def test_a_full_walk_of_the_default_workflow(factory_repo: Path) -> None:
     gf(factory_repo, "next", "--as", "reviewer/rex", code=3)
     assert step_done(factory_repo, tid, "coder/ada")["step"]["next"] == "test"  # type: ignore[index]
     gate = take(factory_repo, "factory/daemon")
-    assert gate["step"]["kind"] == "gate" and gate["step"]["gate"] == "python -m pytest -q"  # type: ignore[index]
+    assert gate["step"]["kind"] == "gate" and gate["step"]["gate"] == "tests"  # type: ignore[index]
+    assert gate["step"]["gate_spec"]["command"] == "python -m pytest -q"  # type: ignore[index]
     step_done(factory_repo, tid, "factory/daemon")
     review = take(factory_repo, "reviewer/rex")
     assert review["step"]["name"] == "review"  # type: ignore[index]

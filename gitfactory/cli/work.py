@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import click
@@ -23,6 +24,7 @@ def _assignment_json(a: workflow.Assignment) -> dict[str, Any]:
             "action": step.action, "instructions": step.instructions,
             "done_when": step.done_when, "timeout_s": step.timeout_s,
             "attempt": a.attempt, "max_attempts": step.max_attempts,
+            **({"gate_spec": dataclasses.asdict(a.gate)} if a.gate else {}),
         },
         "lease_until": ids.format_time(a.state.lease_until) if a.state.lease_until else None,
         "claimed_now": a.claimed_now,
@@ -69,8 +71,11 @@ def next_cmd(obj: Context, actor: str | None, role: str | None, lease: str, as_j
     )
     if a.state.lease_until:
         output.echo(f"lease    until {ids.format_time(a.state.lease_until)}")
-    if step.gate or step.action:
-        output.echo(f"run      {step.gate or step.action}")
+    if a.gate is not None:
+        what = f"agents of role {a.gate.role} play the scenarios" if a.gate.role else a.gate.command
+        output.echo(f"run      {a.gate.type} gate {a.gate.name}: {what}")
+    elif step.action:
+        output.echo(f"run      {step.action}")
     if step.instructions:
         output.echo(f"do       {step.instructions}")
     if step.done_when:
@@ -172,12 +177,21 @@ def show(obj: Context, name: str | None, fmt: str, as_json: bool) -> None:
         output.emit_json({"name": wf.name, "start": wf.start, "steps": [
             {"name": s.name, "kind": s.kind, "role": s.role, "gate": s.gate, "action": s.action,
              "max_attempts": s.max_attempts, "timeout_s": s.timeout_s,
-             "on_success": s.on_success, "on_failure": s.on_failure, "on_timeout": s.on_timeout}
+             "on_success": s.on_success, "on_failure": s.on_failure, "on_timeout": s.on_timeout,
+             **({"gate_spec": dataclasses.asdict(config.gate(s))} if s.gate else {}),
+             **({"strategy": s.strategy, "into": s.into} if s.action == "merge" else {})}
             for s in wf.steps.values()]})  # fmt: skip
         return
     output.echo(f"workflow {wf.name} (starts at {wf.start})")
     for s in wf.steps.values():
-        doer = f"role {s.role}" if s.kind == "agent" else f"{s.kind} {s.gate or s.action}"
+        doer = f"role {s.role}"
+        if s.gate:
+            gate = config.gate(s)
+            what = f"role {gate.role} plays the scenarios" if gate.role else gate.command
+            doer = f"gate {s.gate} ({gate.type}: {what})" if s.gate != gate.command else (
+                f"gate (command: {gate.command})")  # fmt: skip
+        elif s.action:
+            doer = f"action {s.action} ({s.strategy} into {s.into or 'the base branch'})"
         output.echo(f"  {s.name:<12} {doer}")
         output.echo(
             f"  {'':<12} success -> {s.on_success}, failure -> {s.on_failure}, "
