@@ -44,24 +44,37 @@ GC_SPAWN_INTERVAL = 60.0
 
 @dataclass
 class Change:
-    """Files to add to the factory tree in one commit.
+    """Files to add to the factory tree in one commit, and files to delete from it.
 
     Paths are immutable records unless listed in ``replace`` (human-edited files such
     as factory.yaml): writing a record that exists with the same bytes is a no-op,
-    with other bytes an error.
+    with other bytes an error. Only such in-place files may be in ``remove``: records
+    are never deleted (DESIGN I2). Removing a path that is not there is a no-op; a
+    folder left empty goes too.
     """
 
     files: dict[str, bytes]
     subject: str
     trailers: list[tuple[str, str]] = field(default_factory=list)
     replace: frozenset[str] = frozenset()
+    remove: frozenset[str] = frozenset()
+
+    def __post_init__(self) -> None:
+        if not self.remove <= self.replace:
+            raise ValueError(
+                f"only in-place files can be removed: {sorted(self.remove - self.replace)}"
+            )
+        if self.remove & self.files.keys():
+            raise ValueError(
+                f"written and removed at once: {sorted(self.remove & self.files.keys())}"
+            )
 
 
 @dataclass(frozen=True)
 class Commit:
     oid: str
     parent: str | None
-    paths: tuple[str, ...]
+    paths: tuple[str, ...]  # written or removed; empty when nothing changed
     attempts: int
 
 
@@ -223,9 +236,11 @@ class Store:
             time.sleep(random.uniform(0.001, min(0.05, 0.001 * 2**attempt)))
 
     def _tree_with(self, snap: Snapshot, change: Change, written: list[str]) -> Oid:
-        """The snapshot's tree plus the change's files; new paths are added to ``written``."""
+        """The snapshot's tree plus the change's files, minus its removals; paths that
+        changed are added to ``written``."""
         nested: dict[str, Any] = {}
-        for path, data in change.files.items():
+        removals: dict[str, bytes | None] = dict.fromkeys(change.remove)
+        for path, data in {**change.files, **removals}.items():
             *dirs, name = path.split("/")
             node = nested
             for d in dirs:
@@ -250,12 +265,28 @@ class Store:
                     else None
                 )
                 tree = self._build_tree(sub, value, replace, written)
+                if len(self.repo[tree].peel(pygit2.Tree)) == 0:  # its last file was removed
+                    if sub is not None:
+                        builder.remove(name)
+                    continue
                 builder.insert(name, tree, pygit2.GIT_FILEMODE_TREE)
                 continue
             path, data = value
+            if data is None:
+                if existing is not None and existing.type == pygit2.GIT_OBJECT_TREE:
+                    raise RecordConflictError(
+                        f"{path} is a folder on {self.branch}, not a file; it was not removed"
+                    )
+                if existing is not None:
+                    builder.remove(name)
+                    written.append(path)
+                continue
             blob = pygit2.hash(data)
-            if existing is not None and existing.id == blob:
-                continue  # the same record again: idempotent
+            # The same record again is a no-op; an in-place file that is a symlink with
+            # these bytes as its target becomes a regular file.
+            regular = existing is not None and existing.filemode != pygit2.GIT_FILEMODE_LINK
+            if existing is not None and existing.id == blob and (regular or path not in replace):
+                continue
             if existing is not None and path not in replace:
                 raise RecordConflictError(
                     f"{path} already exists on {self.branch} with other content; "

@@ -78,6 +78,34 @@ def test_records_are_immutable_and_rewrites_are_idempotent(factory_repo: Path) -
     assert json.loads(git(factory_repo, "show", f"factory:{event.path}"))["text"] == "original"
 
 
+def test_only_in_place_files_are_removed_and_an_emptied_folder_goes(factory_repo: Path) -> None:
+    factory = _factory(factory_repo)
+    event = _event("kept")
+    factory.store.write(_change(event))
+    with pytest.raises(ValueError, match="only in-place files can be removed"):
+        Change({}, "test: rm", remove=frozenset({event.path}))
+    with pytest.raises(ValueError, match="written and removed at once"):
+        Change({"a": b""}, "test: rm", replace=frozenset({"a"}), remove=frozenset({"a"}))
+
+    def removal(*paths: str) -> Change:
+        return Change({}, "test: rm", replace=frozenset(paths), remove=frozenset(paths))
+
+    a, b = ".factory/notes/a.md", ".factory/notes/deep/b.md"
+    factory.store.write(Change({a: b"a", b: b"b"}, "test: add", replace=frozenset({a, b})))
+    before = factory.store.tip()
+    nothing = factory.store.write(removal(".factory/notes/absent.md", ".factory/none/x.md"))
+    assert nothing.paths == () and factory.store.tip() == before  # absent: a no-op
+    with pytest.raises(RecordConflictError, match="is a folder"):
+        factory.store.write(removal(".factory/notes/deep"))
+    assert factory.store.write(removal(b)).paths == (b,)
+    assert git(factory_repo, "ls-tree", "-r", "--name-only", "factory", ".factory/notes") == (
+        a + "\n"
+    )
+    factory.store.write(removal(a))
+    assert "notes" not in git(factory_repo, "ls-tree", "--name-only", "factory", ".factory/")
+    assert json.loads(git(factory_repo, "show", f"factory:{event.path}"))["text"] == "kept"
+
+
 def test_shard_layout(factory_repo: Path) -> None:
     factory = _factory(factory_repo)
     event = _event()
