@@ -1,11 +1,12 @@
 """Living documents: markdown under ``.factory/docs/`` that every agent's prompt includes.
 
 ``best-practices.md``, ``start-sequence.md`` and any other ``<name>.md`` there are
-written by people (and agents) and change in place: with factory.yaml they are the only
-files on the factory branch that do (DESIGN I2), so git versions them like code
-(``git log -p factory -- .factory/docs``). ``history.md`` is different: it is generated
-from the ``session.summary`` records, one per finished task, so it is never edited by
-hand and can always be rebuilt from them, byte for byte (:mod:`gitfactory.sessions`).
+written by people (and agents) and change in place: with factory.yaml and the scenarios
+they are the only files on the factory branch that do (DESIGN I2), so git versions them
+like code (``git log -p factory -- .factory/docs``); :mod:`gitfactory.folder` reads and
+writes them. ``history.md`` is different: it is generated from the ``session.summary``
+records, one per finished task, so it is never edited by hand and can always be rebuilt
+from them, byte for byte (:mod:`gitfactory.sessions`).
 """
 
 from __future__ import annotations
@@ -14,15 +15,16 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from gitfactory import actors, records, sessions
+from gitfactory import records, sessions
 from gitfactory.errors import FactoryError, UsageError
+from gitfactory.folder import Folder
 from gitfactory.log import Event, EventQuery, stamp
 from gitfactory.records import FACTORY_DIR
 from gitfactory.sessions import SUMMARY
 
 if TYPE_CHECKING:
     from gitfactory.factory import Factory
-    from gitfactory.store import Change, Commit, Snapshot
+    from gitfactory.store import Commit, Snapshot
 
 DOCS_DIR = f"{FACTORY_DIR}/docs"
 HISTORY = "history"
@@ -30,15 +32,22 @@ HISTORY_PATH = f"{DOCS_DIR}/{HISTORY}.md"
 FIRST = ("best-practices", "start-sequence")  # the order prompts show them in; then by name
 TEMPLATES = FIRST  # laid down by `gitfactory init` from templates/docs/
 MAX_BYTES = records.MAX_RECORD_BYTES  # every prompt carries them: keep them small
-_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
-_NAME_HINT = (
-    "a document name is lowercase letters, digits, '.', '_' and '-', starting with a letter "
-    "or digit, at most 64 characters (e.g. best-practices); never a path"
-)
 
 
 class DocumentNotFoundError(UsageError):
     """No document of that name on the factory branch."""
+
+
+FOLDER = Folder(
+    DOCS_DIR, noun="document", command="gitfactory docs", subject="docs",
+    name=re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$"),
+    name_hint="a document name is lowercase letters, digits, '.', '_' and '-', starting "
+    "with a letter or digit, at most 64 characters (e.g. best-practices); never a path",
+    max_bytes=MAX_BYTES,
+    size_hint="every agent's prompt includes the documents: keep them short, "
+    "and put long material in an artifact or the repository",
+    missing=DocumentNotFoundError,
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -61,9 +70,7 @@ def check_name(name: str, *, writing: bool = False) -> str:
 
     With ``writing``, ``history`` is refused too: it is generated from the records.
     """
-    wanted = name.removesuffix(".md")
-    if not _NAME.match(wanted):
-        raise UsageError(f"{name!r} is not a document name", hint=_NAME_HINT)
+    wanted = FOLDER.check_name(name)
     if writing and wanted == HISTORY:
         raise UsageError(
             f"{HISTORY_PATH} is generated from the session summaries; it is not edited by hand",
@@ -74,7 +81,7 @@ def check_name(name: str, *, writing: bool = False) -> str:
 
 
 def path_of(name: str) -> str:
-    return f"{DOCS_DIR}/{check_name(name)}.md"
+    return FOLDER.path_of(name)
 
 
 # -- reading ----------------------------------------------------------------------------
@@ -83,40 +90,13 @@ def path_of(name: str) -> str:
 def listing(factory: Factory) -> list[Document]:
     """The documents at the branch tip, by name (none in a factory made before them)."""
     return [
-        Document(name, path_of(name), len(data))
-        for name, data in sorted(_documents(factory.store.snapshot(factory.require_tip())))
+        Document(name, path_of(name), len(data)) for name, data in FOLDER.at_tip(factory).items()
     ]
 
 
 def read(factory: Factory, name: str) -> bytes:
     """A document's bytes as committed."""
-    wanted = check_name(name)
-    found = dict(_documents(factory.store.snapshot(factory.require_tip())))
-    if wanted not in found:
-        names = ", ".join(sorted(found)) or "none"
-        raise DocumentNotFoundError(
-            f"no document {wanted!r} in {DOCS_DIR}/ on the {factory.branch} branch "
-            f"(documents: {names})",
-            hint=f"`gitfactory docs edit {wanted}` creates it",
-        )
-    return found[wanted]
-
-
-def _documents(snap: Snapshot) -> list[tuple[str, bytes]]:
-    """(name, bytes) of every document in a snapshot; odd entries (symlinks, trees,
-    names that are not document names) are not documents and are skipped."""
-    import pygit2
-
-    tree = snap.entry(DOCS_DIR)
-    if tree is None or tree.type != pygit2.GIT_OBJECT_TREE:
-        return []
-    found = []
-    for entry in tree.peel(pygit2.Tree):
-        name = str(entry.name)
-        regular = entry.filemode in (pygit2.GIT_FILEMODE_BLOB, pygit2.GIT_FILEMODE_BLOB_EXECUTABLE)
-        if regular and name.endswith(".md") and _NAME.match(name[:-3]):
-            found.append((name[:-3], entry.peel(pygit2.Blob).data))
-    return found
+    return FOLDER.read(factory, name)
 
 
 # -- writing ----------------------------------------------------------------------------
@@ -124,35 +104,7 @@ def _documents(snap: Snapshot) -> list[tuple[str, bytes]]:
 
 def write(factory: Factory, name: str, data: bytes, actor: str) -> Commit | None:
     """Commit ``data`` as the document ``name`` (created if new); None if unchanged."""
-    from gitfactory.store import Change
-
-    wanted = check_name(name, writing=True)
-    actors.check(actor, "actor")
-    _check_text(wanted, data)
-    path = path_of(wanted)
-    factory.require_tip()
-
-    def build(snap: Snapshot) -> Change | None:
-        current = snap.read(path)
-        if current == data:
-            return None
-        verb = "add" if current is None else "edit"
-        return Change({path: data}, f"docs: {verb} {wanted} by {actor}", replace=frozenset({path}))
-
-    return factory.store.transact(build)
-
-
-def _check_text(name: str, data: bytes) -> None:
-    if len(data) > MAX_BYTES:
-        raise UsageError(
-            f"{name}: {len(data):,} bytes is over the document limit of {MAX_BYTES:,}",
-            hint="every agent's prompt includes the documents: keep them short, "
-            "and put long material in an artifact or the repository",
-        )
-    try:
-        data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise UsageError(f"{name}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    return FOLDER.write(factory, check_name(name, writing=True), data, actor)
 
 
 def initial_files() -> dict[str, bytes]:
@@ -262,7 +214,7 @@ def for_prompt(factory: Factory, budget_chars: int = 12000) -> str:
     best-practices, start-sequence, the others by name, then the newest history
     entries; a document longer than its fair share is cut, with a note saying where
     the whole text is."""
-    found = dict(_documents(factory.store.snapshot(factory.require_tip())))
+    found = FOLDER.at_tip(factory)
     order = [n for n in FIRST if n in found]
     order += sorted(n for n in found if n not in FIRST and n != HISTORY)
     texts = {n: found[n].decode("utf-8", "replace").strip() for n in order}

@@ -38,14 +38,13 @@ from pathlib import Path
 from typing import Any
 
 from gitfactory.errors import ConfigError
+from gitfactory.scenarios import SCENARIOS_DIR as SCENARIOS_DIR  # demo.py looks for it here
 
 COMMAND, JUDGE, SCENARIO = "command", "judge", "scenario"
 TYPES = (COMMAND, JUDGE, SCENARIO)
-SCENARIOS_DIR = ".factory/scenarios"
 MAX_DIFF = 512 * 1024  # bytes of diff a judge is given
 REPORT_TAIL = 6000  # characters of output a report keeps
 _GATE_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
-_SCENARIO_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}\.md$")
 
 
 @dataclass(frozen=True)
@@ -205,25 +204,18 @@ class Scenario:
 
 
 def scenarios(snapshot: Any, gate: Gate) -> list[Scenario]:
-    """The scenarios of ``gate``: files under .factory/scenarios/ that its patterns name."""
+    """The scenarios of ``gate``: the scenario files (:mod:`gitfactory.scenarios`) that
+    its patterns name, by file name."""
     import fnmatch
 
-    import pygit2
+    from gitfactory.scenarios import FOLDER
 
-    tree = snapshot.entry(SCENARIOS_DIR)
-    if tree is None or tree.type != pygit2.GIT_OBJECT_TREE:
-        return []
     found = []
-    for entry in tree.peel(pygit2.Tree):
-        name = entry.name or ""
-        if (
-            entry.type != pygit2.GIT_OBJECT_BLOB or entry.filemode == pygit2.GIT_FILEMODE_LINK
-            or not _SCENARIO_NAME.match(name)
-        ):  # fmt: skip
-            continue
-        if any(fnmatch.fnmatchcase(name, p) or fnmatch.fnmatchcase(name[:-3], p)
+    for stem, data in FOLDER.files(snapshot).items():
+        name = f"{stem}.md"
+        if any(fnmatch.fnmatchcase(name, p) or fnmatch.fnmatchcase(stem, p)
                for p in gate.scenarios):  # fmt: skip
-            found.append(Scenario(name, entry.peel(pygit2.Blob).data.decode("utf-8", "replace")))
+            found.append(Scenario(name, data.decode("utf-8", "replace")))
     return sorted(found, key=lambda s: s.name)
 
 

@@ -72,6 +72,7 @@ _COMMANDS = {
     "gc": "agents:gc_cmd",
     "artifact": "artifact:artifact_group",
     "docs": "docs:docs_group",
+    "scenario": "scenario:scenario_group",
 }
 
 

@@ -8,8 +8,7 @@ from pathlib import Path
 import click
 
 from gitfactory import actors, documents, output
-from gitfactory.cli import Context
-from gitfactory.errors import UsageError
+from gitfactory.cli import Context, text
 from gitfactory.factory import Factory
 
 _HELP = """The living documents every agent's prompt includes, in .factory/docs/.
@@ -80,10 +79,7 @@ def show_cmd(obj: Context, name: str, as_json: bool) -> None:
 
 @docs_group.command("edit")
 @click.argument("name")
-@click.option(
-    "--file", "source", type=click.Path(dir_okay=False, allow_dash=True, path_type=Path),
-    help="Take the new text from this file ('-': standard input) instead of $EDITOR.",
-)  # fmt: skip
+@text.file_option
 @click.option("--as", "actor", metavar="ADDRESS", help="Who edits it (default: you).")
 @click.option(
     "--json", "as_json", is_flag=True, help="Print {name, path, changed, commit} as JSON."
@@ -108,15 +104,7 @@ def edit_cmd(
     wanted = documents.check_name(name, writing=True)
     who = actors.who(factory, actor)
     path = documents.path_of(wanted)
-    if source is None:
-        data = _edited(factory, wanted)
-    elif str(source) == "-":
-        data = sys.stdin.buffer.read()
-    else:
-        try:
-            data = source.read_bytes()
-        except OSError as exc:
-            raise UsageError(f"cannot read {source}: {exc.strerror}") from None
+    data = _edited(factory, wanted) if source is None else text.read_source(source)
     commit = documents.write(factory, wanted, data, who) if data is not None else None
     if as_json:
         output.emit_json({"name": wanted, "path": path, "changed": commit is not None,
@@ -130,13 +118,10 @@ def edit_cmd(
 def _edited(factory: Factory, name: str) -> bytes | None:
     """The text after $EDITOR, or None if it was left as it was."""
     try:
-        before = documents.read(factory, name).decode("utf-8")
+        current: bytes | None = documents.read(factory, name)
     except documents.DocumentNotFoundError:
-        before = f"# {name}\n\n"
-    except UnicodeDecodeError:
-        raise UsageError(f"{name} is not UTF-8 text; replace it with --file") from None
-    after = click.edit(before, extension=".md", require_save=True)
-    return None if after is None or after == before else after.encode("utf-8")
+        current = None
+    return text.edited(name, current, f"# {name}\n\n")
 
 
 @docs_group.command("regenerate")
