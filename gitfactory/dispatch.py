@@ -183,7 +183,11 @@ class Dispatcher:
         from gitfactory import artifacts, merge, plan, workflow
 
         config = self._config()
-        target = step.into or worktrees.base(self.factory.paths, config.dispatch)
+        try:
+            target = step.into or worktrees.base(self.factory.paths, config.dispatch)
+        except FactoryError as exc:  # no base branch: nothing to merge into until one is set
+            self._waiting(task_id, step, exc.message)
+            return
         why = merge.blocked(self.factory, target)
         if why is not None:  # checked before claiming: a claim counts as an attempt
             self._waiting(task_id, step, why)
@@ -194,13 +198,17 @@ class Dispatcher:
         except FactoryError:
             return
         stem, branch = worktrees.names(config.dispatch, st.task)
-        for _ in range(3):
+        result = None
+        for _ in range(3):  # the target moved meanwhile: merge again onto its new tip
             try:
                 result = merge.integrate(self.factory, st.task, branch, target, step.strategy)
                 break
             except merge.MergeWaits as exc:
                 why = exc.message
-        else:
+            except (FactoryError, OSError, ValueError) as exc:  # pygit2's errors included
+                why = f"the merge could not be done: {exc}"
+                break
+        if result is None:  # nothing was changed: give the task back, say why, retry later
             self._holder_move(task_id, MERGE_AGENT, "task.released", why or "")
             self._waiting(task_id, step, why or "")
             return
