@@ -106,13 +106,7 @@ def edit_cmd(
     path = documents.path_of(wanted)
     data = _edited(factory, wanted) if source is None else text.read_source(source)
     commit = documents.write(factory, wanted, data, who) if data is not None else None
-    if as_json:
-        output.emit_json({"name": wanted, "path": path, "changed": commit is not None,
-                          "commit": commit.oid if commit else None})  # fmt: skip
-    elif commit is None:
-        output.echo(f"{wanted} unchanged: nothing committed")
-    else:
-        output.echo(f"committed {path} ({len(data or b''):,} bytes) at {commit.oid[:12]}")
+    text.report_edit(wanted, path, data, commit, as_json)
 
 
 def _edited(factory: Factory, name: str) -> bytes | None:

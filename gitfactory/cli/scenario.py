@@ -130,13 +130,7 @@ def edit_cmd(
     else:
         data = text.read_source(source)
     commit = scenarios.write(factory, wanted, data, who) if data is not None else None
-    if as_json:
-        output.emit_json({"name": wanted, "path": path, "changed": commit is not None,
-                          "commit": commit.oid if commit else None})  # fmt: skip
-    elif commit is None:
-        output.echo(f"{wanted} unchanged: nothing committed")
-    else:
-        output.echo(f"committed {path} ({len(data or b''):,} bytes) at {commit.oid[:12]}")
+    text.report_edit(wanted, path, data, commit, as_json)
 
 
 @scenario_group.command("rm")

@@ -6,11 +6,14 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import click
 
 from gitfactory.errors import UsageError
+
+if TYPE_CHECKING:
+    from gitfactory.store import Commit
 
 F = TypeVar("F", bound=Callable[..., object])
 
@@ -43,3 +46,18 @@ def edited(name: str, current: bytes | None, start: str) -> bytes | None:
         raise UsageError(f"{name} is not UTF-8 text; replace it with --file") from None
     after = click.edit(before, extension=".md", require_save=True)
     return None if after is None or after == before else after.encode("utf-8")
+
+
+def report_edit(
+    name: str, path: str, data: bytes | None, commit: Commit | None, as_json: bool
+) -> None:
+    """Say what an edit committed (or that it committed nothing)."""
+    from gitfactory import output
+
+    if as_json:
+        output.emit_json({"name": name, "path": path, "changed": commit is not None,
+                          "commit": commit.oid if commit else None})  # fmt: skip
+    elif commit is None:
+        output.echo(f"{name} unchanged: nothing committed")
+    else:
+        output.echo(f"committed {path} ({len(data or b''):,} bytes) at {commit.oid[:12]}")
