@@ -19,9 +19,11 @@ from gitfactory.factory import Factory
 _HELP = """gitfactory: the coordination base for a factory of coding agents, on plain git.
 
 All factory state is committed under .factory/ on the `factory` branch of this
-repository: an append-only execution log, the plan's tasks and mailboxes. Any
-tool with git can read it (`git log factory`), push it and pull it. A daemon
-reacts to commits and runs agents, each task in its own worktree.
+repository: an append-only execution log, the plan's tasks, mailboxes,
+artifacts, living documents and QA scenarios. Any tool with git can read it
+(`git log factory`), push it and pull it. A daemon reacts to commits and moves
+each task along its workflow: agents in the task's own worktree, quality gates
+(commands, judges, scenarios), and the merge into your branch.
 
 \b
 Start here:
@@ -30,7 +32,9 @@ Start here:
   gitfactory log                        read the log (newest last)
   gitfactory status                     what the factory holds
   gitfactory mail send coder/* -s "hi"  message every coder; `mail inbox` to read
-  gitfactory daemon                     dispatch agents (factory.yaml) on ready tasks
+  gitfactory workflow show              the steps tasks go through (factory.yaml)
+  gitfactory daemon                     dispatch agents and gates on ready tasks
+  gitfactory artifact list TASK         transcripts, gate reports and verdicts
   gitfactory demo                       a complete run on a built-in sample
 
 Every command takes --json for scripts. Exit codes: 0 ok, 1 refused, 2 usage or
