@@ -16,7 +16,7 @@ from gitfactory.resources import template_file
 from gitfactory.workflow import DEFAULT_WORKFLOW, SIMPLE, Step, Workflow, parse_workflows
 
 CONFIG_PATH = f"{FACTORY_DIR}/factory.yaml"
-PROTOCOL_VERSION = "0.2"
+PROTOCOL_VERSION = "0.3"
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 _SIZE_RE = re.compile(r"^(\d+) ?(B|KiB|MiB)?$")
 _SIZE_UNITS = {None: 1, "B": 1, "KiB": 1024, "MiB": 1024 * 1024}

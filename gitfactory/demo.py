@@ -23,7 +23,7 @@ from gitfactory.resources import template_file
 CONFIG = """\
 # The demo's factory: four scripted agents, three kinds of gate, and the default
 # workflow from implement to merge. Worktrees live next to the repository.
-protocol: "0.2"
+protocol: "0.3"
 name: demo
 dispatch:
   worktrees: ../worktrees

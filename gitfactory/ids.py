@@ -34,6 +34,15 @@ def _encode(value: int, length: int) -> str:
     return "".join(reversed(chars))
 
 
+def next_ms(now_ms: int | None = None) -> int:
+    """The time the next id will carry: the clock, or the last id's time if the clock
+    is behind it. A writer that decides on a time (a lease, say) reads it here, so
+    that the events it stamps carry the time the decision was made at."""
+    ms = clock.now_ms() if now_ms is None else now_ms
+    with _lock:
+        return max(ms, _last_ms)
+
+
 def new_id(now_ms: int | None = None) -> str:
     """Return a fresh id; ``now_ms`` overrides the clock (tests, imports)."""
     global _last_ms, _last_rand

@@ -152,13 +152,17 @@ def act(factory: Factory, task_id: str, decide: Decision) -> TaskState:
     def build(snap: Snapshot) -> Change | None:
         factory.index.refresh(str(snap.tip) if snap.tip else None)
         st = load(factory, task_id)
-        drafts, outcome[0] = decide(st, clock.now_ms())
+        # One time for the decision and the events: the fold judges a move by its
+        # event's time, so a lease decided on one clock reading and stamped with
+        # another (ids stay monotonic when the clock steps back) could void it.
+        now = ids.next_ms()
+        drafts, outcome[0] = decide(st, now)
         if not drafts:
             return None
         events = []
         for n, draft in enumerate(drafts):
             data = {**draft.data, "seq": st.seq + n} if draft.kind in MOVES else draft.data
-            events.append(stamp(replace(draft, task=task_id, data=data)))
+            events.append(stamp(replace(draft, task=task_id, data=data), now))
         return Change(
             files={e.path: records.encode(e.to_record()) for e in events},
             subject=f"task: {' + '.join(e.kind[5:] for e in events)} {task_id[:6]} "

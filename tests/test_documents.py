@@ -18,7 +18,7 @@ from gitfactory.factory import Factory
 from gitfactory.log import Event
 
 DOCS = ".factory/docs"
-TWO_STEPS = b"""protocol: "0.2"
+TWO_STEPS = b"""protocol: "0.3"
 name: test
 workflows:
   default:
@@ -252,7 +252,7 @@ def test_the_daemon_summarizes_what_a_scripted_agent_finished(
         "print('worked on', os.environ['GITFACTORY_TASK'])\n"
     )
     config = (
-        f'protocol: "0.2"\nname: test\ndispatch:\n  worktrees: ../worktrees\n'
+        f'protocol: "0.3"\nname: test\ndispatch:\n  worktrees: ../worktrees\n'
         f"agents:\n  ada:\n    role: coder\n    command: {sys.executable} {agent}\n"
         "workflows:\n  default:\n    steps:\n      implement:\n        role: coder\n"
     )

@@ -182,7 +182,7 @@ def test_a_command_gate_keeps_its_output_and_the_files_it_names(
 
 
 def test_gate_declarations_are_checked(factory_repo: Path) -> None:
-    base = 'protocol: "0.2"\nname: t\nagents:\n  a:\n    role: coder\n    command: "true"\n'
+    base = 'protocol: "0.3"\nname: t\nagents:\n  a:\n    role: coder\n    command: "true"\n'
     cases = [
         ("gates:\n  j:\n    type: judge\n", "needs a command"),
         ("gates:\n  s:\n    type: scenario\n", "needs the role"),

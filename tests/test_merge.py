@@ -50,7 +50,7 @@ def configure(repo: Path, tmp: Path, workflows: dict[str, str]) -> None:
         "        on_failure: implement\n"
         for name, merge in workflows.items()
     )
-    config = (f'protocol: "0.2"\nname: test\ndispatch:\n  worktrees: ../worktrees\n'
+    config = (f'protocol: "0.3"\nname: test\ndispatch:\n  worktrees: ../worktrees\n'
               f"agents:\n  ada:\n    role: coder\n    command: {sys.executable} {tmp / 'coder.py'}\n"
               f"workflows:\n{text}")
     commit_on_factory(repo, {".factory/factory.yaml": config.encode()})

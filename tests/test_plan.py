@@ -112,6 +112,26 @@ def test_lease_expiry_with_an_injected_clock(factory_repo: Path) -> None:
                      "task.claimed"]
 
 
+def test_a_clock_that_steps_back_does_not_void_the_holders_moves(factory_repo: Path) -> None:
+    # A process that stamped an id an hour ahead (a clock stepped back since, or a
+    # test's injected clock): its later ids keep that time to stay monotonic, and
+    # the lease it grants must be measured from the same time, or the fold would
+    # judge the holder's own moves as made after the lease ran out.
+    from gitfactory import ids
+
+    factory = Factory.discover(factory_repo)
+    ids.new_id(T0_MS + 3_600_000)
+    tid = plan.add(factory, title="t", requester="human/h").id
+    os.environ["GITFACTORY_NOW"] = str(T0_MS)
+    try:
+        plan.claim(factory, tid, "c/a")
+        plan.holder_move(factory, tid, "c/a", "task.heartbeat", lease_ms=60_000)
+        assert plan.holder_move(factory, tid, "c/a", "task.completed").state == "completed"
+    finally:
+        del os.environ["GITFACTORY_NOW"]
+    assert plan.load(factory, tid).state == "completed"
+
+
 def test_a_stale_writer_is_refused(factory_repo: Path) -> None:
     tid = add(factory_repo, "stale")
     gf(factory_repo, "task", "claim", tid, "--as", "coder/ada", "--lease", "5m", env=at(0))

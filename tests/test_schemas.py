@@ -23,7 +23,7 @@ ODD_VALUES: list[Any] = [
     None, True, False, 0, 1, -1, 2.5, "", "x", "NOTE", "a b", "note", "coder/ada",
     "factory:qa/bob", "01m80b4s7wyz3ygbxxr8d61t8v", "81m80b4s7wyz3ygbxxr8d61t8v",
     "2026-11-22T00:40:20Z", "2026-11-22 00:40:20", "x" * 70000, [], ["a"], {}, {"k": "v"},
-    "0.1", "0.2",
+    "0.1", "0.2", "0.3",
 ]
 
 
