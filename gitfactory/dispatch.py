@@ -517,7 +517,8 @@ class Dispatcher:
         self.book.finish(run, result)
         self.active.pop(run.id, None)
         self.children.pop(run.id, None)
-        text = f"{run.agent} on {run.step}: {outcome or how} ({how})"
+        said = f"{outcome} ({how})" if outcome else how.replace("_", " ")
+        text = f"{run.agent} on {run.step}: {said}"
         self.note(self._event("dispatch.finished", run.task, text, result))
         return Ended(run, outcome, how, code)
 

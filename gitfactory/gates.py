@@ -245,11 +245,10 @@ def judge_judge(gate: Gate, code: int | None, stdout: str) -> Result:
     if code != 0:
         why = f"the judge exited with {code}" if code is not None else "the judge was killed"
         return Result(False, why, [why, *verdict.reasons], verdict.score)
-    score = f"score {verdict.score:g} (threshold {gate.threshold:g})"
-    return Result(
-        verdict.passed, f"{'passed' if verdict.passed else 'failed'}: {score}",
-        verdict.reasons, verdict.score,
-    )  # fmt: skip
+    summary = f"score {verdict.score:g} (threshold {gate.threshold:g})"
+    if not verdict.passed and verdict.score is not None and verdict.score >= gate.threshold:
+        summary += ", but the judge said pass: false"
+    return Result(verdict.passed, summary, verdict.reasons, verdict.score)
 
 
 def judge_scenarios(plays: list[dict[str, str]]) -> Result:

@@ -19,6 +19,10 @@ ME = os.environ["GITFACTORY_AGENT"]
 TASK = os.environ["GITFACTORY_TASK"]
 
 
+def say(line):
+    print(line, flush=True)  # the transcript: what a harness would show of its agent
+
+
 def factory(*args):
     subprocess.run([*FACTORY, *args, "--as", ME], check=True, stdout=subprocess.DEVNULL)
 
@@ -45,8 +49,13 @@ def document():
 def main():
     prompt = Path(os.environ["GITFACTORY_PROMPT_FILE"]).read_text()
     title = prompt.splitlines()[0]
+    say(f"attempt {os.environ['GITFACTORY_ATTEMPT']} at {title.lstrip('# ')}")
+    if "failed. Its report" in prompt:
+        say("the prompt carries the report of a failed gate: reading it")
     change = fix_mean(prompt) if "off-by-one" in title else document()
+    say(f"edited: {change}")
     subprocess.run(["git", "commit", "-qam", change], check=True)
+    say(f"committed on {os.environ['GITFACTORY_BRANCH']}; mailing reviewer/* and ending the step")
     factory("log", "append", "code.changed", change, "--task", TASK,
             "--data", f"attempt:={os.environ['GITFACTORY_ATTEMPT']}")
     factory("mail", "send", "reviewer/*", "--task", TASK, "--subject", f"Ready for review: {change}",

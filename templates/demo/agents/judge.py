@@ -32,6 +32,10 @@ def main():
     score = max(score, 0.0)
     if not reasons:
         reasons.append(f"a small change to {wanted} ({len(changed)} lines), as the task asks")
+    # Standard output is the verdict; what a judge says besides goes to standard error,
+    # which the gate keeps as its transcript.
+    print(f"judged {len(changed)} changed lines of task {given['task']['id'][:8]}: "
+          f"score {score:.2f}", file=sys.stderr)
     print(json.dumps({"pass": score >= 0.5, "score": round(score, 2), "reasons": reasons}))
 
 

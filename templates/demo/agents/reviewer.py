@@ -28,6 +28,7 @@ def main():
     for message in requests:
         factory("mail", "read", message["id"])
         factory("mail", "ack", message["id"])
+    print(f"{len(requests)} review request(s) in my inbox for task {TASK[:8]}", flush=True)
     request = requests[-1] if requests else None
     base = subprocess.run(["git", "merge-base", "HEAD", os.environ.get("DEMO_BASE", "main")],
                           capture_output=True, text=True, check=True).stdout.strip()
@@ -35,6 +36,8 @@ def main():
                              check=True).stdout.strip().splitlines()
     proc = subprocess.run([sys.executable, "-m", "unittest", "-q"], capture_output=True, text=True)
     approved = proc.returncode == 0 and bool(changed)
+    print(f"diff against {base[:12]}: {changed[-1].strip() if changed else 'no change'}")
+    print(f"tests: {'pass' if proc.returncode == 0 else 'FAIL'}", flush=True)
     verdict = (f"Approved: {changed[-1].strip()}; the tests pass." if approved
                else "Changes needed: " + (proc.stderr.strip().splitlines() or ["no change"])[-1])
     factory("log", "append", "review.approved" if approved else "review.rejected", verdict,
