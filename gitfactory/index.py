@@ -385,6 +385,15 @@ class Index:
         )
         return [(str(r[0]), str(r[1]), r[2]) for r in self.db.execute(sql, args)]
 
+    def state_counts(self, now_ms: int) -> dict[str, int]:
+        """How many tasks are in each state as of ``now`` (a lapsed lease: submitted)."""
+        rows = self.db.execute(
+            "SELECT CASE WHEN state = 'working' AND lease_until <= ? THEN 'submitted'"
+            " ELSE state END AS st, COUNT(*) FROM task_state GROUP BY st",
+            (now_ms,),
+        ).fetchall()
+        return {str(state): int(n) for state, n in rows}
+
     def finished_without(self, kind: str) -> list[str]:
         """Ids of final tasks that no event of ``kind`` is about yet, oldest first
         (the tasks still waiting for their session summary)."""

@@ -106,10 +106,14 @@ def test_only_one_daemon_runs_per_repository(factory_repo: Path) -> None:
         status = gf_json(factory_repo, "daemon", "status")
         assert status["running"] is True and status["pid"] == daemon.pid
         assert status["status"]["ticks"] >= 1
+        overview = gf_json(factory_repo, "status")["daemon"]
+        assert overview["running"] is True and overview["pid"] == daemon.pid
+        assert f"daemon    running, pid {daemon.pid}" in gf(factory_repo, "status").stdout
     finally:
         daemon.send_signal(signal.SIGTERM)
         assert daemon.wait(timeout=30) == 0
     assert gf_json(factory_repo, "daemon", "status")["running"] is False
+    assert "daemon    not running" in gf(factory_repo, "status").stdout
     gf(factory_repo, "daemon", "--max-ticks", "1")  # the lock was released
 
 

@@ -30,7 +30,7 @@ Start here:
   gitfactory init                       create the factory branch
   gitfactory log append note "hello"    write an event to the execution log
   gitfactory log                        read the log (newest last)
-  gitfactory status                     what the factory holds
+  gitfactory status                     tasks, holders, questions, daemon
   gitfactory mail send coder/* -s "hi"  message every coder; `mail inbox` to read
   gitfactory workflow show              the steps tasks go through (factory.yaml)
   gitfactory daemon                     dispatch agents and gates on ready tasks

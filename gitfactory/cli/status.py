@@ -2,36 +2,64 @@
 
 from __future__ import annotations
 
+import json
 import time
+from typing import Any
 
 import click
 
 from gitfactory import output
 from gitfactory.cli import Context
 from gitfactory.errors import EXIT_OK, InvalidRecordError
+from gitfactory.factory import Factory
+
+SHOWN = 10  # held tasks listed by the text output; --json lists them all
 
 
 @click.command("status")
 @click.option("--json", "as_json", is_flag=True, help="Print the status as a JSON object.")
 @click.pass_obj
 def status(obj: Context, as_json: bool) -> int:
-    """Show the factory: name, branch tip, record counts, invalid records, index state.
+    """Show the factory at a glance: tasks by state, who holds what, who waits for an
+    answer, whether the daemon runs; then the branch, record counts, invalid records
+    and the index.
 
     Brings the derived index up to date first (it lives in .git/gitfactory/ and is
     never committed). Exit code 4 if the factory holds invalid records; each one is
     listed with its file, field and reason.
     """
+    from gitfactory import clock, service, tasks
+    from gitfactory.daemon import read_status
+
     factory = obj.factory
     config = factory.config()
     index = factory.index
     before = index.indexed_tip()
     refresh = index.refresh()
     invalid = index.invalid()
+    now = clock.now_ms()
+
+    def held(state: str) -> list[dict[str, Any]]:
+        rows = index.summaries(now, state=state)
+        return [tasks.as_of(json.loads(summary), now) for summary, _, _ in rows]
+
+    pid = service.running(factory)
+    daemon = read_status(factory.paths.factory_dir) if pid is not None else None
     report = {
         "factory": config.name,
         "protocol": config.protocol,
         "branch": factory.branch,
         "tip": refresh.tip,
+        "tasks": {
+            "by_state": index.state_counts(now),
+            "ready": len(index.summaries(now, ready=True)),
+            "working": held(tasks.WORKING),
+            "input_required": [
+                {**row, "question": _question(factory, row["id"])}
+                for row in held(tasks.INPUT_REQUIRED)
+            ],
+        },
+        "daemon": {"running": pid is not None, "pid": pid, "status": daemon},
         "records": index.counts(),
         "invalid": [{"path": e.path, "field": e.field, "reason": e.reason} for e in invalid],
         "index": {
@@ -44,16 +72,55 @@ def status(obj: Context, as_json: bool) -> int:
     if as_json:
         output.emit_json(report)
     else:
-        counts = ", ".join(f"{k}: {n}" for k, n in sorted(index.counts().items())) or "none"
-        state = "up to date" if before == refresh.tip else f"updated (+{refresh.added} records)"
-        output.echo(f"factory   {config.name} (protocol {config.protocol})")
-        output.echo(f"branch    {factory.branch} at {(refresh.tip or '')[:12]}")
-        output.echo(f"records   {counts}")
-        output.echo(f"invalid   {len(invalid) or 'none'}")
-        for exc in invalid:
-            output.echo(f"  {exc.message}")
-        output.echo(f"index     {state}: {index.path}")
+        _print(report, before == refresh.tip, refresh.added, invalid)
     return InvalidRecordError.exit_code if invalid else EXIT_OK
+
+
+def _question(factory: Factory, task_id: str) -> str | None:
+    from gitfactory.log import EventQuery
+
+    asked = factory.index.events(EventQuery(kind="task.asked", task=task_id, limit=1))
+    return asked[-1][1].text if asked else None
+
+
+def _print(
+    report: dict[str, Any], current: bool, added: int, invalid: list[InvalidRecordError]
+) -> None:
+    from gitfactory.tasks import STATES
+
+    plan, daemon = report["tasks"], report["daemon"]
+    by_state = plan["by_state"]
+    states = ", ".join(f"{s} {by_state[s]}" for s in STATES if by_state.get(s)) or "none yet"
+    output.echo(f"factory   {report['factory']} (protocol {report['protocol']})")
+    output.echo(f"branch    {report['branch']} at {(report['tip'] or '')[:12]}")
+    output.echo(f"tasks     {states}; {plan['ready']} ready to claim")
+    for title, rows in (("working", plan["working"]), ("asking", plan["input_required"])):
+        for row in rows[:SHOWN]:
+            where = f" at {row['step']}" if row.get("step") else ""
+            if row.get("lease_until"):
+                where += f", lease until {output.local_time(row['lease_until'])}"
+            output.echo(
+                f"  {title:<8}{row['id'][:8]}  {row['assignee'] or '-'}{where}: {row['title']}"
+            )
+            if row.get("question"):
+                output.echo(f"            question: {row['question']}")
+        if rows and title == "asking":
+            output.echo("  answer with `gitfactory task answer ID TEXT`")
+        if len(rows) > SHOWN:
+            output.echo(f"  ... and {len(rows) - SHOWN} more {title} (--json lists them all)")
+    if daemon["running"]:
+        last = daemon["status"]["last_tick"] if daemon["status"] else None
+        since = f", last tick {output.local_time(last)}" if last else ""
+        output.echo(f"daemon    running, pid {daemon['pid']}{since}")
+    else:
+        output.echo("daemon    not running (`gitfactory daemon start` runs it in the background)")
+    counts = ", ".join(f"{k}: {n}" for k, n in sorted(report["records"].items())) or "none"
+    output.echo(f"records   {counts}")
+    output.echo(f"invalid   {len(invalid) or 'none'}")
+    for exc in invalid:
+        output.echo(f"  {exc.message}")
+    state = "up to date" if current else f"updated (+{added} records)"
+    output.echo(f"index     {state}: {report['index']['path']}")
 
 
 @click.group("index")
