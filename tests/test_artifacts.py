@@ -37,6 +37,9 @@ def test_round_trip_byte_for_byte_and_readable_with_plain_git(
     assert [x["id"] for x in listed] == [a["id"], b]
     assert listed[1]["name"] == "passwd-log"  # a name, never a path
     assert len(gf_json(r, "artifact", "list")) == 3
+    shown = gf_json(r, "task", "show", task[:6])["artifacts"]
+    assert [x["id"] for x in shown] == [a["id"], b]
+    assert f"{b[-8:]}          11  passwd-log" in gf(r, "task", "show", task[:6]).stdout
 
     # Plain git sees the same: the manifest record and the content at its place.
     shards = f"{a['id'][:4]}/{'/'.join(a['id'][4:8])}"

@@ -145,16 +145,21 @@ def list_cmd(obj: Context, state: str | None, label: str | None, as_json: bool) 
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON object.")
 @click.pass_obj
 def show(obj: Context, task_id: str, as_json: bool) -> None:
-    """Show one task: state, assignee, lease, body and history."""
+    """Show one task: state, workflow step, assignee, lease, body, history, and the
+    artifacts it produced (transcripts, gate reports; `gitfactory artifact get ID`)."""
+    from gitfactory import artifacts
+
     factory = obj.factory
     factory.require_tip()
     factory.index.refresh()
     st = plan.load(factory, plan.resolve(factory, task_id), history=True)
+    produced = artifacts.listing(factory, st.task.id)
     now = clock.now_ms()
     if as_json:
         out = _to_json(st, now)
         out["body"] = st.task.body
         out["history"] = [e.to_record() for e in st.history]
+        out["artifacts"] = [a.to_record() for a in produced]
         output.emit_json(out)
         return
     t = st.task
@@ -162,6 +167,9 @@ def show(obj: Context, task_id: str, as_json: bool) -> None:
     output.echo(
         f"state      {st.effective(now)}" + ("  (lease ran out)" if st.expired(now) else "")
     )
+    if st.step and st.state not in tasks.TERMINAL:
+        attempt = st.attempts.get(st.step)
+        output.echo(f"step       {st.step}" + (f" (attempt {attempt})" if attempt else ""))
     if st.assignee:
         output.echo(f"assignee   {st.assignee}")
     if st.lease_until:
@@ -180,6 +188,11 @@ def show(obj: Context, task_id: str, as_json: bool) -> None:
     for e in st.history:
         text = f": {e.text}" if e.text else ""
         output.echo(f"  {output.local_time(e.time)}  {e.kind:<22} {e.actor}{text}")
+    if produced:
+        output.echo("")
+        output.echo("artifacts (gitfactory artifact get ID):")
+        for a in produced:
+            output.echo(f"  {a.id[-8:]}  {a.size:>10,}  {a.name}  ({a.producer})")
 
 
 _LEASE = click.option(
