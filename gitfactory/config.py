@@ -4,18 +4,23 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gitfactory import schemas
 from gitfactory.actors import slug
 from gitfactory.agents import AgentSpec, DispatchConfig, parse_agents, parse_dispatch
-from gitfactory.errors import ConfigError
+from gitfactory.errors import ConfigError, FactoryError
 from gitfactory.gates import COMMAND, Gate, parse_gates
 from gitfactory.records import FACTORY_DIR
 from gitfactory.resources import template_file
 from gitfactory.workflow import DEFAULT_WORKFLOW, SIMPLE, Step, Workflow, parse_workflows
 
+if TYPE_CHECKING:
+    from gitfactory.factory import Factory
+    from gitfactory.store import Commit
+
 CONFIG_PATH = f"{FACTORY_DIR}/factory.yaml"
+CHANGED = "config.changed"  # the event committed with every change made through gitfactory
 PROTOCOL_VERSION = "0.3"
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 _SIZE_RE = re.compile(r"^(\d+) ?(B|KiB|MiB)?$")
@@ -151,3 +156,83 @@ def render(name: str) -> bytes:
     """The commented factory.yaml that `gitfactory init` lays down."""
     text = template_file("factory.yaml").read_text("utf-8")
     return text.replace("__NAME__", check_name(name)).encode("utf-8")
+
+
+# -- changing it ----------------------------------------------------------------------
+
+
+class ConfigMovedError(FactoryError):
+    """factory.yaml changed on the branch while it was being edited."""
+
+
+def warnings(config: FactoryConfig) -> list[str]:
+    """What is valid but probably not meant: steps nobody will take, gates that are
+    not declared. Each line names the workflow and the step."""
+    from gitfactory.workflow import ANY_ROLE
+
+    roles = {a.role for a in config.agents.values()}
+    out = []
+    for workflow in config.workflows.values():
+        for step in workflow.steps.values():
+            where = f"workflow {workflow.name!r}, step {step.name!r}"
+            by_agent = step.gate is None and step.action is None and step.role != ANY_ROLE
+            if by_agent and config.agents and step.role not in roles:
+                out.append(
+                    f"{where}: no agent plays the role {step.role!r}, so the daemon never "
+                    f"starts one; an agent must ask for it (`gitfactory next --as "
+                    f"{step.role}/NAME`)"
+                )
+            if step.gate and step.gate not in config.gates and " " not in step.gate.strip():
+                out.append(
+                    f"{where}: gate {step.gate!r} is not declared under gates:, so it runs "
+                    f"as the command `{step.gate}`"
+                )
+    return out
+
+
+def write(
+    factory: Factory,
+    data: bytes,
+    actor: str,
+    *,
+    based_on: bytes | None = None,
+    source: str = "the new factory.yaml",
+) -> Commit | None:
+    """Commit ``data`` as factory.yaml, with a ``config.changed`` event, in one commit
+    under the CAS; None if the branch already holds these bytes.
+
+    ``data`` must parse (a ConfigError names ``source``, line and column), so a change
+    made here never leaves the factory unable to read its configuration. With
+    ``based_on`` (the text an edit started from), the write is refused if the branch
+    holds other bytes by the time it lands: someone changed it meanwhile.
+    """
+    from gitfactory import actors, records
+    from gitfactory.log import Draft, stamp
+    from gitfactory.store import Change, Snapshot
+
+    actors.check(actor, "actor")
+    new = parse(data, source)
+    factory.require_tip()
+
+    def build(snap: Snapshot) -> Change | None:
+        current = snap.read(CONFIG_PATH)
+        if current == data:
+            return None
+        if based_on is not None and current != based_on:
+            raise ConfigMovedError(
+                f"{CONFIG_PATH} changed on {factory.branch} while you edited it; "
+                "nothing was committed",
+                hint="run the edit again on the new text",
+            )
+        event = stamp(Draft(kind=CHANGED, actor=actor, text=f"factory.yaml changed by {actor}",
+                            data={"bytes": len(data), "agents": sorted(new.agents),
+                                  "gates": sorted(new.gates),
+                                  "workflows": sorted(new.workflows)}))  # fmt: skip
+        return Change(
+            {CONFIG_PATH: data, event.path: records.encode(event.to_record())},
+            f"config: edit factory.yaml by {actor}",
+            trailers=[("Factory-Record", f"event {event.id}")],
+            replace=frozenset({CONFIG_PATH}),
+        )
+
+    return factory.store.transact(build)

@@ -235,7 +235,18 @@ def judge_command(code: int | None) -> Result:
     if code == 0:
         return Result(True, "exit code 0")
     why = f"exit code {code}" if code is not None else "ended without an exit status"
+    if code in _SHELL_CODES:
+        return Result(False, f"{why} ({_SHELL_CODES[code]})", [why, _SHELL_CODES[code]])
     return Result(False, why, [why])
+
+
+# What sh means by these codes: a gate that fails so is misconfigured more often
+# than it is failed by the work, and the report should say where to look.
+_SHELL_CODES = {
+    126: "the shell found the command but could not run it: is it executable?",
+    127: "the shell found no such command: check the gate's command in factory.yaml, "
+    "or that the tool is installed in the task's worktree",
+}
 
 
 def judge_judge(gate: Gate, code: int | None, stdout: str) -> Result:

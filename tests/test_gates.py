@@ -181,6 +181,24 @@ def test_a_command_gate_keeps_its_output_and_the_files_it_names(
     assert {"report-check-1.md", "transcript-check-1.log", "junit.xml"} <= names
 
 
+def test_a_gate_command_that_does_not_exist_says_where_to_look(
+    factory_repo: Path, tmp_path: Path
+) -> None:
+    r = factory_repo
+    extra = "gates:\n  tests:\n    command: pytset -q\n"
+    steps = ("      implement:\n        role: coder\n        on_success: check\n"
+             "      check:\n        gate: tests\n        on_failure: failed\n")
+    configure(r, tmp_path, steps, extra)
+    task = gf_json(r, "task", "add", "Task with a typo in its gate")["id"]
+    gf(r, "daemon", "--burst")
+    assert gf_json(r, "task", "show", task)["state"] == "failed"
+    (result,) = events(r, "gate.result")
+    assert result["pass"] is False
+    report = gf(r, "artifact", "get", str(result["report"])).stdout
+    assert "exit code 127 (the shell found no such command: check the gate's command" in report
+    assert "pytset" in report and "not found" in report  # what sh said, kept
+
+
 def test_gate_declarations_are_checked(factory_repo: Path) -> None:
     base = 'protocol: "0.3"\nname: t\nagents:\n  a:\n    role: coder\n    command: "true"\n'
     cases = [

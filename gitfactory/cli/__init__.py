@@ -32,7 +32,8 @@ Start here:
   gitfactory log                        read the log (newest last)
   gitfactory status                     tasks, holders, questions, daemon
   gitfactory mail send coder/* -s "hi"  message every coder; `mail inbox` to read
-  gitfactory workflow show              the steps tasks go through (factory.yaml)
+  gitfactory config edit                agents, gates, workflows (factory.yaml)
+  gitfactory workflow show              the steps tasks go through
   gitfactory daemon                     dispatch agents and gates on ready tasks
   gitfactory artifact list TASK         transcripts, gate reports and verdicts
   gitfactory demo                       a complete run on a built-in sample
@@ -77,6 +78,7 @@ _COMMANDS = {
     "artifact": "artifact:artifact_group",
     "docs": "docs:docs_group",
     "scenario": "scenario:scenario_group",
+    "config": "config:config_group",
 }
 
 

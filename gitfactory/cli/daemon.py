@@ -131,8 +131,8 @@ def _lines(tick: TickReport) -> list[str]:
     if tick.n == 1:
         lines.append(f"caught up: {len(tick.moved)} ref(s) looked at")
     for r in tick.finished:
-        result = r["outcome"] or r["how"].replace("_", " ")
-        lines.append(f"finished {r['agent']} {r['step']} of {r['task'][:8]}: {result} ({r['how']})")
+        result = f"{r['outcome']} ({r['how']})" if r["outcome"] else r["how"].replace("_", " ")
+        lines.append(f"finished {r['agent']} {r['step']} of {r['task'][:8]}: {result}")
     for r in tick.started:
         lines.append(f"started  {r['agent']} {r['step']} of {r['task'][:8]}")
     for r in tick.merged:

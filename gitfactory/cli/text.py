@@ -37,14 +37,14 @@ def read_source(source: Path) -> bytes:
         raise UsageError(f"cannot read {source}: {exc.strerror}") from None
 
 
-def edited(name: str, current: bytes | None, start: str) -> bytes | None:
+def edited(name: str, current: bytes | None, start: str, extension: str = ".md") -> bytes | None:
     """The text after $EDITOR opened on ``current`` (``start`` for a new file), or None
     if it was left as it was."""
     try:
         before = start if current is None else current.decode("utf-8")
     except UnicodeDecodeError:
         raise UsageError(f"{name} is not UTF-8 text; replace it with --file") from None
-    after = click.edit(before, extension=".md", require_save=True)
+    after = click.edit(before, extension=extension, require_save=True)
     return None if after is None or after == before else after.encode("utf-8")
 
 
