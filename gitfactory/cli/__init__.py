@@ -79,6 +79,7 @@ _COMMANDS = {
     "docs": "docs:docs_group",
     "scenario": "scenario:scenario_group",
     "config": "config:config_group",
+    "mcp": "mcp:mcp_cmd",
 }
 
 
