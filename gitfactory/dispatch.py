@@ -21,7 +21,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import subprocess
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -46,7 +46,6 @@ MERGE_AGENT = "factory/merge"
 MERGE_LEASE_MS = 600_000
 TRAILER = "Factory-Step"
 LEASE_MARGIN_MS = 120_000  # the lease outlasts the step's timeout by this much
-REPORT_BUDGET = 8000  # characters of a failed gate's report that go into the next prompt
 
 
 @dataclass(frozen=True)
@@ -412,42 +411,11 @@ class Dispatcher:
             "base": worktrees.base(self.factory.paths, self._config().dispatch),
             "body": st.task.body.strip() or "(no description)",
             "instructions": step.instructions or "(none)", "done_when": step.done_when or "-",
-            "previous": self._previous(st.task.id),
+            "previous": prompt.previous(self.factory, st.task.id),
             "inbox": (f"{exported.total} message(s) in {inbox}; unread:\n" + "\n".join(lines))
             if lines else f"{exported.total} message(s) in {inbox}; none unread.",
             "documents": documents.for_prompt(self.factory),
         })  # fmt: skip
-
-    def _previous(self, task_id: str) -> str:
-        """What the prompt says about the step before: how it ended, its note, and when
-        a gate or the merge failed, the end of its report (so the agent knows what to fix)."""
-        from gitfactory import artifacts, plan
-
-        st = plan.load(self.factory, task_id, history=True)
-        last = st.last_step
-        if not last:
-            return "This is the first step."
-        text = f"The previous step ended: {last.get('why', '')}."
-        notes = [e.text for e in st.history if e.kind == "task.step_done" and e.text]
-        if notes:
-            text += f" Its note: {notes[-1]}"
-        failed = _failed_result(st.history)
-        if failed is None:
-            return text
-        try:
-            _, report = artifacts.get(self.factory, str(failed.data.get("report")))
-        except FactoryError:
-            return text
-        body = report.decode("utf-8", "replace")
-        if len(body) > REPORT_BUDGET:  # the verdict is at the top, the output's end below
-            head, tail = REPORT_BUDGET // 4, REPORT_BUDGET * 3 // 4
-            cut = len(body) - head - tail
-            body = f"{body[:head]}\n[... {cut:,} characters ...]\n{body[-tail:]}"
-        what = "merge" if failed.kind == "merge.result" else f"gate `{failed.data.get('step')}`"
-        return text + (
-            f"\n\nThe {what} failed. Its report (artifact {failed.data.get('report')}; "
-            f"`gitfactory artifact get {failed.data.get('report')}`):\n\n{body.rstrip()}\n"
-        )
 
     # -- ending ---------------------------------------------------------------------------
 
@@ -661,21 +629,6 @@ class Dispatcher:
 
     def _event(self, kind: str, task: str, text: str, data: dict[str, Any]) -> Any:
         return stamp(Draft(kind=kind, actor=ACTOR, task=task, text=text, data=data))
-
-
-def _failed_result(history: Sequence[Any]) -> Any:
-    """The failed gate or merge result that ended the latest step, if that is how it ended."""
-    ended = None
-    for event in reversed(history):
-        if event.kind == "task.step_done":
-            if ended is not None:
-                return None  # an earlier step: the latest one was not a gate or merge
-            ended = event.data.get("step")
-        elif event.kind in ("gate.result", "merge.result") and ended is not None:
-            if event.data.get("step") == ended and not event.data.get("pass"):
-                return event
-            return None
-    return None
 
 
 def _text(path: Path) -> str:

@@ -96,8 +96,8 @@ TOOLS = [
     Tool("next", "What do I do now? Returns the step you hold, or claims the top ready "
          "step for your role (atomically: no two agents get the same one). The result has "
          "the task, the step's instructions, how you know you are done, your lease, and "
-         "how the previous step ended (if a gate failed, its report is among the task's "
-         "artifacts: artifact_list, artifact_get). "
+         "in `previous` how the step before ended, with the report of a failed gate or "
+         "merge when that sent the task back to you: read it, it says what to fix. "
          '{"work": null} means nothing is ready for you now.',
          {}, (), lambda a: ["next"]),
     Tool("step_done", "Finish the workflow step you hold: the outcome decides where the "

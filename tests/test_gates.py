@@ -199,6 +199,27 @@ def test_a_gate_command_that_does_not_exist_says_where_to_look(
     assert "pytset" in report and "not found" in report  # what sh said, kept
 
 
+def test_an_agent_that_pulls_its_work_gets_the_failed_report_from_next(
+    factory_repo: Path, tmp_path: Path
+) -> None:
+    r = factory_repo
+    config = ('protocol: "0.3"\nname: t\ngates:\n  tests:\n    command: echo 3 != 4; exit 1\n'
+              "workflows:\n  default:\n    start: implement\n    steps:\n"
+              "      implement: {role: coder, on_success: check}\n"
+              "      check: {gate: tests, on_failure: implement}\n")
+    commit_on_factory(r, {".factory/factory.yaml": config.encode()})
+    task = gf_json(r, "task", "add", "Pulled work")["id"]
+    first = gf_json(r, "next", "--as", "coder/ada")
+    assert first["previous"] == "This is the first step."
+    gf(r, "step", "done", task, "--as", "coder/ada", "--note", "tried")
+    gf(r, "daemon", "--burst")  # no agents: it only runs the gate
+    again = gf_json(r, "next", "--as", "coder/ada")
+    assert again["step"]["name"] == "implement" and again["step"]["attempt"] == 2
+    assert "The gate `check` failed. Its report" in again["previous"]
+    assert "3 != 4" in again["previous"]
+    assert "3 != 4" in gf(r, "next", "--as", "coder/ada").stdout
+
+
 def test_gate_declarations_are_checked(factory_repo: Path) -> None:
     base = 'protocol: "0.3"\nname: t\nagents:\n  a:\n    role: coder\n    command: "true"\n'
     cases = [

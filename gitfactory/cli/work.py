@@ -7,13 +7,13 @@ from typing import Any
 
 import click
 
-from gitfactory import actors, clock, ids, output, workflow
+from gitfactory import actors, clock, ids, output, prompt, workflow
 from gitfactory.cli import Context
 from gitfactory.cli.task import _to_json
 from gitfactory.errors import UsageError
 
 
-def _assignment_json(a: workflow.Assignment) -> dict[str, Any]:
+def _assignment_json(a: workflow.Assignment, previous: str) -> dict[str, Any]:
     step = a.step
     return {
         "task": _to_json(a.state, clock.now_ms()),
@@ -29,6 +29,7 @@ def _assignment_json(a: workflow.Assignment) -> dict[str, Any]:
         "lease_until": ids.format_time(a.state.lease_until) if a.state.lease_until else None,
         "claimed_now": a.claimed_now,
         "last_step": a.state.last_step,
+        "previous": previous,
     }  # fmt: skip
 
 
@@ -59,8 +60,9 @@ def next_cmd(obj: Context, actor: str | None, role: str | None, lease: str, as_j
     factory = obj.factory
     agent = actors.who(factory, actor)
     a = workflow.next_for(factory, agent, role, clock.parse_duration(lease, "--lease"))
+    previous = prompt.previous(factory, a.state.task.id)
     if as_json:
-        output.emit_json(_assignment_json(a))
+        output.emit_json(_assignment_json(a, previous))
         return
     t, step = a.state.task, a.step
     verb = "claimed for you" if a.claimed_now else "you hold it"
@@ -80,12 +82,12 @@ def next_cmd(obj: Context, actor: str | None, role: str | None, lease: str, as_j
         output.echo(f"do       {step.instructions}")
     if step.done_when:
         output.echo(f"done     {step.done_when}")
-    if a.state.last_step:
-        last = a.state.last_step
-        output.echo(f"previous {last.get('step')}: {last.get('outcome')}")
     if t.body:
         output.echo("")
         output.echo(t.body.rstrip())
+    if a.state.last_step:
+        output.echo("")
+        output.echo(previous.rstrip())
     output.echo("")
     output.echo(
         f"when finished: gitfactory step done {t.id[:8]} --as {a.state.assignee} "
