@@ -119,6 +119,10 @@ class Dispatcher:
                 runs.kill_group(run.pid or 0, self._config().dispatch.kill_grace_ms / 1000)
                 ended.append(self._end(run, None, canceled=True))
             elif not running:
+                if child is not None and run.pid is not None:
+                    # What the run started and left behind (a server, a `sleep &`) must
+                    # not go on in the worktree: it ends with the run, as in systemd.
+                    runs.kill_group(run.pid, self._config().dispatch.kill_grace_ms / 1000)
                 ended.append(self._end(run, code))
         return ended
 
@@ -356,18 +360,21 @@ class Dispatcher:
         if gate.type == gates.SCENARIO:
             plays = []
             (directory / "scenarios").mkdir(exist_ok=True)
-            for scenario in gates.scenarios(self.factory.store.snapshot(), gate):
-                stem = directory / "scenarios" / scenario.name[:-3]
-                Path(f"{stem}.md").write_text(scenario.text, encoding="utf-8")
-                Path(f"{stem}.prompt.md").write_text(prompt.render({
+            for n, scenario in enumerate(gates.scenarios(self.factory.store.snapshot(), gate)):
+                # Its own directory, numbered: no scenario's files can be another's.
+                here = directory / "scenarios" / f"{n + 1:03d}"
+                here.mkdir()
+                (here / "scenario.md").write_text(scenario.text, encoding="utf-8")
+                (here / "prompt.md").write_text(prompt.render({
                     "task_id": st.task.id, "title": st.task.title, "agent": run.agent,
                     "scenario": scenario.name, "scenario_text": scenario.text.strip(),
                     "worktree": run.worktree, "branch": run.branch,
-                    "verdict_file": f"{stem}.verdict.json",
+                    "verdict_file": str(here / "verdict.json"),
                 }, "scenario.md"), encoding="utf-8")  # fmt: skip
-                plays.append({"name": scenario.name, "file": f"{stem}.md",
-                              "prompt": f"{stem}.prompt.md", "verdict": f"{stem}.verdict.json",
-                              "log": f"{stem}.log", "exit": f"{stem}.exit"})  # fmt: skip
+                files = {"file": "scenario.md", "prompt": "prompt.md", "verdict": "verdict.json",
+                         "log": "output.log", "exit": "exit"}  # fmt: skip
+                paths = {key: str(here / name) for key, name in files.items()}
+                plays.append({"name": scenario.name, **paths})
             playbook.write(str(directory), run.command, plays)
             player = Path(playbook.__file__)
             runner = [sys.executable, "-I", "-S", str(player), str(directory)]
@@ -512,8 +519,9 @@ class Dispatcher:
         plays: list[dict[str, str]] = []
         if gate.type == gates.SCENARIO and (directory / playbook.NAME).exists():
             plays = playbook.read(str(directory))["plays"]  # type: ignore[assignment]
+        said, said_size = _tail(directory / "verdict.out", gates.MAX_VERDICT)
         if gate.type == gates.JUDGE:
-            verdict = gates.judge_judge(gate, code, _text(directory / "verdict.out"))
+            verdict = gates.judge_judge(gate, code, said)
         elif gate.type == gates.SCENARIO:
             verdict = gates.judge_scenarios(plays)
         else:
@@ -539,7 +547,18 @@ class Dispatcher:
                 {**scenario, "gate": gate.name, "step": run.step, "attempt": run.attempt,
                  "run": run.id, "agent": run.agent, "transcript": played.id},
             ))  # fmt: skip
-        text = gates.report(gate, verdict, _text(transcript), kept).encode()
+        if gate.type == gates.JUDGE and said.strip():
+            # A judge's standard output is its verdict and the words around it: kept
+            # whole as evidence, and its end is what the report shows.
+            words = said.encode("utf-8", "replace")
+            evidence.append((artifacts.prepare(
+                run.task, words, name=f"judge-output-{run.step}-{run.attempt}.txt",
+                producer=ACTOR, step=run.step,
+            ), words))  # fmt: skip
+            shown, size = said, said_size
+        else:
+            shown, size = _tail(transcript, 4 * gates.REPORT_TAIL)
+        text = gates.report(gate, verdict, shown, kept, size).encode("utf-8", "replace")
         report = artifacts.prepare(run.task, text, name=f"report-{run.step}-{run.attempt}.md",
                                    producer=ACTOR, step=run.step)  # fmt: skip
         artifacts.store(self.factory, [*evidence, (report, text)])
@@ -631,11 +650,15 @@ class Dispatcher:
         return stamp(Draft(kind=kind, actor=ACTOR, task=task, text=text, data=data))
 
 
-def _text(path: Path) -> str:
+def _tail(path: Path, limit: int) -> tuple[str, int]:
+    """The last ``limit`` bytes of a file as text, and the file's size (0 if none)."""
     try:
-        return path.read_bytes().decode("utf-8", "replace")
+        with path.open("rb") as fh:
+            size = fh.seek(0, 2)
+            fh.seek(max(0, size - limit))
+            return fh.read().decode("utf-8", "replace"), size
     except OSError:
-        return ""
+        return "", 0
 
 
 def _tip(worktree: Any) -> str | None:

@@ -44,6 +44,7 @@ COMMAND, JUDGE, SCENARIO = "command", "judge", "scenario"
 TYPES = (COMMAND, JUDGE, SCENARIO)
 MAX_DIFF = 512 * 1024  # bytes of diff a judge is given
 REPORT_TAIL = 6000  # characters of output a report keeps
+MAX_VERDICT = 1024 * 1024  # bytes of a judge's output or a verdict file that are read
 _GATE_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 
 
@@ -113,21 +114,27 @@ def read_verdict(text: str, *, need_score: bool, threshold: float = 0.0) -> Verd
     """The verdict in a judge's output (or a scenario's verdict file).
 
     The output may be the JSON object alone, or end with it on its last line, or
-    hold it in a fenced ```json block (LLM CLIs like to add words around it).
-    Anything that is not a well-formed verdict fails, with the reason.
+    hold it in a fenced ```json block (LLM CLIs like to add words around it). They
+    are tried in that order, and the last fence first: what the judge says last is
+    its verdict, while a fence earlier on may quote the diff, which the agent wrote.
+    Anything that is not a well-formed verdict fails, with the reason: duplicate
+    keys, NaN, nesting too deep to read.
     """
     text = text.strip()
     if not text:
         return Verdict(False, [], error="no verdict: the output was empty")
-    candidates = [text, *reversed(_FENCE.findall(text)), text.splitlines()[-1]]
+    candidates = [text, text.splitlines()[-1], *reversed(_FENCE.findall(text))]
     found: Any = None
     problem = ""
     for candidate in candidates:
         try:
-            found = json.loads(candidate, parse_constant=_refuse)
-        except ValueError as exc:
-            if "not a number" in str(exc) and not problem:
+            found = json.loads(candidate, parse_constant=_refuse, object_pairs_hook=_unique)
+        except (ValueError, RecursionError) as exc:
+            if isinstance(exc, RecursionError):
+                problem = problem or " (nested too deep)"
+            elif ("not a number" in str(exc) or "duplicate key" in str(exc)) and not problem:
                 problem = f" ({exc})"
+            found = None
             continue
         if isinstance(found, dict):
             break
@@ -139,7 +146,7 @@ def read_verdict(text: str, *, need_score: bool, threshold: float = 0.0) -> Verd
     if malformed:
         return Verdict(False, [], error=f"malformed verdict: {malformed}")
     reasons = found.get("reasons", [])
-    reasons = [reasons] if isinstance(reasons, str) else [str(r) for r in reasons]
+    reasons = [_clean(r) for r in ([reasons] if isinstance(reasons, str) else reasons)]
     score = float(found["score"]) if "score" in found else None
     passed = found["pass"] is True and (score is None or score >= threshold)
     if found["pass"] is True and not passed:
@@ -149,6 +156,22 @@ def read_verdict(text: str, *, need_score: bool, threshold: float = 0.0) -> Verd
 
 def _refuse(name: str) -> Any:
     raise ValueError(f"{name} is not a number")
+
+
+def _unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object whose keys are all different: with two "pass" keys, which one
+    the judge meant is not for a parser to guess."""
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise ValueError(f"duplicate key {key!r}")
+        out[key] = value
+    return out
+
+
+def _clean(text: str) -> str:
+    """Text that encodes as UTF-8 (a lone surrogate from a JSON escape does not)."""
+    return text.encode("utf-8", "replace").decode("utf-8")
 
 
 def _verdict_problem(found: dict[str, Any], need_score: bool) -> str | None:
@@ -265,13 +288,18 @@ def judge_judge(gate: Gate, code: int | None, stdout: str) -> Result:
 def judge_scenarios(plays: list[dict[str, str]]) -> Result:
     results: list[dict[str, Any]] = []
     for entry in plays:
+        text, unreadable = None, ""
         try:
-            text = Path(entry["verdict"]).read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError):
-            text = None
+            text = Path(entry["verdict"]).read_bytes()[:MAX_VERDICT].decode("utf-8")
+        except OSError:
+            pass
+        except UnicodeDecodeError as exc:
+            unreadable = f"the verdict file is not UTF-8 text ({exc.reason} at byte {exc.start})"
         code = _exit_of(Path(entry["exit"]))
         if code is None:
             verdict = Verdict(False, [], error="not played: the run ended before it")
+        elif unreadable:
+            verdict = Verdict(False, [], error=unreadable)
         elif text is None:
             verdict = Verdict(False, [], error=f"no verdict written (the agent exited {code})")
         else:
@@ -298,8 +326,11 @@ def _exit_of(path: Path) -> int | None:
         return None
 
 
-def report(gate: Gate, result: Result, output: str, kept: dict[str, str]) -> str:
-    """The markdown report of a gate run: the verdict, then the end of the output."""
+def report(
+    gate: Gate, result: Result, output: str, kept: dict[str, str], total: int | None = None
+) -> str:
+    """The markdown report of a gate run: the verdict, then the end of the output
+    (``output`` may be only the end of it; ``total`` is then its full length)."""
     lines = [f"# Gate {gate.name} ({gate.type}): {'passed' if result.passed else 'FAILED'}",
              "", result.summary, ""]  # fmt: skip
     if result.score is not None:
@@ -314,8 +345,12 @@ def report(gate: Gate, result: Result, output: str, kept: dict[str, str]) -> str
     for name, artifact in kept.items():
         lines.append(f"Kept {name} as artifact {artifact}.")
     tail = output[-REPORT_TAIL:]
+    size = max(total or 0, len(output))
     if tail.strip():
-        cut = "the end of " if len(output) > REPORT_TAIL else ""
-        lines += ["", f"## Output ({cut}{len(output):,} characters)", "", "```",
-                  tail.rstrip(), "```"]  # fmt: skip
+        cut = "the end of " if size > len(tail) else ""
+        # A fence longer than any run of backticks in the output: the output cannot
+        # close it and go on as markdown of the report (or of the next prompt).
+        fence = "`" * max(3, 1 + max((len(r) for r in re.findall(r"`+", tail)), default=0))
+        lines += ["", f"## Output ({cut}{size:,} characters)", "", fence, tail.rstrip(),
+                  fence]  # fmt: skip
     return "\n".join(lines) + "\n"

@@ -10,7 +10,7 @@ its output goes to its own log and, under a heading, to the run's transcript. Th
 daemon reads the verdicts when this process has ended (``gates.judge_scenarios``).
 
 Its start is part of every scenario gate's cost, so it is run by path, not as part of
-the package, and imports nothing but ``marshal``, ``os`` and ``sys`` (built in): json,
+the package, and imports nothing but ``marshal``, ``os``, ``select`` and ``sys``: json,
 subprocess and pathlib alone took 33 ms to import, more than the interpreter's start.
 That is also why the playbook is a marshal file (the daemon and this process are the
 same Python) rather than JSON.
@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import marshal
 import os
+import select
 import sys
 
 NAME = "playbook"
@@ -70,12 +71,31 @@ def _run(command: str, env: dict[str, str], log_path: str) -> int:
         finally:
             os._exit(127)
     os.close(write_end)
+    status = None
     with open(log_path, "wb") as log:
-        while chunk := os.read(read_end, 65536):
+        # Until the agent has exited, and then what it wrote before: a process it left
+        # behind may hold the pipe open for ever, and must not stall the next scenario
+        # (the daemon ends such leftovers with the run).
+        while status is None:
+            ready, _, _ = select.select([read_end], [], [], 0.05)
+            chunk = os.read(read_end, 65536) if ready else b""
+            if chunk:
+                log.write(chunk)
+                os.write(1, chunk)
+                continue
+            done, code = os.waitpid(pid, 0 if ready else os.WNOHANG)  # EOF: it is ending
+            status = code if done else None
+        os.set_blocking(read_end, False)
+        while True:
+            try:
+                chunk = os.read(read_end, 65536)
+            except BlockingIOError:
+                break
+            if not chunk:
+                break
             log.write(chunk)
             os.write(1, chunk)
     os.close(read_end)
-    _, status = os.waitpid(pid, 0)
     return os.waitstatus_to_exitcode(status)
 
 
