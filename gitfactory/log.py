@@ -171,9 +171,12 @@ def events_from_lines(lines: Iterable[str], default_actor: str) -> list[Event]:
             continue
         where = f"stdin line {number}"
         try:
-            obj = json.loads(line)
+            obj = records.loads(line)
         except json.JSONDecodeError as exc:
             raise UsageError(f"{where}: not valid JSON ({exc.msg} at column {exc.colno})") from None
+        except (ValueError, RecursionError) as exc:
+            why = "nested too deep" if isinstance(exc, RecursionError) else str(exc)
+            raise UsageError(f"{where}: not valid JSON ({why})") from None
         if not isinstance(obj, dict):
             raise UsageError(f'{where}: expected a JSON object like {{"kind": "note"}}')
         unknown = sorted(set(obj) - set(_STDIN_FIELDS))

@@ -123,20 +123,35 @@ def decode(kind: RecordKind, path: str, data: bytes) -> dict[str, Any]:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise InvalidRecordError(path, None, f"not UTF-8 text ({exc.reason})") from None
-    if kind.suffix == ".md":
-        from gitfactory import frontmatter
+    try:
+        if kind.suffix == ".md":
+            from gitfactory import frontmatter
 
-        record = frontmatter.parse(text, path)
-    else:
-        try:
-            record = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise InvalidRecordError(
-                path, None, f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
-            ) from None
-    validate(kind, path, record)
+            record = frontmatter.parse(text, path)
+        else:
+            record = loads(text)
+        validate(kind, path, record)
+    except json.JSONDecodeError as exc:
+        raise InvalidRecordError(
+            path, None, f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+        ) from None
+    except ValueError as exc:  # NaN or Infinity: not JSON, and not portable
+        raise InvalidRecordError(path, None, f"not valid JSON: {exc}") from None
+    except RecursionError:
+        # Anyone who can commit can write this; it must not stop every reader.
+        raise InvalidRecordError(path, None, "nested too deep to read") from None
     result: dict[str, Any] = record
     return result
+
+
+def loads(text: str) -> Any:
+    """JSON as the protocol has it: NaN and Infinity are refused (ValueError), as
+    other languages' parsers refuse them."""
+    return json.loads(text, parse_constant=_not_a_number)
+
+
+def _not_a_number(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
 
 
 def encode(record: dict[str, Any], kind: RecordKind = EVENT) -> bytes:

@@ -54,6 +54,25 @@ def test_each_kind_of_damage_has_its_own_reason(factory_repo: Path) -> None:
     assert status["records"] == {"event": 1}  # only factory.init is valid
 
 
+def test_hostile_json_is_an_invalid_record_not_a_crash(factory_repo: Path) -> None:
+    # Anyone who can push to the factory branch can write these; every reader must
+    # go on working (a RecursionError here once stopped every command).
+    deep, nan = "01m80000000000000000000031", "01m80000000000000000000032"
+    message = ".factory/mail/01m8/0/0/0/0/01m80000000000000000000033.md"
+    commit_on_factory(factory_repo, {
+        event_path(deep): b"[" * 100_000,
+        event_path(nan): event_bytes(nan, data={"x": 1}).replace(b'{"x": 1}', b'{"x": NaN}'),
+        message: b"---\nid: " + b"[" * 50_000 + b"\n---\nbody\n",
+    })
+    status = json.loads(gf(factory_repo, "status", "--json", code=4).stdout)
+    reasons = {e["path"]: e["reason"] for e in status["invalid"]}
+    assert reasons[event_path(deep)] == "nested too deep to read"
+    assert reasons[message] == "nested too deep to read"
+    assert "NaN is not a JSON number" in reasons[event_path(nan)]
+    proc = gf(factory_repo, "log", "append", "x", "--data", "n:=NaN", code=2)
+    assert "NaN is not a JSON number" in proc.stderr
+
+
 def test_fixing_an_invalid_record_clears_it(factory_repo: Path) -> None:
     commit_on_factory(factory_repo, {event_path(BAD): b"garbage"})
     gf(factory_repo, "log", code=4)

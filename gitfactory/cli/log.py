@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from gitfactory import actors, log, output
+from gitfactory import actors, log, output, records
 from gitfactory.cli import Context
 from gitfactory.errors import EXIT_OK, InvalidRecordError, UsageError
 from gitfactory.log import Draft, Event, EventQuery
@@ -117,9 +117,12 @@ def _parse_data(items: tuple[str, ...]) -> dict[str, Any]:
             raise UsageError(f"--data: key {key!r} given twice")
         value = item[eq + 1 :]
         try:
-            data[key] = json.loads(value) if raw else value
+            data[key] = records.loads(value) if raw else value
         except json.JSONDecodeError as exc:
             raise UsageError(f"--data {item!r}: not valid JSON after ':=' ({exc.msg})") from None
+        except (ValueError, RecursionError) as exc:
+            why = "nested too deep" if isinstance(exc, RecursionError) else str(exc)
+            raise UsageError(f"--data {item!r}: not valid JSON after ':=' ({why})") from None
     return data
 
 
