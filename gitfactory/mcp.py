@@ -21,14 +21,16 @@ an option of the command.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from gitfactory import __version__
+from gitfactory import __version__, records
 
 # Revisions of the protocol this server speaks, newest first: it answers with the
 # client's revision when it knows it, else with its newest.
@@ -36,7 +38,10 @@ PROTOCOL_VERSIONS = ("2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05")
 CALL_TIMEOUT_S = 120
 NO_WORK = 3  # `gitfactory next`: nothing for you now, which is not an error
 
-PARSE_ERROR, INVALID_REQUEST, METHOD_NOT_FOUND, INVALID_PARAMS = -32700, -32600, -32601, -32602
+PARSE_ERROR, INVALID_REQUEST, METHOD_NOT_FOUND = -32700, -32600, -32601
+INVALID_PARAMS, INTERNAL_ERROR = -32602, -32603
+MAX_ARG = 64 * 1024  # bytes of one value passed on a command line (Linux allows 128 KiB)
+_DATA_KEY = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
 INSTRUCTIONS = """\
 gitfactory is the factory's shared state on git: tasks, workflow steps, mail, the log,
@@ -143,10 +148,11 @@ TOOLS = [
                            "description": "Every recipient in `to` must acknowledge."},
           "priority": _s("Default normal.", enum=["low", "normal", "high", "urgent"])},
          ("to", "subject"),
-         lambda a: ["mail", "send", *_opt(a, "subject", "--subject"), *_opt(a, "body", "--body"),
+         lambda a: ["mail", "send", *_opt(a, "subject", "--subject"), "--file=-",
                     *_many(a, "cc", "--cc"), *_opt(a, "task", "--task"),
                     *_yes(a, "ack_required", "--ack-required"),
-                    *_opt(a, "priority", "--priority"), "--", *a["to"]]),
+                    *_opt(a, "priority", "--priority"), "--", *a["to"]],
+         stdin="body"),
     Tool("mail_inbox", "Your messages (and your role's), newest last, with read and "
          "acknowledged flags. Listing marks nothing as read.",
          {"unread": {"type": "boolean", "description": "Only messages you have not read."},
@@ -160,7 +166,7 @@ TOOLS = [
          {"id": _MESSAGE}, ("id",), lambda a: ["mail", "ack", "--", a["id"]]),
     Tool("mail_reply", "Answer a message, in its thread, to its sender.",
          {"id": _MESSAGE, "body": _s("The answer, in markdown.")}, ("id", "body"),
-         lambda a: ["mail", "reply", *_opt(a, "body", "--body"), "--", a["id"]]),
+         lambda a: ["mail", "reply", "--file=-", "--", a["id"]], stdin="body"),
     Tool("log_append", "Write an event to the factory's execution log (what you did or "
          "found, for the record).",
          {"kind": _s("What happened, e.g. test.run or note: lowercase, dots allowed."),
@@ -204,32 +210,57 @@ class Server:
 
     # -- the transport ------------------------------------------------------------
 
-    def serve(self, reader: IO[str], writer: IO[str]) -> None:
+    def serve(self, reader: IO[bytes], writer: IO[bytes]) -> None:
         """Answer each request line until the client closes standard input."""
         for line in reader:
             if not line.strip():
                 continue
             answer = self.handle_line(line)
             if answer is not None:
-                writer.write(json.dumps(answer, ensure_ascii=False) + "\n")
+                # ASCII on the wire: whatever a tool said, the line is valid UTF-8.
+                writer.write(json.dumps(answer, ensure_ascii=True).encode("ascii") + b"\n")
                 writer.flush()
 
-    def handle_line(self, line: str) -> dict[str, Any] | None:
+    def handle_line(self, line: bytes) -> Any:
+        """The answer to one line: an object, a list (for a batch), or None."""
         try:
-            message = json.loads(line)
-        except ValueError as exc:
-            return _error(None, PARSE_ERROR, f"not JSON: {exc}")
+            message = records.loads(line.decode("utf-8"))
+        except (ValueError, RecursionError) as exc:
+            why = "nested too deep" if isinstance(exc, RecursionError) else str(exc)
+            return _error(None, PARSE_ERROR, f"not JSON: {why}")
+        if isinstance(message, list):  # a batch (revision 2025-03-26)
+            if not message:
+                return _error(None, INVALID_REQUEST, "an empty batch")
+            answers = [self.handle(m) for m in message]
+            return [a for a in answers if a is not None] or None
+        return self.handle(message)
+
+    def handle(self, message: Any) -> dict[str, Any] | None:
+        request_id = message.get("id") if isinstance(message, dict) else None
+        if not isinstance(request_id, str | int) or isinstance(request_id, bool):
+            request_id = None
         if not isinstance(message, dict) or message.get("jsonrpc") != "2.0":
-            return _error(None, INVALID_REQUEST, "not a JSON-RPC 2.0 message")
+            return _error(request_id, INVALID_REQUEST, "not a JSON-RPC 2.0 message")
         if "method" not in message:
-            return None  # a response to a request we never make
-        request_id = message.get("id")
-        params = message.get("params") or {}
+            if "result" in message or "error" in message:
+                return None  # a response to a request we never make
+            return _error(request_id, INVALID_REQUEST, "a request needs a 'method'")
+        notification = "id" not in message
+        if not notification and request_id is None:
+            return _error(None, INVALID_REQUEST, "'id' must be a string or an integer")
+        params = message.get("params", {})
+        if not isinstance(params, dict):
+            why = "'params' must be an object"
+            return None if notification else _error(request_id, INVALID_PARAMS, why)
         try:
             result = self.dispatch(str(message["method"]), params)
         except _RpcError as exc:
-            return None if request_id is None else _error(request_id, exc.code, exc.message)
-        if request_id is None:
+            return None if notification else _error(request_id, exc.code, exc.message)
+        except Exception as exc:  # a bug: say so, and keep serving
+            traceback.print_exc(file=sys.stderr)
+            why = f"internal error: {type(exc).__name__}: {exc}"
+            return None if notification else _error(request_id, INTERNAL_ERROR, why)
+        if notification:
             return None  # a notification is never answered
         return {"jsonrpc": "2.0", "id": request_id, "result": result}
 
@@ -266,7 +297,7 @@ class Server:
             argv.insert(argv.index("--") if "--" in argv else len(argv), f"--as={self.actor}")
         if not tool.raw:
             argv.insert(argv.index("--") if "--" in argv else len(argv), "--json")
-        proc = self._run(argv, args.get(tool.stdin) if tool.stdin else None)
+        proc = self._run(argv, args.get(tool.stdin, "") if tool.stdin else None)
         if proc is None:
             return _result(f"{tool.name}: gave no answer in {CALL_TIMEOUT_S}s", error=True)
         out = proc.stdout.decode("utf-8", "replace")
@@ -295,6 +326,8 @@ class Server:
             )  # fmt: skip
         except subprocess.TimeoutExpired:
             return None
+        except OSError as exc:  # E2BIG, say: the call fails, the server goes on
+            return subprocess.CompletedProcess(argv, 2, b"", f"cannot run: {exc}".encode())
 
 
 class _RpcError(Exception):
@@ -330,6 +363,26 @@ def _check(tool: Tool, args: Any) -> str | None:
             return f"'{key}' must be one of {', '.join(spec['enum'])}"
         if kind == "array" and len(value) < spec.get("minItems", 0):
             return f"'{key}' needs at least {spec['minItems']} item(s)"
+        if kind == "object" and key == "data":
+            bad = next((k for k in value if not _DATA_KEY.match(k)), None)
+            if bad is not None:
+                return f"'data' key {bad!r} must be 1-64 letters, digits, '_', '.' or '-'"
+        for text in value if kind == "array" else [value] if kind == "string" else []:
+            problem = _text_problem(text, limit=None if key == tool.stdin else MAX_ARG)
+            if problem:
+                return f"'{key}' {problem}"
+    return None
+
+
+def _text_problem(text: str, limit: int | None) -> str | None:
+    if "\x00" in text:
+        return "holds a NUL character"
+    try:
+        size = len(text.encode("utf-8"))
+    except UnicodeEncodeError:
+        return "holds a lone surrogate (not text)"
+    if limit is not None and size > limit:
+        return f"is {size:,} bytes; at most {limit:,} fit on a command line"
     return None
 
 

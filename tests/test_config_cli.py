@@ -87,6 +87,27 @@ def test_editor_text_that_fails_is_kept_not_lost(factory_repo: Path, tmp_path: P
     assert "unchanged: nothing committed" in gf(r, "config", "edit", env=editor(tmp_path, "")).stdout
     assert git(r, "rev-parse", "factory") == tip
 
+    # Bytes that are not UTF-8 are refused the same way, and kept the same way.
+    env = editor(tmp_path, "open(path, 'ab').write(b'# caf\\xe9\\n')")
+    proc = gf(r, "config", "edit", env=env, code=2)
+    assert "not UTF-8 text" in proc.stderr and f"your text is kept in {draft}" in proc.stderr
+    assert draft.read_bytes().endswith(b"# caf\xe9\n")
+    assert git(r, "rev-parse", "factory") == tip
+
+
+def test_saving_an_edit_unchanged_keeps_the_bytes_as_they_are(
+    factory_repo: Path, tmp_path: Path
+) -> None:
+    r = factory_repo
+    crlf = tmp_path / "crlf.yaml"
+    crlf.write_bytes(b'protocol: "0.3"\r\nname: test')  # CRLF, and no final newline
+    gf(r, "config", "edit", "--file", str(crlf))
+    tip = git(r, "rev-parse", "factory")
+    # An editor that rewrites the same bytes: nothing to commit.
+    same = editor(tmp_path, "data = open(path, 'rb').read()\nopen(path, 'wb').write(data)")
+    assert "unchanged: nothing committed" in gf(r, "config", "edit", env=same).stdout
+    assert git(r, "rev-parse", "factory") == tip
+
 
 def test_a_change_made_meanwhile_is_not_overwritten(factory_repo: Path, tmp_path: Path) -> None:
     r = factory_repo

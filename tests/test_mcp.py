@@ -149,8 +149,46 @@ def test_errors_are_results_or_json_rpc_errors_never_a_dead_server(repo: Path) -
         assert client.request("ping")["result"] == {}
         old = client.request("initialize", {"protocolVersion": "1999-01-01"})
         assert old["result"]["protocolVersion"] == "2025-11-25"
+
+        # What once killed the server is answered, and the server goes on.
+        for line, code in [
+            ('{"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": [1]}', -32602),
+            ('{"jsonrpc": "2.0", "id": 8}', -32600),
+            ('{"jsonrpc": "2.0", "id": null, "method": "ping"}', -32600),
+            ("[" * 100_000 + "]" * 100_000, -32700),
+            ('{"jsonrpc": "2.0", "id": 9, "method": "ping", "params": {"x": NaN}}', -32700),
+        ]:
+            client.send(line)
+            assert client.receive()["error"]["code"] == code, line
+        for arguments, said in [
+            ({"task": "a\u0000b"}, "'task' holds a NUL character"),
+            ({"task": "\ud800"}, "'task' holds a lone surrogate"),
+        ]:
+            bad = client.call("task_show", **arguments)
+            assert bad["isError"] is True and said in text(bad)
+        long = client.call("task_add", title="x" * 70_000)
+        assert long["isError"] is True and "at most 65,536 fit on a command line" in text(long)
+        keyed = client.call("log_append", kind="note", data={"a=b": 1})
+        assert keyed["isError"] is True and "'data' key 'a=b'" in text(keyed)
+        client.send('[{"jsonrpc": "2.0", "id": "a", "method": "ping"},'
+                    ' {"jsonrpc": "2.0", "method": "notifications/initialized"}]')
+        assert client.receive() == [{"jsonrpc": "2.0", "id": "a", "result": {}}]
+        assert client.request("ping")["result"] == {}
     finally:
         assert client.close() == 0
+
+
+def test_a_long_message_body_goes_through(repo: Path) -> None:
+    body = "word " * 60_000  # 300 KB: more than one command-line argument may hold
+    client = Client(repo, "--as", "coder/ada")
+    try:
+        sent = client.call("mail_send", to=["reviewer/rex"], subject="Long", body=body)
+        assert sent["isError"] is False, text(sent)
+    finally:
+        client.close()
+    [message] = gf_json(repo, "mail", "inbox", "--as", "reviewer/rex")
+    read = gf_json(repo, "mail", "read", message["id"], "--as", "reviewer/rex")
+    assert read["body"].split() == body.split() and len(read["body"]) >= 299_999
 
 
 def test_the_server_needs_a_factory(tmp_path: Path) -> None:

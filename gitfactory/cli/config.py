@@ -10,7 +10,6 @@ import click
 from gitfactory import actors, output
 from gitfactory.cli import Context, text
 from gitfactory.config import CONFIG_PATH, FactoryConfig
-from gitfactory.errors import ConfigError
 from gitfactory.factory import Factory
 
 _HELP = f"""factory.yaml: what runs in this factory (agents, gates, workflows, dispatch).
@@ -117,15 +116,8 @@ def edit_cmd(obj: Context, source: Path | None, actor: str | None, as_json: bool
     else:
         data = text.read_source(source)
         where = "standard input" if str(source) == "-" else str(source)
-    try:
+    with text.keeping(factory, "factory.yaml", data, from_editor=source is None):
         commit = config.write(factory, data, who, based_on=based_on, source=where)
-    except (ConfigError, config.ConfigMovedError) as exc:
-        if source is None:  # the text exists only in the editor's temporary file: keep it
-            draft = factory.paths.factory_dir / "factory.yaml.draft"
-            draft.write_bytes(data)
-            kept = f"your text is kept in {draft}: fix it, then `config edit --file {draft}`"
-            exc.hint = f"{exc.hint}; {kept}" if exc.hint else kept
-        raise
     text.report_edit("factory.yaml", CONFIG_PATH, data, commit, as_json)
     if commit is not None and not as_json:
         for line in config.warnings(config.parse(data)):

@@ -105,7 +105,10 @@ def edit_cmd(
     who = actors.who(factory, actor)
     path = documents.path_of(wanted)
     data = _edited(factory, wanted) if source is None else text.read_source(source)
-    commit = documents.write(factory, wanted, data, who) if data is not None else None
+    commit = None
+    if data is not None:
+        with text.keeping(factory, f"{wanted}.md", data, from_editor=source is None):
+            commit = documents.write(factory, wanted, data, who)
     text.report_edit(wanted, path, data, commit, as_json)
 
 

@@ -40,4 +40,4 @@ def mcp_cmd(obj: Context, actor: str | None) -> None:
     factory.require_tip()
     who = actors.check(actor) if actor else None
     directory = factory.paths.work_tree or factory.paths.common_dir
-    mcp.Server(directory, who).serve(sys.stdin, sys.stdout)
+    mcp.Server(directory, who).serve(sys.stdin.buffer, sys.stdout.buffer)

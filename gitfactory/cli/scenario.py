@@ -129,7 +129,10 @@ def edit_cmd(
         data = text.edited(wanted, current, scenarios.template(wanted))
     else:
         data = text.read_source(source)
-    commit = scenarios.write(factory, wanted, data, who) if data is not None else None
+    commit = None
+    if data is not None:
+        with text.keeping(factory, f"scenario-{wanted}.md", data, from_editor=source is None):
+            commit = scenarios.write(factory, wanted, data, who)
     text.report_edit(wanted, path, data, commit, as_json)
 
 

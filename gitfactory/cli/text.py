@@ -4,15 +4,17 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
 import click
 
-from gitfactory.errors import UsageError
+from gitfactory.errors import FactoryError, UsageError
 
 if TYPE_CHECKING:
+    from gitfactory.factory import Factory
     from gitfactory.store import Commit
 
 F = TypeVar("F", bound=Callable[..., object])
@@ -38,14 +40,31 @@ def read_source(source: Path) -> bytes:
 
 
 def edited(name: str, current: bytes | None, start: str, extension: str = ".md") -> bytes | None:
-    """The text after $EDITOR opened on ``current`` (``start`` for a new file), or None
-    if it was left as it was."""
-    try:
-        before = start if current is None else current.decode("utf-8")
-    except UnicodeDecodeError:
-        raise UsageError(f"{name} is not UTF-8 text; replace it with --file") from None
+    """The bytes after $EDITOR opened on ``current`` (``start`` for a new file), or
+    None if they were left as they were. Bytes in and out: the file's line endings,
+    final newline and encoding are the user's, and saving it unchanged changes
+    nothing (text mode would add a newline and drop CRs)."""
+    before = start.encode("utf-8") if current is None else current
     after = click.edit(before, extension=extension, require_save=True)
-    return None if after is None or after == before else after.encode("utf-8")
+    if after is None:
+        return None
+    data = bytes(after) if not isinstance(after, str) else after.encode("utf-8")
+    return None if data == before else data
+
+
+@contextmanager
+def keeping(factory: Factory, filename: str, data: bytes, from_editor: bool) -> Iterator[None]:
+    """Commit inside this block; if that fails and the text came from $EDITOR (so it
+    exists nowhere else), keep it in .git/gitfactory/FILENAME.draft and say where."""
+    try:
+        yield
+    except FactoryError as exc:
+        if from_editor:
+            draft = factory.paths.factory_dir / f"{filename}.draft"
+            draft.write_bytes(data)
+            kept = f"your text is kept in {draft}: fix it, then run this again with --file {draft}"
+            exc.hint = f"{exc.hint}; {kept}" if exc.hint else kept
+        raise
 
 
 def report_edit(
