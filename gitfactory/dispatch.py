@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import subprocess
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,6 +45,7 @@ ACTOR = "factory/daemon"  # who writes the daemon's records
 GATE_AGENT = "factory/gate"
 MERGE_AGENT = "factory/merge"
 MERGE_LEASE_MS = 600_000
+MERGE_RETRY_S = 60  # a merge that waited after its claim is tried again this soon at most
 TRAILER = "Factory-Step"
 LEASE_MARGIN_MS = 120_000  # the lease outlasts the step's timeout by this much
 
@@ -64,6 +66,10 @@ class Dispatcher:
         self.active: dict[str, Run] = {}
         self.children: dict[str, subprocess.Popen[bytes]] = {}
         self.said_waiting: set[tuple[str, str, str]] = set()
+        # A merge that had to wait after its claim: the tips it saw and when. It is
+        # not tried again (a claim and a release each time) until one of them moved
+        # or MERGE_RETRY_S passed (what blocked it may be gone without a commit).
+        self.merge_waits: dict[str, tuple[tuple[str | None, str | None], float]] = {}
         self.merged: list[dict[str, Any]] = []  # merge steps done since the daemon last looked
 
     # -- after a restart ---------------------------------------------------------------
@@ -183,6 +189,8 @@ class Dispatcher:
     def _merge(self, task_id: str, wf: Workflow, step: Step) -> None:
         """The merge action, done here and now (it takes milliseconds): claim the task,
         integrate its branch, record the result, move the task along its workflow."""
+        import pygit2
+
         from gitfactory import artifacts, merge, plan, workflow
 
         config = self._config()
@@ -191,16 +199,24 @@ class Dispatcher:
         except FactoryError as exc:  # no base branch: nothing to merge into until one is set
             self._waiting(task_id, step, exc.message)
             return
+        if not self.factory.store.repo.references.get(f"refs/heads/{target}"):
+            self._waiting(task_id, step, f"there is no branch {target!r} to merge into")
+            return
         why = merge.blocked(self.factory, target)
         if why is not None:  # checked before claiming: a claim counts as an attempt
             self._waiting(task_id, step, why)
             return
+        task = plan.load(self.factory, task_id).task
+        stem, branch = worktrees.names(config.dispatch, task)
+        tips = (self._tip_of(target), self._tip_of(branch))
+        seen = self.merge_waits.get(task_id)
+        if seen is not None and seen[0] == tips and time.monotonic() - seen[1] < MERGE_RETRY_S:
+            return  # it waits for the same reason as last time; said already
         try:
             st = plan.claim(self.factory, task_id, MERGE_AGENT, MERGE_LEASE_MS,
                             step_of=lambda s: wf.step(s.step).name)  # fmt: skip
         except FactoryError:
             return
-        stem, branch = worktrees.names(config.dispatch, st.task)
         result = None
         for _ in range(3):  # the target moved meanwhile: merge again onto its new tip
             try:
@@ -208,13 +224,15 @@ class Dispatcher:
                 break
             except merge.MergeWaits as exc:
                 why = exc.message
-            except (FactoryError, OSError, ValueError) as exc:  # pygit2's errors included
-                why = f"the merge could not be done: {exc}"
+            except (FactoryError, OSError, ValueError, RuntimeError, pygit2.GitError) as exc:
+                why = f"the merge could not be done: {type(exc).__name__}: {exc}"
                 break
         if result is None:  # nothing was changed: give the task back, say why, retry later
+            self.merge_waits[task_id] = (tips, time.monotonic())
             self._holder_move(task_id, MERGE_AGENT, "task.released", why or "")
             self._waiting(task_id, step, why or "")
             return
+        self.merge_waits.pop(task_id, None)
         report = None
         if result.report:
             report = artifacts.put(
@@ -236,6 +254,10 @@ class Dispatcher:
             self.note(self._event("dispatch.stale", task_id, exc.message, {"agent": MERGE_AGENT}))
         if not any(r.task == task_id for r in self.active.values()):  # else: at its end
             self._tidy(task_id, worktrees.root(self.factory.paths, config.dispatch) / stem)
+
+    def _tip_of(self, branch: str) -> str | None:
+        ref = self.factory.store.repo.references.get(f"refs/heads/{branch}")
+        return str(ref.target) if ref is not None else None
 
     def _waiting(self, task_id: str, step: Step, why: str) -> None:
         """Say once (per daemon and reason) why a task waits at a step."""

@@ -64,35 +64,76 @@ class Merged:
 
 
 def checkouts(factory: Factory, branch: str) -> list[Path]:
-    """The worktrees that have ``branch`` checked out."""
+    """The worktrees that have ``branch`` checked out (a worktree whose directory is
+    gone is not one: git lists it as prunable until `git worktree prune`)."""
     from gitfactory.git import run_git
     from gitfactory.worktrees import main_top
 
     out = run_git(["worktree", "list", "--porcelain"], main_top(factory.paths)).stdout.decode()
-    found, path = [], None
-    for line in out.splitlines():
-        if line.startswith("worktree "):
-            path = Path(line[len("worktree ") :])
-        elif line == f"branch refs/heads/{branch}" and path is not None:
-            found.append(path)
+    found = []
+    for block in out.split("\n\n"):
+        lines = block.splitlines()
+        path = next((Path(x[len("worktree ") :]) for x in lines if x.startswith("worktree ")), None)
+        if path is None or f"branch refs/heads/{branch}" not in lines:
+            continue
+        if any(x.startswith("prunable") for x in lines) or not path.is_dir():
+            continue
+        found.append(path)
     return found
 
 
+def busy(factory: Factory, branch: str) -> str | None:
+    """Whether a worktree is rebasing or bisecting ``branch``: git then has it
+    detached, but will move the branch itself when it is done."""
+    common = factory.paths.common_dir
+    for gitdir in [common, *sorted((common / "worktrees").glob("*"))]:
+        for marker, doing in (("rebase-merge/head-name", "a rebase"),
+                              ("rebase-apply/head-name", "a rebase"),
+                              ("BISECT_START", "a bisect")):  # fmt: skip
+            try:
+                named = (gitdir / marker).read_text(encoding="utf-8", errors="replace").strip()
+            except OSError:
+                continue
+            if named in (branch, f"refs/heads/{branch}"):
+                where = gitdir if gitdir == common else _worktree_of(gitdir)
+                return (f"{branch} is in the middle of {doing} in {where}; the merge waits "
+                        "until it is finished or aborted")  # fmt: skip
+    return None
+
+
+def _worktree_of(gitdir: Path) -> Path:
+    try:
+        return Path((gitdir / "gitdir").read_text().strip()).parent
+    except OSError:
+        return gitdir
+
+
 def blocked(factory: Factory, target: str) -> str | None:
-    """Why the target cannot be moved now (a checkout of it has uncommitted changes)."""
+    """Why the target cannot be moved now: a checkout of it has uncommitted changes
+    (or cannot be read), it is checked out twice, or a rebase or bisect has it."""
     from gitfactory.git import run_git
 
-    for path in checkouts(factory, target):
+    places = checkouts(factory, target)
+    if len(places) > 1:
+        where = ", ".join(map(str, places))
+        return (f"{target} is checked out in {len(places)} worktrees ({where}); "
+                "the merge waits until only one has it")  # fmt: skip
+    for path in places:
         status = run_git(["status", "--porcelain", "--untracked-files=no"], path, check=False)
+        if status.returncode != 0:
+            said = status.stderr.decode("utf-8", "replace").strip().splitlines()
+            error = said[-1] if said else f"exit {status.returncode}"
+            return (f"{target} is checked out in {path}, where `git status` fails "
+                    f"({error}); the merge waits")  # fmt: skip
         changed = status.stdout.decode("utf-8", "replace").splitlines()
-        if status.returncode != 0 or changed:
+        if changed:
             files = ", ".join(line[3:] for line in changed[:5])
             files += ", ..." if len(changed) > 5 else ""
             return (
                 f"{target} is checked out in {path} with uncommitted changes ({files}); "
                 "the merge waits until they are committed or stashed"
             )
-    return None
+    return busy(factory, target)
 
 
 def integrate(factory: Factory, task: Task, branch: str, target: str, strategy: str) -> Merged:
@@ -102,9 +143,10 @@ def integrate(factory: Factory, task: Task, branch: str, target: str, strategy: 
     repo = factory.store.repo
     result = Merged("refused", strategy, target, branch)
     tip, base = _ref(repo, f"refs/heads/{branch}"), _ref(repo, f"refs/heads/{target}")
-    if tip is None or base is None:
-        missing = branch if tip is None else target
-        result.why = f"there is no branch {missing!r} to merge"
+    if base is None:
+        raise MergeWaits(f"there is no branch {target!r} to merge into")
+    if tip is None:
+        result.why = f"there is no branch {branch!r} to merge (was it deleted?)"
         result.report = f"# Merge refused\n\n{result.why}.\n"
         return result
     result.before = str(base)
@@ -128,7 +170,9 @@ def integrate(factory: Factory, task: Task, branch: str, target: str, strategy: 
         result.report = _conflict_report(repo, result, merged, tip, base)
         return result
     tree = _without_protocol_files(repo, merged.write_tree(repo), base)
-    if tree == repo[base].peel(pygit2.Tree).id and done_as == "squash":
+    if tree == repo[base].peel(pygit2.Tree).id and strategy != "merge":
+        # (A merge commit records that the branch was merged even when it brings no
+        # change; a squash or a fast-forward of protocol files alone would be empty.)
         result.status, result.commit, result.why = "already", str(base), "no changes to merge"
         return result
     commit = _commit(repo, task, branch, target, tip, base, tree, done_as)
@@ -154,7 +198,8 @@ def _squashed(repo: pygit2.Repository, base: pygit2.Oid, tip: pygit2.Oid) -> boo
     import pygit2
 
     needle = f"{TRAILER}: {tip}"
-    walker = repo.walk(base, pygit2.enums.SortMode.TOPOLOGICAL)
+    # No topological sort: it would read the whole history before the first commit.
+    walker = repo.walk(base, pygit2.enums.SortMode.NONE)
     walker.simplify_first_parent()
     for n, commit in enumerate(walker):
         if n >= _SCAN:
@@ -231,13 +276,22 @@ def _move(factory: Factory, result: Merged, new: str, done_as: str) -> Merged:
     assert result.before is not None
     result.done_as = done_as
     places = checkouts(factory, result.target)
+    why = blocked(factory, result.target)
+    if why is not None:
+        raise MergeWaits(why)
     if places:
-        why = blocked(factory, result.target)
-        if why is None:
-            proc = run_git(["merge", "--ff-only", "-q", new], places[0], check=False)
-            why = None if proc.returncode == 0 else proc.stderr.decode("utf-8", "replace").strip()
-        if why is not None:
-            raise MergeWaits(why)
+        place = places[0]
+        if _head(place) != result.before:
+            raise MergeWaits(f"{result.target} moved while merging; trying again")
+        # --no-overwrite-ignore: an ignored file of the user's (a .env, say) that the
+        # branch adds is never replaced; git refuses and the merge waits.
+        proc = run_git(["merge", "--ff-only", "--no-overwrite-ignore", "-q", new], place,
+                       check=False)  # fmt: skip
+        if proc.returncode != 0:
+            said = proc.stderr.decode("utf-8", "replace").strip()
+            raise MergeWaits(f"git merge in {place} refused: {said}")
+        if _head(place) != new:  # it did not move there (a race with the user)
+            raise MergeWaits(f"{result.target} moved while merging; trying again")
     else:
         ref = f"refs/heads/{result.target}"
         proc = run_git(["update-ref", "-m", f"gitfactory merge: {result.branch}", ref, new,
@@ -247,6 +301,13 @@ def _move(factory: Factory, result: Merged, new: str, done_as: str) -> Merged:
     result.status, result.commit = "merged", new
     result.why = f"{result.branch} merged into {result.target} ({done_as})"
     return result
+
+
+def _head(worktree: Path) -> str | None:
+    from gitfactory.git import run_git
+
+    proc = run_git(["rev-parse", "--verify", "-q", "HEAD"], worktree, check=False)
+    return proc.stdout.decode().strip() or None
 
 
 class MergeWaits(FactoryError):
@@ -278,26 +339,47 @@ def _conflict_report(
     repo: pygit2.Repository, result: Merged, index: pygit2.Index,
     tip: pygit2.Oid, base: pygit2.Oid,
 ) -> str:  # fmt: skip
-    import pygit2
-
     lines = [f"# Merge conflict: {result.branch} into {result.target}", "",
              f"Conflicting files: {', '.join(result.conflicts)}", "",
              _new_on_target(repo, result, tip, base), ""]  # fmt: skip
     assert index.conflicts is not None
     for entries in index.conflicts:
-        ancestor, ours, theirs = entries
         path = next(e.path for e in entries if e is not None)
-        try:
-            found = repo.merge_file_from_index(ancestor, ours, theirs)
-            text = found if isinstance(found, str) else found.contents  # by pygit2 version
-        except (pygit2.GitError, ValueError, TypeError):
-            text = "(binary, or deleted on one side)"
-        if len(text) > _HUNK_BUDGET:
-            text = text[:_HUNK_BUDGET] + "\n[...]"
-        lines += [f"## {path}", "", f"ours = {result.target}, theirs = {result.branch}", "",
-                  "```", text.rstrip(), "```", ""]  # fmt: skip
+        kind, text = _conflict_kind(repo, result, *entries)
+        lines += [f"## {path}", "", kind, ""]
+        if text:
+            if len(text) > _HUNK_BUDGET:
+                text = text[:_HUNK_BUDGET] + "\n[...]"
+            lines += [f"ours = {result.target}, theirs = {result.branch}", "",
+                      "```", text.rstrip(), "```", ""]  # fmt: skip
     lines.append(
         f"To resolve: in your worktree, run `git merge {result.target}`, fix the conflicts "
         "the same way, run the tests, commit, and end your step."
     )
     return "\n".join(lines) + "\n"
+
+
+def _conflict_kind(
+    repo: pygit2.Repository, result: Merged, ancestor: pygit2.IndexEntry | None,
+    ours: pygit2.IndexEntry | None, theirs: pygit2.IndexEntry | None,
+) -> tuple[str, str]:  # fmt: skip
+    """What kind of conflict a path has, in words, and its conflicting text if it is a
+    text conflict (libgit2 cannot merge a binary file or a missing side)."""
+    import pygit2
+
+    target, branch = result.target, result.branch
+    if ours is None or theirs is None:
+        gone, kept = (target, branch) if ours is None else (branch, target)
+        return f"Deleted on {gone}, changed on {kept}: keep it or delete it.", ""
+    if ours.path != theirs.path:
+        return (f"Renamed differently: to {ours.path} on {target}, to {theirs.path} on "
+                f"{branch}.", "")  # fmt: skip
+    if any(repo[e.id].peel(pygit2.Blob).is_binary for e in (ancestor, ours, theirs) if e):
+        return "A binary file changed on both sides: choose one version.", ""
+    what = "Added on both sides, differently." if ancestor is None else "Changed on both sides."
+    try:
+        found = repo.merge_file_from_index(ancestor, ours, theirs)
+        text = found if isinstance(found, str) else found.contents  # by pygit2 version
+    except Exception:  # libgit2 gives up on some inputs (text it cannot decode, say)
+        return f"{what} (gitfactory could not show the conflicting text.)", ""
+    return what, text

@@ -4,9 +4,11 @@ and a user's dirty checkout of the target never moved."""
 
 from __future__ import annotations
 
+import shutil
 import sys
 from pathlib import Path
 
+import pytest
 from conftest import commit_on_factory, gf, gf_json, git
 from test_dispatch import checkout_state
 
@@ -188,3 +190,87 @@ def test_a_merge_repeated_after_a_crash_writes_nothing_twice(factory_repo: Path)
         assert git(r, "show", f"{target}:feature.txt") == "new\n"
     missing = merge.integrate(factory, task, "task/nope", "rel-merge", "merge")
     assert missing.status == "refused" and "no branch 'task/nope'" in missing.why
+
+
+def test_conflicts_of_every_kind_are_described_not_crashed_on(factory_repo: Path) -> None:
+    from gitfactory import merge, plan
+    from gitfactory.factory import Factory
+    from gitfactory.git import discover
+
+    r = factory_repo
+    git(r, "branch", "rel")
+    commit_on_factory(r, {"bin.dat": b"\x00\xffbase", "gone.txt": b"base\n"},
+                      ref="refs/heads/rel", message="base")
+    git(r, "branch", "task/b", "rel")
+    commit_on_factory(r, {"bin.dat": b"\x00\xfftheirs"}, remove=["gone.txt"],
+                      ref="refs/heads/task/b", message="task side")
+    commit_on_factory(r, {"bin.dat": b"\x00\xffours", "gone.txt": b"changed\n"},
+                      ref="refs/heads/rel", message="target side")
+    factory = Factory(discover(r))
+    task = plan.add(factory, title="Binary", requester="human/t")
+    before = git(r, "rev-parse", "rel")
+    result = merge.integrate(factory, task, "task/b", "rel", "merge")
+    assert result.status == "conflict" and result.conflicts == ["bin.dat", "gone.txt"]
+    assert "A binary file changed on both sides" in result.report
+    assert "Deleted on task/b, changed on rel" in result.report
+    assert git(r, "rev-parse", "rel") == before
+
+
+def test_what_is_the_users_is_never_moved_or_overwritten(factory_repo: Path, tmp_path: Path) -> None:
+    from gitfactory import merge, plan
+    from gitfactory.factory import Factory
+    from gitfactory.git import discover
+
+    r = factory_repo
+    git(r, "stash", "-q", "--include-untracked")  # the checkout of main: clean
+    (r / ".gitignore").write_text("secret.env\n")
+    git(r, "add", ".gitignore")
+    git(r, "commit", "-qm", "ignore secret.env")
+    (r / "secret.env").write_text("the user's own\n")
+    git(r, "branch", "task/s")
+    commit_on_factory(r, {"secret.env": b"from the task\n"}, ref="refs/heads/task/s",
+                      message="adds secret.env")
+    factory = Factory(discover(r))
+    task = plan.add(factory, title="Secret", requester="human/t")
+    head = git(r, "rev-parse", "main")
+    with pytest.raises(merge.MergeWaits, match="refused"):
+        merge.integrate(factory, task, "task/s", "main", "ff")
+    assert (r / "secret.env").read_text() == "the user's own\n"
+    assert git(r, "rev-parse", "main") == head
+
+    # A bisect has main: git will move it back itself, so the merge waits.
+    git(r, "bisect", "start", "main")
+    assert "in the middle of a bisect" in str(merge.blocked(factory, "main"))
+    git(r, "bisect", "reset")
+    assert merge.blocked(factory, "main") is None
+    # Checked out twice: which checkout would be moved? Neither.
+    git(r, "worktree", "add", "-q", "-f", str(tmp_path / "second"), "main")
+    assert "checked out in 2 worktrees" in str(merge.blocked(factory, "main"))
+    # A worktree whose directory was deleted is not a checkout.
+    shutil.rmtree(tmp_path / "second")
+    assert merge.blocked(factory, "main") is None
+
+    # A branch that changes only protocol files brings nothing to fast-forward.
+    git(r, "branch", "task/p", "main")
+    commit_on_factory(r, {".factory/notes/n.md": b"x\n"}, ref="refs/heads/task/p", message="p")
+    only = merge.integrate(factory, task, "task/p", "main", "ff")
+    assert (only.status, only.why) == ("already", "no changes to merge")
+    assert git(r, "rev-parse", "main") == head
+
+
+def test_a_merge_that_waits_is_not_claimed_again_and_again(
+    factory_repo: Path, tmp_path: Path
+) -> None:
+    r = factory_repo
+    git(r, "stash", "-q", "--include-untracked")
+    configure(r, tmp_path, {"default": "        strategy: ff\n        into: main\n"})
+    task = gf_json(r, "task", "add", "Notes")["id"]
+    # The user has an untracked file the task's branch will add: git refuses to merge.
+    (r / f"{task[:8]}.txt").write_text("the user's draft\n")
+    gf(r, "daemon", "--burst")
+    claims = [e for e in gf_json(r, "log", "--kind", "task.claimed", "--task", task)
+              if e["actor"] == "factory/merge"]
+    assert len(claims) == 1
+    [waiting] = gf_json(r, "log", "--kind", "dispatch.waiting", "--task", task)
+    assert "untracked working tree files would be overwritten" in waiting["data"]["why"]
+    assert (r / f"{task[:8]}.txt").read_text() == "the user's draft\n"
