@@ -49,6 +49,12 @@ def play(directory: str) -> int:
             "GITFACTORY_SCENARIO": entry["name"], "GITFACTORY_SCENARIO_FILE": entry["file"],
             "GITFACTORY_PROMPT_FILE": entry["prompt"], "GITFACTORY_VERDICT_FILE": entry["verdict"],
         })  # fmt: skip
+        # A verdict there before the scenario is played is not its verdict. (No
+        # contextlib here: this module imports only what is built in, see above.)
+        try:  # noqa: SIM105
+            os.unlink(entry["verdict"])
+        except FileNotFoundError:
+            pass
         code = _run(command, env, entry["log"])
         with open(entry["exit"], "w", encoding="utf-8") as fh:
             fh.write(f"{code}\n")

@@ -236,10 +236,15 @@ def test_an_agent_that_pulls_its_work_gets_the_failed_report_from_next(
 QA_WITH_LEFTOVERS = r'''
 import json, os, subprocess
 from pathlib import Path
+mine = Path(os.environ["GITFACTORY_VERDICT_FILE"])
 if os.environ["GITFACTORY_SCENARIO"] == "first.md":
     subprocess.Popen(["sleep", "60"])  # holds our stdout open long after we exit
+    # ... and writes a verdict for a scenario that is not ours.
+    (mine.parent.parent / "003").mkdir(exist_ok=True)
+    (mine.parent.parent / "003" / "verdict.json").write_text(json.dumps({"pass": True}))
 print(f"played {os.environ['GITFACTORY_SCENARIO']}", flush=True)
-Path(os.environ["GITFACTORY_VERDICT_FILE"]).write_text(json.dumps({"pass": True}))
+if os.environ["GITFACTORY_SCENARIO"] != "third.md":
+    mine.write_text(json.dumps({"pass": True}))
 '''
 
 
@@ -255,15 +260,17 @@ def test_what_a_gate_leaves_running_ends_with_it(factory_repo: Path, tmp_path: P
     configure(r, tmp_path, steps, extra,
               f"  quinn:\n    role: qa\n    command: {sys.executable} {tmp_path / 'qa.py'}\n")
     commit_on_factory(r, {".factory/scenarios/first.md": b"# First\n",
-                          ".factory/scenarios/second.md": b"# Second\n"})
+                          ".factory/scenarios/second.md": b"# Second\n",
+                          ".factory/scenarios/third.md": b"# Third\n"})
     task = gf_json(r, "task", "add", "Task with leftovers")["id"]
     started = time.monotonic()
     gf(r, "daemon", "--burst")
-    # The sleep left by the first scenario did not stall the second one.
+    # The sleep left by the first scenario did not stall the others.
     assert time.monotonic() - started < 25
-    assert gf_json(r, "task", "show", task)["state"] == "completed"
-    assert [(e["scenario"], e["pass"]) for e in events(r, "gate.scenario")] == [
-        ("first.md", True), ("second.md", True)]
+    assert [(e["scenario"], e["pass"], e["reasons"]) for e in events(r, "gate.scenario")] == [
+        ("first.md", True, []), ("second.md", True, []),
+        ("third.md", False, ["no verdict written (the agent exited 0)"])]  # not first's
+    assert gf_json(r, "task", "show", task)["state"] == "failed"
     time.sleep(3)
     assert not marker.exists()  # the command gate's background job was ended with it
 
