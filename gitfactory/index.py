@@ -179,6 +179,7 @@ class Index:
             if k is records.TASK or str(r.get("kind", "")).startswith("task.")
         }
         self._fold_tasks(None if removed else touched)
+
         self.db.executemany(
             "INSERT OR REPLACE INTO meta VALUES (?, ?)",
             [("tip", tip or ""), ("tree", new_tree or "")],

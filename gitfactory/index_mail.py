@@ -296,5 +296,23 @@ def seen_tree(db: sqlite3.Connection, branch: str) -> str | None:
     return str(row[0]) if row is not None else None
 
 
-def mark_seen(db: sqlite3.Connection, trees: dict[str, str]) -> None:
+def mark_seen(db: sqlite3.Connection, trees: dict[str, str], factory_tip: str | None) -> None:
+    """What branches' mail trees were taken in, as of the factory branch at
+    ``factory_tip`` (see :func:`forget_if_rewound`)."""
     db.executemany("INSERT OR REPLACE INTO ingest_seen VALUES (?, ?)", list(trees.items()))
+    db.execute("INSERT OR REPLACE INTO meta VALUES ('ingest_tip', ?)", (factory_tip or "",))
+
+
+def forget_if_rewound(db: sqlite3.Connection, repo: Any, tip: str | None) -> None:
+    """If the factory branch no longer holds the commit the last ingestion was made
+    on (it was rewound, by a force-push say), what that ingestion delivered may be
+    gone: forget what it saw, so the next pass looks at everything again (ingestion
+    is idempotent by message id, so nothing is delivered twice)."""
+    row = db.execute("SELECT value FROM meta WHERE key = 'ingest_tip'").fetchone()
+    last = str(row[0]) if row else ""
+    if not last or last == tip:
+        return
+    if tip is not None and last in repo and repo.descendant_of(tip, last):
+        return
+    db.execute("DELETE FROM ingest_seen")
+    db.execute("DELETE FROM meta WHERE key IN ('mail_delivered_seq', 'ingest_tip')")

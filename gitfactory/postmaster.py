@@ -75,7 +75,9 @@ def ingest(factory: Factory, branches: list[str] | None = None) -> Report:
     result: list[Report] = []
 
     def build(snap: Snapshot) -> Change | None:
-        factory.index.refresh(str(snap.tip) if snap.tip else None)
+        tip = str(snap.tip) if snap.tip else None
+        factory.index.refresh(tip)
+        index_mail.forget_if_rewound(factory.index.db, factory.store.repo, tip)
         work = _Pass()
         work.report.branches = list(names)
         delivered_up_to[0] = _from_factory_branch(factory, work, config.mail.max_body)
@@ -88,7 +90,8 @@ def ingest(factory: Factory, branches: list[str] | None = None) -> Report:
         return work.change(f"mail: ingest {n} message(s), quarantine {q}")
 
     commit = factory.store.transact(build)
-    index_mail.mark_seen(factory.index.db, seen)
+    landed = commit.oid if commit is not None and commit.paths else factory.tip()
+    index_mail.mark_seen(factory.index.db, seen, landed)
     index_mail.mark_delivered(factory.index.db, delivered_up_to[0])
     report = result[0]
     report.commit = commit.oid if commit is not None and commit.paths else None
@@ -129,8 +132,7 @@ def _from_factory_branch(factory: Factory, work: _Pass, max_body: int) -> int:
         blob = factory.index.record_blob(problem.path)
         if blob is None or index_mail.is_quarantined(db, blob, problem.path):
             continue
-        data = factory.store.blob(blob)
-        _quarantine(work, problem, blob, data, factory.branch, keep=False)
+        _quarantine(work, problem, blob, _content(factory, blob), factory.branch, keep=False)
     return up_to
 
 
@@ -149,16 +151,22 @@ def _from_branch(
     for path, _, blob, mode in store.diff_trees(old, tree, f"{MAIL_DIR}/"):
         if blob is None or index_mail.is_quarantined(db, blob, path):
             continue
-        data = store.blob(blob)
+        regular = mode in (0o100644, 0o100755)
+        data = store.blob(blob) if regular else b""  # a symlink's target, a submodule: none
         try:
-            if mode not in (0o100644, 0o100755):
+            if not regular:
                 raise InvalidRecordError(path, None, "not a regular file (symlinks are refused)")
             record = records.decode(MESSAGE, path, data)
             message = _admit(Message.from_record(record), path, max_body)
             on_factory = snap.read(path)
+            _check_place(snap, path)
             if on_factory is not None and on_factory != data:
                 raise InvalidRecordError(
                     path, "id", "another message with this id is already on the factory branch"
+                )
+            if work.copies.get(path, data) != data:
+                raise InvalidRecordError(
+                    path, "id", "another message with this id came from another branch"
                 )
         except InvalidRecordError as problem:
             _quarantine(work, problem, blob, data, branch, keep=True)
@@ -168,6 +176,32 @@ def _from_branch(
             work.copies[path] = data  # byte for byte, not as gitfactory would write it
             work.report.delivered.append(message.id)
     return tree
+
+
+def _content(factory: Factory, oid: str) -> bytes:
+    """A blob's bytes; nothing for what is not a blob (a submodule entry)."""
+    import pygit2
+
+    obj = factory.store.repo.get(oid)
+    return obj.data if isinstance(obj, pygit2.Blob) else b""
+
+
+def _check_place(snap: Snapshot, path: str) -> None:
+    """The message can be written at ``path`` on the factory branch: no folder is
+    there, and no file stands where one of its folders must be."""
+    import pygit2
+
+    parts = path.split("/")
+    for n in range(1, len(parts) + 1):
+        entry = snap.entry("/".join(parts[:n]))
+        if entry is None:
+            return
+        last = n == len(parts)
+        if last and entry.type == pygit2.GIT_OBJECT_TREE:
+            raise InvalidRecordError(path, None, "a folder is at this path on the factory branch")
+        if not last and entry.type != pygit2.GIT_OBJECT_TREE:
+            where = "/".join(parts[:n])
+            raise InvalidRecordError(path, None, f"a file is at {where}, where its folder must be")
 
 
 def _admit(message: Message, path: str, max_body: int) -> Message:
@@ -254,7 +288,9 @@ def escalate(factory: Factory) -> Report:
     result: list[Report] = []
 
     def build(snap: Snapshot) -> Change | None:
-        factory.index.refresh(str(snap.tip) if snap.tip else None)
+        tip = str(snap.tip) if snap.tip else None
+        factory.index.refresh(tip)
+        index_mail.forget_if_rewound(factory.index.db, factory.store.repo, tip)
         work = _Pass()
         now = clock.now_ms()
         for record, acked in index_mail.overdue(factory.index.db, now - timeout):

@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from gitfactory import plan, tasks
-from gitfactory.errors import FactoryError, UsageError
+from gitfactory.errors import FactoryError, InvalidRecordError, UsageError
 from gitfactory.log import Draft
 from gitfactory.tasks import TaskState
 
@@ -63,9 +63,37 @@ def edit(factory: Factory, task_id: str, actor: str, change: dict[str, Any]) -> 
         refused = _final(st, "edit")
         if refused is not None:
             return [], refused
+        wrong = _check_edit(st, change)
+        if wrong is not None:
+            return [], wrong
         return [Draft(kind="task.edited", actor=actor, data=change)], None
 
     return plan.act(factory, task_id, decide)
+
+
+def _check_edit(st: TaskState, change: dict[str, Any]) -> UsageError | None:
+    """The edited task must still be a valid task record (the checks of `task add`)."""
+    from gitfactory import records
+
+    record = st.task.to_record()
+    for key in ("title", "priority", "body"):
+        if key in change:
+            record[key] = change[key]
+    labels = [v for v in record.get("labels", []) if v not in change.get("remove_labels", [])]
+    record["labels"] = list(dict.fromkeys([*labels, *change.get("add_labels", [])]))
+    try:
+        records.validate(records.TASK, st.task.path, record)
+    except InvalidRecordError as exc:
+        return UsageError(f"{exc.field or 'task'}: {exc.reason}; nothing was changed")
+    return None
+
+
+def _check_titles(titles: list[str]) -> None:
+    for title in titles:
+        if not title.strip() or len(title) > 200 or "\n" in title or "\r" in title:
+            raise UsageError(
+                f"title {title[:40]!r}: one line of 1 to 200 characters; nothing was added"
+            )
 
 
 def depend(
@@ -97,6 +125,7 @@ def split(factory: Factory, task_id: str, actor: str, titles: list[str]) -> list
     refused = _final(parent, "split")
     if refused is not None:
         raise refused
+    _check_titles(titles)  # all of them before any is added
     children = [
         plan.add(factory, title=title, requester=actor, parent=task_id,
                  priority=parent.task.priority, labels=parent.task.labels,
@@ -117,6 +146,22 @@ def supersede(
     """
     if successor == task_id:
         raise UsageError("a task cannot supersede itself")
+    after = plan.load(factory, successor)
+    if after.state in (tasks.FAILED, tasks.CANCELED, tasks.REJECTED):
+        raise plan.IllegalMoveError(
+            f"task {successor[:8]} is {after.state}: what waits for {task_id[:8]} would wait "
+            "for ever",
+            hint="supersede it by a task that can still be completed",
+        )
+    states = plan.all_states(factory)
+    loop = _path({s.task.id: list(s.task.depends_on) for s in states}, successor, task_id)
+    if loop:
+        raise CycleError(
+            f"refused: {successor[:8]} waits for {task_id[:8]} ("
+            + " -> ".join(c[:8] for c in loop)
+            + "), so it could never replace it",
+            hint="remove that dependency first (task depend ID --remove DEP)",
+        )
 
     def decide(st: TaskState, now: int) -> tuple[list[Draft], FactoryError | None]:
         if st.effective(now) == tasks.WORKING and st.assignee != actor:

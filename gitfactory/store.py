@@ -167,7 +167,7 @@ class Store:
         new_entries = self._entries(new)
         for name in sorted(old_entries.keys() | new_entries.keys()):
             o, n = old_entries.get(name), new_entries.get(name)
-            if o is not None and n is not None and o[0] == n[0]:
+            if o == n:  # same object and same mode (a mode change alone is a change)
                 continue
             path = prefix + name
             o_tree = o is not None and o[1] == pygit2.GIT_FILEMODE_TREE
@@ -184,7 +184,9 @@ class Store:
     def _entries(self, tree: str | None) -> dict[str, tuple[str, int]]:
         if tree is None:
             return {}
-        return {str(e.name): (str(e.id), e.filemode) for e in self.repo[tree].peel(pygit2.Tree)}
+        return {
+            _name(e.name or ""): (str(e.id), e.filemode) for e in self.repo[tree].peel(pygit2.Tree)
+        }
 
     # -- writing ---------------------------------------------------------------
 
@@ -261,11 +263,14 @@ class Store:
         for name, value in nested.items():
             existing = base[name] if base is not None and name in base else None
             if isinstance(value, dict):
-                sub = (
-                    existing.peel(pygit2.Tree)
-                    if existing is not None and (existing.type == pygit2.GIT_OBJECT_TREE)
-                    else None
-                )
+                if existing is not None and existing.type != pygit2.GIT_OBJECT_TREE:
+                    # Replacing it by a folder would delete whatever it holds.
+                    where = next(iter(_paths(value)), name)
+                    raise RecordConflictError(
+                        f"a file on {self.branch} stands where the folder of {where} must be; "
+                        "nothing was written"
+                    )
+                sub = existing.peel(pygit2.Tree) if existing is not None else None
                 tree = self._build_tree(sub, value, replace, written)
                 if len(self.repo[tree].peel(pygit2.Tree)) == 0:  # its last file was removed
                     if sub is not None:
@@ -274,6 +279,14 @@ class Store:
                 builder.insert(name, tree, pygit2.GIT_FILEMODE_TREE)
                 continue
             path, data = value
+            if (
+                existing is not None
+                and existing.type == pygit2.GIT_OBJECT_TREE
+                and data is not None
+            ):
+                raise RecordConflictError(
+                    f"{path} is a folder on {self.branch}, not a file; nothing was written"
+                )
             if data is None:
                 if existing is not None and existing.type == pygit2.GIT_OBJECT_TREE:
                     raise RecordConflictError(
@@ -372,3 +385,22 @@ class Store:
             stderr=subprocess.DEVNULL,
             start_new_session=True,
         )
+
+
+def _name(name: str) -> str:
+    """A tree entry's name as text that can be written anywhere: a name that is not
+    UTF-8 (pygit2 gives it with surrogate escapes) is spelled with backslashes, and so
+    is never a valid record name (it is listed as invalid, not a crash of every reader)."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    return name
+
+
+def _paths(nested: dict[str, Any]) -> Iterator[str]:
+    for value in nested.values():
+        if isinstance(value, dict):
+            yield from _paths(value)
+        else:
+            yield value[0]

@@ -12,6 +12,7 @@ git: :mod:`gitfactory.plan` does.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -26,6 +27,11 @@ COMPLETED, FAILED, CANCELED, REJECTED = "completed", "failed", "canceled", "reje
 STATES = (SUBMITTED, WORKING, INPUT_REQUIRED, COMPLETED, FAILED, CANCELED, REJECTED)
 TERMINAL = frozenset({COMPLETED, FAILED, CANCELED, REJECTED})
 DEFAULT_PRIORITY = 2
+MAX_TIME_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z, the last time RFC 3339 has
+MAX_BODY = 262_144  # characters of a task's body (the schema's maxLength)
+_ONE_LINE = re.compile(r"^[^\n\r]*$").match
+_LABEL = re.compile(r"^[a-z0-9][a-z0-9._:/-]{0,63}$").match
+_TASK_ID = re.compile(ids.ID_PATTERN).match
 DEFAULT_LEASE_MS = 15 * 60 * 1000
 
 
@@ -138,7 +144,11 @@ def _apply(st: TaskState, event: Event) -> TaskState | None:
     new = replace(st, seq=st.seq + 1, state=move.target or st.state)
     lease = event.data.get("lease_until")
     if event.kind in ("task.claimed", "task.heartbeat", "task.answered"):
-        new = replace(new, lease_until=lease if isinstance(lease, int) else None)
+        if lease is not None and not (
+            isinstance(lease, int) and not isinstance(lease, bool) and 0 <= lease <= MAX_TIME_MS
+        ):
+            return None  # a lease that is no time: the event is malformed, not applied
+        new = replace(new, lease_until=lease)
     if event.kind == "task.claimed":
         step = event.data.get("step") if isinstance(event.data.get("step"), str) else st.step
         attempts = {**st.attempts, str(step): st.attempts.get(str(step), 0) + 1}
@@ -193,12 +203,13 @@ def revise(task: Task, change: dict[str, Any]) -> Task:
     Malformed values are ignored, as a reader must not fail on another's edit.
     """
     out = task
-    if isinstance(change.get("title"), str) and change["title"].strip():
-        out = replace(out, title=change["title"])
+    title = change.get("title")
+    if isinstance(title, str) and title.strip() and len(title) <= 200 and _ONE_LINE(title):
+        out = replace(out, title=title)
     priority = change.get("priority")
     if isinstance(priority, int) and not isinstance(priority, bool) and 0 <= priority <= 9:
         out = replace(out, priority=priority)
-    if isinstance(change.get("body"), str):
+    if isinstance(change.get("body"), str) and len(change["body"]) <= MAX_BODY:
         out = replace(out, body=change["body"])
     labels = _merged(out.labels, change, "labels")
     depends_on = _merged(out.depends_on, change, "depends_on")
@@ -206,8 +217,10 @@ def revise(task: Task, change: dict[str, Any]) -> Task:
 
 
 def _merged(current: tuple[str, ...], change: dict[str, Any], key: str) -> tuple[str, ...]:
-    add = [v for v in change.get(f"add_{key}", ()) if isinstance(v, str)]
-    remove = {v for v in change.get(f"remove_{key}", ()) if isinstance(v, str)}
+    valid = _LABEL if key == "labels" else _TASK_ID
+    added, removed = change.get(f"add_{key}"), change.get(f"remove_{key}")
+    add = [v for v in added if isinstance(v, str) and valid(v)] if isinstance(added, list) else []
+    remove = {v for v in removed if isinstance(v, str)} if isinstance(removed, list) else set()
     return tuple(dict.fromkeys([*(v for v in current if v not in remove), *add]))
 
 

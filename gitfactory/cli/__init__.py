@@ -120,7 +120,7 @@ def _crash_log(exc: BaseException) -> Path:
     except Exception:
         directory = Path(tempfile.gettempdir())
     path = directory / "crash.log"
-    with path.open("a", encoding="utf-8") as fh:
+    with path.open("a", encoding="utf-8", errors="backslashreplace") as fh:
         fh.write(f"--- {datetime.now(tz=UTC).isoformat()} gitfactory {__version__}\n")
         fh.write(f"argv: {sys.argv!r}\n")
         fh.write("".join(traceback.format_exception(exc)))
@@ -147,8 +147,9 @@ def main(argv: list[str] | None = None) -> None:
         code = 0
     except Exception as exc:
         path = _crash_log(exc)
+        said = str(exc).encode("utf-8", "backslashreplace").decode("utf-8")
         sys.stderr.write(
-            f"internal error: {type(exc).__name__}: {exc}\n"
+            f"internal error: {type(exc).__name__}: {output.sanitize(said)}\n"
             f"this is a bug in gitfactory; the traceback is in {path}\n"
         )
         code = EXIT_INTERNAL
