@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import os
 import subprocess
 import time
 from collections.abc import Callable
@@ -140,6 +141,13 @@ class Dispatcher:
         started: list[Run] = []
         if len(self.active) >= config.dispatch.max_concurrent:
             return started  # full: no need to read the queue
+        try:  # no branch to start from (a rebase detached HEAD, say): wait, do not fail
+            worktrees.base(self.factory.paths, config.dispatch)
+        except FactoryError as exc:
+            if ("", "", exc.message) not in self.said_waiting:
+                self.said_waiting.add(("", "", exc.message))
+                self.note(self._event("dispatch.waiting", None, exc.message, {"why": exc.message}))
+            return started
         self.factory.index.refresh()
         now = clock.now_ms()
         for text, _, _ in self.factory.index.summaries(now, ready=True):
@@ -178,13 +186,16 @@ class Dispatcher:
         except FactoryError as exc:
             gone, why = False, exc.message
         else:
-            why = "it holds uncommitted changes"
+            why = "it holds uncommitted changes, or commits that no branch holds"
         kind, text = ("worktree.removed", str(path)) if gone else ("worktree.kept", why)
         self.note(self._event(kind, task_id, text, {"worktree": str(path)}))
 
     def fill_pool(self) -> int:
         config = self._config().dispatch
-        return worktrees.fill_pool(self.factory.paths, config) if config.pool else 0
+        try:
+            return worktrees.fill_pool(self.factory.paths, config) if config.pool else 0
+        except FactoryError:
+            return 0  # no base branch now (see start_ready), or git refused: next time
 
     def _merge(self, task_id: str, wf: Workflow, step: Step) -> None:
         """The merge action, done here and now (it takes milliseconds): claim the task,
@@ -482,7 +493,7 @@ class Dispatcher:
             self._holder_move(run.task, run.agent, "task.canceled", why)
         elif timed_out:
             outcome, how = "timeout", "timeout"
-        elif (said := _trailer(run)) is not None:
+        elif (said := _trailer(run, self.factory.paths.common_dir)) is not None:
             outcome, how = said, "trailer"
         elif lost and code is None:
             outcome, how = "failure", "lost"
@@ -611,13 +622,19 @@ class Dispatcher:
         for name in gate.keep:
             path = Path(run.worktree) / name
             try:
-                info = path.lstat()
-                inside = path.resolve().is_relative_to(top)
+                if not path.parent.resolve().is_relative_to(top):
+                    continue
+                # No symlink followed, no FIFO waited on: what is checked is what is read.
+                fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+                with os.fdopen(fd, "rb") as fh:
+                    info = os.fstat(fh.fileno())
+                    if not stat.S_ISREG(info.st_mode) or info.st_size > artifacts.MAX_BYTES:
+                        continue
+                    data = fh.read(artifacts.MAX_BYTES + 1)
             except OSError:
                 continue
-            if not stat.S_ISREG(info.st_mode) or not inside or info.st_size > artifacts.MAX_BYTES:
+            if len(data) > artifacts.MAX_BYTES:
                 continue
-            data = path.read_bytes()
             artifact = artifacts.prepare(run.task, data, name=path.name, producer=ACTOR,
                                          step=run.step)  # fmt: skip
             evidence.append((artifact, data))
@@ -668,7 +685,7 @@ class Dispatcher:
     def _config(self) -> FactoryConfig:
         return self.factory.config()
 
-    def _event(self, kind: str, task: str, text: str, data: dict[str, Any]) -> Any:
+    def _event(self, kind: str, task: str | None, text: str, data: dict[str, Any]) -> Any:
         return stamp(Draft(kind=kind, actor=ACTOR, task=task, text=text, data=data))
 
 
@@ -690,15 +707,17 @@ def _tip(worktree: Any) -> str | None:
     return proc.stdout.decode().strip() or None
 
 
-def _trailer(run: Run) -> str | None:
+def _trailer(run: Run, repo_dir: Path) -> str | None:
     """The outcome a ``Factory-Step:`` trailer on the run's branch states, if any: the
-    latest commit since the run started that carries one decides."""
+    latest commit since the run started that carries one decides. (Read from the
+    branch in the repository, not in the worktree: an agent may have deleted that.)"""
     from gitfactory.git import run_git
 
-    span = f"{run.head}..HEAD" if run.head else "HEAD"
+    tip = f"refs/heads/{run.branch}"
+    span = f"{run.head}..{tip}" if run.head else tip
     proc = run_git(
-        ["log", "--format=%(trailers:key=Factory-Step,valueonly,separator=%x2C)", span],
-        Path(run.worktree), check=False,
+        ["log", "--format=%(trailers:key=Factory-Step,valueonly,separator=%x2C)", span, "--"],
+        repo_dir, check=False,
     )  # fmt: skip
     for line in proc.stdout.decode("utf-8", "replace").splitlines():
         value = line.strip().split(",")[-1].strip().lower()

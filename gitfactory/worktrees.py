@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 from gitfactory.actors import slug
 from gitfactory.errors import FactoryError, GitCommandError
-from gitfactory.git import RepoPaths, run_git
+from gitfactory.git import RepoPaths, git_env, run_git
 
 if TYPE_CHECKING:
     from gitfactory.agents import DispatchConfig
@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 POOL_DIR = ".pool"
 TRASH_DIR = ".trash"
 SETUP_LOG = ".gitfactory-setup.log"
+SETUP_DONE = ".gitfactory-setup.done"  # in the worktree's git dir: the setup command succeeded
 
 
 class WorkspaceError(FactoryError):
@@ -88,6 +89,8 @@ def ensure(
     stem, branch = names(config, task)
     path = root(paths, config) / stem
     if (path / ".git").exists():
+        if config.setup_command and not _setup_done(path):
+            _setup(paths, config, path)  # it failed or was cut off last time: again
         return Workspace(path, branch, created=False)
     path.parent.mkdir(parents=True, exist_ok=True)
     start = base(paths, config)
@@ -150,13 +153,24 @@ def _setup(paths: RepoPaths, config: DispatchConfig, path: Path) -> None:
     top = main_top(paths)
     for name in config.setup_copy:
         source = (top / name).resolve()
-        if top.resolve() not in source.parents or not source.is_file():
+        relative = Path(name)
+        if (relative.is_absolute() or ".." in relative.parts
+                or top.resolve() not in source.parents or not source.is_file()):  # fmt: skip
             raise WorkspaceError(
                 f"dispatch.setup.copy: {name!r} is not a file inside {top}",
                 hint="list files relative to the repository's top, e.g. .env",
             )
-        target = path / name
+        target = path / relative
+        # The worktree's own files come from a branch: a symlink there (to a file
+        # outside, say) is replaced, never written through.
+        if not target.parent.resolve().is_relative_to(path.resolve()):
+            raise WorkspaceError(
+                f"dispatch.setup.copy: {name!r} would be written outside {path} "
+                "(a folder of the branch is a symlink)"
+            )
         target.parent.mkdir(parents=True, exist_ok=True)
+        if target.is_symlink():
+            target.unlink()
         shutil.copyfile(source, target)
     if config.setup_command:
         with (path / ".git").open("r") as gitfile:
@@ -165,7 +179,7 @@ def _setup(paths: RepoPaths, config: DispatchConfig, path: Path) -> None:
         with log.open("wb") as out:
             proc = subprocess.run(
                 ["sh", "-c", config.setup_command], cwd=path, stdout=out, stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL, env={**os.environ, "GITFACTORY_WORKTREE": str(path)},
+                stdin=subprocess.DEVNULL, env={**git_env(), "GITFACTORY_WORKTREE": str(path)},
                 check=False,
             )  # fmt: skip
         if proc.returncode != 0:
@@ -173,14 +187,31 @@ def _setup(paths: RepoPaths, config: DispatchConfig, path: Path) -> None:
                 f"dispatch.setup.command exited {proc.returncode} in {path}",
                 hint=f"its output is in {log}",
             )
+        (gitdir / SETUP_DONE).touch()
+
+
+def _setup_done(path: Path) -> bool:
+    try:
+        gitdir = Path((path / ".git").read_text().split(":", 1)[1].strip())
+    except (OSError, IndexError):
+        return False
+    return (gitdir / SETUP_DONE).exists()
 
 
 def is_dirty(path: Path, setup: tuple[str, ...] = ()) -> bool:
-    """Whether the worktree holds uncommitted work (files that the setup copied in
-    are not work)."""
+    """Whether the worktree holds work that would be lost with it: uncommitted
+    changes (files that the setup copied in are not work), or commits on a HEAD that
+    no branch holds (an agent that detached it and committed)."""
     out = run_git(["status", "--porcelain", "-z", "--untracked-files=all"], path)
     changed = [entry[3:] for entry in out.stdout.decode("utf-8", "replace").split("\0") if entry]
-    return any(name not in setup for name in changed)
+    if any(name not in setup for name in changed):
+        return True
+    on_branch = run_git(["symbolic-ref", "-q", "HEAD"], path, check=False).returncode == 0
+    if on_branch:
+        return False
+    held = run_git(["for-each-ref", "--contains", "HEAD", "--format=%(refname)", "refs/heads"],
+                   path, check=False)  # fmt: skip
+    return not held.stdout.strip()
 
 
 def remove(

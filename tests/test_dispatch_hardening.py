@@ -1,0 +1,122 @@
+"""What agents, branches and the user's own git state can do to the daemon: it goes on,
+loses no one's work, writes nowhere it should not, and never touches the user's index."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from conftest import gf, gf_json, git
+from test_dispatch import checkout_state, configure, finished
+
+
+def use_agent(repo: Path, tmp: Path, code: str) -> None:
+    """Replace the scripted agent that `configure` wrote by this program."""
+    (tmp / "agent.py").write_text(code)
+
+
+def test_an_agent_that_deletes_its_worktree_does_not_stop_the_daemon(
+    factory_repo: Path, tmp_path: Path
+) -> None:
+    r = factory_repo
+    configure(r, tmp_path, "      implement:\n        role: coder\n        timeout: 60s\n")
+    use_agent(r, tmp_path, "import os, shutil\nshutil.rmtree(os.getcwd())\n")
+    task = gf_json(r, "task", "add", "Delete me")["id"]
+    gf(r, "daemon", "--burst")  # once exit 70, and again at every start
+    assert gf_json(r, "task", "show", task)["state"] == "completed"  # it exited 0
+
+
+def test_commits_on_a_detached_head_keep_their_worktree(factory_repo: Path, tmp_path: Path) -> None:
+    r = factory_repo
+    root = configure(r, tmp_path, "      implement:\n        role: coder\n")
+    use_agent(r, tmp_path, "import subprocess\nfrom pathlib import Path\n"
+              "subprocess.run(['git', 'checkout', '-q', '--detach'], check=True)\n"
+              "Path('work.txt').write_text('precious\\n')\n"
+              "subprocess.run(['git', 'add', 'work.txt'], check=True)\n"
+              "subprocess.run(['git', 'commit', '-qm', 'precious work'], check=True)\n")
+    task = gf_json(r, "task", "add", "Detach")["id"]
+    gf(r, "daemon", "--burst")
+    [kept] = gf_json(r, "log", "--kind", "worktree.kept", "--task", task)
+    assert "commits that no branch holds" in kept["text"]
+    worktree = Path(kept["data"]["worktree"])
+    assert git(worktree, "log", "-1", "--format=%s").strip() == "precious work"
+    assert worktree.parent == root
+
+
+def test_a_detached_head_in_the_users_checkout_makes_work_wait(
+    factory_repo: Path, tmp_path: Path
+) -> None:
+    r = factory_repo
+    configure(r, tmp_path, "      implement:\n        role: coder\n", extra="  pool: 1\n")
+    git(r, "checkout", "-q", "--detach")  # a rebase or a bisect, say; no dispatch.base
+    task = gf_json(r, "task", "add", "Later")["id"]
+    gf(r, "daemon", "--burst")
+    assert gf_json(r, "task", "show", task)["state"] == "submitted"  # not failed
+    [waiting] = gf_json(r, "log", "--kind", "dispatch.waiting")
+    assert "detached HEAD" in waiting["text"]
+    git(r, "checkout", "-q", "main")
+    gf(r, "daemon", "--burst")
+    assert gf_json(r, "task", "show", task)["state"] == "completed"
+
+
+SETUP_CHECK = """
+import sys
+from pathlib import Path
+print("set up:", Path("setup-marker.txt").exists(), flush=True)
+sys.exit(0 if Path("setup-marker.txt").exists() else 1)
+"""
+
+
+def test_setup_runs_again_after_it_failed(factory_repo: Path, tmp_path: Path) -> None:
+    r = factory_repo
+    flag = tmp_path / "fail-once"
+    flag.write_text("x")
+    (r / ".git" / "info" / "exclude").write_text("setup-marker.txt\n")
+    extra = ("  setup:\n"
+             f"    command: if [ -e {flag} ]; then rm {flag}; exit 1; fi; echo ok > setup-marker.txt\n")
+    configure(r, tmp_path, "      implement:\n        role: coder\n        max_attempts: 2\n"
+              "        on_failure: implement\n", extra=extra)
+    use_agent(r, tmp_path, SETUP_CHECK)
+    task = gf_json(r, "task", "add", "Setup")["id"]
+    gf(r, "daemon", "--burst")
+    gf(r, "daemon", "--burst")
+    assert gf_json(r, "task", "show", task)["state"] == "completed"
+    assert "set up: True" in Path(finished(r)[task]["transcript"]).read_text()  # type: ignore[arg-type]
+
+
+def test_setup_copy_writes_only_inside_the_worktree(factory_repo: Path, tmp_path: Path) -> None:
+    r = factory_repo
+    (r / ".env").write_text("SECRET=user\n")  # untracked in the user's checkout
+    victim = tmp_path / "victim.txt"
+    victim.write_text("victim content\n")
+    # The base branch (an agent's work, say) tracks .env as a symlink to a file outside.
+    other = tmp_path / "other"
+    git(r, "worktree", "add", "-q", "-b", "base2", str(other))
+    os.symlink(str(victim), other / ".env")
+    git(other, "add", ".env")
+    git(other, "commit", "-qm", "symlink")
+    git(r, "worktree", "remove", str(other))
+    configure(r, tmp_path, "      implement:\n        role: coder\n",
+              extra="  base: base2\n  setup:\n    copy: [.env]\n")
+    gf_json(r, "task", "add", "Through a symlink")
+    gf(r, "daemon", "--burst")
+    assert victim.read_text() == "victim content\n"
+
+    configure(r, tmp_path, "      implement:\n        role: coder\n",
+              extra=f"  setup:\n    copy: ['../{r.name}/.env']\n")
+    task = gf_json(r, "task", "add", "Up and out")["id"]
+    gf(r, "daemon", "--burst")
+    assert not (tmp_path / "worktrees" / r.name / ".env").exists()
+    [failed] = gf_json(r, "log", "--kind", "dispatch.failed", "--task", task)
+    assert "is not a file inside" in failed["text"]
+
+
+def test_setup_never_writes_the_users_index(factory_repo: Path, tmp_path: Path) -> None:
+    r = factory_repo
+    configure(r, tmp_path, "      implement:\n        role: coder\n",
+              extra="  setup:\n    command: git add -A\n")
+    before = checkout_state(r)
+    gf_json(r, "task", "add", "Setup that stages")
+    # As when the daemon is started from a git hook or alias: GIT_INDEX_FILE is set.
+    gf(r, "daemon", "--burst", env={"GIT_INDEX_FILE": str(r / ".git" / "index")})
+    assert checkout_state(r) == before
