@@ -544,8 +544,16 @@ class Dispatcher:
         ``gate.scenario`` record per scenario and the ``gate.result`` (one commit)."""
 
         from gitfactory import artifacts, gates, playbook
+        from gitfactory.log import EventQuery
 
         assert run.gate is not None
+        # Judged already, and the daemon died before the step ended: the same verdict,
+        # not a second result and a second set of artifacts.
+        for _, done in self.factory.index.events(EventQuery(kind="gate.result", task=run.task)):
+            if done.data.get("run") == run.id:
+                d = done.data
+                return gates.Result(bool(d.get("pass")), str(d.get("summary", "")),
+                                    list(d.get("reasons") or []), d.get("score"))  # fmt: skip
         gate = gates.Gate(**{**run.gate, "scenarios": tuple(run.gate["scenarios"]),
                              "keep": tuple(run.gate["keep"])})  # fmt: skip
         directory = self.book.directory(run.id)

@@ -4,6 +4,9 @@ loses no one's work, writes nowhere it should not, and never touches the user's 
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 from conftest import gf, gf_json, git
@@ -120,3 +123,40 @@ def test_setup_never_writes_the_users_index(factory_repo: Path, tmp_path: Path) 
     # As when the daemon is started from a git hook or alias: GIT_INDEX_FILE is set.
     gf(r, "daemon", "--burst", env={"GIT_INDEX_FILE": str(r / ".git" / "index")})
     assert checkout_state(r) == before
+
+
+# The daemon, killed with SIGKILL at one chosen instant: after a gate's result is
+# committed, before the step it ends is (the window a crash can fall into).
+CRASH_AFTER_GATE_RESULT = """
+import os, signal, sys
+from gitfactory import dispatch
+from gitfactory.cli import main
+
+ending = dispatch.Dispatcher._end_step
+def end_step(self, st, agent, outcome, note):
+    if agent == dispatch.GATE_AGENT:
+        os.kill(os.getpid(), signal.SIGKILL)
+    ending(self, st, agent, outcome, note)
+dispatch.Dispatcher._end_step = end_step
+sys.argv = ["gitfactory", "daemon", "--burst"]
+main()
+"""
+
+
+def test_a_gate_judged_before_a_crash_is_not_judged_twice(
+    factory_repo: Path, tmp_path: Path
+) -> None:
+    r = factory_repo
+    configure(r, tmp_path, "      implement:\n        role: coder\n        on_success: check\n"
+              "      check:\n        gate: 'echo checked'\n")
+    task = gf_json(r, "task", "add", "Checked")["id"]
+    crasher = tmp_path / "crash.py"
+    crasher.write_text(CRASH_AFTER_GATE_RESULT)
+    killed = subprocess.run([sys.executable, str(crasher)], cwd=r, capture_output=True)
+    assert killed.returncode == -signal.SIGKILL
+    assert len(gf_json(r, "log", "--kind", "gate.result", "--task", task)) == 1
+    gf(r, "daemon", "--burst")  # recovers the run
+    assert gf_json(r, "task", "show", task)["state"] == "completed"
+    assert len(gf_json(r, "log", "--kind", "gate.result", "--task", task)) == 1
+    reports = [a for a in gf_json(r, "artifact", "list", task) if a["name"].startswith("report-")]
+    assert len(reports) == 1
