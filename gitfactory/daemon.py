@@ -68,6 +68,7 @@ class TickReport:
     finished: list[dict[str, Any]] = field(default_factory=list)  # runs: ..., outcome, how
     summarized: list[str] = field(default_factory=list)  # tasks given a session summary
     merged: list[dict[str, Any]] = field(default_factory=list)  # merge steps done: task, result
+    failed: list[dict[str, Any]] = field(default_factory=list)  # worktrees not made ready
     running: int = 0
 
     @property
@@ -76,6 +77,7 @@ class TickReport:
         return bool(
             self.delivered or self.quarantined or self.escalated or self.expired
             or self.started or self.finished or self.summarized or self.running or self.merged
+            or self.failed  # the step failed before it started: its retry may be ready
         )  # fmt: skip
 
     def to_json(self) -> dict[str, Any]:
@@ -83,7 +85,8 @@ class TickReport:
             "tick": self.n, "moved": self.moved, "delivered": self.delivered,
             "quarantined": self.quarantined, "escalated": self.escalated,
             "expired": self.expired, "started": self.started, "finished": self.finished,
-            "summarized": self.summarized, "merged": self.merged, "running": self.running,
+            "summarized": self.summarized, "merged": self.merged, "failed": self.failed,
+            "running": self.running,
         }  # fmt: skip
 
 
@@ -164,6 +167,7 @@ class Daemon:
                 for r in self.dispatcher.start_ready()
             ]
             result.merged, self.dispatcher.merged = self.dispatcher.merged, []
+            result.failed, self.dispatcher.failed = self.dispatcher.failed, []
         result.running = len(self.dispatcher.active)
         if not result.started:
             self.dispatcher.fill_pool()  # when nothing waits: creating worktrees is slow

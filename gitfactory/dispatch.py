@@ -72,6 +72,7 @@ class Dispatcher:
         # or MERGE_RETRY_S passed (what blocked it may be gone without a commit).
         self.merge_waits: dict[str, tuple[tuple[str | None, str | None], float]] = {}
         self.merged: list[dict[str, Any]] = []  # merge steps done since the daemon last looked
+        self.failed: list[dict[str, Any]] = []  # worktrees that could not be made ready
 
     # -- after a restart ---------------------------------------------------------------
 
@@ -332,6 +333,9 @@ class Dispatcher:
         except FactoryError as exc:
             self._end_step(st, agent, "failure", f"workspace: {exc.message}")
             self.note(self._event("dispatch.failed", task_id, str(exc.message), {"agent": agent}))
+            self.failed.append({"task": task_id, "agent": agent, "why": exc.message})
+            self._tidy(task_id, worktrees.root(self.factory.paths, config.dispatch)
+                       / worktrees.names(config.dispatch, st.task)[0])  # fmt: skip
             return None
         now = clock.now_ms()
         run = Run(

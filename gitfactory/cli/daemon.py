@@ -137,6 +137,8 @@ def _lines(tick: TickReport) -> list[str]:
         lines.append(f"started  {r['agent']} {r['step']} of {r['task'][:8]}")
     for r in tick.merged:
         lines.append(f"merge    {r['task'][:8]} into {r['target']}: {r['why']}")
+    for r in tick.failed:
+        lines.append(f"failed   {r['agent']} on {r['task'][:8]}: workspace: {r['why']}")
     for count, what in ((tick.delivered, "message(s) delivered"),
                         (tick.quarantined, "message file(s) quarantined"),
                         (tick.escalated, "acknowledgement(s) escalated"),
