@@ -127,9 +127,12 @@ class Dispatcher:
                 runs.kill_group(run.pid or 0, self._config().dispatch.kill_grace_ms / 1000)
                 ended.append(self._end(run, None, canceled=True))
             elif not running:
-                if child is not None and run.pid is not None:
+                if run.pid is not None and (
+                    child is not None or runs.group_carries(run.pid, run.id)
+                ):
                     # What the run started and left behind (a server, a `sleep &`) must
-                    # not go on in the worktree: it ends with the run, as in systemd.
+                    # not go on in the worktree: it ends with the run, as in systemd. (For
+                    # a run this daemon adopted, only if its group is still the run's.)
                     runs.kill_group(run.pid, self._config().dispatch.kill_grace_ms / 1000)
                 ended.append(self._end(run, code))
         return ended

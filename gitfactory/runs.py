@@ -170,6 +170,23 @@ def find(run_id: str) -> int | None:
     return None
 
 
+def group_carries(pgid: int, run_id: str) -> bool:
+    """Whether a process of group ``pgid`` was started for run ``run_id`` (what its
+    leader left behind, after the leader is gone: children inherit the marker)."""
+    wanted = f"{MARKER}={run_id}".encode()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if os.getpgid(int(entry.name)) != pgid:
+                continue
+            if wanted in (entry / "environ").read_bytes().split(b"\0"):
+                return True
+        except OSError:
+            continue
+    return False
+
+
 def alive(pid: int) -> bool:
     """Whether ``pid`` is running (a zombie, dead but not yet reaped, is not)."""
     try:

@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from conftest import gf, gf_json, git
@@ -159,3 +160,45 @@ def test_a_gate_judged_before_a_crash_is_not_judged_twice(
     assert len(gf_json(r, "log", "--kind", "gate.result", "--task", task)) == 1
     reports = [a for a in gf_json(r, "artifact", "list", task) if a["name"].startswith("report-")]
     assert len(reports) == 1
+
+
+LEAVES_A_CHILD = """
+import os, subprocess, time
+from pathlib import Path
+child = subprocess.Popen(["sleep", "300"])  # left behind when this agent exits
+Path(os.environ["GITFACTORY_WORKTREE"], "..", "child.pid").write_text(str(child.pid))
+time.sleep(3)
+"""
+
+
+def alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def test_what_an_adopted_run_leaves_behind_ends_with_it(
+    factory_repo: Path, tmp_path: Path
+) -> None:
+    r = factory_repo
+    root = configure(r, tmp_path, "      implement:\n        role: coder\n        timeout: 60s\n")
+    use_agent(r, tmp_path, LEAVES_A_CHILD)
+    gf_json(r, "task", "add", "Leaves a child")
+    daemon = subprocess.Popen([sys.executable, "-m", "gitfactory", "daemon"], cwd=r,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(300):  # until the agent runs
+            if (root / "child.pid").exists():
+                break
+            time.sleep(0.1)
+    finally:
+        daemon.kill()  # the agent outlives its daemon, and is adopted by the next one
+        daemon.wait()
+    child = int((root / "child.pid").read_text())
+    gf(r, "daemon", "--burst")
+    try:
+        assert not alive(child)
+    finally:
+        if alive(child):
+            os.kill(child, signal.SIGKILL)
