@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from gitfactory import clock, ids, runs, worktrees
 from gitfactory.errors import FactoryError
-from gitfactory.log import Draft, stamp
+from gitfactory.log import Draft, Event, EventQuery, stamp
 from gitfactory.runs import Run, RunBook
 
 if TYPE_CHECKING:
@@ -106,7 +106,24 @@ class Dispatcher:
                     self._holder_move(
                         task_id, agent, "task.released", "claimed, but its run never started"
                     )
+        self._sweep(held)
         return ended
+
+    def _sweep(self, held: set[str]) -> None:
+        """Tidy the worktrees of finished tasks that a crash left behind (the daemon
+        died after the task ended, before its worktree was removed)."""
+        root = worktrees.root(self.factory.paths, self._config().dispatch)
+        if not root.is_dir():
+            return
+        for path in sorted(root.iterdir()):
+            if path.name.startswith(".") or not (path / ".git").exists():
+                continue  # the pool, the trash, or not a worktree
+            found = self.factory.index.task_ids(path.name[:8])
+            if len(found) != 1 or found[0] in held:
+                continue
+            kept = self.factory.index.events(EventQuery(kind="worktree.kept", task=found[0]))
+            if not any(e.data.get("worktree") == str(path) for _, e in kept):  # said already
+                self._tidy(found[0], path)
 
     # -- every tick --------------------------------------------------------------------
 
@@ -529,13 +546,24 @@ class Dispatcher:
                   "how": how, "exit_code": code, "transcript": str(transcript), "bytes": size,
                   "artifact": kept.id if kept else None,
                   "duration_ms": clock.now_ms() - run.started_ms}  # fmt: skip
+        said = f"{outcome} ({how})" if outcome else how.replace("_", " ")
+        text = f"{run.agent} on {run.step}: {said}"
+        # The record first, then the run book: a crash between the two ends the run
+        # again at the next start, which finds the record and does not write it twice.
+        if not self._recorded("dispatch.finished", run):
+            self.note(self._event("dispatch.finished", run.task, text, result))
         self.book.finish(run, result)
         self.active.pop(run.id, None)
         self.children.pop(run.id, None)
-        said = f"{outcome} ({how})" if outcome else how.replace("_", " ")
-        text = f"{run.agent} on {run.step}: {said}"
-        self.note(self._event("dispatch.finished", run.task, text, result))
         return Ended(run, outcome, how, code)
+
+    def _recorded(self, kind: str, run: Run) -> Event | None:
+        """The ``kind`` record of this run, if one was written (before a crash, say)."""
+        self.factory.index.refresh()
+        for _, event in self.factory.index.events(EventQuery(kind=kind, task=run.task)):
+            if event.data.get("run") == run.id:
+                return event
+        return None
 
     def _gate_result(
         self,
@@ -551,16 +579,15 @@ class Dispatcher:
         ``gate.scenario`` record per scenario and the ``gate.result`` (one commit)."""
 
         from gitfactory import artifacts, gates, playbook
-        from gitfactory.log import EventQuery
 
         assert run.gate is not None
         # Judged already, and the daemon died before the step ended: the same verdict,
         # not a second result and a second set of artifacts.
-        for _, done in self.factory.index.events(EventQuery(kind="gate.result", task=run.task)):
-            if done.data.get("run") == run.id:
-                d = done.data
-                return gates.Result(bool(d.get("pass")), str(d.get("summary", "")),
-                                    list(d.get("reasons") or []), d.get("score"))  # fmt: skip
+        done = self._recorded("gate.result", run)
+        if done is not None:
+            d = done.data
+            return gates.Result(bool(d.get("pass")), str(d.get("summary", "")),
+                                list(d.get("reasons") or []), d.get("score"))  # fmt: skip
         gate = gates.Gate(**{**run.gate, "scenarios": tuple(run.gate["scenarios"]),
                              "keep": tuple(run.gate["keep"])})  # fmt: skip
         directory = self.book.directory(run.id)

@@ -202,3 +202,44 @@ def test_what_an_adopted_run_leaves_behind_ends_with_it(
     finally:
         if alive(child):
             os.kill(child, signal.SIGKILL)
+
+
+CRASH_AT = """
+import os, signal, sys
+from gitfactory import dispatch
+from gitfactory.cli import main
+
+point = sys.argv[1]
+if point == "after_step_done":  # the agent's step is ended; dispatch.finished is not written
+    ending = dispatch.Dispatcher._end_step
+    def end_step(self, *args):
+        ending(self, *args)
+        os.kill(os.getpid(), signal.SIGKILL)
+    dispatch.Dispatcher._end_step = end_step
+else:  # the run is over and recorded; its worktree is not removed yet
+    end = dispatch.Dispatcher._end
+    def _end(self, *args, **kw):
+        end(self, *args, **kw)
+        os.kill(os.getpid(), signal.SIGKILL)
+    dispatch.Dispatcher._end = _end
+sys.argv = ["gitfactory", "daemon", "--burst"]
+main()
+"""
+
+
+def test_a_crash_while_a_run_ends_leaves_one_record_and_no_worktree(
+    factory_repo: Path, tmp_path: Path
+) -> None:
+    r = factory_repo
+    root = configure(r, tmp_path, "      implement:\n        role: coder\n")
+    crasher = tmp_path / "crash.py"
+    crasher.write_text(CRASH_AT)
+    for point in ("after_step_done", "after_end"):
+        task = gf_json(r, "task", "add", f"Crash {point}")["id"]
+        killed = subprocess.run([sys.executable, str(crasher), point], cwd=r,
+                                capture_output=True)
+        assert killed.returncode == -signal.SIGKILL, killed.stderr
+        gf(r, "daemon", "--burst")  # recovers
+        assert gf_json(r, "task", "show", task)["state"] == "completed"
+        assert len(gf_json(r, "log", "--kind", "dispatch.finished", "--task", task)) == 1, point
+        assert not [p for p in root.iterdir() if p.name.startswith(task[:8])], point
