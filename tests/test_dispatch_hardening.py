@@ -127,20 +127,43 @@ def test_setup_never_writes_the_users_index(factory_repo: Path, tmp_path: Path) 
 
 # The daemon, killed with SIGKILL at one chosen instant: after a gate's result is
 # committed, before the step it ends is (the window a crash can fall into).
-CRASH_AFTER_GATE_RESULT = """
+CRASH_AT = """
 import os, signal, sys
 from gitfactory import dispatch
 from gitfactory.cli import main
 
-ending = dispatch.Dispatcher._end_step
-def end_step(self, st, agent, outcome, note):
-    if agent == dispatch.GATE_AGENT:
+point = sys.argv[1]
+if point == "gate_judged":  # a gate's result is committed; the step it ends is not
+    ending = dispatch.Dispatcher._end_step
+    def end_step(self, st, agent, *args):
+        if agent == dispatch.GATE_AGENT:
+            os.kill(os.getpid(), signal.SIGKILL)
+        ending(self, st, agent, *args)
+    dispatch.Dispatcher._end_step = end_step
+elif point == "after_step_done":  # the agent's step is ended; dispatch.finished is not
+    ending = dispatch.Dispatcher._end_step
+    def end_step(self, *args):
+        ending(self, *args)
         os.kill(os.getpid(), signal.SIGKILL)
-    ending(self, st, agent, outcome, note)
-dispatch.Dispatcher._end_step = end_step
+    dispatch.Dispatcher._end_step = end_step
+else:  # the run is over and recorded; its worktree is not removed yet
+    end = dispatch.Dispatcher._end
+    def _end(self, *args, **kw):
+        end(self, *args, **kw)
+        os.kill(os.getpid(), signal.SIGKILL)
+    dispatch.Dispatcher._end = _end
 sys.argv = ["gitfactory", "daemon", "--burst"]
 main()
 """
+
+
+def crash_daemon(repo: Path, tmp: Path, point: str) -> None:
+    """Run the daemon, and SIGKILL it at ``point`` (fault injection, in a real process)."""
+    crasher = tmp / "crash.py"
+    crasher.write_text(CRASH_AT)
+    killed = subprocess.run([sys.executable, str(crasher), point], cwd=repo,
+                            capture_output=True)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
 
 
 def test_a_gate_judged_before_a_crash_is_not_judged_twice(
@@ -150,10 +173,7 @@ def test_a_gate_judged_before_a_crash_is_not_judged_twice(
     configure(r, tmp_path, "      implement:\n        role: coder\n        on_success: check\n"
               "      check:\n        gate: 'echo checked'\n")
     task = gf_json(r, "task", "add", "Checked")["id"]
-    crasher = tmp_path / "crash.py"
-    crasher.write_text(CRASH_AFTER_GATE_RESULT)
-    killed = subprocess.run([sys.executable, str(crasher)], cwd=r, capture_output=True)
-    assert killed.returncode == -signal.SIGKILL
+    crash_daemon(r, tmp_path, "gate_judged")
     assert len(gf_json(r, "log", "--kind", "gate.result", "--task", task)) == 1
     gf(r, "daemon", "--burst")  # recovers the run
     assert gf_json(r, "task", "show", task)["state"] == "completed"
@@ -204,41 +224,14 @@ def test_what_an_adopted_run_leaves_behind_ends_with_it(
             os.kill(child, signal.SIGKILL)
 
 
-CRASH_AT = """
-import os, signal, sys
-from gitfactory import dispatch
-from gitfactory.cli import main
-
-point = sys.argv[1]
-if point == "after_step_done":  # the agent's step is ended; dispatch.finished is not written
-    ending = dispatch.Dispatcher._end_step
-    def end_step(self, *args):
-        ending(self, *args)
-        os.kill(os.getpid(), signal.SIGKILL)
-    dispatch.Dispatcher._end_step = end_step
-else:  # the run is over and recorded; its worktree is not removed yet
-    end = dispatch.Dispatcher._end
-    def _end(self, *args, **kw):
-        end(self, *args, **kw)
-        os.kill(os.getpid(), signal.SIGKILL)
-    dispatch.Dispatcher._end = _end
-sys.argv = ["gitfactory", "daemon", "--burst"]
-main()
-"""
-
-
 def test_a_crash_while_a_run_ends_leaves_one_record_and_no_worktree(
     factory_repo: Path, tmp_path: Path
 ) -> None:
     r = factory_repo
     root = configure(r, tmp_path, "      implement:\n        role: coder\n")
-    crasher = tmp_path / "crash.py"
-    crasher.write_text(CRASH_AT)
     for point in ("after_step_done", "after_end"):
         task = gf_json(r, "task", "add", f"Crash {point}")["id"]
-        killed = subprocess.run([sys.executable, str(crasher), point], cwd=r,
-                                capture_output=True)
-        assert killed.returncode == -signal.SIGKILL, killed.stderr
+        crash_daemon(r, tmp_path, point)
         gf(r, "daemon", "--burst")  # recovers
         assert gf_json(r, "task", "show", task)["state"] == "completed"
         assert len(gf_json(r, "log", "--kind", "dispatch.finished", "--task", task)) == 1, point
