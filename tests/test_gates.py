@@ -8,6 +8,7 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import commit_on_factory, gf, gf_json
@@ -171,24 +172,32 @@ def test_scenarios_are_played_one_by_one_each_with_its_own_result(
                       ("everything", "qa/quinn")]
 
 
+def one_gate(
+    repo: Path, tmp: Path, spec: str
+) -> tuple[str, str, dict[str, Any], str]:
+    """A task through implement and one gate `tests` declared by ``spec`` (YAML under
+    the gate's name): the task, its final state, the gate's result and its report."""
+    steps = ("      implement:\n        role: coder\n        on_success: check\n"
+             "      check:\n        gate: tests\n        on_failure: failed\n")
+    configure(repo, tmp, steps, f"gates:\n  tests:\n    {spec}\n")
+    task = gf_json(repo, "task", "add", "Task with a gate")["id"]
+    gf(repo, "daemon", "--burst")
+    (result,) = events(repo, "gate.result")
+    report = gf(repo, "artifact", "get", str(result["report"])).stdout
+    return task, gf_json(repo, "task", "show", task)["state"], result, report
+
+
 def test_a_command_gate_keeps_its_output_and_the_files_it_names(
     factory_repo: Path, tmp_path: Path
 ) -> None:
     r = factory_repo
-    extra = ("gates:\n  tests:\n    command: echo 12 tests passed; printf '<ok/>' > junit.xml;"
-             " ln -s /etc/hostname link.xml\n"
-             "    keep: [junit.xml, missing.xml, link.xml]\n")
-    steps = ("      implement:\n        role: coder\n        on_success: check\n"
-             "      check:\n        gate: tests\n")
-    configure(r, tmp_path, steps, extra)
-    task = gf_json(r, "task", "add", "Task with tests")["id"]
-    gf(r, "daemon", "--burst")
-    assert gf_json(r, "task", "show", task)["state"] == "completed"
-    (result,) = events(r, "gate.result")
+    task, state, result, report = one_gate(
+        r, tmp_path, "command: echo 12 tests passed; printf '<ok/>' > junit.xml;"
+        " ln -s /etc/hostname link.xml\n    keep: [junit.xml, missing.xml, link.xml]")
+    assert state == "completed"
     assert result["pass"] is True and result["type"] == "command"
     assert list(result["kept"]) == ["junit.xml"]  # type: ignore[call-overload]
     assert gf(r, "artifact", "get", result["kept"]["junit.xml"]).stdout == "<ok/>"  # type: ignore[index]
-    report = gf(r, "artifact", "get", str(result["report"])).stdout
     assert "Gate tests (command): passed" in report and "12 tests passed" in report
     names = {a["name"] for a in gf_json(r, "artifact", "list", task)}
     assert {"report-check-1.md", "transcript-check-1.log", "junit.xml"} <= names
@@ -197,17 +206,8 @@ def test_a_command_gate_keeps_its_output_and_the_files_it_names(
 def test_a_gate_command_that_does_not_exist_says_where_to_look(
     factory_repo: Path, tmp_path: Path
 ) -> None:
-    r = factory_repo
-    extra = "gates:\n  tests:\n    command: pytset -q\n"
-    steps = ("      implement:\n        role: coder\n        on_success: check\n"
-             "      check:\n        gate: tests\n        on_failure: failed\n")
-    configure(r, tmp_path, steps, extra)
-    task = gf_json(r, "task", "add", "Task with a typo in its gate")["id"]
-    gf(r, "daemon", "--burst")
-    assert gf_json(r, "task", "show", task)["state"] == "failed"
-    (result,) = events(r, "gate.result")
-    assert result["pass"] is False
-    report = gf(r, "artifact", "get", str(result["report"])).stdout
+    _, state, result, report = one_gate(factory_repo, tmp_path, "command: pytset -q")
+    assert state == "failed" and result["pass"] is False
     assert "exit code 127 (the shell found no such command: check the gate's command" in report
     assert "pytset" in report and "not found" in report  # what sh said, kept
 
