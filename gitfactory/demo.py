@@ -15,7 +15,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from gitfactory.errors import UsageError
+from gitfactory.errors import FactoryError, UsageError
 from gitfactory.factory import Factory
 from gitfactory.git import discover, run_git
 from gitfactory.resources import template_file
@@ -138,7 +138,10 @@ def run(directory: Path | None, say: Callable[[str], None]) -> Factory:
     factory = Factory(discover(repo))
     factory.init("demo", actor="human/demo-user")
     configure(factory)
-    hooks.install(factory.paths)
+    try:
+        hooks.install(factory.paths)
+    except FactoryError as exc:  # a global core.hooksPath, say: the daemon works without it
+        say(f"no reference-transaction hook ({exc.message}); the daemon watches the refs")
     say(
         "factory 'demo': agents coder/ada, reviewer/rex, qa/quinn; workflow implement -> test"
         " -> judge -> qa (2 scenarios) -> review -> merge into main"

@@ -100,6 +100,14 @@ class Factory:
 
         wanted = name or self.default_name()
         who = actor or actors.default_actor(self)
+        checked_out = self._checked_out()
+        if checked_out is not None:
+            raise FactoryError(
+                f"the branch '{self.branch}' is checked out in {checked_out}: gitfactory writes "
+                "that branch without a working tree, so the checkout would look changed",
+                hint="switch that worktree to another branch (git switch -c main), "
+                "then run init again",
+            )
         commit = self.store.transact(lambda snap: self._init_change(snap, wanted, who))
         config = self.config()
         if name is not None and config.name != name:
@@ -108,6 +116,21 @@ class Factory:
                 hint=f"to rename it, edit name: in {CONFIG_PATH} on the {self.branch} branch",
             )
         return InitResult(commit is not None, config.name, self.branch, self.require_tip())
+
+    def _checked_out(self) -> Path | None:
+        """The worktree whose HEAD is the factory branch (even unborn), if any."""
+        common = self.paths.common_dir
+        wanted = f"ref: refs/heads/{self.branch}"
+        for gitdir in [common, *sorted((common / "worktrees").glob("*"))]:
+            try:
+                head = (gitdir / "HEAD").read_text(encoding="utf-8").strip()
+            except OSError:
+                continue
+            if head == wanted:
+                if gitdir == common:
+                    return self.paths.work_tree or common
+                return Path((gitdir / "gitdir").read_text().strip()).parent
+        return None
 
     def _init_change(self, snap: Snapshot, name: str, actor: str) -> Change | None:
         from gitfactory import documents, log, records

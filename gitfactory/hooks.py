@@ -15,6 +15,7 @@ transaction in the ``prepared`` state). Uninstalling puts it back.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
 from dataclasses import dataclass
@@ -70,38 +71,74 @@ def state(paths: RepoPaths) -> HookState:
     return HookState(path, _is_ours(path), chained if chained.exists() else None)
 
 
+def _own_hooks_dir(paths: RepoPaths) -> Path:
+    """The hooks directory, if it is this repository's own (inside its git dir); a
+    core.hooksPath elsewhere is shared with other repositories or tracked in a work
+    tree (husky, pre-commit), and gitfactory does not write there."""
+    directory = hooks_dir(paths)
+    if not directory.resolve().is_relative_to(paths.common_dir.resolve()):
+        raise FactoryError(
+            f"core.hooksPath points at {directory}, outside this repository's git dir: "
+            "a hook there would run for other repositories too, or change tracked files",
+            hint="the daemon works without the hook (it watches the ref files and "
+            'reconciles); to use it, add the line `[ "$1" = committed ] && : > '
+            f"{_shell_quote(str(paths.factory_dir / WAKE_FILE))}` to your own hook",
+        )
+    return directory
+
+
 def install(paths: RepoPaths) -> HookState:
-    """Install the hook (idempotent), keeping any hook already there."""
-    path = hooks_dir(paths) / HOOK
-    path.parent.mkdir(parents=True, exist_ok=True)
-    paths.factory_dir.mkdir(exist_ok=True)
+    """Install the hook (idempotent), keeping any hook already there. Our hook is
+    written first and put in place last: if anything fails, the user's hook is where
+    it was."""
+    path = _own_hooks_dir(paths) / HOOK
     chained = path.with_name(CHAINED)
-    if (path.exists() or path.is_symlink()) and not _is_ours(path):
-        if chained.exists() or chained.is_symlink():
-            raise FactoryError(
-                f"both {path} and {chained} exist and neither is gitfactory's",
-                hint=f"merge them into one hook at {path}, then install again",
-            )
-        os.rename(path, chained)
+    tmp = path.with_name(f".{HOOK}.gitfactory.tmp")
     wake = paths.factory_dir / WAKE_FILE
     script = _SCRIPT.format(
         marker=MARKER, chained=CHAINED, wake=_shell_quote(str(wake)), wake_name=WAKE_FILE
     )
-    tmp = path.with_name(f".{HOOK}.gitfactory.tmp")
-    tmp.write_text(script, encoding="utf-8")
-    tmp.chmod(tmp.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
-    os.replace(tmp, path)
+    moved = False
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        paths.factory_dir.mkdir(exist_ok=True)
+        theirs = (path.exists() or path.is_symlink()) and not _is_ours(path)
+        if theirs and (chained.exists() or chained.is_symlink()):
+            raise FactoryError(
+                f"both {path} and {chained} exist and neither is gitfactory's",
+                hint=f"merge them into one hook at {path}, then install again",
+            )
+        tmp.write_text(script, encoding="utf-8")
+        tmp.chmod(tmp.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+        if theirs:
+            os.rename(path, chained)
+            moved = True
+        os.replace(tmp, path)
+    except OSError as exc:
+        if moved and not (path.exists() or path.is_symlink()):
+            os.rename(chained, path)  # put the user's hook back
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        raise FactoryError(
+            f"cannot install the hook in {path.parent}: {exc.strerror or exc}; nothing changed"
+        ) from None
     return state(paths)
 
 
 def uninstall(paths: RepoPaths) -> HookState:
     """Remove our hook and put back the one it chained to, if any."""
     path = hooks_dir(paths) / HOOK
-    if _is_ours(path):
-        path.unlink()
-        chained = path.with_name(CHAINED)
-        if chained.exists() or chained.is_symlink():
-            os.rename(chained, path)
+    try:
+        if _is_ours(path):
+            chained = path.with_name(CHAINED)
+            if chained.exists() or chained.is_symlink():
+                os.replace(chained, path)  # theirs takes our place in one step
+            else:
+                path.unlink()
+    except OSError as exc:
+        raise FactoryError(
+            f"cannot uninstall the hook in {path.parent}: {exc.strerror or exc}"
+        ) from None
     return state(paths)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shlex
 import shutil
 import signal
 import subprocess
@@ -13,7 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from gitfactory.daemon import read_pid
+from gitfactory.actors import slug
+from gitfactory.daemon import LOCK_FILE, PID_FILE, read_pid
 from gitfactory.errors import BusyError, FactoryError
 from gitfactory.runs import alive
 
@@ -24,9 +26,28 @@ LOG_FILE = "daemon.log"
 
 
 def running(factory: Factory) -> int | None:
-    """The pid of this repository's daemon, if one runs."""
-    pid = read_pid(factory.paths.factory_dir)
-    return pid if pid is not None and alive(pid) else None
+    """The pid of this repository's daemon, if one runs.
+
+    The daemon's lock decides, not the pid file alone: after a SIGKILL or a reboot
+    the file names a pid that may now be any other process, which `daemon stop`
+    must never signal.
+    """
+    from filelock import FileLock, Timeout
+
+    directory = factory.paths.factory_dir
+    pid = read_pid(directory)
+    if pid is None or not alive(pid):
+        return None
+    lock = FileLock(str(directory / LOCK_FILE), timeout=0)
+    try:
+        lock.acquire()
+    except Timeout:
+        return pid  # held: a daemon runs, and wrote this pid when it took the lock
+    except OSError:
+        return None
+    lock.release()
+    (directory / PID_FILE).unlink(missing_ok=True)  # stale: no daemon holds the lock
+    return None
 
 
 def start(factory: Factory, wait_s: float = 30) -> tuple[int, Path]:
@@ -79,8 +100,9 @@ def install_systemd(factory: Factory) -> Unit:
     factory.require_tip()
     repo = main_top(factory.paths)
     digest = hashlib.sha256(str(repo).encode()).hexdigest()[:8]
-    name = f"gitfactory-{repo.name}-{digest}.service"
-    program = shutil.which("gitfactory") or f"{sys.executable} -m gitfactory"
+    # A unit name systemd accepts whatever the directory is called (spaces, '%').
+    name = f"gitfactory-{slug(repo.name) or 'repo'}-{digest}.service"
+    program = shutil.which("gitfactory") or f"{shlex.quote(sys.executable)} -m gitfactory"
     text = template_file("systemd", "gitfactory.service").read_text("utf-8")
     text = text.replace("__UNIT__", name).replace("__REPO__", str(repo))
     text = text.replace("__GITFACTORY__", program)

@@ -146,15 +146,52 @@ def test_hooks_keep_the_users_hook_working(factory_repo: Path) -> None:
     assert "mine.log" in mine.read_text() and "gitfactory" not in mine.read_text()
 
 
-def test_hooks_follow_core_hookspath(factory_repo: Path, tmp_path: Path) -> None:
-    shared = tmp_path / "shared-hooks"
-    git(factory_repo, "config", "core.hooksPath", str(shared))
+def test_hooks_follow_core_hookspath_but_never_write_outside_the_repo(
+    factory_repo: Path, tmp_path: Path
+) -> None:
+    own = factory_repo / ".git" / "my-hooks"
+    git(factory_repo, "config", "core.hooksPath", str(own))
     state = gf_json(factory_repo, "hooks", "install")
-    assert state["path"] == str(shared / "reference-transaction")
+    assert state["path"] == str(own / "reference-transaction")
     wake = factory_repo / ".git" / "gitfactory" / "wake"
     wake.unlink(missing_ok=True)
     git(factory_repo, "commit", "-qm", "x", "--allow-empty")
     assert wake.exists()
+    gf(factory_repo, "hooks", "uninstall")
+
+    # Shared with other repositories (a global hooksPath) or tracked (husky): refused.
+    shared = tmp_path / "shared-hooks"
+    shared.mkdir()
+    (shared / "reference-transaction").write_text("#!/bin/sh\nexit 0\n")
+    git(factory_repo, "config", "core.hooksPath", str(shared))
+    proc = gf(factory_repo, "hooks", "install", code=1)
+    assert "outside this repository's git dir" in proc.stderr and "wake" in proc.stderr
+    assert sorted(p.name for p in shared.iterdir()) == ["reference-transaction"]
+    assert (shared / "reference-transaction").read_text() == "#!/bin/sh\nexit 0\n"
+
+
+def test_a_failed_install_leaves_the_users_hook_in_place(factory_repo: Path) -> None:
+    hooks = factory_repo / ".git" / "hooks"
+    hook = hooks / "reference-transaction"
+    hook.write_text("#!/bin/sh\nexit 0\n")
+    hook.chmod(0o755)
+    (hooks / ".reference-transaction.gitfactory.tmp").mkdir()  # the write will fail
+    proc = gf(factory_repo, "hooks", "install", code=1)
+    assert "cannot install the hook" in proc.stderr
+    assert hook.read_text() == "#!/bin/sh\nexit 0\n"
+    assert not (hooks / "reference-transaction.before-gitfactory").exists()
+
+
+def test_a_stale_pid_file_is_not_a_daemon(factory_repo: Path) -> None:
+    stranger = subprocess.Popen(["sleep", "60"])
+    try:
+        (factory_repo / ".git" / "gitfactory" / "daemon.pid").write_text(f"{stranger.pid}\n")
+        assert gf_json(factory_repo, "daemon", "status")["running"] is False
+        gf(factory_repo, "daemon", "stop")
+        assert stranger.poll() is None  # never signalled
+    finally:
+        stranger.kill()
+        stranger.wait()
 
 
 def test_background_daemon_agents_gc_and_systemd_unit(factory_repo: Path, tmp_path: Path) -> None:

@@ -120,3 +120,11 @@ def test_works_from_a_linked_worktree_and_subdirectory(factory_repo: Path, tmp_p
     assert [e["text"] for e in out][-1] == "from the worktree"
     out = gf_json(factory_repo, "-C", str(wt), "log", "--limit", "1")
     assert out[0]["text"] == "from the worktree"
+
+
+def test_init_refuses_a_factory_branch_that_is_checked_out(tmp_path: Path) -> None:
+    repo = tmp_path / "r"
+    git(tmp_path, "init", "-q", "-b", "factory", str(repo))
+    proc = gf(repo, "init", code=1)
+    assert "is checked out in" in proc.stderr and "git switch" in proc.stderr
+    assert git(repo, "status", "--porcelain") == ""
