@@ -87,8 +87,9 @@ class Factory:
 
     def default_name(self) -> str:
         from gitfactory.actors import slug
+        from gitfactory.worktrees import main_top
 
-        top = self.paths.work_tree or self.paths.common_dir
+        top = main_top(self.paths)  # the repository's name, also from a linked worktree
         name = top.name[:-4] if top.name.endswith(".git") else top.name
         return slug(name)
 

@@ -39,8 +39,7 @@ _SCRIPT = """#!/bin/sh
 status=0
 chained="${{0%/*}}/{chained}"
 if [ -x "$chained" ]; then
-    input=$(cat)
-    printf '%s\\n' "$input" | "$chained" "$@" || status=$?
+    "$chained" "$@" || status=$?  # it reads git's input itself, as it would alone
 fi
 if [ "$1" = committed ]; then
     wake={wake}
