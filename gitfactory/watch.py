@@ -16,6 +16,7 @@ Events only wake the daemon; what changed is always decided by the snapshot.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -24,7 +25,7 @@ from gitfactory.hooks import WAKE_FILE
 
 if TYPE_CHECKING:
     from watchdog.events import FileSystemEvent, FileSystemEventHandler
-    from watchdog.observers.api import BaseObserver
+    from watchdog.observers.api import BaseObserver, ObservedWatch
 
     from gitfactory.git import RepoPaths
 
@@ -81,7 +82,7 @@ class Watcher:
         self._event = threading.Event()
         self._observer: BaseObserver | None = None
         self._handler: FileSystemEventHandler | None = None
-        self._watched: set[str] = set()
+        self._watched: dict[str, ObservedWatch] = {}
 
     def start(self) -> None:
         import logging
@@ -101,7 +102,10 @@ class Watcher:
                 if event.event_type not in _WRITES:
                     return  # opened, closed without writing: reads, ours included
                 if event.is_directory and Path(str(event.src_path)).name == "worktrees":
-                    watcher._watch("worktrees")  # the first `git worktree add`
+                    if event.event_type == "deleted":  # the last worktree was removed
+                        watcher._unwatch("worktrees")
+                    else:
+                        watcher._watch("worktrees")  # the first `git worktree add`
                 for raw in (event.src_path, getattr(event, "dest_path", "")):
                     if raw and watcher.signals(Path(str(raw))):
                         watcher.wake()
@@ -126,8 +130,15 @@ class Watcher:
         observer, handler = self._observer, self._handler
         if observer is None or handler is None or name in self._watched or not path.is_dir():
             return
-        self._watched.add(name)
-        observer.schedule(handler, str(path), recursive=True)
+        self._watched[name] = observer.schedule(handler, str(path), recursive=True)
+
+    def _unwatch(self, name: str) -> None:
+        """Forget a watched directory that is gone, so that it is watched again once
+        it is made again (git deletes worktrees/ with the last linked worktree)."""
+        watch = self._watched.pop(name, None)
+        if watch is not None and self._observer is not None:
+            with contextlib.suppress(KeyError, OSError):  # it went with the directory
+                self._observer.unschedule(watch)
 
     def signals(self, path: Path) -> bool:
         """Whether a change at ``path`` may mean a ref moved."""

@@ -228,3 +228,25 @@ def test_background_daemon_agents_gc_and_systemd_unit(factory_repo: Path, tmp_pa
     text = Path(unit["path"]).read_text()
     assert f"WorkingDirectory={r}" in text and "daemon" in text.split("ExecStart=")[1]
     assert unit["enable"].endswith(unit["unit"])
+
+
+def test_the_watcher_sees_worktrees_added_after_the_last_one_went(
+    factory_repo: Path, tmp_path: Path
+) -> None:
+    from gitfactory.git import discover
+    from gitfactory.watch import Watcher
+
+    r = factory_repo
+    watcher = Watcher(discover(r))
+    watcher.start()
+    try:
+        git(r, "worktree", "add", "-q", "--detach", str(tmp_path / "first"))
+        git(r, "worktree", "remove", str(tmp_path / "first"))  # git deletes worktrees/
+        assert not (r / ".git" / "worktrees").exists()
+        git(r, "worktree", "add", "-q", "--detach", str(tmp_path / "second"))
+        time.sleep(0.5)
+        watcher.wait(0)  # what the adding itself stirred
+        git(tmp_path / "second", "commit", "-qm", "on a detached HEAD", "--allow-empty")
+        assert watcher.wait(5)  # its HEAD moved: no hook, inotify alone
+    finally:
+        watcher.stop()
