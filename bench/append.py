@@ -32,11 +32,12 @@ from pathlib import Path
 
 from common import GIT_ENV, cli, median_ms
 
-from gitfactory import log, records
-from gitfactory.factory import Factory
-from gitfactory.git import discover
-from gitfactory.log import Draft
-from gitfactory.store import Change
+from gitfactory import create
+from gitfactory.store import log, records
+from gitfactory.store.branch import Change
+from gitfactory.store.factory import Factory
+from gitfactory.store.git import discover
+from gitfactory.store.log import Draft
 
 DAY_MS = 86_400_000
 
@@ -57,7 +58,7 @@ def seeded_factory(root: Path, events: list[log.Event]) -> Factory:
     repo = root / "gf"
     git(root, "init", "-q", str(repo))
     factory = Factory(discover(repo))
-    factory.init("bench", actor="bench/seed")
+    create.init(factory, "bench", actor="bench/seed")
     for i in range(0, len(events), 20_000):
         chunk = events[i : i + 20_000]
         factory.store.write(

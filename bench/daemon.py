@@ -31,11 +31,12 @@ from pathlib import Path
 
 from common import GIT_ENV, cli
 
-from gitfactory import plan
-from gitfactory.config import CONFIG_PATH
-from gitfactory.factory import Factory
-from gitfactory.git import discover
-from gitfactory.store import Change
+from gitfactory import create
+from gitfactory.config.factory_yaml import CONFIG_PATH
+from gitfactory.plan import decisions
+from gitfactory.store.branch import Change
+from gitfactory.store.factory import Factory
+from gitfactory.store.git import discover
 
 
 def git(cwd: Path, *args: str) -> str:
@@ -95,7 +96,7 @@ def new_factory(root: Path, name: str, files: int = 0) -> Factory:
     git(repo, "add", "-A")
     git(repo, "commit", "-qm", "project", "--allow-empty")
     factory = Factory(discover(repo))
-    factory.init("bench", actor="bench/seed")
+    create.init(factory, "bench", actor="bench/seed")
     return factory
 
 
@@ -145,7 +146,7 @@ def agent_start(root: Path, tasks: int, pool: int) -> tuple[list[float], float, 
         time.sleep(1)
     latencies = []
     for i in range(tasks):
-        task = plan.add(factory, title=f"task {i}", requester="bench/seed")
+        task = decisions.add(factory, title=f"task {i}", requester="bench/seed")
         started = time.time()
         mark = marks / task.id
         deadline = time.monotonic() + 60

@@ -29,12 +29,13 @@ from pathlib import Path
 
 from common import GIT_ENV, cli, median_ms
 
-from gitfactory import ids, log, records
-from gitfactory.factory import Factory
-from gitfactory.git import discover
-from gitfactory.log import Draft
-from gitfactory.mail import Message
-from gitfactory.store import Change
+from gitfactory import create
+from gitfactory.mail.messages import Message
+from gitfactory.store import clock, ids, log, records
+from gitfactory.store.branch import Change
+from gitfactory.store.factory import Factory
+from gitfactory.store.git import discover
+from gitfactory.store.log import Draft
 
 AGENTS = 20
 DAY_MS = 86_400_000
@@ -48,7 +49,7 @@ def seeded(root: Path, n: int) -> tuple[Path, float]:
     # We pack once ourselves below; a background `gc --auto` would race with it.
     subprocess.run(["git", "config", "gc.auto", "0"], cwd=repo, check=True, env=GIT_ENV)
     factory = Factory(discover(repo))
-    factory.init("bench", actor="bench/seed")
+    create.init(factory, "bench", actor="bench/seed")
     start = time.time_ns() // 1_000_000 - 30 * DAY_MS
     step = max(1, 30 * DAY_MS // n)
     files: dict[str, bytes] = {}
@@ -57,7 +58,7 @@ def seeded(root: Path, n: int) -> tuple[Path, float]:
         message = Message(
             id=ids.new_id(ms), sender=f"coder/a{i % AGENTS}",
             to=(f"coder/a{(i + 1) % AGENTS}",), subject=f"message {i} about the parser",
-            created=ids.format_time(ms), body=f"Body of message {i}.\n\nSome *markdown*.\n",
+            created=clock.format_time(ms), body=f"Body of message {i}.\n\nSome *markdown*.\n",
             cc=("reviewer/*",) if i % 7 == 0 else (),
         )  # fmt: skip
         files[message.path] = records.encode(message.to_record(), records.MESSAGE)

@@ -23,20 +23,21 @@ from pathlib import Path
 
 from common import GIT_ENV, cli, median_ms
 
-from gitfactory import ids, log, records
-from gitfactory.factory import Factory
-from gitfactory.git import discover
-from gitfactory.log import Draft
-from gitfactory.store import Change
-from gitfactory.tasks import Task
+from gitfactory import create
+from gitfactory.plan.tasks import Task
+from gitfactory.store import clock, ids, log, records
+from gitfactory.store.branch import Change
+from gitfactory.store.factory import Factory
+from gitfactory.store.git import discover
+from gitfactory.store.log import Draft
 
 
 def seeded(root: Path, n: int) -> Factory:
     repo = root / f"plan-{n}"
     subprocess.run(["git", "init", "-q", str(repo)], check=True, env=GIT_ENV)
     factory = Factory(discover(repo))
-    factory.init("bench", actor="bench/seed")
-    start = ids.format_time(1_790_000_000_000)
+    create.init(factory, "bench", actor="bench/seed")
+    start = clock.format_time(1_790_000_000_000)
     tasks = []
     for i in range(n):
         deps = (tasks[i - 7].id,) if i % 4 == 3 and i >= 7 else ()
@@ -64,14 +65,14 @@ def seeded(root: Path, n: int) -> Factory:
 
 CLAIMER = """
 import json, sys
-from gitfactory import plan
+from gitfactory.plan import decisions
 from gitfactory.errors import FactoryError
-from gitfactory.factory import Factory
+from gitfactory.store.factory import Factory
 factory = Factory.discover()
 won = 0
 for tid in json.loads(sys.argv[1]):
     try:
-        plan.claim(factory, tid, sys.argv[2])
+        decisions.claim(factory, tid, sys.argv[2])
         won += 1
     except FactoryError:
         pass
@@ -83,8 +84,8 @@ def claim_storm(root: Path, n_tasks: int) -> tuple[float, int]:
     repo = root / "storm"
     subprocess.run(["git", "init", "-q", str(repo)], check=True, env=GIT_ENV)
     factory = Factory(discover(repo))
-    factory.init("storm", actor="bench/seed")
-    created = ids.format_time(1_790_000_000_000)
+    create.init(factory, "storm", actor="bench/seed")
+    created = clock.format_time(1_790_000_000_000)
     tasks = [Task(id=ids.random_id(), title=f"t{i}", requester="bench/seed",
                        created=created) for i in range(n_tasks)]  # fmt: skip
     factory.store.write(Change({t.path: records.encode(t.to_record(), records.TASK)

@@ -34,12 +34,17 @@ from pathlib import Path
 
 from common import GIT_ENV
 
-from gitfactory import artifacts, log, plan, worktrees
-from gitfactory.config import CONFIG_PATH
-from gitfactory.dispatch import Dispatcher
-from gitfactory.factory import Factory
-from gitfactory.git import discover
-from gitfactory.store import Change
+from gitfactory import create
+from gitfactory.config import factory_yaml
+from gitfactory.config.factory_yaml import CONFIG_PATH
+from gitfactory.knowledge import artifacts
+from gitfactory.plan import decisions
+from gitfactory.run import worktrees
+from gitfactory.run.dispatch import Dispatcher
+from gitfactory.store import log
+from gitfactory.store.branch import Change
+from gitfactory.store.factory import Factory
+from gitfactory.store.git import discover
 
 JUDGE = "import json; print(json.dumps({'pass': True, 'score': 1, 'reasons': ['ok']}))"
 QA = (
@@ -61,7 +66,7 @@ def new_factory(root: Path, name: str, config: str) -> Factory:
     git(repo, "add", "-A")
     git(repo, "commit", "-qm", "project")
     factory = Factory(discover(repo))
-    factory.init("bench", actor="bench/seed")
+    create.init(factory, "bench", actor="bench/seed")
     files = {CONFIG_PATH: config.encode(),
              ".factory/scenarios/smoke.md": b"# Smoke\nThe user starts the app.\n"}  # fmt: skip
     factory.store.write(Change(files, "bench: config", replace=frozenset(files)))
@@ -83,9 +88,9 @@ def gate_overhead(root: Path, kind: str, tasks: int) -> tuple[list[float], float
         "workflows:\n  default:\n    steps:\n      check:\n        gate: check\n"
     )
     factory = new_factory(root, f"gate-{kind}", config)
-    dispatch = factory.config().dispatch
+    dispatch = factory_yaml.load(factory).dispatch
     for i in range(tasks):  # the worktrees an earlier step would have made
-        task = plan.add(factory, title=f"task {i}", requester="bench/seed")
+        task = decisions.add(factory, title=f"task {i}", requester="bench/seed")
         worktrees.ensure(factory.paths, dispatch, task)
     dispatcher = Dispatcher(factory, lambda e: log.append(factory, e if isinstance(e, list) else [e]))
     totals = []
@@ -136,7 +141,7 @@ def plain_git_gate(root: Path, runs: int) -> list[float]:
 
 def artifact_throughput(root: Path, size: int, count: int) -> dict[str, float]:
     factory = new_factory(root, f"art-{size}", 'protocol: "0.2"\nname: bench\n')
-    task = plan.add(factory, title="bench", requester="bench/seed").id
+    task = decisions.add(factory, title="bench", requester="bench/seed").id
     payloads = [os.urandom(size) for _ in range(count)]
     started = time.perf_counter()
     ids = [artifacts.put(factory, task, p, name=f"a{i}.bin", producer="bench/seed").id

@@ -16,9 +16,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from gitfactory.errors import FactoryError, UsageError
-from gitfactory.factory import Factory
-from gitfactory.git import discover, run_git
 from gitfactory.resources import template_file
+from gitfactory.store.factory import Factory
+from gitfactory.store.git import discover, run_git
 
 CONFIG = """\
 # The demo's factory: four scripted agents, three kinds of gate, and the default
@@ -113,9 +113,9 @@ def make_project(repo: Path) -> None:
 
 
 def configure(factory: Factory) -> None:
-    from gitfactory.config import CONFIG_PATH
-    from gitfactory.gates import SCENARIOS_DIR
-    from gitfactory.store import Change
+    from gitfactory.config.factory_yaml import CONFIG_PATH
+    from gitfactory.qa.scenarios import SCENARIOS_DIR
+    from gitfactory.store.branch import Change
 
     text = CONFIG.format(python=sys.executable, agents=template_file("demo", "agents"))
     files = {CONFIG_PATH: text.encode()}
@@ -128,15 +128,17 @@ def configure(factory: Factory) -> None:
 
 
 def run(directory: Path | None, say: Callable[[str], None]) -> Factory:
-    from gitfactory import hooks, plan
-    from gitfactory.daemon import Daemon, TickReport
+    from gitfactory import create
+    from gitfactory.plan import decisions
+    from gitfactory.run import hooks
+    from gitfactory.run.daemon import Daemon, TickReport
 
     root = prepare(directory)
     repo = root / "stats"
     say(f"building the sample project in {repo}")
     make_project(repo)
     factory = Factory(discover(repo))
-    factory.init("demo", actor="human/demo-user")
+    create.init(factory, "demo", actor="human/demo-user")
     configure(factory)
     try:
         hooks.install(factory.paths)
@@ -146,14 +148,14 @@ def run(directory: Path | None, say: Callable[[str], None]) -> Factory:
         "factory 'demo': agents coder/ada, reviewer/rex, qa/quinn; workflow implement -> test"
         " -> judge -> qa (2 scenarios) -> review -> merge into main"
     )
-    fix = plan.add(
+    fix = decisions.add(
         factory,
         title="Fix the off-by-one in stats.mean",
         requester="human/demo-user",
         body="mean([1, 2, 3, 4]) returns 2 instead of 2.5.",
         priority=1,
     )
-    docs = plan.add(factory, title="Document mean and spread in the README",
+    docs = decisions.add(factory, title="Document mean and spread in the README",
                     requester="human/demo-user", depends_on=[fix.id])  # fmt: skip
     say(f"tasks: {fix.id[:8]} {fix.title}; {docs.id[:8]} {docs.title} (after {fix.id[:8]})")
     say("running the daemon until there is nothing left to do")

@@ -6,11 +6,13 @@ and a temporary HOME; an autouse guard fails any test that writes to the real ho
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -85,6 +87,17 @@ def gf(
 
 def gf_json(cwd: Path, *args: str, **kw: Any) -> Any:
     return json.loads(gf(cwd, *args, "--json", **kw).stdout)
+
+
+def wait_for(condition: Callable[[], Any], what: str, timeout: float = 120) -> Any:
+    """Poll ``condition`` until it is true (a loaded machine gets a generous deadline)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = condition()
+        if result:
+            return result
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.fixture
@@ -162,3 +175,82 @@ def event_bytes(record_id: str, **fields: Any) -> bytes:
     record = {"id": record_id, "kind": "note", "actor": "human/plain",
               "time": "2026-11-22T10:00:00.000Z", "text": "", **fields}
     return (json.dumps(record) + "\n").encode()
+
+
+# -- scripted agents for the daemon's tests -------------------------------------------
+
+# A scripted agent: a real program that does what the task's title says.
+AGENT = r'''
+import os, subprocess, sys, time
+from pathlib import Path
+
+task = os.environ["GITFACTORY_TASK"]
+prompt = Path(os.environ["GITFACTORY_PROMPT_FILE"]).read_text()
+title = prompt.splitlines()[0].split(": ", 1)[1]
+log = os.environ.get("AGENT_LOG")
+if log:
+    with open(log, "a") as fh:
+        fh.write(f"start {task} {os.getpid()}\n")
+print(f"{os.environ['GITFACTORY_AGENT']} on {title} in {os.getcwd()}", flush=True)
+for name in (".env", "setup-marker.txt"):
+    if Path(name).exists():
+        print(f"found {name}: {Path(name).read_text().strip()}", flush=True)
+if "slow" in title:
+    time.sleep(float(os.environ.get("AGENT_SLEEP", "1")))
+    while os.environ.get("AGENT_WAIT_FOR") and not Path(os.environ["AGENT_WAIT_FOR"]).exists():
+        time.sleep(0.05)
+if "crash" in title:
+    sys.exit(1)
+if "hang" in title:
+    child = subprocess.Popen(["sleep", "300"])
+    Path(os.environ["GITFACTORY_WORKTREE"], "..", f"child-{task[:8]}.pid").write_text(str(child.pid))
+    time.sleep(300)
+Path("work.txt").write_text(f"done by {os.environ['GITFACTORY_AGENT']}\n")
+subprocess.run(["git", "add", "work.txt"], check=True)
+message = f"work on {task}"
+if "trailer" in title:
+    message += "\n\nFactory-Step: done"
+subprocess.run(["git", "commit", "-qm", message], check=True)
+if "dirty" in title:
+    Path("scratch.txt").write_text("notes the agent did not commit\n")
+if "stepdone" in title:
+    subprocess.run([sys.executable, "-m", "gitfactory", "step", "done", task, "--note", "by hand"],
+                   check=True)
+if log:
+    with open(log, "a") as fh:
+        fh.write(f"end {task} {os.getpid()}\n")
+sys.exit(3 if "exit3" in title else 0)
+'''
+
+
+def configure(repo: Path, tmp: Path, steps: str, extra: str = "", agents: str = "") -> Path:
+    script = tmp / "agent.py"
+    script.write_text(AGENT)
+    config = f"""protocol: "0.2"
+name: test
+dispatch:
+  worktrees: ../worktrees
+  kill_grace: 1s
+{extra}agents:
+  ada:
+    role: coder
+    command: {sys.executable} {script}
+{agents}workflows:
+  default:
+    steps:
+{steps}"""
+    commit_on_factory(repo, {".factory/factory.yaml": config.encode()})
+    return repo.parent / "worktrees"
+
+
+def checkout_state(repo: Path) -> dict[str, str]:
+    """Everything of the user's own checkout: files, index, HEAD, status."""
+    files = {str(p.relative_to(repo)): hashlib.sha256(p.read_bytes()).hexdigest()
+             for p in repo.rglob("*") if p.is_file() and ".git" not in p.relative_to(repo).parts}
+    return {**files, "HEAD": git(repo, "rev-parse", "HEAD"),
+            "index": hashlib.sha256((repo / ".git" / "index").read_bytes()).hexdigest(),
+            "status": git(repo, "status", "--porcelain")}
+
+
+def finished(repo: Path) -> dict[str, dict[str, object]]:
+    return {e["task"]: e["data"] for e in gf_json(repo, "log", "--kind", "dispatch.finished")}

@@ -1,6 +1,10 @@
 """The command line: a thin click layer; each command calls the library and prints.
 
-Exit codes are documented in :mod:`gitfactory.errors` and README.md.
+One module per command group; everything printed goes through ``output``. Exit
+codes are documented in :mod:`gitfactory.errors` and README.md.
+
+May import every floor (it is the top one, with ``gitfactory.mcp``,
+``gitfactory.demo`` and ``gitfactory.create``); nothing below imports it.
 """
 
 from __future__ import annotations
@@ -12,9 +16,10 @@ from pathlib import Path
 
 import click
 
-from gitfactory import __version__, output
+from gitfactory import __version__
+from gitfactory.cli import output
 from gitfactory.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, FactoryError
-from gitfactory.factory import Factory
+from gitfactory.store.factory import Factory
 
 _HELP = """gitfactory: the coordination base for a factory of coding agents, on plain git.
 

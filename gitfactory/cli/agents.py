@@ -6,11 +6,11 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from gitfactory import output
-from gitfactory.cli import Context
+from gitfactory.cli import Context, output
+from gitfactory.plan import states
 
 if TYPE_CHECKING:
-    from gitfactory.runs import Run
+    from gitfactory.run.runs import Run
 
 
 @click.command("agents")
@@ -22,12 +22,14 @@ def agents_cmd(obj: Context, as_json: bool) -> None:
     For each agent: its address (role/name), how it runs (preset), and its current
     run on this machine, if any: task, step, since when, process id, lease.
     """
-    from gitfactory import clock, ids, plan
-    from gitfactory.runs import RunBook, alive
+    from gitfactory.config import factory_yaml
+    from gitfactory.plan import decisions
+    from gitfactory.run.runs import RunBook, alive
+    from gitfactory.store import clock
 
     factory = obj.factory
     factory.require_tip()
-    config = factory.config()
+    config = factory_yaml.load(factory)
     factory.index.refresh()
     runs = {r.agent: r for r in RunBook(factory.paths.factory_dir).active()}
     now = clock.now_ms()
@@ -36,12 +38,12 @@ def agents_cmd(obj: Context, as_json: bool) -> None:
         run = runs.get(spec.address)
         current = None
         if run is not None:
-            st = plan.load(factory, run.task)
+            st = decisions.load(factory, run.task)
             current = {
                 "task": run.task, "step": run.step, "attempt": run.attempt,
-                "since": ids.format_time(run.started_ms), "pid": run.pid,
+                "since": clock.format_time(run.started_ms), "pid": run.pid,
                 "alive": run.pid is not None and alive(run.pid),
-                "lease_until": ids.format_time(st.lease_until) if st.lease_until else None,
+                "lease_until": clock.format_time(st.lease_until) if st.lease_until else None,
                 "worktree": run.worktree,
             }  # fmt: skip
         rows.append({"agent": spec.address, "preset": spec.preset, "running": current})
@@ -82,16 +84,17 @@ def gc_cmd(obj: Context, runs_older_than: str, as_json: bool) -> None:
     transcript) are deleted once older than --runs-older-than; the log keeps what
     happened.
     """
-    from gitfactory import worktrees
-    from gitfactory.clock import parse_duration
-    from gitfactory.runs import RunBook
-    from gitfactory.tasks import TERMINAL
+    from gitfactory.config import factory_yaml
+    from gitfactory.plan.tasks import TERMINAL
+    from gitfactory.run import worktrees
+    from gitfactory.run.runs import RunBook
+    from gitfactory.store.clock import parse_duration
 
     factory = obj.factory
     factory.require_tip()
     factory.index.refresh()
-    finished = {d["task"]["id"][:8] for d in factory.index.task_states() if d["state"] in TERMINAL}
-    result = worktrees.collect(factory.paths, factory.config().dispatch, finished)
+    finished = {d["task"]["id"][:8] for d in states.task_states(factory) if d["state"] in TERMINAL}
+    result = worktrees.collect(factory.paths, factory_yaml.load(factory).dispatch, finished)
     age_s = parse_duration(runs_older_than, "--runs-older-than") / 1000
     runs = RunBook(factory.paths.factory_dir).prune(age_s)
     if as_json:

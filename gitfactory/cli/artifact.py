@@ -9,12 +9,13 @@ from typing import TYPE_CHECKING
 
 import click
 
-from gitfactory import actors, artifacts, output
-from gitfactory.cli import Context
+from gitfactory.cli import Context, output
 from gitfactory.errors import UsageError
+from gitfactory.knowledge import artifacts
+from gitfactory.store import actors
 
 if TYPE_CHECKING:
-    from gitfactory.artifacts import Artifact
+    from gitfactory.knowledge.artifacts import Artifact
 
 
 def _json(a: Artifact) -> dict[str, object]:
@@ -56,12 +57,12 @@ def put_cmd(
     Example:
       pytest 2>&1 | gitfactory artifact put 4jrc7 - --name test-report.txt
     """
-    from gitfactory import plan
+    from gitfactory.plan import decisions
 
     factory = obj.factory
     factory.require_tip()
     factory.index.refresh()
-    task_id = plan.resolve(factory, task)
+    task_id = decisions.resolve(factory, task)
     if str(file) == "-":
         data, default_name = sys.stdin.buffer.read(), "stdin.txt"
     else:
@@ -85,14 +86,14 @@ def put_cmd(
 @click.pass_obj
 def list_cmd(obj: Context, task: str | None, as_json: bool) -> None:
     """Artifacts, oldest first (of one task if TASK is given)."""
-    from gitfactory import plan
+    from gitfactory.plan import decisions
 
     factory = obj.factory
     task_id = None
     if task:
         factory.require_tip()
         factory.index.refresh()
-        task_id = plan.resolve(factory, task)
+        task_id = decisions.resolve(factory, task)
     found = artifacts.listing(factory, task_id)
     if as_json:
         output.emit_json([_json(a) for a in found])

@@ -7,10 +7,11 @@ from pathlib import Path
 
 import click
 
-from gitfactory import actors, output
-from gitfactory.cli import Context, text
-from gitfactory.config import CONFIG_PATH, FactoryConfig
-from gitfactory.factory import Factory
+from gitfactory.cli import Context, output, text
+from gitfactory.config import factory_yaml
+from gitfactory.config.factory_yaml import CONFIG_PATH, FactoryConfig
+from gitfactory.store import actors
+from gitfactory.store.factory import Factory
 
 _HELP = f"""factory.yaml: what runs in this factory (agents, gates, workflows, dispatch).
 
@@ -66,15 +67,13 @@ def check_cmd(obj: Context, source: Path | None, as_json: bool) -> None:
     at what is valid but probably not meant: a workflow step of a role no agent
     plays, a `gate:` that is not declared and so runs as a command.
     """
-    from gitfactory import config
-
     if source is None:
         where = f"{obj.factory.branch}:{CONFIG_PATH}"
-        cfg = obj.factory.config()
+        cfg = factory_yaml.load(obj.factory)
     else:
         where = "standard input" if str(source) == "-" else str(source)
-        cfg = config.parse(text.read_source(source), where)
-    warned = config.warnings(cfg)
+        cfg = factory_yaml.parse(text.read_source(source), where)
+    warned = factory_yaml.warnings(cfg)
     if as_json:
         output.emit_json({"source": where, **_declared(cfg), "warnings": warned})
         return
@@ -101,8 +100,6 @@ def edit_cmd(obj: Context, source: Path | None, actor: str | None, as_json: bool
     while you edited it, nothing is committed either (exit 1), and your text is
     kept the same way.
     """
-    from gitfactory import config
-
     factory = obj.factory
     who = actors.who(factory, actor)
     based_on = None
@@ -117,10 +114,10 @@ def edit_cmd(obj: Context, source: Path | None, actor: str | None, as_json: bool
         data = text.read_source(source)
         where = "standard input" if str(source) == "-" else str(source)
     with text.keeping(factory, "factory.yaml", data, from_editor=source is None):
-        commit = config.write(factory, data, who, based_on=based_on, source=where)
+        commit = factory_yaml.write(factory, data, who, based_on=based_on, source=where)
     text.report_edit("factory.yaml", CONFIG_PATH, data, commit, as_json)
     if commit is not None and not as_json:
-        for line in config.warnings(config.parse(data)):
+        for line in factory_yaml.warnings(factory_yaml.parse(data)):
             output.echo(f"warning: {line}")
 
 
@@ -128,7 +125,7 @@ def _current(factory: Factory) -> tuple[str, bytes]:
     tip = factory.require_tip()
     data = factory.store.snapshot(tip).read(CONFIG_PATH)
     if data is None:
-        factory.config()  # raises the error that says how to add it
+        factory_yaml.load(factory)  # raises the error that says how to add it
         raise AssertionError("unreachable")
     return str(tip), data
 

@@ -7,12 +7,11 @@ from typing import TYPE_CHECKING
 
 import click
 
-from gitfactory import output
-from gitfactory.cli import Context
+from gitfactory.cli import Context, output
 
 if TYPE_CHECKING:
-    from gitfactory.daemon import TickReport
-    from gitfactory.hooks import HookState
+    from gitfactory.run.daemon import TickReport
+    from gitfactory.run.hooks import HookState
 
 
 @click.group("daemon", invoke_without_command=True)
@@ -39,7 +38,7 @@ def daemon_group(ctx: click.Context, burst: bool, max_ticks: int | None, json_lo
     """
     if ctx.invoked_subcommand is not None:
         return
-    from gitfactory.daemon import Daemon
+    from gitfactory.run.daemon import Daemon
 
     def report(tick: TickReport) -> None:
         if json_log:
@@ -58,7 +57,7 @@ def daemon_group(ctx: click.Context, burst: bool, max_ticks: int | None, json_lo
 @click.pass_obj
 def start_cmd(obj: Context, as_json: bool) -> None:
     """Start the daemon in the background (its output goes to .git/gitfactory/daemon.log)."""
-    from gitfactory import service
+    from gitfactory.run import service
 
     pid, log = service.start(obj.factory)
     if as_json:
@@ -75,7 +74,7 @@ def start_cmd(obj: Context, as_json: bool) -> None:
 @click.pass_obj
 def stop_cmd(obj: Context, timeout: int, as_json: bool) -> None:
     """Stop the background daemon: running steps finish first (a second stop is immediate)."""
-    from gitfactory import service
+    from gitfactory.run import service
 
     pid, stopped = service.stop(obj.factory, timeout)
     if as_json:
@@ -93,7 +92,7 @@ def stop_cmd(obj: Context, timeout: int, as_json: bool) -> None:
 @click.pass_obj
 def install_systemd_cmd(obj: Context, as_json: bool) -> None:
     """Write a systemd user unit that runs this repository's daemon, and say how to enable it."""
-    from gitfactory import service
+    from gitfactory.run import service
 
     unit = service.install_systemd(obj.factory)
     if as_json:
@@ -109,8 +108,8 @@ def install_systemd_cmd(obj: Context, as_json: bool) -> None:
 @click.pass_obj
 def status_cmd(obj: Context, as_json: bool) -> None:
     """Whether a daemon runs for this repository, and its last tick."""
-    from gitfactory import service
-    from gitfactory.daemon import read_status
+    from gitfactory.run import service
+    from gitfactory.run.daemon import read_status
 
     pid = service.running(obj.factory)
     status = read_status(obj.factory.paths.factory_dir) if pid is not None else None
@@ -164,7 +163,7 @@ def hooks_group() -> None:
 @click.pass_obj
 def hooks_install(obj: Context, as_json: bool) -> None:
     """Install the hook in the repository's hooks directory (idempotent)."""
-    from gitfactory import hooks
+    from gitfactory.run import hooks
 
     _print_hook(hooks.install(obj.factory.paths), as_json)
 
@@ -174,7 +173,7 @@ def hooks_install(obj: Context, as_json: bool) -> None:
 @click.pass_obj
 def hooks_uninstall(obj: Context, as_json: bool) -> None:
     """Remove the hook and restore the one it chained to."""
-    from gitfactory import hooks
+    from gitfactory.run import hooks
 
     _print_hook(hooks.uninstall(obj.factory.paths), as_json)
 
@@ -184,7 +183,7 @@ def hooks_uninstall(obj: Context, as_json: bool) -> None:
 @click.pass_obj
 def hooks_status(obj: Context, as_json: bool) -> None:
     """Whether the hook is installed, and which hook of yours it runs first."""
-    from gitfactory import hooks
+    from gitfactory.run import hooks
 
     _print_hook(hooks.state(obj.factory.paths), as_json)
 

@@ -6,9 +6,11 @@ from pathlib import Path
 
 import click
 
-from gitfactory import demo, log, output
-from gitfactory.factory import Factory
-from gitfactory.log import EventQuery
+from gitfactory import demo
+from gitfactory.cli import output
+from gitfactory.store import log
+from gitfactory.store.factory import Factory
+from gitfactory.store.log import EventQuery
 
 
 @click.command("demo")
@@ -57,7 +59,7 @@ def demo_cmd(directory: Path | None, as_json: bool) -> None:
 
 def _evidence(factory: Factory) -> None:
     """The artifacts each task left, the first failed gate's report, the history."""
-    from gitfactory import artifacts, documents
+    from gitfactory.knowledge import artifacts, documents
 
     kept = artifacts.listing(factory)
     output.echo("")

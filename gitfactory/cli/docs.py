@@ -7,9 +7,10 @@ from pathlib import Path
 
 import click
 
-from gitfactory import actors, documents, output
-from gitfactory.cli import Context, text
-from gitfactory.factory import Factory
+from gitfactory.cli import Context, output, text
+from gitfactory.knowledge import documents
+from gitfactory.store import actors
+from gitfactory.store.factory import Factory
 
 _HELP = """The living documents every agent's prompt includes, in .factory/docs/.
 

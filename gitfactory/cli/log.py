@@ -8,10 +8,10 @@ from typing import Any
 
 import click
 
-from gitfactory import actors, log, output, records
-from gitfactory.cli import Context
+from gitfactory.cli import Context, output
 from gitfactory.errors import EXIT_OK, InvalidRecordError, UsageError
-from gitfactory.log import Draft, Event, EventQuery
+from gitfactory.store import actors, log, records
+from gitfactory.store.log import Draft, Event, EventQuery
 
 _LOG_HELP = """Read the execution log, oldest first and newest last.
 

@@ -8,13 +8,13 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from gitfactory import actors, mail, output
-from gitfactory.cli import Context
+from gitfactory.cli import Context, mail_view, output
 from gitfactory.errors import UsageError
+from gitfactory.mail import mailbox, messages
+from gitfactory.store import actors
 
 if TYPE_CHECKING:
-    from gitfactory.index_mail import Row
-    from gitfactory.mail import Message
+    pass
 
 _AS_HELP = "Who you are: role/name or human/name (default: $GITFACTORY_AGENT, else git's user)."
 
@@ -48,57 +48,6 @@ def _body(body: str | None, body_file: Any, dash: bool) -> str:
     return body or ""
 
 
-def _row_json(row: Row) -> dict[str, Any]:
-    m = row.meta
-    return {
-        "id": m["id"], "from": m["from"], "to": m["to"], "cc": m.get("cc", []),
-        "subject": m["subject"], "thread": m.get("thread") or m["id"],
-        "created": m["created"], "priority": m.get("priority", "normal"),
-        "ack_required": bool(m.get("ack_required")), "task": m.get("task"),
-        "read": row.read, "acked": row.acked,
-    }  # fmt: skip
-
-
-def _print_rows(rows: list[Row], as_json: bool, flags: bool = True) -> None:
-    if as_json:
-        output.emit_json([_row_json(r) for r in rows])
-        return
-    for row in rows:
-        m = row.meta
-        mark = (" " if row.read else "*") if flags else " "
-        urgent = "!" if m.get("priority") in ("high", "urgent") else " "
-        ack = "  [ack needed]" if flags and m.get("ack_required") and not row.acked else ""
-        output.echo(
-            f"{mark}{urgent} {m['id'][-8:]}  {output.local_time(m['created'])}  "
-            f"{m['from']:<20} {m['subject']}{ack}"
-        )
-
-
-def _print_message(message: Message, receipts: list[dict[str, Any]]) -> None:
-    rows = [
-        ("Message", message.id),
-        ("From", message.sender),
-        ("To", ", ".join(message.to)),
-        ("Cc", ", ".join(message.cc)),
-        ("Subject", message.subject),
-        ("Date", output.local_time(message.created)),
-        ("Thread", message.thread_name),
-        ("Reply-To", message.reply_to or ""),
-        ("Task", message.task or ""),
-        ("Priority", message.priority if message.priority != "normal" else ""),
-        ("Refs", ", ".join(message.refs)),
-        ("Attachments", ", ".join(message.attachments)),
-    ]
-    if message.ack_required:
-        acked = sorted({r["actor"] for r in receipts if r["kind"] == "mail.acked"})
-        rows.append(("Ack", f"required; acknowledged by {', '.join(acked) or 'nobody yet'}"))
-    for name, value in rows:
-        if value:
-            output.echo(f"{name + ':':<12} {value}")
-    output.echo()
-    output.echo(message.body.rstrip("\n"))
-
-
 @click.group("mail")
 def mail_group() -> None:
     """Mailboxes: messages between agents, roles and humans, as committed files.
@@ -126,7 +75,9 @@ def mail_group() -> None:
 @click.option("--reply-to", "reply_to", metavar="ID", help="The message this one answers.")
 @click.option("--task", metavar="ID", help="The task it is about.")
 @click.option("--ack-required", is_flag=True, help="Every recipient in TO must acknowledge.")
-@click.option("--priority", type=click.Choice(mail.PRIORITIES), default="normal", show_default=True)
+@click.option(
+    "--priority", type=click.Choice(messages.PRIORITIES), default="normal", show_default=True
+)
 @click.option("--ref", "refs", multiple=True, help="A commit, branch, path or URL. Repeatable.")
 @_json_option
 @click.pass_obj
@@ -158,33 +109,20 @@ def send_cmd(
     factory.require_tip()
     text = _body(body, body_file, "-" in to)
     sender = actors.who(factory, actor)
-    original = mail.get(factory, reply_to) if reply_to else None
+    original = mailbox.get(factory, reply_to) if reply_to else None
     if task:
-        from gitfactory import plan
+        from gitfactory.plan import decisions
 
         factory.index.refresh()
-        task = plan.resolve(factory, task)
-    message = mail.compose(
+        task = decisions.resolve(factory, task)
+    message = messages.compose(
         factory, sender=sender, to=[a for a in to if a != "-"], subject=subject, body=text,
         cc=cc, thread=thread or (original.thread_name if original else None),
         reply_to=original.id if original else None,
         task=task or (original.task if original else None),
         priority=priority, ack_required=ack_required, refs=refs,
     )  # fmt: skip
-    _report_sent(mail.send(factory, message), as_json)
-
-
-def _report_sent(sent: mail.Sent, as_json: bool) -> None:
-    if as_json:
-        output.emit_json(
-            {"id": sent.message.id, "thread": sent.message.thread_name, "commit": sent.commit,
-             "delivered": list(sent.delivered),
-             "no_route": [{"to": a, "status": mail.NO_ROUTE} for a in sent.no_route]}
-        )  # fmt: skip
-        return
-    output.echo(sent.message.id)
-    for address in sent.no_route:
-        output.progress(f"warning: {address}: {mail.NO_ROUTE}")
+    mail_view.report_sent(mailbox.send(factory, message), as_json)
 
 
 @mail_group.command("inbox")
@@ -212,11 +150,11 @@ def inbox_cmd(
     task, read, acked}.
     """
     factory = obj.factory
-    rows = mail.inbox(
+    rows = mailbox.inbox(
         factory, actors.who(factory, actor), unread=unread, unacked=unacked,
         thread=thread, limit=limit or None,
     )  # fmt: skip
-    _print_rows(rows, as_json)
+    mail_view.print_rows(rows, as_json)
 
 
 @mail_group.command("read")
@@ -230,12 +168,12 @@ def read_cmd(obj: Context, message_id: str, actor: str | None, as_json: bool) ->
     The message stays in your inbox (marked read); reading it again shows it again.
     """
     factory = obj.factory
-    message, first = mail.read(factory, message_id, actors.who(factory, actor))
-    receipts = mail.receipts(factory, message.id)
+    message, first = mailbox.read(factory, message_id, actors.who(factory, actor))
+    receipts = mailbox.receipts(factory, message.id)
     if as_json:
         output.emit_json({**message.to_record(), "receipts": receipts, "first_read": first})
     else:
-        _print_message(message, receipts)
+        mail_view.print_message(message, receipts)
 
 
 @mail_group.command("ack")
@@ -247,7 +185,7 @@ def ack_cmd(obj: Context, message_id: str, actor: str | None, as_json: bool) -> 
     """Acknowledge a message (a record separate from reading it)."""
     factory = obj.factory
     agent = actors.who(factory, actor)
-    message, first = mail.ack(factory, message_id, agent)
+    message, first = mailbox.ack(factory, message_id, agent)
     if as_json:
         output.emit_json({"id": message.id, "acked": True, "already": not first})
     else:
@@ -261,7 +199,9 @@ def ack_cmd(obj: Context, message_id: str, actor: str | None, as_json: bool) -> 
 @_as_option
 @click.option("--all", "everyone", is_flag=True, help="Also to every other recipient.")
 @click.option("--ack-required", is_flag=True, help="The recipients must acknowledge.")
-@click.option("--priority", type=click.Choice(mail.PRIORITIES), default="normal", show_default=True)
+@click.option(
+    "--priority", type=click.Choice(messages.PRIORITIES), default="normal", show_default=True
+)
 @_json_option
 @click.pass_obj
 def reply_cmd(
@@ -278,12 +218,12 @@ def reply_cmd(
 ) -> None:
     """Answer a message to its sender, in its thread ('-' reads the body from stdin)."""
     factory = obj.factory
-    original = mail.get(factory, message_id)
-    sent = mail.reply(
+    original = mailbox.get(factory, message_id)
+    sent = mailbox.reply(
         factory, original, actors.who(factory, actor), _body(body, body_file, dash == "-"),
         everyone=everyone, ack_required=ack_required, priority=priority,
     )  # fmt: skip
-    _report_sent(sent, as_json)
+    mail_view.report_sent(sent, as_json)
 
 
 @mail_group.command("thread")
@@ -292,14 +232,14 @@ def reply_cmd(
 @click.pass_obj
 def thread_cmd(obj: Context, name: str, as_json: bool) -> None:
     """Print a whole thread, oldest first (THREAD is its name or any message's id)."""
-    messages = mail.thread(obj.factory, name)
+    found = mailbox.thread(obj.factory, name)
     if as_json:
-        output.emit_json([m.to_record() for m in messages])
+        output.emit_json([m.to_record() for m in found])
         return
-    for n, message in enumerate(messages):
+    for n, message in enumerate(found):
         if n:
             output.echo("\n" + "-" * 72)
-        _print_message(message, mail.receipts(obj.factory, message.id))
+        mail_view.print_message(message, mailbox.receipts(obj.factory, message.id))
 
 
 @mail_group.command("search")
@@ -310,7 +250,7 @@ def thread_cmd(obj: Context, name: str, as_json: bool) -> None:
 def search_cmd(obj: Context, query: str, limit: int, as_json: bool) -> None:
     """Full-text search of senders, subjects and bodies (every word must match;
     word* matches a prefix), newest first."""
-    _print_rows(mail.search(obj.factory, query, limit), as_json, flags=False)
+    mail_view.print_rows(mailbox.search(obj.factory, query, limit), as_json, flags=False)
 
 
 @mail_group.command("watch")
@@ -342,19 +282,19 @@ def watch_cmd(
     prints the oldest message it has not read, or blocks until the next one is
     committed (within a few hundred ms). Watching records nothing: `mail read` does.
     """
-    from gitfactory.clock import parse_duration
+    from gitfactory.store.clock import parse_duration
 
     factory = obj.factory
     agent = actors.who(factory, actor)
     seconds = parse_duration(timeout, "--timeout") / 1000 if timeout else None
-    since = mail.mark(factory)
+    since = mailbox.mark(factory)
     output.progress(f"watching the inbox of {agent} (Ctrl-C to stop)")
-    stream = mail.watch(factory, agent, since, unread=unread, timeout=seconds)
+    stream = mailbox.watch(factory, agent, since, unread=unread, timeout=seconds)
     for n, row in enumerate(stream, start=1):
         if as_json:
-            output.emit_json(_row_json(row), lines=True)
+            output.emit_json(mail_view.row_json(row), lines=True)
         else:
-            _print_rows([row], False)
+            mail_view.print_rows([row], False)
             sys.stdout.flush()
         if count is not None and n >= count:
             return
@@ -373,7 +313,7 @@ def export_cmd(obj: Context, actor: str | None, directory: Path, as_json: bool) 
     already up to date are left alone.
     """
     factory = obj.factory
-    result = mail.export(factory, actors.who(factory, actor), directory)
+    result = mailbox.export(factory, actors.who(factory, actor), directory)
     if as_json:
         output.emit_json(
             {"directory": str(result.directory), "messages": result.total,
@@ -398,7 +338,7 @@ def ingest_cmd(obj: Context, branches: tuple[str, ...], as_json: bool) -> None:
     Looks at the factory branch and at every branch factory.yaml's `watch` names.
     Safe to run any time and from many places: a message is delivered once.
     """
-    from gitfactory import postmaster
+    from gitfactory.mail import postmaster
 
     report = postmaster.ingest(obj.factory, list(branches) or None)
     if as_json:
@@ -424,7 +364,7 @@ def escalate_cmd(obj: Context, as_json: bool) -> None:
     Each one gets a mail.escalated record and a message to its sender, once.
     The daemon runs this on every tick; without it, run it from cron.
     """
-    from gitfactory import postmaster
+    from gitfactory.mail import postmaster
 
     report = postmaster.escalate(obj.factory)
     if as_json:

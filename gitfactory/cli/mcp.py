@@ -34,10 +34,11 @@ def mcp_cmd(obj: Context, actor: str | None) -> None:
       codex mcp add gitfactory -- gitfactory mcp
       gitfactory mcp --as coder/ada        (one agent's server, by hand)
     """
-    from gitfactory import actors, mcp
+    from gitfactory.mcp import server
+    from gitfactory.store import actors
 
     factory = obj.factory
     factory.require_tip()
     who = actors.check(actor) if actor else None
     directory = factory.paths.work_tree or factory.paths.common_dir
-    mcp.Server(directory, who).serve(sys.stdin.buffer, sys.stdout.buffer)
+    server.Server(directory, who).serve(sys.stdin.buffer, sys.stdout.buffer)

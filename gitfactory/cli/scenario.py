@@ -7,8 +7,9 @@ from pathlib import Path
 
 import click
 
-from gitfactory import actors, output, scenarios
-from gitfactory.cli import Context, text
+from gitfactory.cli import Context, output, text
+from gitfactory.qa import scenarios
+from gitfactory.store import actors
 
 _HELP = """Scenarios: small user journeys that QA agents play, in .factory/scenarios/.
 

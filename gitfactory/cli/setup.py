@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import click
 
-from gitfactory import output
-from gitfactory.cli import Context
+from gitfactory.cli import Context, output
 
 
 @click.command("init")
@@ -26,7 +25,9 @@ def init(obj: Context, name: str | None, as_json: bool) -> None:
       gitfactory init --name payments
       git log factory --stat        # see what init wrote
     """
-    result = obj.factory.init(name)
+    from gitfactory import create
+
+    result = create.init(obj.factory, name)
     if as_json:
         output.emit_json(
             {

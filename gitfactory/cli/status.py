@@ -8,10 +8,10 @@ from typing import Any
 
 import click
 
-from gitfactory import output
-from gitfactory.cli import Context
+from gitfactory.cli import Context, output
 from gitfactory.errors import EXIT_OK, InvalidRecordError
-from gitfactory.factory import Factory
+from gitfactory.plan import states
+from gitfactory.store.factory import Factory
 
 SHOWN = 10  # held tasks listed by the text output; --json lists them all
 
@@ -28,11 +28,14 @@ def status(obj: Context, as_json: bool) -> int:
     never committed). Exit code 4 if the factory holds invalid records; each one is
     listed with its file, field and reason.
     """
-    from gitfactory import clock, service, tasks
-    from gitfactory.daemon import read_status
+    from gitfactory.config import factory_yaml
+    from gitfactory.plan import tasks
+    from gitfactory.run import service
+    from gitfactory.run.daemon import read_status
+    from gitfactory.store import clock
 
     factory = obj.factory
-    config = factory.config()
+    config = factory_yaml.load(factory)
     index = factory.index
     before = index.indexed_tip()
     refresh = index.refresh()
@@ -40,7 +43,7 @@ def status(obj: Context, as_json: bool) -> int:
     now = clock.now_ms()
 
     def held(state: str) -> list[dict[str, Any]]:
-        rows = index.summaries(now, state=state)
+        rows = states.summaries(factory, now, state=state)
         return [tasks.as_of(json.loads(summary), now) for summary, _, _ in rows]
 
     pid = service.running(factory)
@@ -51,8 +54,8 @@ def status(obj: Context, as_json: bool) -> int:
         "branch": factory.branch,
         "tip": refresh.tip,
         "tasks": {
-            "by_state": index.state_counts(now),
-            "ready": len(index.summaries(now, ready=True)),
+            "by_state": states.state_counts(factory, now),
+            "ready": len(states.summaries(factory, now, ready=True)),
             "working": held(tasks.WORKING),
             "input_required": [
                 {**row, "question": _question(factory, row["id"])}
@@ -77,7 +80,7 @@ def status(obj: Context, as_json: bool) -> int:
 
 
 def _question(factory: Factory, task_id: str) -> str | None:
-    from gitfactory.log import EventQuery
+    from gitfactory.store.log import EventQuery
 
     asked = factory.index.events(EventQuery(kind="task.asked", task=task_id, limit=1))
     return asked[-1][1].text if asked else None
@@ -86,7 +89,7 @@ def _question(factory: Factory, task_id: str) -> str | None:
 def _print(
     report: dict[str, Any], current: bool, added: int, invalid: list[InvalidRecordError]
 ) -> None:
-    from gitfactory.tasks import STATES
+    from gitfactory.plan.tasks import STATES
 
     plan, daemon = report["tasks"], report["daemon"]
     by_state = plan["by_state"]

@@ -4,53 +4,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 import click
 
-from gitfactory import actors, clock, ids, output, plan, tasks
-from gitfactory.cli import Context
+from gitfactory.cli import Context, output, task_edit, task_view
 from gitfactory.errors import UsageError
-from gitfactory.factory import Factory
-from gitfactory.tasks import TaskState
-
-
-def _target(obj: Context, task_id: str, actor: str | None) -> tuple[Factory, str, str]:
-    """The factory, the full id of the task a prefix names, and who acts on it."""
-    factory = obj.factory
-    factory.require_tip()
-    factory.index.refresh()
-    return factory, plan.resolve(factory, task_id), actors.who(factory, actor)
-
-
-def _to_json(st: TaskState, now: int) -> dict[str, Any]:
-    return tasks.as_of(tasks.summary(st), now)
-
-
-def _summaries(factory: Factory, now: int, **filters: Any) -> list[str]:
-    """Task summaries as JSON text straight from the index, patched where a lease ran out."""
-    texts = []
-    for text, state, lease in factory.index.summaries(now, **filters):
-        if state == tasks.WORKING and lease is not None and lease <= now:
-            text = json.dumps(tasks.as_of(json.loads(text), now), ensure_ascii=False)
-        texts.append(text)
-    return texts
-
-
-def _print_summaries(factory: Factory, texts: list[str], as_json: bool) -> None:
-    if as_json:
-        output.emit_json_texts(texts)
-        return
-    short = tasks.short_ids(factory.index.all_task_ids())
-    for text in texts:
-        t = json.loads(text)
-        held = f"  {t['assignee']}" if t["assignee"] else ""
-        labels = f"  [{', '.join(t['labels'])}]" if t["labels"] else ""
-        step = f" {t['step']}" if t["step"] and t["state"] not in tasks.TERMINAL else ""
-        output.echo(
-            f"{short[t['id']]:<8} P{t['priority']}  {t['state'] + step:<22} "
-            f"{t['title']}{labels}{held}"
-        )
+from gitfactory.plan import decisions, tasks
+from gitfactory.store import actors, clock
 
 
 @click.group("task")
@@ -117,7 +77,7 @@ def add(
         raise UsageError("give --body or --file, not both")
     text = body_file.read_text(encoding="utf-8") if body_file else (body or "")
     factory = obj.factory
-    task = plan.add(factory, title=title, requester=actors.who(factory, actor), body=text,
+    task = decisions.add(factory, title=title, requester=actors.who(factory, actor), body=text,
                     priority=priority, labels=labels, depends_on=depends_on, parent=parent,
                     workflow=workflow)  # fmt: skip
     if as_json:
@@ -136,8 +96,8 @@ def list_cmd(obj: Context, state: str | None, label: str | None, as_json: bool) 
     factory = obj.factory
     factory.require_tip()
     factory.index.refresh()
-    texts = _summaries(factory, clock.now_ms(), state=state, label=label)
-    _print_summaries(factory, texts, as_json)
+    texts = task_view.summaries(factory, clock.now_ms(), state=state, label=label)
+    task_view.print_summaries(factory, texts, as_json)
 
 
 @task_group.command("show")
@@ -147,16 +107,16 @@ def list_cmd(obj: Context, state: str | None, label: str | None, as_json: bool) 
 def show(obj: Context, task_id: str, as_json: bool) -> None:
     """Show one task: state, workflow step, assignee, lease, body, history, and the
     artifacts it produced (transcripts, gate reports; `gitfactory artifact get ID`)."""
-    from gitfactory import artifacts
+    from gitfactory.knowledge import artifacts
 
     factory = obj.factory
     factory.require_tip()
     factory.index.refresh()
-    st = plan.load(factory, plan.resolve(factory, task_id), history=True)
+    st = decisions.load(factory, decisions.resolve(factory, task_id), history=True)
     produced = artifacts.listing(factory, st.task.id)
     now = clock.now_ms()
     if as_json:
-        out = _to_json(st, now)
+        out = task_view.to_json(st, now)
         out["body"] = st.task.body
         out["history"] = [e.to_record() for e in st.history]
         out["artifacts"] = [a.to_record() for a in produced]
@@ -173,7 +133,7 @@ def show(obj: Context, task_id: str, as_json: bool) -> None:
     if st.assignee:
         output.echo(f"assignee   {st.assignee}")
     if st.lease_until:
-        output.echo(f"lease      until {ids.format_time(st.lease_until)}")
+        output.echo(f"lease      until {clock.format_time(st.lease_until)}")
     if st.cancel_requested:
         output.echo(f"cancel     requested: {st.cancel_requested}")
     output.echo(f"priority   {t.priority}   labels: {', '.join(t.labels) or '-'}")
@@ -195,27 +155,10 @@ def show(obj: Context, task_id: str, as_json: bool) -> None:
             output.echo(f"  {a.id[-8:]}  {a.size:>10,}  {a.name}  ({a.producer})")
 
 
-_LEASE = click.option(
-    "--lease",
-    default="15m",
-    show_default=True,
-    metavar="DURATION",
-    help="How long the claim holds without a heartbeat (90s, 15m, 2h).",
-)
-
-
-def _print_state(st: TaskState, as_json: bool, message: str) -> None:
-    now = clock.now_ms()
-    if as_json:
-        output.emit_json(_to_json(st, now))
-    else:
-        output.echo(message)
-
-
 @task_group.command("claim")
 @click.argument("task_id", metavar="ID")
 @click.option("--as", "actor", metavar="AGENT", help="Who claims it (default: you).")
-@_LEASE
+@task_view.LEASE_OPTION
 @click.option("--json", "as_json", is_flag=True, help="Print the task as JSON.")
 @click.pass_obj
 def claim(obj: Context, task_id: str, actor: str | None, lease: str, as_json: bool) -> None:
@@ -225,35 +168,35 @@ def claim(obj: Context, task_id: str, actor: str | None, lease: str, as_json: bo
     `task heartbeat`; if the lease runs out the task goes back to the queue.
     """
     lease_ms = clock.parse_duration(lease, "--lease")
-    factory, tid, agent = _target(obj, task_id, actor)
-    st = plan.claim(factory, tid, agent, lease_ms)
-    _print_state(
+    factory, tid, agent = task_view.target(obj, task_id, actor)
+    st = decisions.claim(factory, tid, agent, lease_ms)
+    task_view.print_state(
         st,
         as_json,
-        f"claimed {st.task.id[:8]} for {agent} until {ids.format_time(st.lease_until or 0)}",
+        f"claimed {st.task.id[:8]} for {agent} until {clock.format_time(st.lease_until or 0)}",
     )
 
 
 @task_group.command("heartbeat")
 @click.argument("task_id", metavar="ID")
 @click.option("--as", "actor", metavar="AGENT", help="The holder (default: you).")
-@_LEASE
+@task_view.LEASE_OPTION
 @click.option("--json", "as_json", is_flag=True, help="Print the task as JSON.")
 @click.pass_obj
 def heartbeat(obj: Context, task_id: str, actor: str | None, lease: str, as_json: bool) -> None:
     """Renew your lease on a task (refused once it has run out)."""
-    factory, tid, agent = _target(obj, task_id, actor)
-    st = plan.holder_move(
+    factory, tid, agent = task_view.target(obj, task_id, actor)
+    st = decisions.holder_move(
         factory,
         tid,
         agent,
         "task.heartbeat",
         lease_ms=clock.parse_duration(lease, "--lease"),
     )
-    _print_state(
+    task_view.print_state(
         st,
         as_json,
-        f"lease on {st.task.id[:8]} renewed until {ids.format_time(st.lease_until or 0)}",
+        f"lease on {st.task.id[:8]} renewed until {clock.format_time(st.lease_until or 0)}",
     )
 
 
@@ -264,9 +207,9 @@ def heartbeat(obj: Context, task_id: str, actor: str | None, lease: str, as_json
 @click.pass_obj
 def release(obj: Context, task_id: str, actor: str | None, as_json: bool) -> None:
     """Give a task back to the queue."""
-    factory, tid, agent = _target(obj, task_id, actor)
-    st = plan.holder_move(factory, tid, agent, "task.released")
-    _print_state(st, as_json, f"released {st.task.id[:8]}")
+    factory, tid, agent = task_view.target(obj, task_id, actor)
+    st = decisions.holder_move(factory, tid, agent, "task.released")
+    task_view.print_state(st, as_json, f"released {st.task.id[:8]}")
 
 
 @task_group.command("cancel")
@@ -277,10 +220,10 @@ def release(obj: Context, task_id: str, actor: str | None, as_json: bool) -> Non
 @click.pass_obj
 def cancel(obj: Context, task_id: str, reason: str, actor: str | None, as_json: bool) -> None:
     """Cancel a task. One being worked on gets a request its assignee honours."""
-    factory, tid, who = _target(obj, task_id, actor)
-    st = plan.cancel(factory, tid, who, reason)
+    factory, tid, who = task_view.target(obj, task_id, actor)
+    st = decisions.cancel(factory, tid, who, reason)
     done = st.state == tasks.CANCELED
-    _print_state(
+    task_view.print_state(
         st,
         as_json,
         f"canceled {st.task.id[:8]}"
@@ -297,31 +240,31 @@ def cancel(obj: Context, task_id: str, reason: str, actor: str | None, as_json: 
 @click.pass_obj
 def ask(obj: Context, task_id: str, question: str, actor: str | None, as_json: bool) -> None:
     """Put a task you hold on hold with a question (state input_required)."""
-    factory, tid, agent = _target(obj, task_id, actor)
-    st = plan.holder_move(factory, tid, agent, "task.asked", text=question)
-    _print_state(st, as_json, f"{st.task.id[:8]} waits for an answer: {question}")
+    factory, tid, agent = task_view.target(obj, task_id, actor)
+    st = decisions.holder_move(factory, tid, agent, "task.asked", text=question)
+    task_view.print_state(st, as_json, f"{st.task.id[:8]} waits for an answer: {question}")
 
 
 @task_group.command("answer")
 @click.argument("task_id", metavar="ID")
 @click.argument("text")
 @click.option("--as", "actor", metavar="ACTOR", help="Who answers (default: you).")
-@_LEASE
+@task_view.LEASE_OPTION
 @click.option("--json", "as_json", is_flag=True, help="Print the task as JSON.")
 @click.pass_obj
 def answer(
     obj: Context, task_id: str, text: str, actor: str | None, lease: str, as_json: bool
 ) -> None:
     """Answer a task's question; it goes back to working for its assignee."""
-    factory, tid, who = _target(obj, task_id, actor)
-    st = plan.answer(
+    factory, tid, who = task_view.target(obj, task_id, actor)
+    st = decisions.answer(
         factory,
         tid,
         who,
         text,
         clock.parse_duration(lease, "--lease"),
     )
-    _print_state(st, as_json, f"answered {st.task.id[:8]}; {st.assignee} can go on")
+    task_view.print_state(st, as_json, f"answered {st.task.id[:8]}; {st.assignee} can go on")
 
 
 @click.command("ready")
@@ -336,137 +279,24 @@ def ready_cmd(obj: Context, role: str | None, label: str | None, as_json: bool) 
     is ready again. With --role, only tasks waiting at a step of that role (the
     factory's own gates and actions have the role `factory`).
     """
+    from gitfactory.config import factory_yaml
+
     factory = obj.factory
     factory.require_tip()
     factory.index.refresh()
-    texts = _summaries(factory, clock.now_ms(), ready=True, label=label)
+    texts = task_view.summaries(factory, clock.now_ms(), ready=True, label=label)
     if role is not None:
-        from gitfactory import workflow
+        from gitfactory.config import workflows
 
-        config = factory.config()
+        config = factory_yaml.load(factory)
 
         def for_role(text: str) -> bool:
             row = json.loads(text)
-            return workflow.plays(role, config.workflow(row["workflow"]).step(row["step"]))
+            return workflows.plays(role, config.workflow(row["workflow"]).step(row["step"]))
 
         texts = [t for t in texts if for_role(t)]
-    _print_summaries(factory, texts, as_json)
+    task_view.print_summaries(factory, texts, as_json)
 
 
-@task_group.command("edit")
-@click.argument("task_id", metavar="ID")
-@click.option("--title", help="A new title.")
-@click.option("--priority", type=click.IntRange(0, 9), help="A new priority (0 most urgent).")
-@click.option("--body", help="A new description (markdown).")
-@click.option("--add-label", "add_labels", multiple=True, metavar="L", help="Repeatable.")
-@click.option("--remove-label", "remove_labels", multiple=True, metavar="L", help="Repeatable.")
-@click.option("--as", "actor", metavar="ACTOR", help="Who edits (default: you).")
-@click.option("--json", "as_json", is_flag=True, help="Print the task as JSON.")
-@click.pass_obj
-def edit(
-    obj: Context,
-    task_id: str,
-    title: str | None,
-    priority: int | None,
-    body: str | None,
-    add_labels: tuple[str, ...],
-    remove_labels: tuple[str, ...],
-    actor: str | None,
-    as_json: bool,
-) -> None:
-    """Retitle, reprioritise, relabel or redescribe a task (a new event; history kept)."""
-    from gitfactory import replan
-
-    change: dict[str, Any] = {k: v for k, v in (
-        ("title", title), ("priority", priority),
-        ("body", body.rstrip() + "\n" if body and body.strip() else body),
-        ("add_labels", list(add_labels)), ("remove_labels", list(remove_labels)),
-    ) if v not in (None, [])}  # fmt: skip
-    factory, tid, who = _target(obj, task_id, actor)
-    st = replan.edit(factory, tid, who, change)
-    _print_state(st, as_json, f"edited {st.task.id[:8]}: {st.task.title}")
-
-
-@task_group.command("depend")
-@click.argument("task_id", metavar="ID")
-@click.option("--on", "add", multiple=True, metavar="DEP", help="Add a dependency. Repeatable.")
-@click.option("--remove", multiple=True, metavar="DEP", help="Remove one. Repeatable.")
-@click.option("--as", "actor", metavar="ACTOR", help="Who changes it (default: you).")
-@click.option("--json", "as_json", is_flag=True, help="Print the task as JSON.")
-@click.pass_obj
-def depend(
-    obj: Context,
-    task_id: str,
-    add: tuple[str, ...],
-    remove: tuple[str, ...],
-    actor: str | None,
-    as_json: bool,
-) -> None:
-    """Make a task wait for others (or stop waiting). A cycle is refused, and named."""
-    from gitfactory import replan
-
-    if not add and not remove:
-        raise UsageError("give --on DEP or --remove DEP")
-    factory, tid, who = _target(obj, task_id, actor)
-    st = replan.depend(
-        factory,
-        tid,
-        who,
-        [plan.resolve(factory, d) for d in add],
-        [plan.resolve(factory, d) for d in remove],
-    )
-    deps = ", ".join(d[:8] for d in st.task.depends_on) or "nothing"
-    _print_state(st, as_json, f"{st.task.id[:8]} now waits for {deps}")
-
-
-@task_group.command("split")
-@click.argument("task_id", metavar="ID")
-@click.option(
-    "--into",
-    "titles",
-    multiple=True,
-    required=True,
-    metavar="TITLE",
-    help="A subtask's title. Repeatable.",
-)
-@click.option("--as", "actor", metavar="ACTOR", help="Who splits it (default: you).")
-@click.option("--json", "as_json", is_flag=True, help='Print {"ids": [...]}.')
-@click.pass_obj
-def split(
-    obj: Context, task_id: str, titles: tuple[str, ...], actor: str | None, as_json: bool
-) -> None:
-    """Split a task into subtasks; the task then waits for all of them."""
-    from gitfactory import replan
-
-    factory, tid, who = _target(obj, task_id, actor)
-    children = replan.split(factory, tid, who, list(titles))
-    if as_json:
-        output.emit_json({"ids": children})
-    else:
-        for child in children:
-            output.echo(child)
-
-
-@task_group.command("supersede")
-@click.argument("task_id", metavar="ID")
-@click.option("--by", "successor", required=True, metavar="NEW", help="The task replacing it.")
-@click.option("--reason", default="", help="Why.")
-@click.option("--as", "actor", metavar="ACTOR", help="Who decides (default: you).")
-@click.option("--json", "as_json", is_flag=True, help="Print the task as JSON.")
-@click.pass_obj
-def supersede(
-    obj: Context, task_id: str, successor: str, reason: str, actor: str | None, as_json: bool
-) -> None:
-    """Replace a task by another: it is canceled, and tasks that waited for it now wait
-    for its successor."""
-    from gitfactory import replan
-
-    factory, tid, who = _target(obj, task_id, actor)
-    st = replan.supersede(
-        factory,
-        tid,
-        who,
-        plan.resolve(factory, successor),
-        reason,
-    )
-    _print_state(st, as_json, f"{st.task.id[:8]} superseded by {successor}")
+for _command in task_edit.COMMANDS:
+    task_group.add_command(_command)

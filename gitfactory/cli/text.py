@@ -14,8 +14,8 @@ import click
 from gitfactory.errors import FactoryError, UsageError
 
 if TYPE_CHECKING:
-    from gitfactory.factory import Factory
-    from gitfactory.store import Commit
+    from gitfactory.store.branch import Commit
+    from gitfactory.store.factory import Factory
 
 F = TypeVar("F", bound=Callable[..., object])
 
@@ -71,7 +71,7 @@ def report_edit(
     name: str, path: str, data: bytes | None, commit: Commit | None, as_json: bool
 ) -> None:
     """Say what an edit committed (or that it committed nothing)."""
-    from gitfactory import output
+    from gitfactory.cli import output
 
     if as_json:
         output.emit_json({"name": name, "path": path, "changed": commit is not None,

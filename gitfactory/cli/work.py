@@ -7,16 +7,18 @@ from typing import Any
 
 import click
 
-from gitfactory import actors, clock, ids, output, prompt, workflow
-from gitfactory.cli import Context
-from gitfactory.cli.task import _to_json
+from gitfactory.cli import Context, output, task_view
+from gitfactory.config import factory_yaml, workflows
 from gitfactory.errors import UsageError
+from gitfactory.plan import steps
+from gitfactory.run import prompt
+from gitfactory.store import actors, clock
 
 
-def _assignment_json(a: workflow.Assignment, previous: str) -> dict[str, Any]:
+def _assignment_json(a: steps.Assignment, previous: str) -> dict[str, Any]:
     step = a.step
     return {
-        "task": _to_json(a.state, clock.now_ms()),
+        "task": task_view.to_json(a.state, clock.now_ms()),
         "body": a.state.task.body,
         "workflow": a.workflow.name,
         "step": {
@@ -26,7 +28,7 @@ def _assignment_json(a: workflow.Assignment, previous: str) -> dict[str, Any]:
             "attempt": a.attempt, "max_attempts": step.max_attempts,
             **({"gate_spec": dataclasses.asdict(a.gate)} if a.gate else {}),
         },
-        "lease_until": ids.format_time(a.state.lease_until) if a.state.lease_until else None,
+        "lease_until": clock.format_time(a.state.lease_until) if a.state.lease_until else None,
         "claimed_now": a.claimed_now,
         "last_step": a.state.last_step,
         "previous": previous,
@@ -59,7 +61,7 @@ def next_cmd(obj: Context, actor: str | None, role: str | None, lease: str, as_j
     """
     factory = obj.factory
     agent = actors.who(factory, actor)
-    a = workflow.next_for(factory, agent, role, clock.parse_duration(lease, "--lease"))
+    a = steps.next_for(factory, agent, role, clock.parse_duration(lease, "--lease"))
     previous = prompt.previous(factory, a.state.task.id)
     if as_json:
         output.emit_json(_assignment_json(a, previous))
@@ -72,7 +74,7 @@ def next_cmd(obj: Context, actor: str | None, role: str | None, lease: str, as_j
         f"{step.max_attempts}"
     )
     if a.state.lease_until:
-        output.echo(f"lease    until {ids.format_time(a.state.lease_until)}")
+        output.echo(f"lease    until {clock.format_time(a.state.lease_until)}")
     if a.gate is not None:
         what = f"agents of role {a.gate.role} play the scenarios" if a.gate.role else a.gate.command
         output.echo(f"run      {a.gate.type} gate {a.gate.name}: {what}")
@@ -105,7 +107,7 @@ def step_group() -> None:
 @click.option("--as", "actor", metavar="AGENT", help="The holder (default: $GITFACTORY_AGENT).")
 @click.option(
     "--outcome",
-    type=click.Choice(workflow.OUTCOMES),
+    type=click.Choice(workflows.OUTCOMES),
     default="success",
     show_default=True,
     help="How the step ended; decides the next step.",
@@ -122,15 +124,15 @@ def step_done(
     goes back to the queue for the next step's role, or is completed, or failed
     (a failure edge, or a step out of attempts).
     """
-    from gitfactory import plan, tasks
+    from gitfactory.plan import decisions, tasks
 
     factory = obj.factory
     agent = actors.who(factory, actor)
     factory.index.refresh()
-    st = workflow.step_done(factory, plan.resolve(factory, task_id), agent, outcome, note)
+    st = steps.step_done(factory, decisions.resolve(factory, task_id), agent, outcome, note)
     last = st.last_step or {}
     if as_json:
-        out = _to_json(st, clock.now_ms())
+        out = task_view.to_json(st, clock.now_ms())
         out["step"] = last
         output.emit_json(out)
         return
@@ -138,8 +140,8 @@ def step_done(
     if st.state in (tasks.COMPLETED, tasks.FAILED):
         output.echo(f"task {st.task.id[:8]} {st.state} ({last.get('why')})")
     else:
-        step = factory.config().workflow(st.task.workflow).step(str(nxt))
-        who = "the factory" if step.role == workflow.FACTORY_ROLE else f"role {step.role}"
+        step = factory_yaml.load(factory).workflow(st.task.workflow).step(str(nxt))
+        who = "the factory" if step.role == workflows.FACTORY_ROLE else f"role {step.role}"
         output.echo(
             f"task {st.task.id[:8]}: {last.get('why')}; next step {nxt} ({step.kind}, "
             f"done by {who})"
@@ -166,7 +168,7 @@ def workflow_group() -> None:
 def show(obj: Context, name: str | None, fmt: str, as_json: bool) -> None:
     """Show a workflow's steps and transitions (default: the default workflow)."""
     fmt = "json" if as_json else fmt
-    config = obj.factory.config()
+    config = factory_yaml.load(obj.factory)
     if name is not None and name not in config.workflows:
         raise UsageError(
             f"no workflow {name!r}", hint=f"defined: {', '.join(config.workflows) or 'none'}"

@@ -1,0 +1,76 @@
+"""How the mail commands print messages, inbox rows and what a send did."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from gitfactory.cli import output
+from gitfactory.mail import messages
+
+if TYPE_CHECKING:
+    from gitfactory.mail.messages import Message
+    from gitfactory.store.index_mail import Row
+
+
+def row_json(row: Row) -> dict[str, Any]:
+    m = row.meta
+    return {
+        "id": m["id"], "from": m["from"], "to": m["to"], "cc": m.get("cc", []),
+        "subject": m["subject"], "thread": m.get("thread") or m["id"],
+        "created": m["created"], "priority": m.get("priority", "normal"),
+        "ack_required": bool(m.get("ack_required")), "task": m.get("task"),
+        "read": row.read, "acked": row.acked,
+    }  # fmt: skip
+
+
+def print_rows(rows: list[Row], as_json: bool, flags: bool = True) -> None:
+    if as_json:
+        output.emit_json([row_json(r) for r in rows])
+        return
+    for row in rows:
+        m = row.meta
+        mark = (" " if row.read else "*") if flags else " "
+        urgent = "!" if m.get("priority") in ("high", "urgent") else " "
+        ack = "  [ack needed]" if flags and m.get("ack_required") and not row.acked else ""
+        output.echo(
+            f"{mark}{urgent} {m['id'][-8:]}  {output.local_time(m['created'])}  "
+            f"{m['from']:<20} {m['subject']}{ack}"
+        )
+
+
+def print_message(message: Message, receipts: list[dict[str, Any]]) -> None:
+    rows = [
+        ("Message", message.id),
+        ("From", message.sender),
+        ("To", ", ".join(message.to)),
+        ("Cc", ", ".join(message.cc)),
+        ("Subject", message.subject),
+        ("Date", output.local_time(message.created)),
+        ("Thread", message.thread_name),
+        ("Reply-To", message.reply_to or ""),
+        ("Task", message.task or ""),
+        ("Priority", message.priority if message.priority != "normal" else ""),
+        ("Refs", ", ".join(message.refs)),
+        ("Attachments", ", ".join(message.attachments)),
+    ]
+    if message.ack_required:
+        acked = sorted({r["actor"] for r in receipts if r["kind"] == "mail.acked"})
+        rows.append(("Ack", f"required; acknowledged by {', '.join(acked) or 'nobody yet'}"))
+    for name, value in rows:
+        if value:
+            output.echo(f"{name + ':':<12} {value}")
+    output.echo()
+    output.echo(message.body.rstrip("\n"))
+
+
+def report_sent(sent: messages.Sent, as_json: bool) -> None:
+    if as_json:
+        output.emit_json(
+            {"id": sent.message.id, "thread": sent.message.thread_name, "commit": sent.commit,
+             "delivered": list(sent.delivered),
+             "no_route": [{"to": a, "status": messages.NO_ROUTE} for a in sent.no_route]}
+        )  # fmt: skip
+        return
+    output.echo(sent.message.id)
+    for address in sent.no_route:
+        output.progress(f"warning: {address}: {messages.NO_ROUTE}")

@@ -1,0 +1,68 @@
+"""How the task commands find a task and print one (shared by `task`, `next`, `ready`)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
+
+from gitfactory.cli import Context, output
+from gitfactory.plan import decisions, states, tasks
+from gitfactory.plan.tasks import TaskState
+from gitfactory.store import actors, clock
+from gitfactory.store.factory import Factory
+
+LEASE_OPTION = click.option(
+    "--lease",
+    default="15m",
+    show_default=True,
+    metavar="DURATION",
+    help="How long the claim holds without a heartbeat (90s, 15m, 2h).",
+)
+
+
+def target(obj: Context, task_id: str, actor: str | None) -> tuple[Factory, str, str]:
+    """The factory, the full id of the task a prefix names, and who acts on it."""
+    factory = obj.factory
+    factory.require_tip()
+    factory.index.refresh()
+    return factory, decisions.resolve(factory, task_id), actors.who(factory, actor)
+
+
+def to_json(st: TaskState, now: int) -> dict[str, Any]:
+    return tasks.as_of(tasks.summary(st), now)
+
+
+def summaries(factory: Factory, now: int, **filters: Any) -> list[str]:
+    """Task summaries as JSON text straight from the index, patched where a lease ran out."""
+    texts = []
+    for text, state, lease in states.summaries(factory, now, **filters):
+        if state == tasks.WORKING and lease is not None and lease <= now:
+            text = json.dumps(tasks.as_of(json.loads(text), now), ensure_ascii=False)
+        texts.append(text)
+    return texts
+
+
+def print_summaries(factory: Factory, texts: list[str], as_json: bool) -> None:
+    if as_json:
+        output.emit_json_texts(texts)
+        return
+    short = tasks.short_ids(factory.index.all_task_ids())
+    for text in texts:
+        t = json.loads(text)
+        held = f"  {t['assignee']}" if t["assignee"] else ""
+        labels = f"  [{', '.join(t['labels'])}]" if t["labels"] else ""
+        step = f" {t['step']}" if t["step"] and t["state"] not in tasks.TERMINAL else ""
+        output.echo(
+            f"{short[t['id']]:<8} P{t['priority']}  {t['state'] + step:<22} "
+            f"{t['title']}{labels}{held}"
+        )
+
+
+def print_state(st: TaskState, as_json: bool, message: str) -> None:
+    now = clock.now_ms()
+    if as_json:
+        output.emit_json(to_json(st, now))
+    else:
+        output.echo(message)

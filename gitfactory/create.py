@@ -1,0 +1,105 @@
+"""Creating a factory: the factory branch with factory.yaml, the living documents and
+the ``factory.init`` event, in one commit (`gitfactory init`).
+
+It sits on the top floor because a new factory is made of every layer's first
+files: the config template (:mod:`gitfactory.config`) and the first documents
+(:mod:`gitfactory.knowledge.documents`), written through the store.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from gitfactory.config.factory_yaml import CONFIG_PATH, PROTOCOL_VERSION, load, render
+from gitfactory.errors import FactoryError
+from gitfactory.knowledge import documents
+from gitfactory.store import actors, log, records
+from gitfactory.store.branch import Change, Snapshot
+from gitfactory.store.factory import Factory
+from gitfactory.store.git import main_top
+from gitfactory.store.records import FACTORY_DIR
+
+
+@dataclass(frozen=True)
+class InitResult:
+    created: bool
+    name: str
+    branch: str
+    tip: str
+
+
+def default_name(factory: Factory) -> str:
+    """The repository's name as a factory name (also from a linked worktree)."""
+    top = main_top(factory.paths)
+    name = top.name[:-4] if top.name.endswith(".git") else top.name
+    return actors.slug(name)
+
+
+def init(factory: Factory, name: str | None = None, actor: str | None = None) -> InitResult:
+    """Create the factory branch with factory.yaml and the living documents; a no-op
+    if it is already there (but a different ``name`` than the one it has is refused)."""
+    wanted = name or default_name(factory)
+    who = actor or actors.default_actor(factory)
+    checked_out = _checked_out(factory)
+    if checked_out is not None:
+        raise FactoryError(
+            f"the branch '{factory.branch}' is checked out in {checked_out}: gitfactory writes "
+            "that branch without a working tree, so the checkout would look changed",
+            hint="switch that worktree to another branch (git switch -c main), then run init again",
+        )
+    commit = factory.store.transact(lambda snap: _init_change(factory, snap, wanted, who))
+    config = load(factory)
+    if name is not None and config.name != name:
+        raise FactoryError(
+            f"this factory is already initialised with the name {config.name!r}",
+            hint=f"to rename it, edit name: in {CONFIG_PATH} on the {factory.branch} branch",
+        )
+    return InitResult(commit is not None, config.name, factory.branch, factory.require_tip())
+
+
+def _checked_out(factory: Factory) -> Path | None:
+    """The worktree whose HEAD is the factory branch (even unborn), if any."""
+    common = factory.paths.common_dir
+    wanted = f"ref: refs/heads/{factory.branch}"
+    for gitdir in [common, *sorted((common / "worktrees").glob("*"))]:
+        try:
+            head = (gitdir / "HEAD").read_text(encoding="utf-8").strip()
+        except OSError:
+            continue
+        if head == wanted:
+            if gitdir == common:
+                return factory.paths.work_tree or common
+            return Path((gitdir / "gitdir").read_text().strip()).parent
+    return None
+
+
+def _init_change(factory: Factory, snap: Snapshot, name: str, actor: str) -> Change | None:
+    if snap.read(CONFIG_PATH) is not None:
+        return None
+    if snap.tree is not None and any(entry.name != FACTORY_DIR for entry in snap.tree):
+        raise FactoryError(
+            f"a branch named '{factory.branch}' exists and holds files outside {FACTORY_DIR}/;"
+            " it is not a factory branch",
+            hint=f"rename that branch (git branch -m {factory.branch} OTHER) and run init again",
+        )
+    event = log.stamp(
+        log.Draft(
+            kind="factory.init",
+            actor=actor,
+            text=f"factory {name} initialised",
+            data={"protocol": PROTOCOL_VERSION},
+        )
+    )
+    return Change(
+        files={
+            CONFIG_PATH: render(name),
+            event.path: records.encode(event.to_record()),
+            **documents.initial_files(),
+        },
+        subject=f"init: factory {name}",
+        trailers=[
+            ("Factory-Protocol", PROTOCOL_VERSION),
+            ("Factory-Record", f"event {event.id}"),
+        ],
+    )

@@ -1,0 +1,317 @@
+"""The production plan: adding tasks, the ready queue, claims with leases, and every
+decision about a task, taken at exactly the commit it is written on (see :func:`act`).
+
+The task model and the fold of its events are in :mod:`gitfactory.plan.tasks`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+from gitfactory.errors import FactoryError, InvalidRecordError, UsageError
+from gitfactory.plan import states
+from gitfactory.plan.tasks import (
+    DEFAULT_LEASE_MS,
+    DEFAULT_PRIORITY,
+    INPUT_REQUIRED,
+    MOVES,
+    SUBMITTED,
+    TERMINAL,
+    WORKING,
+    Task,
+    TaskState,
+    fold,
+    satisfied,
+    state_from_json,
+)
+from gitfactory.store import clock, ids, records
+from gitfactory.store.log import Draft, stamp
+
+if TYPE_CHECKING:
+    from gitfactory.store.factory import Factory
+
+
+class TaskNotFoundError(UsageError):
+    """No task, or more than one, has an id starting with what was typed."""
+
+
+class IllegalMoveError(FactoryError):
+    """The task's state does not allow this; the message names the legal moves."""
+
+
+class ClaimedError(FactoryError):
+    """Another agent holds the task's lease."""
+
+
+def resolve(factory: Factory, prefix: str) -> str:
+    """The full id of the task whose id starts with ``prefix``."""
+    matches = factory.index.task_ids(prefix.lower())
+    if not matches:
+        raise TaskNotFoundError(
+            f"no task id starts with {prefix!r}", hint="`gitfactory task list` shows the tasks"
+        )
+    if len(matches) > 1:
+        raise TaskNotFoundError(
+            f"task id {prefix!r} is ambiguous: {', '.join(m[:10] for m in matches[:5])}",
+            hint="type more characters of the id",
+        )
+    return matches[0]
+
+
+def load(factory: Factory, task_id: str, history: bool = False) -> TaskState:
+    """The task's state as the index folded it (with its events if ``history``)."""
+    if history:
+        record = factory.index.task_record(task_id)
+        if record is None:
+            raise TaskNotFoundError(f"no task {task_id}")
+        return fold(Task.from_record(record), factory.index.task_events(task_id))
+    data = states.task_state(factory, task_id)
+    if data is None:
+        raise TaskNotFoundError(f"no task {task_id}")
+    return state_from_json(data)
+
+
+def all_states(factory: Factory) -> list[TaskState]:
+    return [state_from_json(d) for d in states.task_states(factory)]
+
+
+def add(
+    factory: Factory,
+    *,
+    title: str,
+    requester: str,
+    body: str = "",
+    priority: int = DEFAULT_PRIORITY,
+    labels: Iterable[str] = (),
+    depends_on: Iterable[str] = (),
+    parent: str | None = None,
+    workflow: str | None = None,
+) -> Task:
+    """Write a new task record (and a ``task.created`` event) in one commit."""
+    from gitfactory.store.branch import Change
+
+    factory.require_tip()
+    factory.index.refresh()
+    deps = tuple(dict.fromkeys(resolve(factory, d) for d in depends_on))
+    task = Task(
+        id=ids.random_id(), title=title.strip(), requester=requester,
+        created=clock.format_time(clock.now_ms()), priority=priority,
+        labels=tuple(dict.fromkeys(labels)), depends_on=deps,
+        parent=resolve(factory, parent) if parent else None, workflow=workflow,
+        body=body.rstrip() + "\n" if body.strip() else "",
+    )  # fmt: skip
+    try:
+        records.validate(records.TASK, task.path, task.to_record())
+    except InvalidRecordError as exc:
+        raise UsageError(f"{exc.field or 'task'}: {exc.reason}") from None
+    event = stamp(Draft(kind="task.created", actor=requester, text=task.title, task=task.id))
+    factory.store.write(Change(
+        files={task.path: records.encode(task.to_record(), records.TASK),
+               event.path: records.encode(event.to_record())},
+        subject=f"task: add {task.id[:6]} {task.title[:60]}",
+        trailers=[("Factory-Record", f"task {task.id}"), ("Factory-Record", f"event {event.id}")],
+    ))  # fmt: skip
+    return task
+
+
+class _Lookup(Mapping[str, TaskState]):
+    """Task states read from the index one at a time (for a few dependencies)."""
+
+    def __init__(self, factory: Factory) -> None:
+        self.factory = factory
+
+    def __getitem__(self, task_id: str) -> TaskState:
+        return load(self.factory, task_id)
+
+    def __contains__(self, task_id: object) -> bool:
+        return isinstance(task_id, str) and states.task_state(self.factory, task_id) is not None
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.factory.index.all_task_ids())
+
+    def __len__(self) -> int:
+        return len(self.factory.index.all_task_ids())
+
+
+Decision = Callable[[TaskState, int], tuple[list[Draft], FactoryError | None]]
+
+
+def act(factory: Factory, task_id: str, decide: Decision) -> TaskState:
+    """Decide on the task's state at the branch tip and commit the events, atomically.
+
+    ``decide`` sees the state folded at exactly the commit the events will be written
+    on top of; after a lost race it is asked again. It returns the state events to
+    write (their ``seq`` is filled in here) and an error to raise once they are
+    written (a stale writer's refusal still records the expiry it noticed).
+    """
+    from gitfactory.store.branch import Change, Snapshot
+
+    outcome: list[FactoryError | None] = [None]
+
+    def build(snap: Snapshot) -> Change | None:
+        factory.index.refresh(str(snap.tip) if snap.tip else None)
+        st = load(factory, task_id)
+        # One time for the decision and the events: the fold judges a move by its
+        # event's time, so a lease decided on one clock reading and stamped with
+        # another (ids stay monotonic when the clock steps back) could void it.
+        now = ids.next_ms()
+        drafts, outcome[0] = decide(st, now)
+        if not drafts:
+            return None
+        events = []
+        for n, draft in enumerate(drafts):
+            data = {**draft.data, "seq": st.seq + n} if draft.kind in MOVES else draft.data
+            events.append(stamp(replace(draft, task=task_id, data=data), now))
+        return Change(
+            files={e.path: records.encode(e.to_record()) for e in events},
+            subject=f"task: {' + '.join(e.kind[5:] for e in events)} {task_id[:6]} "
+                    f"by {events[-1].actor}",
+            trailers=[("Factory-Record", f"event {e.id}") for e in events],
+        )  # fmt: skip
+
+    factory.require_tip()
+    factory.store.transact(build)
+    if outcome[0] is not None:
+        raise outcome[0]
+    factory.index.refresh()
+    return load(factory, task_id)
+
+
+def _illegal(st: TaskState, verb: str, now: int) -> IllegalMoveError:
+    state = st.effective(now)
+    legal = st.legal_moves(now)
+    moves = f"legal now: {', '.join(legal)}" if legal else "it is final: no move is legal"
+    return IllegalMoveError(f"cannot {verb} task {st.task.id[:8]}: it is {state}; {moves}")
+
+
+def expiry_draft(st: TaskState, actor: str) -> Draft:
+    return Draft(
+        kind="task.expired",
+        actor=actor,
+        data={"holder": st.assignee},
+        text=f"lease of {st.assignee} ran out",
+    )
+
+
+def expire_leases(factory: Factory, actor: str) -> list[str]:
+    """Write ``task.expired`` for every working task whose lease ran out: the sweep
+    that puts abandoned work back in the queue (the daemon runs it every tick)."""
+
+    def decide(st: TaskState, now: int) -> tuple[list[Draft], FactoryError | None]:
+        return ([expiry_draft(st, actor)] if st.expired(now) else []), None
+
+    factory.index.refresh()
+    expired = []
+    for task_id in states.lapsed(factory, clock.now_ms()):
+        if act(factory, task_id, decide).state == SUBMITTED:
+            expired.append(task_id)
+    return expired
+
+
+def claim(
+    factory: Factory,
+    task_id: str,
+    agent: str,
+    lease_ms: int = DEFAULT_LEASE_MS,
+    step_of: Callable[[TaskState], str] | None = None,
+) -> TaskState:
+    """Take the task for ``agent`` until the lease runs out; exactly one claimer wins.
+
+    ``step_of`` names the workflow step being claimed (recorded with the claim).
+    """
+
+    def decide(st: TaskState, now: int) -> tuple[list[Draft], FactoryError | None]:
+        data: dict[str, Any] = {"lease_until": now + lease_ms}
+        if step_of is not None:
+            data["step"] = step_of(st)
+        claimed = Draft(kind="task.claimed", actor=agent, data=data)
+        if st.expired(now):
+            return [expiry_draft(st, agent), claimed], None
+        if st.state == WORKING and st.assignee == agent:
+            return [], None  # already ours: claiming again is a no-op
+        if st.state == WORKING:
+            return [], ClaimedError(
+                f"task {task_id[:8]} is claimed by {st.assignee} until "
+                f"{clock.format_time(st.lease_until or 0)}",
+                hint="pick another task (`gitfactory ready`) or wait for the lease to run out",
+            )
+        if st.state != SUBMITTED:
+            return [], _illegal(st, "claim", now)
+        blocking = [d for d in st.task.depends_on if not satisfied(d, _Lookup(factory))]
+        if blocking:
+            return [], IllegalMoveError(
+                f"cannot claim task {task_id[:8]}: waiting for "
+                f"{', '.join(b[:8] for b in blocking)} to be completed"
+            )
+        return [claimed], None
+
+    return act(factory, task_id, decide)
+
+
+def holder_move(
+    factory: Factory,
+    task_id: str,
+    agent: str,
+    kind: str,
+    text: str = "",
+    lease_ms: int | None = None,
+    data_of: Callable[[TaskState], dict[str, Any]] | None = None,
+) -> TaskState:
+    """A move only the lease holder may make (heartbeat, release, ask, finish a step).
+
+    ``data_of`` adds data computed from the state the move is decided on.
+    """
+    move = MOVES[kind]
+
+    def decide(st: TaskState, now: int) -> tuple[list[Draft], FactoryError | None]:
+        if st.expired(now):
+            stale = FactoryError(
+                f"cannot {move.verb} task {task_id[:8]}: the lease of {st.assignee} ran out at "
+                f"{clock.format_time(st.lease_until or 0)}; the task is back in the queue",
+                hint="claim it again if it is still ready",
+            )
+            return [expiry_draft(st, agent)], stale
+        if st.state not in move.sources:
+            return [], _illegal(st, move.verb, now)
+        if st.assignee != agent:
+            return [], ClaimedError(
+                f"cannot {move.verb} task {task_id[:8]}: it is held by {st.assignee}, not {agent}"
+            )
+        data: dict[str, Any] = {"lease_until": now + lease_ms} if lease_ms is not None else {}
+        if data_of is not None:
+            data.update(data_of(st))
+        return [Draft(kind=kind, actor=agent, text=text, data=data)], None
+
+    return act(factory, task_id, decide)
+
+
+def cancel(factory: Factory, task_id: str, actor: str, reason: str = "") -> TaskState:
+    """Cancel a task nobody works on; ask the holder to stop one that is being worked on."""
+
+    def decide(st: TaskState, now: int) -> tuple[list[Draft], FactoryError | None]:
+        state = st.effective(now)
+        if state in TERMINAL:
+            return [], _illegal(st, "cancel", now)
+        if state == WORKING and st.assignee != actor:
+            return [Draft(kind="task.cancel_requested", actor=actor, text=reason)], None
+        pre = [expiry_draft(st, actor)] if st.expired(now) else []
+        return [*pre, Draft(kind="task.canceled", actor=actor, text=reason)], None
+
+    return act(factory, task_id, decide)
+
+
+def answer(
+    factory: Factory, task_id: str, actor: str, text: str, lease_ms: int = DEFAULT_LEASE_MS
+) -> TaskState:
+    def decide(st: TaskState, now: int) -> tuple[list[Draft], FactoryError | None]:
+        if st.state != INPUT_REQUIRED:
+            return [], _illegal(st, "answer", now)
+        return [
+            Draft(
+                kind="task.answered", actor=actor, text=text, data={"lease_until": now + lease_ms}
+            )
+        ], None
+
+    return act(factory, task_id, decide)

@@ -1,0 +1,303 @@
+"""The task model: a task, its lifecycle, and the fold of its events into a state.
+
+A task is an immutable record (``.factory/tasks/…/<id>.md``); everything that happens
+to it is a ``task.*`` event in the execution log. Its state is a fold of those events
+(:func:`fold`). Events that change the state carry ``data.seq``, the number of state
+events the writer saw; the fold accepts a state event only if its ``seq`` is the next
+one and the move is legal, so decisions made under the store's compare-and-swap (a
+claim, say) stay exclusive whatever the writers' clocks say, and two merged histories
+fold the same way everywhere (the lower id wins a tie). Nothing here reads or writes
+git: :mod:`gitfactory.plan.decisions` does.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from gitfactory.config.workflows import DONE
+from gitfactory.config.workflows import FAILED as FAILED_STEP
+from gitfactory.store import clock, ids, records
+from gitfactory.store.log import Event
+
+SUBMITTED, WORKING, INPUT_REQUIRED = "submitted", "working", "input_required"
+COMPLETED, FAILED, CANCELED, REJECTED = "completed", "failed", "canceled", "rejected"
+STATES = (SUBMITTED, WORKING, INPUT_REQUIRED, COMPLETED, FAILED, CANCELED, REJECTED)
+TERMINAL = frozenset({COMPLETED, FAILED, CANCELED, REJECTED})
+DEFAULT_PRIORITY = 2
+MAX_TIME_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z, the last time RFC 3339 has
+MAX_BODY = 262_144  # characters of a task's body (the schema's maxLength)
+_ONE_LINE = re.compile(r"^[^\n\r]*$").match
+_LABEL = re.compile(r"^[a-z0-9][a-z0-9._:/-]{0,63}$").match
+_TASK_ID = re.compile(ids.ID_PATTERN).match
+DEFAULT_LEASE_MS = 15 * 60 * 1000
+
+
+@dataclass(frozen=True)
+class Move:
+    """A state event: from which states, and to which (None: the state stays).
+
+    While a task is working, only its lease holder may move it (anyone may record
+    that the lease ran out).
+    """
+
+    sources: frozenset[str]
+    target: str | None
+    verb: str
+
+
+MOVES: dict[str, Move] = {
+    "task.claimed": Move(frozenset({SUBMITTED}), WORKING, "claim"),
+    "task.heartbeat": Move(frozenset({WORKING}), None, "heartbeat"),
+    "task.released": Move(frozenset({WORKING}), SUBMITTED, "release"),
+    "task.expired": Move(frozenset({WORKING}), SUBMITTED, "expire"),
+    "task.asked": Move(frozenset({WORKING}), INPUT_REQUIRED, "ask"),
+    "task.answered": Move(frozenset({INPUT_REQUIRED}), WORKING, "answer"),
+    "task.completed": Move(frozenset({WORKING}), COMPLETED, "complete"),
+    "task.failed": Move(frozenset({WORKING}), FAILED, "fail"),
+    "task.canceled": Move(frozenset({SUBMITTED, WORKING, INPUT_REQUIRED}), CANCELED, "cancel"),
+    "task.rejected": Move(frozenset({SUBMITTED, WORKING}), REJECTED, "reject"),
+    # The holder ends its workflow step; data.next (written by the holder from the
+    # workflow) says where the task goes: another step (back to the queue), done, failed.
+    "task.step_done": Move(frozenset({WORKING}), None, "finish the step"),
+}
+
+
+@dataclass(frozen=True)
+class Task:
+    id: str
+    title: str
+    requester: str
+    created: str
+    priority: int = DEFAULT_PRIORITY
+    labels: tuple[str, ...] = ()
+    parent: str | None = None
+    depends_on: tuple[str, ...] = ()
+    workflow: str | None = None
+    body: str = ""
+
+    @property
+    def path(self) -> str:
+        return records.TASK.path(self.id)
+
+    def to_record(self) -> dict[str, Any]:
+        return {
+            "id": self.id, "title": self.title, "priority": self.priority,
+            "labels": list(self.labels), "parent": self.parent,
+            "depends_on": list(self.depends_on), "workflow": self.workflow,
+            "requester": self.requester, "created": self.created, "body": self.body,
+        }  # fmt: skip
+
+    @classmethod
+    def from_record(cls, r: dict[str, Any]) -> Task:
+        return cls(
+            id=r["id"], title=r["title"], requester=r["requester"], created=r["created"],
+            priority=r.get("priority", DEFAULT_PRIORITY), labels=tuple(r.get("labels", ())),
+            parent=r.get("parent"), depends_on=tuple(r.get("depends_on", ())),
+            workflow=r.get("workflow"), body=r.get("body", ""),
+        )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class TaskState:
+    """A task and what its events say about it (independent of the reader's clock)."""
+
+    task: Task
+    state: str = SUBMITTED
+    assignee: str | None = None
+    lease_until: int | None = None  # ms since the epoch
+    seq: int = 0
+    cancel_requested: str | None = None
+    step: str | None = None  # the workflow step the task is at; None: the workflow's start
+    attempts: dict[str, int] = field(default_factory=dict)  # claims per step
+    last_step: dict[str, Any] | None = None  # data of the last task.step_done
+    superseded_by: str | None = None
+    history: tuple[Event, ...] = field(default=())
+
+    def expired(self, now_ms: int) -> bool:
+        return self.state == WORKING and self.lease_until is not None and now_ms >= self.lease_until
+
+    def effective(self, now_ms: int) -> str:
+        """The state as of ``now``: a working task whose lease ran out is back in the queue."""
+        return SUBMITTED if self.expired(now_ms) else self.state
+
+    def legal_moves(self, now_ms: int) -> list[str]:
+        state = self.effective(now_ms)
+        return [m.verb for m in MOVES.values() if state in m.sources and m.verb != "expire"]
+
+
+def _apply(st: TaskState, event: Event) -> TaskState | None:
+    """The state after a state event, or None if the event is not legal here."""
+    move = MOVES[event.kind]
+    if st.state not in move.sources:
+        return None
+    at = clock.parse_time(event.time)
+    if event.kind == "task.expired":
+        if st.lease_until is None or at < st.lease_until:
+            return None
+    elif st.state == WORKING and (
+        event.actor != st.assignee or (st.lease_until is not None and at > st.lease_until)
+    ):
+        return None  # not the holder, or the holder's lease had run out
+    new = replace(st, seq=st.seq + 1, state=move.target or st.state)
+    lease = event.data.get("lease_until")
+    if event.kind in ("task.claimed", "task.heartbeat", "task.answered"):
+        if lease is not None and not (
+            isinstance(lease, int) and not isinstance(lease, bool) and 0 <= lease <= MAX_TIME_MS
+        ):
+            return None  # a lease that is no time: the event is malformed, not applied
+        new = replace(new, lease_until=lease)
+    if event.kind == "task.claimed":
+        step = event.data.get("step") if isinstance(event.data.get("step"), str) else st.step
+        attempts = {**st.attempts, str(step): st.attempts.get(str(step), 0) + 1}
+        new = replace(new, assignee=event.actor, step=step, attempts=attempts)
+    if event.kind == "task.step_done":
+        nxt = event.data.get("next")
+        if not isinstance(nxt, str):
+            return None
+        target = {DONE: COMPLETED, FAILED_STEP: FAILED}.get(nxt, SUBMITTED)
+        new = replace(
+            new,
+            state=target,
+            step=nxt if target == SUBMITTED else st.step,
+            assignee=None if target == SUBMITTED else st.assignee,
+            lease_until=None,
+            last_step=dict(event.data),
+        )
+    if event.kind in ("task.released", "task.expired"):
+        new = replace(new, assignee=None, lease_until=None)
+    if event.kind == "task.asked":
+        new = replace(new, lease_until=None)  # waiting on a person, not on the agent
+    successor = event.data.get("superseded_by")
+    if event.kind == "task.canceled" and isinstance(successor, str):
+        new = replace(new, superseded_by=successor)
+    return new
+
+
+def fold(task: Task, events: Iterable[Event]) -> TaskState:
+    """The task's state from its events (any order in; state events by seq, then id)."""
+    st = TaskState(task)
+    kept: list[Event] = []
+    requests: list[Event] = []
+    for event in sorted(events, key=lambda e: (_seq(e), e.id)):
+        if event.kind not in MOVES:
+            kept.append(event)  # task.created, edits, cancel requests, notes about the task
+            if event.kind == "task.cancel_requested":
+                requests.append(event)
+            elif event.kind in ("task.edited", "task.depends"):
+                st = replace(st, task=revise(st.task, event.data))
+        elif _seq(event) == st.seq and (moved := _apply(st, event)) is not None:
+            st = moved
+            kept.append(event)
+    if requests and st.state not in TERMINAL:
+        st = replace(st, cancel_requested=requests[-1].text or "cancel requested")
+    return replace(st, history=tuple(sorted(kept, key=lambda e: e.id)))
+
+
+def revise(task: Task, change: dict[str, Any]) -> Task:
+    """The task after a plan edit (``task.edited`` / ``task.depends`` data).
+
+    Edits are not state events: they apply in id order, the latest value wins.
+    Malformed values are ignored, as a reader must not fail on another's edit.
+    """
+    out = task
+    title = change.get("title")
+    if isinstance(title, str) and title.strip() and len(title) <= 200 and _ONE_LINE(title):
+        out = replace(out, title=title)
+    priority = change.get("priority")
+    if isinstance(priority, int) and not isinstance(priority, bool) and 0 <= priority <= 9:
+        out = replace(out, priority=priority)
+    if isinstance(change.get("body"), str) and len(change["body"]) <= MAX_BODY:
+        out = replace(out, body=change["body"])
+    labels = _merged(out.labels, change, "labels")
+    depends_on = _merged(out.depends_on, change, "depends_on")
+    return replace(out, labels=labels, depends_on=depends_on)
+
+
+def _merged(current: tuple[str, ...], change: dict[str, Any], key: str) -> tuple[str, ...]:
+    valid = _LABEL if key == "labels" else _TASK_ID
+    added, removed = change.get(f"add_{key}"), change.get(f"remove_{key}")
+    add = [v for v in added if isinstance(v, str) and valid(v)] if isinstance(added, list) else []
+    remove = {v for v in removed if isinstance(v, str)} if isinstance(removed, list) else set()
+    return tuple(dict.fromkeys([*(v for v in current if v not in remove), *add]))
+
+
+def _seq(event: Event) -> int:
+    value = event.data.get("seq")
+    return value if isinstance(value, int) and not isinstance(value, bool) else -1
+
+
+# -- reading -------------------------------------------------------------------
+
+
+def state_to_json(st: TaskState) -> dict[str, Any]:
+    """A folded state as the index keeps it (everything but the history)."""
+    return {
+        "task": st.task.to_record(), "state": st.state, "assignee": st.assignee,
+        "lease_until": st.lease_until, "seq": st.seq, "cancel_requested": st.cancel_requested,
+        "step": st.step, "attempts": st.attempts, "last_step": st.last_step,
+        "superseded_by": st.superseded_by,
+    }  # fmt: skip
+
+
+def state_from_json(d: dict[str, Any]) -> TaskState:
+    return TaskState(
+        task=Task.from_record(d["task"]), state=d["state"], assignee=d["assignee"],
+        lease_until=d["lease_until"], seq=d["seq"], cancel_requested=d["cancel_requested"],
+        step=d["step"], attempts=d["attempts"], last_step=d["last_step"],
+        superseded_by=d["superseded_by"],
+    )  # fmt: skip
+
+
+def summary(st: TaskState) -> dict[str, Any]:
+    """What `task list` and `ready` print for a task, as stored (see :func:`as_of`)."""
+    t = st.task
+    held = st.state in (WORKING, INPUT_REQUIRED)
+    return {
+        "id": t.id, "title": t.title, "state": st.state, "priority": t.priority,
+        "labels": list(t.labels), "depends_on": list(t.depends_on), "parent": t.parent,
+        "workflow": t.workflow, "step": st.step, "requester": t.requester,
+        "created": t.created, "assignee": st.assignee if held else None,
+        "lease_until": clock.format_time(st.lease_until) if st.lease_until else None,
+        "lease_expired": False, "cancel_requested": st.cancel_requested,
+        "superseded_by": st.superseded_by,
+    }  # fmt: skip
+
+
+def as_of(stored: dict[str, Any], now_ms: int) -> dict[str, Any]:
+    """A stored summary as of ``now``: a working task whose lease ran out is submitted."""
+    lease = stored.get("lease_until")
+    if stored["state"] == WORKING and lease and clock.parse_time(lease) <= now_ms:
+        return {**stored, "state": SUBMITTED, "assignee": None, "lease_expired": True}
+    return stored
+
+
+def satisfied(dep: str, by_id: Mapping[str, TaskState]) -> bool:
+    """A dependency is met when the task is completed, or superseded by one that is."""
+    seen = set()
+    while dep in by_id and dep not in seen:
+        seen.add(dep)
+        st = by_id[dep]
+        if st.state == COMPLETED:
+            return True
+        if st.superseded_by is None:
+            return False
+        dep = st.superseded_by
+    return False
+
+
+def short_ids(task_ids: Iterable[str], minimum: int = 5) -> dict[str, str]:
+    """The shortest prefix of each id that no other id shares (at least ``minimum``)."""
+    ordered = sorted(task_ids)
+    shared = [0] * (len(ordered) + 1)  # shared[i]: common prefix of ordered[i-1], ordered[i]
+    for i in range(1, len(ordered)):
+        a, b = ordered[i - 1], ordered[i]
+        k = 0
+        while k < len(a) and k < len(b) and a[k] == b[k]:
+            k += 1
+        shared[i] = k
+    return {
+        tid: tid[: max(minimum, shared[i] + 1, shared[i + 1] + 1)] for i, tid in enumerate(ordered)
+    }

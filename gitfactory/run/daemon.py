@@ -1,0 +1,320 @@
+"""The watcher daemon: react to commits in every worktree and move work along.
+
+Shaped like rq's worker: :meth:`Daemon.run` loops over :meth:`Daemon.tick`, and
+events only wake it up; every tick re-reads the state from git. A tick:
+
+1. **detect**: list every ref and compare with the last tick (at start: with
+   nothing, so whatever happened while the daemon was down is seen);
+2. **ingest**: the postmaster takes in messages from the branches that moved;
+3. **decide and act**: escalate overdue acknowledgements, end the runs whose agent
+   exited or ran out of time, write the session summaries of finished tasks
+   (:mod:`gitfactory.knowledge.documents`), expire leases that ran out, and start agents and
+   gates on ready steps (:mod:`gitfactory.run.dispatch`);
+4. **heartbeat**: write the status file ``.git/gitfactory/daemon.json``.
+
+Everything it decides is written as records on the factory branch, by the same
+compare-and-swap writes as any client, so killing it at any instant loses nothing.
+One daemon runs per repository (a lock in ``.git/gitfactory/``). The first SIGTERM
+(or Ctrl-C) starts nothing new and waits for the running steps to end; a second stops
+at once, leaving running agents to be adopted by the next daemon.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from gitfactory.errors import BusyError, FactoryError
+from gitfactory.run.dispatch import Dispatcher
+from gitfactory.run.runs import ACTOR, Ended
+from gitfactory.run.watch import Watcher, changed, snapshot
+from gitfactory.store import clock
+
+if TYPE_CHECKING:
+    from types import FrameType
+
+    from gitfactory.store.factory import Factory
+
+_logger = logging.getLogger(__name__)
+
+SUMMARIES_PER_TICK = 20
+IDLE_WAKE_S = 5.0  # the longest a daemon sleeps without a wake-up (leases, escalation)
+RUN_POLL_S = 0.5  # while runs are active: how often to look at processes not our children
+STATUS_FILE = "daemon.json"
+PID_FILE = "daemon.pid"
+LOCK_FILE = "daemon.lock"
+
+
+@dataclass
+class TickReport:
+    """What one tick saw and did (printed by `gitfactory daemon`)."""
+
+    n: int
+    moved: list[str] = field(default_factory=list)
+    delivered: int = 0
+    quarantined: int = 0
+    escalated: int = 0
+    expired: list[str] = field(default_factory=list)
+    started: list[dict[str, Any]] = field(default_factory=list)  # runs: task, agent, step
+    finished: list[dict[str, Any]] = field(default_factory=list)  # runs: ..., outcome, how
+    summarized: list[str] = field(default_factory=list)  # tasks given a session summary
+    merged: list[dict[str, Any]] = field(default_factory=list)  # merge steps done: task, result
+    failed: list[dict[str, Any]] = field(default_factory=list)  # worktrees not made ready
+    running: int = 0
+
+    @property
+    def busy(self) -> bool:
+        """Whether work is going on (a burst run stops after a tick where none was)."""
+        return bool(
+            self.delivered or self.quarantined or self.escalated or self.expired
+            or self.started or self.finished or self.summarized or self.running or self.merged
+            or self.failed  # the step failed before it started: its retry may be ready
+        )  # fmt: skip
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "tick": self.n, "moved": self.moved, "delivered": self.delivered,
+            "quarantined": self.quarantined, "escalated": self.escalated,
+            "expired": self.expired, "started": self.started, "finished": self.finished,
+            "summarized": self.summarized, "merged": self.merged, "failed": self.failed,
+            "running": self.running,
+        }  # fmt: skip
+
+
+class Daemon:
+    def __init__(
+        self,
+        factory: Factory,
+        *,
+        burst: bool = False,
+        max_ticks: int | None = None,
+        report: Callable[[TickReport], None] | None = None,
+    ) -> None:
+        self.factory = factory
+        self.burst = burst
+        self.max_ticks = max_ticks
+        self.report = report or (lambda _r: None)
+        self.refs: dict[str, str] = {}
+        self.ticks = 0
+        self.stopping = False
+        self.started = time.time()
+        self.watcher = Watcher(factory.paths)
+        self.dispatcher = Dispatcher(factory, self._note)
+        self.recovered: list[Ended] = []
+        self.unsummarizable: set[str] = set()
+
+    # -- the loop -------------------------------------------------------------------
+
+    def run(self) -> int:
+        """Tick until stopped (or, in burst mode, until a tick finds nothing to do)."""
+        from gitfactory.store import log
+
+        self.factory.require_tip()
+        with self._single_instance(), self._signals():
+            self.watcher.start()
+            log.append(self.factory, [self._event("daemon.started", "watching for commits")])
+            self.recovered = self.dispatcher.recover()
+            try:
+                while True:
+                    result = self.tick()
+                    self.report(result)
+                    if self.max_ticks is not None and self.ticks >= self.max_ticks:
+                        break
+                    if (self.burst or self.stopping) and not result.busy:
+                        break
+                    # Runs end without any commit: poll them (a child's exit also wakes us).
+                    self.watcher.wait(RUN_POLL_S if self.dispatcher.active else IDLE_WAKE_S)
+            finally:
+                self.watcher.stop()
+                log.append(
+                    self.factory, [self._event("daemon.stopped", f"after {self.ticks} ticks")]
+                )
+                self._status(running=False)
+        return 0
+
+    def tick(self) -> TickReport:
+        """One pass: detect, ingest, decide, act, heartbeat."""
+        from gitfactory.mail import postmaster
+        from gitfactory.plan import decisions
+
+        self.ticks += 1
+        result = TickReport(self.ticks)
+        now_refs = snapshot(self.factory.paths)
+        moved = changed(self.refs, now_refs)
+        self.refs = now_refs
+        result.moved = sorted(moved)
+        branches = [r[len("refs/heads/") :] for r in moved if r.startswith("refs/heads/")]
+        mail = postmaster.ingest(self.factory, postmaster.watched(self.factory, branches))
+        result.delivered, result.quarantined = len(mail.delivered), len(mail.quarantined)
+        result.escalated = len(postmaster.escalate(self.factory).escalated)
+        ended = [*self.recovered, *self.dispatcher.reap()]
+        self.recovered = []
+        result.finished = [_ended(e) for e in ended]
+        self.dispatcher.tidy(ended)
+        result.summarized = self._summarize()
+        result.expired = decisions.expire_leases(self.factory, ACTOR)
+        if not self.stopping:
+            result.started = [
+                {"run": r.id, "task": r.task, "agent": r.agent, "step": r.step}
+                for r in self.dispatcher.start_ready()
+            ]
+            result.merged, self.dispatcher.merged = self.dispatcher.merged, []
+            result.failed, self.dispatcher.failed = self.dispatcher.failed, []
+        result.running = len(self.dispatcher.active)
+        if not result.started:
+            self.dispatcher.fill_pool()  # when nothing waits: creating worktrees is slow
+        self._status(running=True)
+        return result
+
+    def _summarize(self) -> list[str]:
+        """Write the session summaries of finished tasks (a few per tick, so a factory
+        that had none yet catches up without stalling the loop).
+
+        Summaries only inform later prompts: a task that cannot be summarized is
+        recorded once (``docs.failed``) and left for the next daemon, never allowed to
+        stop the loop that runs the agents.
+        """
+        from gitfactory.knowledge import documents
+
+        done: list[str] = []
+        for task_id in documents.pending(self.factory):
+            if len(done) >= SUMMARIES_PER_TICK:
+                break
+            if task_id in self.unsummarizable:
+                continue
+            try:
+                if documents.summarize(self.factory, task_id) is not None:
+                    done.append(task_id)
+            except FactoryError as exc:
+                self._unsummarizable(task_id, exc.message)
+            except Exception as exc:  # a bug: keep the traceback, keep the loop
+                _logger.exception("session summary of task %s failed", task_id)
+                self._unsummarizable(task_id, f"{type(exc).__name__}: {exc}")
+        return done
+
+    def _unsummarizable(self, task_id: str, why: str) -> None:
+        self.unsummarizable.add(task_id)
+        self._note(self._event("docs.failed", f"session summary failed: {why}", task=task_id))
+
+    def stop(self) -> None:
+        """Start no new runs; return once the running ones have ended."""
+        self.stopping = True
+        self.watcher.wake()
+
+    def _relay_signals(self, fd: int) -> None:
+        """Turn signals into wake-ups, in a thread: a signal handler must not take the
+        locks that waking the loop takes (it may have interrupted their holder)."""
+        with os.fdopen(fd, "rb", buffering=0) as pipe:
+            while received := pipe.read(64):
+                self._wake_for(received)
+
+    def _wake_for(self, received: bytes) -> None:
+        # Every git command the daemon runs ends with a SIGCHLD too: wake for an agent
+        # only, or each tick's own git calls would wake the next one forever.
+        if any(n != signal.SIGCHLD for n in received) or any(
+            c.poll() is not None for c in list(self.dispatcher.children.values())
+        ):
+            self.watcher.wake()
+
+    def _note(self, event: Any) -> None:
+        from gitfactory.store import log
+
+        log.append(self.factory, event if isinstance(event, list) else [event])
+
+    # -- helpers ----------------------------------------------------------------------
+
+    def _event(self, kind: str, text: str, task: str | None = None) -> Any:
+        from gitfactory.store.log import Draft, stamp
+
+        return stamp(Draft(kind=kind, actor=ACTOR, text=text, task=task,
+                           data={"pid": os.getpid(), "host": socket.gethostname()}))  # fmt: skip
+
+    @contextmanager
+    def _single_instance(self) -> Iterator[None]:
+        from filelock import FileLock, Timeout
+
+        directory = self.factory.paths.factory_dir
+        directory.mkdir(exist_ok=True)
+        lock = FileLock(str(directory / LOCK_FILE), timeout=0)
+        try:
+            lock.acquire()
+        except Timeout:
+            raise BusyError(
+                f"a gitfactory daemon already runs for this repository (pid {read_pid(directory)})",
+                hint="`gitfactory daemon status` shows it; `gitfactory daemon stop` stops it",
+            ) from None
+        pid_file = directory / PID_FILE
+        try:
+            _write_atomic(pid_file, f"{os.getpid()}\n")
+            yield
+        finally:
+            pid_file.unlink(missing_ok=True)
+            lock.release()
+
+    @contextmanager
+    def _signals(self) -> Iterator[None]:
+        """SIGTERM and SIGINT stop the daemon (the second at once); those and SIGCHLD
+        wake it, through a pipe that Python's own handler writes the signal to."""
+
+        def handle(signum: int, _frame: FrameType | None) -> None:
+            if self.stopping:
+                raise KeyboardInterrupt  # the second signal: stop now
+            self.stopping = True  # only a flag here: the relay thread does the waking
+
+        read_fd, write_fd = os.pipe()
+        os.set_blocking(write_fd, False)
+        previous = {s: signal.signal(s, handle) for s in (signal.SIGTERM, signal.SIGINT)}
+        previous[signal.SIGCHLD] = signal.signal(signal.SIGCHLD, lambda *_: None)
+        old_fd = signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
+        threading.Thread(target=self._relay_signals, args=(read_fd,), daemon=True).start()
+        try:
+            yield
+        finally:
+            signal.set_wakeup_fd(old_fd)
+            for s, h in previous.items():
+                signal.signal(s, h)
+            os.close(write_fd)
+
+    def _status(self, running: bool) -> None:
+        status = {
+            "pid": os.getpid(), "running": running, "ticks": self.ticks,
+            "started": clock.format_time(int(self.started * 1000)),
+            "last_tick": clock.format_time(clock.now_ms()), "tip": self.factory.tip(),
+        }  # fmt: skip
+        _write_atomic(self.factory.paths.factory_dir / STATUS_FILE, json.dumps(status) + "\n")
+
+
+def _ended(e: Ended) -> dict[str, Any]:
+    return {"run": e.run.id, "task": e.run.task, "agent": e.run.agent, "step": e.run.step,
+            "outcome": e.outcome or None, "how": e.how, "exit_code": e.exit_code}  # fmt: skip
+
+
+def read_pid(directory: Path) -> int | None:
+    try:
+        return int((directory / PID_FILE).read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def read_status(directory: Path) -> dict[str, Any] | None:
+    try:
+        status: dict[str, Any] = json.loads((directory / STATUS_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    return status
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)

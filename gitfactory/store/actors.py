@@ -1,0 +1,60 @@
+"""Who is acting: addresses like ``role/name``, and the default identity of a caller."""
+
+from __future__ import annotations
+
+import getpass
+import os
+import re
+from typing import TYPE_CHECKING
+
+from gitfactory.errors import UsageError
+
+if TYPE_CHECKING:
+    from gitfactory.store.factory import Factory
+
+ADDRESS_RE = re.compile(r"^([a-z0-9][a-z0-9._-]*:)?[a-z0-9][a-z0-9._-]*/[a-z0-9][a-z0-9._-]*$")
+# A recipient may also be every agent of a role: role/* (or factory:role/*).
+RECIPIENT_RE = re.compile(
+    r"^([a-z0-9][a-z0-9._-]*:)?[a-z0-9][a-z0-9._-]*/([a-z0-9][a-z0-9._-]*|\*)$"
+)
+_ADDRESS_HINT = "write role/name (e.g. coder/ada) or human/name"
+_RECIPIENT_HINT = (
+    "write role/name (coder/ada), role/* (every coder), human/name, or factory:role/name"
+    " for another factory"
+)
+ENV_AGENT = "GITFACTORY_AGENT"
+
+
+def slug(text: str) -> str:
+    """A valid factory or actor name made from free text ("My Repo" -> "my-repo")."""
+    cleaned = re.sub(r"[^a-z0-9._-]+", "-", text.lower()).strip("-._")
+    return cleaned[:64] or "factory"
+
+
+def check(address: str, source: str = "--as", *, recipient: bool = False) -> str:
+    """``address`` if it is one (with ``recipient``, role/* is one too), else a usage
+    error naming ``source``."""
+    pattern = RECIPIENT_RE if recipient else ADDRESS_RE
+    if len(address) > 200 or not pattern.match(address):
+        raise UsageError(
+            f"{source}: {address!r} is not an address",
+            hint=(_RECIPIENT_HINT if recipient else _ADDRESS_HINT)
+            + "; lowercase letters, digits, '.', '_' and '-'",
+        )
+    return address
+
+
+def default_actor(factory: Factory) -> str:
+    """--as, else $GITFACTORY_AGENT, else human/<git user.name>, else human/<login>."""
+    env = os.environ.get(ENV_AGENT)
+    if env:
+        return check(env, f"${ENV_AGENT}")
+    name = factory.store.user_name
+    if name == "gitfactory":
+        name = getpass.getuser()
+    return f"human/{slug(name)}"
+
+
+def who(factory: Factory, given: str | None) -> str:
+    """The acting address: ``given`` (--as) checked, else :func:`default_actor`."""
+    return check(given) if given else default_actor(factory)

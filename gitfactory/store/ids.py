@@ -1,0 +1,81 @@
+"""Record ids: 26 characters, lowercase Crockford base32, sortable by creation time.
+
+The first 10 characters are the writer's clock in milliseconds since the Unix epoch,
+the last 16 are random (80 bits), as in ULID, but lowercase so that ids are valid
+names everywhere (DESIGN §4). Within one process ids are strictly increasing even
+when the clock stands still or steps back: the random part is incremented instead.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+
+from gitfactory.store import clock
+
+ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"
+ID_PATTERN = "^[0-7][0-9a-hjkmnp-tv-z]{25}$"
+_ID_RE = re.compile(ID_PATTERN)
+_DECODE = {c: i for i, c in enumerate(ALPHABET)}
+_RANDOM_BITS = 80
+
+_lock = threading.Lock()
+_last_ms = -1
+_last_rand = 0
+
+
+def _encode(value: int, length: int) -> str:
+    chars = []
+    for _ in range(length):
+        chars.append(ALPHABET[value & 31])
+        value >>= 5
+    return "".join(reversed(chars))
+
+
+def next_ms(now_ms: int | None = None) -> int:
+    """The time the next id will carry: the clock, or the last id's time if the clock
+    is behind it. A writer that decides on a time (a lease, say) reads it here, so
+    that the events it stamps carry the time the decision was made at."""
+    ms = clock.now_ms() if now_ms is None else now_ms
+    with _lock:
+        return max(ms, _last_ms)
+
+
+def new_id(now_ms: int | None = None) -> str:
+    """Return a fresh id; ``now_ms`` overrides the clock (tests, imports)."""
+    global _last_ms, _last_rand
+    ms = clock.now_ms() if now_ms is None else now_ms
+    with _lock:
+        if ms <= _last_ms:
+            # Same or earlier millisecond: stay monotonic by bumping the random part.
+            ms = _last_ms
+            rand = _last_rand + 1
+            if rand >> _RANDOM_BITS:
+                ms, rand = ms + 1, int.from_bytes(os.urandom(10), "big")
+        else:
+            rand = int.from_bytes(os.urandom(10), "big")
+        _last_ms, _last_rand = ms, rand
+    return _encode(ms, 10) + _encode(rand, 16)
+
+
+def random_id() -> str:
+    """An id with no time part: 130 random bits, for records that people type (tasks).
+
+    Random leading characters make short prefixes unique, like git's abbreviated
+    hashes; the first character stays within 0-7 so every id has one pattern.
+    """
+    value = int.from_bytes(os.urandom(17), "big") >> 6  # 130 bits
+    return _encode(value % (8 << 125), 26)
+
+
+def is_id(text: str) -> bool:
+    return bool(_ID_RE.match(text))
+
+
+def id_ms(record_id: str) -> int:
+    """Milliseconds since the epoch encoded in an id."""
+    value = 0
+    for ch in record_id[:10]:
+        value = (value << 5) | _DECODE[ch]
+    return value

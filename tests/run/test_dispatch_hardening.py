@@ -1,0 +1,237 @@
+"""What agents, branches and the user's own git state can do to the daemon: it goes on,
+loses no one's work, writes nowhere it should not, and never touches the user's index."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from conftest import checkout_state, configure, finished, gf, gf_json, git
+
+
+def use_agent(repo: Path, tmp: Path, code: str) -> None:
+    """Replace the scripted agent that `configure` wrote by this program."""
+    (tmp / "agent.py").write_text(code)
+
+
+def test_an_agent_that_deletes_its_worktree_does_not_stop_the_daemon(
+    factory_repo: Path, tmp_path: Path
+) -> None:
+    r = factory_repo
+    configure(r, tmp_path, "      implement:\n        role: coder\n        timeout: 60s\n")
+    use_agent(r, tmp_path, "import os, shutil\nshutil.rmtree(os.getcwd())\n")
+    task = gf_json(r, "task", "add", "Delete me")["id"]
+    gf(r, "daemon", "--burst")  # once exit 70, and again at every start
+    assert gf_json(r, "task", "show", task)["state"] == "completed"  # it exited 0
+
+
+def test_commits_on_a_detached_head_keep_their_worktree(factory_repo: Path, tmp_path: Path) -> None:
+    r = factory_repo
+    root = configure(r, tmp_path, "      implement:\n        role: coder\n")
+    use_agent(r, tmp_path, "import subprocess\nfrom pathlib import Path\n"
+              "subprocess.run(['git', 'checkout', '-q', '--detach'], check=True)\n"
+              "Path('work.txt').write_text('precious\\n')\n"
+              "subprocess.run(['git', 'add', 'work.txt'], check=True)\n"
+              "subprocess.run(['git', 'commit', '-qm', 'precious work'], check=True)\n")
+    task = gf_json(r, "task", "add", "Detach")["id"]
+    gf(r, "daemon", "--burst")
+    [kept] = gf_json(r, "log", "--kind", "worktree.kept", "--task", task)
+    assert "commits that no branch holds" in kept["text"]
+    worktree = Path(kept["data"]["worktree"])
+    assert git(worktree, "log", "-1", "--format=%s").strip() == "precious work"
+    assert worktree.parent == root
+
+
+def test_a_detached_head_in_the_users_checkout_makes_work_wait(
+    factory_repo: Path, tmp_path: Path
+) -> None:
+    r = factory_repo
+    configure(r, tmp_path, "      implement:\n        role: coder\n", extra="  pool: 1\n")
+    git(r, "checkout", "-q", "--detach")  # a rebase or a bisect, say; no dispatch.base
+    task = gf_json(r, "task", "add", "Later")["id"]
+    gf(r, "daemon", "--burst")
+    assert gf_json(r, "task", "show", task)["state"] == "submitted"  # not failed
+    [waiting] = gf_json(r, "log", "--kind", "dispatch.waiting")
+    assert "detached HEAD" in waiting["text"]
+    git(r, "checkout", "-q", "main")
+    gf(r, "daemon", "--burst")
+    assert gf_json(r, "task", "show", task)["state"] == "completed"
+
+
+SETUP_CHECK = """
+import sys
+from pathlib import Path
+print("set up:", Path("setup-marker.txt").exists(), flush=True)
+sys.exit(0 if Path("setup-marker.txt").exists() else 1)
+"""
+
+
+def test_setup_runs_again_after_it_failed(factory_repo: Path, tmp_path: Path) -> None:
+    r = factory_repo
+    flag = tmp_path / "fail-once"
+    flag.write_text("x")
+    (r / ".git" / "info" / "exclude").write_text("setup-marker.txt\n")
+    extra = ("  setup:\n"
+             f"    command: if [ -e {flag} ]; then rm {flag}; exit 1; fi; echo ok > setup-marker.txt\n")
+    configure(r, tmp_path, "      implement:\n        role: coder\n        max_attempts: 2\n"
+              "        on_failure: implement\n", extra=extra)
+    use_agent(r, tmp_path, SETUP_CHECK)
+    task = gf_json(r, "task", "add", "Setup")["id"]
+    gf(r, "daemon", "--burst")  # one burst: a failed setup is work done, the retry is next
+    assert gf_json(r, "task", "show", task)["state"] == "completed"
+    assert "set up: True" in Path(finished(r)[task]["transcript"]).read_text()  # type: ignore[arg-type]
+
+
+def test_setup_copy_writes_only_inside_the_worktree(factory_repo: Path, tmp_path: Path) -> None:
+    r = factory_repo
+    (r / ".env").write_text("SECRET=user\n")  # untracked in the user's checkout
+    victim = tmp_path / "victim.txt"
+    victim.write_text("victim content\n")
+    # The base branch (an agent's work, say) tracks .env as a symlink to a file outside.
+    other = tmp_path / "other"
+    git(r, "worktree", "add", "-q", "-b", "base2", str(other))
+    os.symlink(str(victim), other / ".env")
+    git(other, "add", ".env")
+    git(other, "commit", "-qm", "symlink")
+    git(r, "worktree", "remove", str(other))
+    configure(r, tmp_path, "      implement:\n        role: coder\n",
+              extra="  base: base2\n  setup:\n    copy: [.env]\n")
+    gf_json(r, "task", "add", "Through a symlink")
+    gf(r, "daemon", "--burst")
+    assert victim.read_text() == "victim content\n"
+
+    configure(r, tmp_path, "      implement:\n        role: coder\n",
+              extra=f"  setup:\n    copy: ['../{r.name}/.env']\n")
+    task = gf_json(r, "task", "add", "Up and out")["id"]
+    gf(r, "daemon", "--burst")
+    assert not (tmp_path / "worktrees" / r.name / ".env").exists()
+    [failed] = gf_json(r, "log", "--kind", "dispatch.failed", "--task", task)
+    assert "is not a file inside" in failed["text"]
+
+
+def test_setup_never_writes_the_users_index(factory_repo: Path, tmp_path: Path) -> None:
+    r = factory_repo
+    configure(r, tmp_path, "      implement:\n        role: coder\n",
+              extra="  setup:\n    command: git add -A\n")
+    before = checkout_state(r)
+    gf_json(r, "task", "add", "Setup that stages")
+    # As when the daemon is started from a git hook or alias: GIT_INDEX_FILE is set.
+    gf(r, "daemon", "--burst", env={"GIT_INDEX_FILE": str(r / ".git" / "index")})
+    assert checkout_state(r) == before
+
+
+# The daemon, killed with SIGKILL at one chosen instant: after a gate's result is
+# committed, before the step it ends is (the window a crash can fall into).
+CRASH_AT = """
+import os, signal, sys
+from gitfactory.run import dispatch, runs
+from gitfactory.cli import main
+
+point = sys.argv[1]
+if point == "gate_judged":  # a gate's result is committed; the step it ends is not
+    ending = dispatch.Dispatcher._end_step
+    def end_step(self, st, agent, *args):
+        if agent == runs.GATE_AGENT:
+            os.kill(os.getpid(), signal.SIGKILL)
+        ending(self, st, agent, *args)
+    dispatch.Dispatcher._end_step = end_step
+elif point == "after_step_done":  # the agent's step is ended; dispatch.finished is not
+    ending = dispatch.Dispatcher._end_step
+    def end_step(self, *args):
+        ending(self, *args)
+        os.kill(os.getpid(), signal.SIGKILL)
+    dispatch.Dispatcher._end_step = end_step
+else:  # the run is over and recorded; its worktree is not removed yet
+    end = dispatch.Dispatcher._end
+    def _end(self, *args, **kw):
+        end(self, *args, **kw)
+        os.kill(os.getpid(), signal.SIGKILL)
+    dispatch.Dispatcher._end = _end
+sys.argv = ["gitfactory", "daemon", "--burst"]
+main()
+"""
+
+
+def crash_daemon(repo: Path, tmp: Path, point: str) -> None:
+    """Run the daemon, and SIGKILL it at ``point`` (fault injection, in a real process)."""
+    crasher = tmp / "crash.py"
+    crasher.write_text(CRASH_AT)
+    killed = subprocess.run([sys.executable, str(crasher), point], cwd=repo,
+                            capture_output=True)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+
+
+def test_a_gate_judged_before_a_crash_is_not_judged_twice(
+    factory_repo: Path, tmp_path: Path
+) -> None:
+    r = factory_repo
+    configure(r, tmp_path, "      implement:\n        role: coder\n        on_success: check\n"
+              "      check:\n        gate: 'echo checked'\n")
+    task = gf_json(r, "task", "add", "Checked")["id"]
+    crash_daemon(r, tmp_path, "gate_judged")
+    assert len(gf_json(r, "log", "--kind", "gate.result", "--task", task)) == 1
+    gf(r, "daemon", "--burst")  # recovers the run
+    assert gf_json(r, "task", "show", task)["state"] == "completed"
+    assert len(gf_json(r, "log", "--kind", "gate.result", "--task", task)) == 1
+    reports = [a for a in gf_json(r, "artifact", "list", task) if a["name"].startswith("report-")]
+    assert len(reports) == 1
+
+
+LEAVES_A_CHILD = """
+import os, subprocess, time
+from pathlib import Path
+child = subprocess.Popen(["sleep", "300"])  # left behind when this agent exits
+Path(os.environ["GITFACTORY_WORKTREE"], "..", "child.pid").write_text(str(child.pid))
+time.sleep(3)
+"""
+
+
+def alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def test_what_an_adopted_run_leaves_behind_ends_with_it(
+    factory_repo: Path, tmp_path: Path
+) -> None:
+    r = factory_repo
+    root = configure(r, tmp_path, "      implement:\n        role: coder\n        timeout: 60s\n")
+    use_agent(r, tmp_path, LEAVES_A_CHILD)
+    gf_json(r, "task", "add", "Leaves a child")
+    daemon = subprocess.Popen([sys.executable, "-m", "gitfactory", "daemon"], cwd=r,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(300):  # until the agent runs
+            if (root / "child.pid").exists():
+                break
+            time.sleep(0.1)
+    finally:
+        daemon.kill()  # the agent outlives its daemon, and is adopted by the next one
+        daemon.wait()
+    child = int((root / "child.pid").read_text())
+    gf(r, "daemon", "--burst")
+    try:
+        assert not alive(child)
+    finally:
+        if alive(child):
+            os.kill(child, signal.SIGKILL)
+
+
+def test_a_crash_while_a_run_ends_leaves_one_record_and_no_worktree(
+    factory_repo: Path, tmp_path: Path
+) -> None:
+    r = factory_repo
+    root = configure(r, tmp_path, "      implement:\n        role: coder\n")
+    for point in ("after_step_done", "after_end"):
+        task = gf_json(r, "task", "add", f"Crash {point}")["id"]
+        crash_daemon(r, tmp_path, point)
+        gf(r, "daemon", "--burst")  # recovers
+        assert gf_json(r, "task", "show", task)["state"] == "completed"
+        assert len(gf_json(r, "log", "--kind", "dispatch.finished", "--task", task)) == 1, point
+        assert not [p for p in root.iterdir() if p.name.startswith(task[:8])], point
