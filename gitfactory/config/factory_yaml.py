@@ -27,6 +27,7 @@ _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 _SIZE_RE = re.compile(r"^(\d+) ?(B|KiB|MiB)?$")
 _SIZE_UNITS = {None: 1, "B": 1, "KiB": 1024, "MiB": 1024 * 1024}
 MIN_MAX_BODY = 64 * 1024
+MAX_BYTES = 1024 * 1024  # of factory.yaml: what runs fits in far less
 
 
 @dataclass(frozen=True)
@@ -90,6 +91,10 @@ def parse(data: bytes, source: str = CONFIG_PATH) -> FactoryConfig:
     """Load and validate factory.yaml; errors name ``source`` with line and column."""
     from gitfactory.store import yaml
 
+    if len(data) > MAX_BYTES:
+        raise ConfigError(
+            f"{source}: {len(data):,} bytes, over the limit of {MAX_BYTES:,} for factory.yaml"
+        )
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:

@@ -72,8 +72,16 @@ def _yaml(lines: list[str], path: str) -> Any:
     from ruamel.yaml import YAML
     from ruamel.yaml.error import YAMLError
 
+    from gitfactory.store import yaml
+
+    text = "\n".join(lines)
     try:
-        return YAML(typ="safe", pure=True).load("\n".join(lines))
+        # Checked on the parser's events first: nothing is built from a text that
+        # would expand past the limits (an alias bomb of a few hundred bytes).
+        problem = yaml.limits(text, aliases=False, max_nodes=yaml.MAX_RECORD_NODES)
+        if problem is not None:
+            raise InvalidRecordError(path, None, f"front matter {problem}")
+        return YAML(typ="safe", pure=True).load(text)
     except YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 2}" if mark is not None else ""

@@ -1,4 +1,12 @@
-"""The one YAML setup: round-trip loading that keeps comments, errors with line and column."""
+"""The one YAML setup: round-trip loading that keeps comments, errors with line and
+column, and limits checked on the parser's events before any object is built.
+
+YAML lets a few hundred bytes stand for billions of nodes (an anchor holding nine
+aliases of an anchor holding nine aliases, nine times over). :func:`limits` reads
+only the event stream, so such a text is refused in milliseconds: records may use
+no anchors or aliases at all (gitfactory never writes them), and factory.yaml may,
+up to a size once they are expanded.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +14,19 @@ from typing import Any
 
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
-from ruamel.yaml.error import MarkedYAMLError
+from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from ruamel.yaml.events import (
+    AliasEvent,
+    CollectionEndEvent,
+    CollectionStartEvent,
+    NodeEvent,
+)
 
 from gitfactory.errors import ConfigError
+
+MAX_DEPTH = 64  # nested mappings and sequences
+MAX_RECORD_NODES = 20_000  # scalars and collections in a record's front matter
+MAX_CONFIG_NODES = 100_000  # in factory.yaml, aliases expanded
 
 
 def _yaml() -> YAML:
@@ -19,13 +37,67 @@ def _yaml() -> YAML:
 
 
 def load(text: str, source: str) -> Any:
-    """Parse YAML text; a syntax error names ``source`` with line and column."""
+    """Parse YAML text (factory.yaml); a syntax error names ``source`` with line and
+    column, and a text over the limits is refused before it is built."""
     try:
+        problem = limits(text, aliases=True, max_nodes=MAX_CONFIG_NODES)
+        if problem is not None:
+            raise ConfigError(f"{source}: {problem}", hint="write the values out instead")
         return _yaml().load(text)
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
         raise ConfigError(f"{where}: {exc.problem or exc.context}") from None
+    except (YAMLError, RecursionError) as exc:
+        raise ConfigError(f"{source}: not valid YAML ({type(exc).__name__})") from None
+
+
+def limits(text: str, *, aliases: bool, max_nodes: int, max_depth: int = MAX_DEPTH) -> str | None:
+    """Why ``text`` is over the limits, or None; read from parser events alone.
+
+    Nodes are counted as they would be built: an alias counts every node of what it
+    stands for (``aliases``), or is refused outright. Raises the parser's own
+    YAMLError for a text that is not YAML.
+    """
+    nodes = 0
+    # One frame per open collection: its anchor, its node count, its height so far.
+    stack: list[list[Any]] = []
+    sizes: dict[str, tuple[int, int]] = {}  # anchor -> (nodes, height)
+
+    def add(count: int, height: int) -> None:
+        if stack:
+            stack[-1][1] += count
+            stack[-1][2] = max(stack[-1][2], height + 1)
+
+    for event in YAML(typ="safe", pure=True).parse(text):
+        if isinstance(event, AliasEvent):
+            if not aliases:
+                return f"uses the YAML alias *{event.anchor}; records may use no anchors or aliases"
+            count, height = sizes.get(event.anchor, (1, 0))
+        elif isinstance(event, NodeEvent) and event.anchor is not None and not aliases:
+            return f"uses the YAML anchor &{event.anchor}; records may use no anchors or aliases"
+        elif isinstance(event, CollectionStartEvent):
+            stack.append([event.anchor, 1, 0])
+            if len(stack) > max_depth:
+                return f"is nested deeper than {max_depth} levels"
+            continue
+        elif isinstance(event, CollectionEndEvent):
+            anchor, count, height = stack.pop()
+            if anchor is not None:
+                sizes[anchor] = (count, height)
+        elif isinstance(event, NodeEvent):  # a scalar
+            count, height = 1, 0
+            if event.anchor is not None:
+                sizes[event.anchor] = (count, height)
+        else:
+            continue  # stream and document start and end
+        nodes += count
+        if nodes > max_nodes:
+            return f"has more than {max_nodes:,} values (aliases expanded)"
+        if len(stack) + height > max_depth:
+            return f"is nested deeper than {max_depth} levels (aliases expanded)"
+        add(count, height)
+    return None
 
 
 def location(node: Any, path: list[str | int], source: str) -> str:
