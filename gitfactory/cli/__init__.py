@@ -18,7 +18,7 @@ import click
 
 from gitfactory import __version__
 from gitfactory.cli import output
-from gitfactory.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, FactoryError
+from gitfactory.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, FactoryError, UsageError
 from gitfactory.store.factory import Factory
 
 _HELP = """gitfactory: the coordination base for a factory of coding agents, on plain git.
@@ -132,10 +132,25 @@ def _crash_log(exc: BaseException) -> Path:
     return path
 
 
+def _check_text(args: list[str]) -> None:
+    """Arguments are text: bytes that are not UTF-8 (Python keeps them as surrogate
+    escapes) or a NUL could not be written into any record, so they are refused here."""
+    for n, arg in enumerate(args, start=1):
+        try:
+            arg.encode("utf-8")
+        except UnicodeEncodeError:
+            shown = arg.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+            raise UsageError(
+                f"argument {n} is not valid UTF-8: {shown[:80]}",
+                hint="pass text in UTF-8 (check the terminal's or the script's encoding)",
+            ) from None
+
+
 def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
     as_json = "--json" in args
     try:
+        _check_text(args)
         code = cli.main(args, prog_name="gitfactory", standalone_mode=False)
     except FactoryError as exc:
         output.error(exc, as_json)

@@ -59,6 +59,13 @@ def put_cmd(
     """
     from gitfactory.plan import decisions
 
+    if name is not None and artifacts.clean_name(name) != name:
+        clean = artifacts.clean_name(name)
+        raise UsageError(
+            f"--name {name!r}: an artifact's name is a plain file name (letters, digits, "
+            f"'.', '_', '-'), not a path; nothing was stored",
+            hint=f"use --name {clean}",
+        )
     factory = obj.factory
     factory.require_tip()
     factory.index.refresh()

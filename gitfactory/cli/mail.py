@@ -31,7 +31,7 @@ def _body_options(f: Any) -> Any:
     f = click.option(
         "--file",
         "body_file",
-        type=click.File("r", encoding="utf-8"),
+        type=click.File("rb"),
         help="Read the body from a file ('-' reads standard input).",
     )(f)
     return click.option("--body", help="The body, in markdown.")(f)
@@ -42,10 +42,20 @@ def _body(body: str | None, body_file: Any, dash: bool) -> str:
     if len(given) > 1:
         raise UsageError("give the body once: --body TEXT, --file F, or - for standard input")
     if dash:
-        return sys.stdin.read()
+        return _utf8(sys.stdin.buffer.read(), "standard input")
     if body_file is not None:
-        return str(body_file.read())
+        return _utf8(body_file.read(), body_file.name)
     return body or ""
+
+
+def _utf8(data: bytes, where: str) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise UsageError(
+            f"{where}: not UTF-8 text ({exc.reason} at byte {exc.start}); nothing was sent",
+            hint="attach binary content as an artifact (gitfactory artifact put)",
+        ) from None
 
 
 @click.group("mail")

@@ -241,7 +241,7 @@ class Store:
             time.sleep(random.uniform(0.001, min(0.05, 0.001 * 2**attempt)))
 
     def _commit(self, snap: Snapshot, change: Change, tree: Oid) -> Oid:
-        message = change.subject.replace("\n", " ").strip() + "\n"
+        message = _one_line(change.subject) + "\n"
         if change.trailers:
             message += "\n" + "".join(f"{k}: {v}\n" for k, v in change.trailers)
         parents = [snap.tip] if snap.tip else []
@@ -250,7 +250,7 @@ class Store:
 
     def _move_branch(self, ref: pygit2.Reference | None, oid: Oid, subject: str) -> bool:
         """Compare-and-swap the branch to ``oid``; False if another writer moved it."""
-        reflog = f"gitfactory: {subject}"[:200]
+        reflog = f"gitfactory: {_one_line(subject)}"[:200]
         try:
             if ref is None:
                 self.repo.create_reference_direct(self.refname, oid, False, message=reflog)
@@ -324,3 +324,9 @@ def _name(name: str) -> str:
     except UnicodeEncodeError:
         return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
     return name
+
+
+def _one_line(text: str) -> str:
+    """A commit subject or reflog message: one line, no control characters (a NUL
+    cannot be written into either)."""
+    return "".join(" " if ord(c) < 32 or ord(c) == 127 else c for c in text).strip()

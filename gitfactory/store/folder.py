@@ -88,6 +88,9 @@ class Folder:
             data.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise UsageError(f"{name}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+        nul = data.find(b"\0")
+        if nul >= 0:
+            raise UsageError(f"{name}: holds a NUL byte (at byte {nul}); it must be text")
 
     def write(self, factory: Factory, name: str, data: bytes, actor: str) -> Commit | None:
         """Commit ``data`` as ``name`` (created if new) under the CAS; None if unchanged."""

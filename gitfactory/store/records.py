@@ -97,6 +97,32 @@ def validate(kind: RecordKind, path: str, record: Any) -> None:
     expected = id_from_path(kind, path)
     if record["id"] != expected:
         raise InvalidRecordError(path, "id", f"must equal the file name's id {expected}")
+    where = _nul(record)
+    if where is not None:
+        # JSON can carry one, but git commit messages, C strings and terminals cannot:
+        # a NUL would break every tool that shows the record.
+        raise InvalidRecordError(path, where or None, "contains a NUL character")
+
+
+def _nul(value: Any, field: str = "") -> str | None:
+    """The field path of the first string (or key) holding a NUL, if any."""
+    if isinstance(value, str):
+        return field if "\x00" in value else None
+    items = (
+        value.items()
+        if isinstance(value, dict)
+        else enumerate(value)
+        if isinstance(value, list)
+        else ()
+    )
+    for key, item in items:
+        name = f"{field}.{key}" if field else str(key)
+        if isinstance(key, str) and "\x00" in key:
+            return name
+        found = _nul(item, name)
+        if found is not None:
+            return found
+    return None
 
 
 def decode(kind: RecordKind, path: str, data: bytes) -> dict[str, Any]:
