@@ -22,7 +22,11 @@ def test_round_trip_byte_for_byte_and_readable_with_plain_git(
     report.write_text("# Tests\n\n42 passed\n")
 
     a = gf_json(r, "artifact", "put", task[:6], str(blob), "--as", "qa/bot", "--step", "test")
-    b = gf(r, "artifact", "put", task[:6], "-", "--name", "../../etc/passwd log",
+    # A name, never a path: one that is not a plain file name is refused, not renamed.
+    refused = gf(r, "artifact", "put", task[:6], "-", "--name", "../../etc/passwd log",
+                 input="from stdin\n", code=2).stderr
+    assert "hint: use --name passwd-log" in refused
+    b = gf(r, "artifact", "put", task[:6], "-", "--name", "passwd-log",
            input="from stdin\n").stdout.strip()
     c = gf_json(r, "artifact", "put", other[:6], str(report))
     assert a["size"] == 200_004 and a["sha256"] == hashlib.sha256(blob.read_bytes()).hexdigest()
@@ -35,7 +39,7 @@ def test_round_trip_byte_for_byte_and_readable_with_plain_git(
     assert gf(r, "artifact", "get", b[:10]).stdout == "from stdin\n"
     listed = gf_json(r, "artifact", "list", task[:6])
     assert [x["id"] for x in listed] == [a["id"], b]
-    assert listed[1]["name"] == "passwd-log"  # a name, never a path
+    assert listed[1]["name"] == "passwd-log"
     assert len(gf_json(r, "artifact", "list")) == 3
     shown = gf_json(r, "task", "show", task[:6])["artifacts"]
     assert [x["id"] for x in shown] == [a["id"], b]
