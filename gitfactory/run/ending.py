@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from gitfactory.run import runs, verdicts
+from gitfactory.run import gate_results, runs
 from gitfactory.run.runs import ACTOR, Ended, Run
 from gitfactory.store import clock
 
@@ -70,7 +70,9 @@ def end(
                "exit_code": f"exit code {code}" if code is not None
                else "it ended without an exit status (killed by a signal?)"}[how]  # fmt: skip
         if run.gate is not None:
-            verdict = verdicts.gate_result(d, run, code, transcript, output, timed_out=timed_out)
+            verdict = gate_results.gate_result(
+                d, run, code, transcript, output, timed_out=timed_out
+            )
             output = None
             if not timed_out:
                 outcome, how = ("success" if verdict.passed else "failure"), "gate"
