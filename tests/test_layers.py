@@ -32,7 +32,6 @@ FLOORS: list[set[str]] = [
     {"run"},
     {"cli", "mcp", "demo", "create", "entry", "__main__"},
 ]
-TOP_FLOOR = {"cli", "mcp", "demo", "create", "entry", "__main__"}  # one app; no circles
 
 
 def _module_name(path: Path, package: Path) -> str:
@@ -80,11 +79,53 @@ def imports_of(name: str, path: Path, known: set[str]) -> list[tuple[str, bool, 
                 for alias in node.names:
                     full = f"{module}.{alias.name}"
                     found.append((full if full in known else module, runs, node.lineno))
+        elif isinstance(node, ast.Call):
+            target = _dynamic_import(node)
+            if target is not None:
+                found.append((target, runs, node.lineno))
         for child in ast.iter_child_nodes(node):
             visit(child, runs)
 
     visit(tree, True)
     return found
+
+
+def _dynamic_import(call: ast.Call) -> str | None:
+    """The gitfactory module an importlib.import_module(...) or __import__(...) call
+    names (for an f-string, its constant head: "gitfactory.cli." -> gitfactory.cli)."""
+    func = call.func
+    name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", None)
+    if name not in ("import_module", "__import__") or not call.args:
+        return None
+    arg = call.args[0]
+    if isinstance(arg, ast.JoinedStr):
+        head = arg.values[0] if arg.values else None
+        arg = head if isinstance(head, ast.Constant) else ast.Constant("")
+    if isinstance(arg, ast.Constant) and isinstance(arg.value, str):
+        text = arg.value.rstrip(".")
+        if text.split(".")[0] == "gitfactory":
+            return text
+    return None
+
+
+def tricks(package: Path = PACKAGE) -> list[str]:
+    """What would hide an import from the walk: exec and eval, or a TYPE_CHECKING
+    that is not typing's (assigned, so that a 'type-only' import runs)."""
+    bad = []
+    for path in sorted(package.rglob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
+        where = path.relative_to(package.parent)
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Call) and getattr(node.func, "id", None) in ("exec", "eval"):
+                bad.append(f"{where}:{node.lineno}: {node.func.id}() hides what it imports")  # type: ignore[attr-defined]
+            targets = (
+                node.targets if isinstance(node, ast.Assign)
+                else [node.target] if isinstance(node, (ast.AnnAssign, ast.AugAssign))
+                else []
+            )  # fmt: skip
+            if any(isinstance(t, ast.Name) and t.id == "TYPE_CHECKING" for t in targets):
+                bad.append(f"{where}:{node.lineno}: TYPE_CHECKING is typing's; do not assign it")
+    return bad
 
 
 def _unit(module: str) -> str:
@@ -168,6 +209,10 @@ def test_no_import_circles() -> None:
     assert circles() == []
 
 
+def test_no_import_hides_from_the_walk() -> None:
+    assert tricks() == []
+
+
 def test_every_package_is_on_a_floor_and_says_what_it_may_import() -> None:
     for init in sorted(PACKAGE.glob("*/__init__.py")):
         unit = init.parent.name
@@ -197,6 +242,10 @@ def test_the_checker_sees_an_upward_import_and_a_circle(tmp_path: Path) -> None:
         "def config():\n    from gitfactory.config import load\n    return load\n"
     )
     (package / "config" / "load.py").write_text("from gitfactory.store import factory\n")
+    (package / "store" / "git.py").write_text(
+        "import importlib\n\ndef later():\n    return importlib.import_module('gitfactory.config.load')\n"
+        "TYPE_CHECKING = True\nexec('from gitfactory.config import load')\n"
+    )
     (package / "store" / "clock.py").write_text("from gitfactory.store import records\n")
     (package / "store" / "records.py").write_text("from gitfactory.store import ids\n")
     (package / "store" / "ids.py").write_text(
@@ -206,7 +255,13 @@ def test_the_checker_sees_an_upward_import_and_a_circle(tmp_path: Path) -> None:
     found = circles(package)
     assert bad == [
         "gitfactory/store/factory.py:2: gitfactory.store.factory imports "
-        "gitfactory.config.load (floor 2 > 1)"
+        "gitfactory.config.load (floor 2 > 1)",
+        "gitfactory/store/git.py:4: gitfactory.store.git imports "
+        "gitfactory.config.load (floor 2 > 1)",
+    ]
+    assert tricks(package) == [
+        "gitfactory/store/git.py:5: TYPE_CHECKING is typing's; do not assign it",
+        "gitfactory/store/git.py:6: exec() hides what it imports",
     ]
     assert found == [
         ["gitfactory.config.load", "gitfactory.store.factory"],
@@ -236,3 +291,21 @@ def test_reading_modules_do_not_import_pygit2(module: str) -> None:
     code = f"import sys, {module}; print('pygit2' in sys.modules)"
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.stdout.strip() == "False", proc.stderr
+
+
+def test_reads_the_index_answers_import_neither_pygit2_nor_yaml(factory_repo: Path) -> None:
+    import subprocess
+    import sys
+
+    from conftest import gf
+
+    gf(factory_repo, "task", "add", "Something to list")
+    reads = (["task", "list"], ["ready", "--json"], ["log"], ["mail", "inbox", "--as", "coder/a"])
+    for args in reads:
+        gf(factory_repo, *args)  # the index catches up (that may need pygit2)
+        proc = subprocess.run(
+            [sys.executable, "-X", "importtime", "-m", "gitfactory", *args],
+            cwd=factory_repo, capture_output=True, text=True, check=True,
+        )  # fmt: skip
+        loaded = {line.rsplit("|", 1)[-1].strip() for line in proc.stderr.splitlines()}
+        assert "pygit2" not in loaded and "ruamel.yaml" not in loaded, args

@@ -39,7 +39,7 @@ _PREAMBLE = (
 
 
 def summary(st: TaskState, artifacts: list[dict[str, Any]]) -> Draft:
-    """The summary of a finished task from its state with history (``plan.load(...,
+    """The summary of a finished task from its state with history (``decisions.load(...,
     history=True)``) and its artifact manifests."""
     task = st.task
     if st.state not in TERMINAL:

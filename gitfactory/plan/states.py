@@ -22,6 +22,9 @@ if TYPE_CHECKING:
     from gitfactory.store.factory import Factory
     from gitfactory.store.index import Index
 
+# These tables live in the index file, whose version is the store's: a change here (or
+# to what tasks.summary() returns) must bump store.index.SCHEMA_VERSION, so that every
+# existing index is rebuilt.
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS task_state(
     id TEXT PRIMARY KEY, state TEXT NOT NULL, lease_until INTEGER, priority INTEGER NOT NULL,

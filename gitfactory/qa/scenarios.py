@@ -4,7 +4,7 @@ Each ``<name>.md`` on the factory branch is one journey in plain markdown: a tit
 what the user wants, the steps, what the user must see. A scenario gate
 (:mod:`gitfactory.qa.gates`) has an agent of its role play each one it picks, alone, and
 judge it. The files change in place like the living documents (one
-:class:`~gitfactory.folder.Folder` logic for both), so ``git log -p factory --
+:class:`~gitfactory.store.folder.Folder` logic for both), so ``git log -p factory --
 .factory/scenarios`` is their whole history, and they are data, never code: what runs
 is decided by factory.yaml only (DESIGN I5).
 """

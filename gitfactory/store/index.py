@@ -21,8 +21,9 @@ from gitfactory.store.log import Event, EventQuery
 if TYPE_CHECKING:
     from gitfactory.store.factory import Factory
 
-# Bump on every change to the tables below: an index file at this version is opened
-# without replaying the schema, and any other version is deleted and rebuilt.
+# Bump on every change to the tables below, or to the plan's own tables in this file
+# (gitfactory.plan.states): an index file at this version is opened without replaying
+# the schema, and any other version is deleted and rebuilt.
 SCHEMA_VERSION = "8"
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);

@@ -1,7 +1,7 @@
 """The JSON Schemas of protocol/schemas, and the validator that applies them.
 
 The validator implements the part of JSON Schema draft-07 that the protocol's
-schemas use (listed in ``KEYWORDS``); ``tests/test_schemas.py`` checks that every
+schemas use (listed in ``KEYWORDS``); ``tests/store/test_schemas.py`` checks that every
 schema sticks to that part and that this validator agrees with the reference
 implementation (``jsonschema``) on every conformance fixture and on many mutated
 records. It exists because a CLI call must stay fast: importing and compiling a
