@@ -134,7 +134,8 @@ def _crash_log(exc: BaseException) -> Path:
 
 def _check_text(args: list[str]) -> None:
     """Arguments are text: bytes that are not UTF-8 (Python keeps them as surrogate
-    escapes) or a NUL could not be written into any record, so they are refused here."""
+    escapes) could not be written into any record, so they are refused here, naming
+    the argument, instead of failing deep inside a command."""
     for n, arg in enumerate(args, start=1):
         try:
             arg.encode("utf-8")

@@ -356,10 +356,6 @@ class Index:
         return [InvalidRecordError(path, field, reason) for path, field, reason in rows]
 
 
-def _dump(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-
-
 def _event(row: tuple[Any, ...]) -> Event:
     record_id, kind, actor, time, task, text, data = row
     return Event(record_id, kind, actor, time, task, text, json.loads(data))
