@@ -61,6 +61,7 @@ workflows:
         role: coder
         instructions: Make the change the task asks for and commit it on your branch.
         timeout: 5m
+        requires_change: true
         on_success: test
       test:
         gate: tests

@@ -167,9 +167,11 @@ def claim(obj: Context, task_id: str, actor: str | None, lease: str, as_json: bo
     Exactly one of any number of racing claimers wins. Keep the claim alive with
     `task heartbeat`; if the lease runs out the task goes back to the queue.
     """
+    from gitfactory.plan import steps
+
     lease_ms = clock.parse_duration(lease, "--lease")
     factory, tid, agent = task_view.target(obj, task_id, actor)
-    st = decisions.claim(factory, tid, agent, lease_ms)
+    st = steps.claim(factory, tid, agent, lease_ms)
     task_view.print_state(
         st,
         as_json,

@@ -113,23 +113,53 @@ def step_group() -> None:
     help="How the step ended; decides the next step.",
 )
 @click.option("--note", default="", help="What you did, or why it failed.")
+@click.option(
+    "--override",
+    is_flag=True,
+    help="As a person (human/NAME): end the step the task is at, whoever holds it, "
+    "even a gate or the merge. Needs --reason; the history records it.",
+)
+@click.option("--reason", default="", metavar="TEXT", help="Why you override (with --override).")
 @click.option("--json", "as_json", is_flag=True, help="Print the task as JSON.")
 @click.pass_obj
 def step_done(
-    obj: Context, task_id: str, actor: str | None, outcome: str, note: str, as_json: bool
+    obj: Context,
+    task_id: str,
+    actor: str | None,
+    outcome: str,
+    note: str,
+    override: bool,
+    reason: str,
+    as_json: bool,
 ) -> None:
     """End your step and move the task along its workflow; prints where it went.
 
     The workflow in factory.yaml decides the next step from the outcome: the task
     goes back to the queue for the next step's role, or is completed, or failed
     (a failure edge, or a step out of attempts).
+
+    Only the holder ends a step, and only if the workflow gives the step to its
+    role: gates and the merge are the factory's own, and end with success only
+    when their run passed. Exit 1 when refused (the attempt is logged).
+
+    \b
+    A person may override that, for any step of a task that is not finished:
+      gitfactory step done ID --override --reason "flaky runner, passed locally"
     """
     from gitfactory.plan import decisions, tasks
 
     factory = obj.factory
     agent = actors.who(factory, actor)
+    if reason and not override:
+        raise UsageError("--reason goes with --override", hint="to say what you did: --note TEXT")
     factory.index.refresh()
-    st = steps.step_done(factory, decisions.resolve(factory, task_id), agent, outcome, note)
+    tid = decisions.resolve(factory, task_id)
+    if override:
+        if note:
+            raise UsageError("--override takes --reason, not --note")
+        st = steps.override(factory, tid, agent, outcome, reason)
+    else:
+        st = steps.step_done(factory, tid, agent, outcome, note)
     last = st.last_step or {}
     if as_json:
         out = task_view.to_json(st, clock.now_ms())
@@ -137,6 +167,9 @@ def step_done(
         output.emit_json(out)
         return
     nxt = last.get("next")
+    if override:
+        held = f" (held by {last['holder']})" if last.get("holder") else ""
+        output.echo(f"step {last.get('step')} of {st.task.id[:8]}{held} overridden by {agent}")
     if st.state in (tasks.COMPLETED, tasks.FAILED):
         output.echo(f"task {st.task.id[:8]} {st.state} ({last.get('why')})")
     else:

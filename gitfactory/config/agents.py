@@ -27,6 +27,7 @@ class AgentSpec:
     preset: str = "command"
     env: dict[str, str] = field(default_factory=dict)
     description: str = ""
+    on_uncommitted: str = "commit"  # or "fail": what to do with work left uncommitted
 
     @property
     def address(self) -> str:
@@ -78,6 +79,7 @@ def parse_agents(doc: Any, source: str) -> dict[str, AgentSpec]:
             name=str(name), role=str(spec["role"]), command=str(command), preset=kind,
             env={str(k): str(v) for k, v in (spec.get("env") or {}).items()},
             description=str(spec.get("description", "")),
+            on_uncommitted=str(spec.get("on_uncommitted", "commit")),
         )  # fmt: skip
     return agents
 

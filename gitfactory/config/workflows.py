@@ -41,6 +41,7 @@ class Step:
     on_timeout: str = FAILED
     strategy: str = "merge"  # merge action: ff, squash or merge (a merge commit)
     into: str | None = None  # merge action: the target branch (default: dispatch.base)
+    requires_change: bool = False  # an agent step that must commit a change to the project
 
     @property
     def kind(self) -> str:
@@ -137,6 +138,7 @@ def parse_workflows(doc: Any, source: str) -> dict[str, Workflow]:
                 on_timeout=str(s.get("on_timeout", s.get("on_failure", FAILED))),
                 strategy=str(s.get("strategy", "merge")),
                 into=str(s["into"]) if s.get("into") else None,
+                requires_change=bool(s.get("requires_change", False)),
             )  # fmt: skip
         start = str(spec.get("start") or next(iter(steps)))
         for step_name, step in steps.items():
@@ -160,4 +162,6 @@ def plays(role: str, step: Step) -> bool:
 
 
 def role_of(agent: str) -> str:
-    return agent.split(":")[-1].split("/")[0]
+    from gitfactory.store.actors import role
+
+    return role(agent)

@@ -16,7 +16,7 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from gitfactory.errors import UsageError
-from gitfactory.plan.tasks import COMPLETED, MOVES, TERMINAL, TaskState
+from gitfactory.plan.tasks import COMPLETED, MOVES, STEP_ENDS, TERMINAL, TaskState
 from gitfactory.store import clock
 from gitfactory.store.log import Draft, Event
 
@@ -50,7 +50,7 @@ def summary(st: TaskState, artifacts: list[dict[str, Any]]) -> Draft:
     moves = [e for e in st.history if e.kind in MOVES]
     last = moves[-1] if moves else None  # the move that ended it: nothing follows a final one
     finished = last.time if last else task.created
-    steps = [_step(e) for e in st.history if e.kind == "task.step_done"]
+    steps = [_step(e) for e in st.history if e.kind in STEP_ENDS]
     runs = [{k: e.data.get(k) for k in _RUN_FIELDS}
             for e in st.history if e.kind == "dispatch.finished"]  # fmt: skip
     agents = {e.actor for e in st.history if e.kind == "task.claimed"}
@@ -75,13 +75,14 @@ def _step(e: Event) -> dict[str, Any]:
     return {
         "step": d.get("step"), "outcome": d.get("outcome"), "next": d.get("next"),
         "why": d.get("why"), "by": e.actor, "note": e.text[:_MAX_NOTE], "time": e.time,
+        **({"override": True} if e.kind == "task.overridden" else {}),
     }  # fmt: skip
 
 
 def _reason(last: Event | None) -> str:
     if last is None:
         return ""
-    if last.kind == "task.step_done":
+    if last.kind in STEP_ENDS:
         return _str(last.data.get("why"))
     return last.text[:_MAX_NOTE]
 

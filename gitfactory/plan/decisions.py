@@ -45,6 +45,26 @@ class ClaimedError(FactoryError):
     """Another agent holds the task's lease."""
 
 
+class RefusedError(FactoryError):
+    """The workflow does not let this actor take or end this step (a ``task.refused``
+    event records the attempt)."""
+
+
+# Why an actor may not take the move on the state it is decided on (None: it may),
+# and what to do instead.
+Check = Callable[[TaskState], "tuple[str, str] | None"]
+
+
+def refused(
+    st: TaskState, actor: str, verb: str, why: tuple[str, str]
+) -> tuple[list[Draft], FactoryError]:
+    """The record of a refused attempt, and the error the caller gets."""
+    reason, hint = why
+    draft = Draft(kind="task.refused", actor=actor, text=reason,
+                  data={"verb": verb, "step": st.step, "state": st.state})  # fmt: skip
+    return [draft], RefusedError(reason, hint=hint)
+
+
 def resolve(factory: Factory, prefix: str) -> str:
     """The full id of the task whose id starts with ``prefix``."""
     matches = factory.index.task_ids(prefix.lower())
@@ -179,7 +199,7 @@ def act(factory: Factory, task_id: str, decide: Decision) -> TaskState:
     return load(factory, task_id)
 
 
-def _illegal(st: TaskState, verb: str, now: int) -> IllegalMoveError:
+def illegal(st: TaskState, verb: str, now: int) -> IllegalMoveError:
     state = st.effective(now)
     legal = st.legal_moves(now)
     moves = f"legal now: {', '.join(legal)}" if legal else "it is final: no move is legal"
@@ -216,10 +236,12 @@ def claim(
     agent: str,
     lease_ms: int = DEFAULT_LEASE_MS,
     step_of: Callable[[TaskState], str] | None = None,
+    check: Check | None = None,
 ) -> TaskState:
     """Take the task for ``agent`` until the lease runs out; exactly one claimer wins.
 
-    ``step_of`` names the workflow step being claimed (recorded with the claim).
+    ``step_of`` names the workflow step being claimed (recorded with the claim);
+    ``check`` may refuse the claim on the state it is decided on.
     """
 
     def decide(st: TaskState, now: int) -> tuple[list[Draft], FactoryError | None]:
@@ -238,7 +260,10 @@ def claim(
                 hint="pick another task (`gitfactory ready`) or wait for the lease to run out",
             )
         if st.state != SUBMITTED:
-            return [], _illegal(st, "claim", now)
+            return [], illegal(st, "claim", now)
+        why = check(st) if check is not None else None
+        if why is not None:
+            return refused(st, agent, "claim", why)
         blocking = [d for d in st.task.depends_on if not satisfied(d, _Lookup(factory))]
         if blocking:
             return [], IllegalMoveError(
@@ -258,10 +283,12 @@ def holder_move(
     text: str = "",
     lease_ms: int | None = None,
     data_of: Callable[[TaskState], dict[str, Any]] | None = None,
+    check: Check | None = None,
 ) -> TaskState:
     """A move only the lease holder may make (heartbeat, release, ask, finish a step).
 
-    ``data_of`` adds data computed from the state the move is decided on.
+    ``data_of`` adds data computed from the state the move is decided on; ``check``
+    may refuse the move there.
     """
     move = MOVES[kind]
 
@@ -274,11 +301,14 @@ def holder_move(
             )
             return [expiry_draft(st, agent)], stale
         if st.state not in move.sources:
-            return [], _illegal(st, move.verb, now)
+            return [], illegal(st, move.verb, now)
         if st.assignee != agent:
             return [], ClaimedError(
                 f"cannot {move.verb} task {task_id[:8]}: it is held by {st.assignee}, not {agent}"
             )
+        why = check(st) if check is not None else None
+        if why is not None:
+            return refused(st, agent, move.verb, why)
         data: dict[str, Any] = {"lease_until": now + lease_ms} if lease_ms is not None else {}
         if data_of is not None:
             data.update(data_of(st))
@@ -293,7 +323,7 @@ def cancel(factory: Factory, task_id: str, actor: str, reason: str = "") -> Task
     def decide(st: TaskState, now: int) -> tuple[list[Draft], FactoryError | None]:
         state = st.effective(now)
         if state in TERMINAL:
-            return [], _illegal(st, "cancel", now)
+            return [], illegal(st, "cancel", now)
         if state == WORKING and st.assignee != actor:
             return [Draft(kind="task.cancel_requested", actor=actor, text=reason)], None
         pre = [expiry_draft(st, actor)] if st.expired(now) else []
@@ -307,7 +337,7 @@ def answer(
 ) -> TaskState:
     def decide(st: TaskState, now: int) -> tuple[list[Draft], FactoryError | None]:
         if st.state != INPUT_REQUIRED:
-            return [], _illegal(st, "answer", now)
+            return [], illegal(st, "answer", now)
         return [
             Draft(
                 kind="task.answered", actor=actor, text=text, data={"lease_until": now + lease_ms}

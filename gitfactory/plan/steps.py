@@ -15,11 +15,19 @@ from typing import TYPE_CHECKING, Any
 
 from gitfactory.config import factory_yaml
 from gitfactory.config.gates import Gate
-from gitfactory.config.workflows import OUTCOMES, Step, Workflow, plays, role_of
-from gitfactory.errors import ConfigError, FactoryError, NoWorkError
+from gitfactory.config.workflows import (
+    FACTORY_ROLE,
+    OUTCOMES,
+    Step,
+    Workflow,
+    plays,
+    role_of,
+)
+from gitfactory.errors import ConfigError, FactoryError, NoWorkError, UsageError
 from gitfactory.plan import decisions, states, tasks
-from gitfactory.plan.tasks import TaskState
+from gitfactory.plan.tasks import OVERRIDER_ROLE, TaskState
 from gitfactory.store import clock
+from gitfactory.store.log import Draft
 
 if TYPE_CHECKING:
     from gitfactory.store.factory import Factory
@@ -56,6 +64,12 @@ def next_for(
     Raises NoWorkError (exit 3) when nothing is ready; any failure to read the
     factory is an error of its own, never "no work".
     """
+    if role == FACTORY_ROLE and role_of(agent) != FACTORY_ROLE:
+        raise UsageError(
+            f"--role {FACTORY_ROLE}: gates and merges are the factory's own steps; "
+            "the daemon takes them",
+            hint="ask for the role you play (--role coder), or run `gitfactory daemon`",
+        )
     role = role or role_of(agent)
     config = factory_yaml.load(factory)
     factory.index.refresh()
@@ -68,13 +82,10 @@ def next_for(
         if not plays(role, wf.step(row["step"])):
             continue
         try:
-            claimed = decisions.claim(
-                factory,
-                row["id"],
-                agent,
-                lease_ms if lease_ms is not None else tasks.DEFAULT_LEASE_MS,
-                step_of=_step_namer(wf),
-            )
+            claimed = claim(
+                factory, row["id"], agent,
+                lease_ms if lease_ms is not None else tasks.DEFAULT_LEASE_MS, role,
+            )  # fmt: skip
         except FactoryError:
             continue  # another agent was faster, or it stopped being ready: try the next
         return _assignment(factory, claimed, claimed_now=True)
@@ -84,20 +95,170 @@ def next_for(
     )
 
 
-def step_done(
-    factory: Factory, task_id: str, agent: str, outcome: str, note: str = ""
+# Evidence a factory step needs before it may end with success: the record its run
+# writes, for the same step and attempt, saying it passed.
+EVIDENCE = {"gate": "gate.result", "action": "merge.result"}
+
+
+def _doer(step: Step) -> str:
+    return f"{step.kind} {step.gate or step.action}" if step.role == FACTORY_ROLE else step.role
+
+
+def may_hold(
+    config: factory_yaml.FactoryConfig,
+    st: TaskState,
+    actor: str,
+    verb: str,
+    role: str | None = None,
+) -> tuple[str, str] | None:
+    """Why ``actor`` (in ``role``, default its address's) may not ``verb`` the step
+    ``st`` is at, and what to do instead (None: it may). Agent steps belong to their
+    role; gates and actions to the factory itself, whatever role is claimed."""
+    step = config.workflow(st.task.workflow).step(st.step)
+    role = role_of(actor) if role is None or role == FACTORY_ROLE else role
+    what = f"step {step.name!r} of task {st.task.id[:8]}"
+    override = (f"a person may end it by hand: gitfactory step done {st.task.id[:8]} "
+                "--override --reason TEXT")  # fmt: skip
+    players = {FACTORY_ROLE}
+    if step.gate and (gate := config.gate(step)).role:
+        players.add(gate.role)  # a scenario gate: agents of its role play the scenarios
+    if step.role == FACTORY_ROLE and role not in players:
+        return (f"cannot {verb} {what}: it is the {_doer(step)}, which only the factory runs",
+                f"the daemon runs it (`gitfactory daemon`); {override}")  # fmt: skip
+    if step.role != FACTORY_ROLE and not plays(role, step):
+        return (f"cannot {verb} {what}: it is for role {step.role!r}, not {role!r}",
+                f"an agent of that role takes it (--as {step.role}/NAME); {override}")  # fmt: skip
+    return None
+
+
+def claim(
+    factory: Factory, task_id: str, agent: str, lease_ms: int, role: str | None = None
 ) -> TaskState:
-    """End the step ``agent`` holds with ``outcome`` and move the task along its workflow."""
-    if outcome not in OUTCOMES:
-        raise ConfigError(f"outcome must be one of {', '.join(OUTCOMES)}, not {outcome!r}")
+    """Claim the step the task is at, if the workflow lets ``agent`` (acting in
+    ``role``, default its address's) hold it."""
+    config = factory_yaml.load(factory)
+    return decisions.claim(
+        factory, task_id, agent, lease_ms,
+        step_of=lambda st: config.workflow(st.task.workflow).step(st.step).name,
+        check=lambda st: may_hold(config, st, agent, "claim", role),
+    )  # fmt: skip
+
+
+def _evidence(factory: Factory, st: TaskState, step: Step) -> tuple[str, str] | None:
+    """Why a factory step may not end with success yet: no passing record of its run."""
+    kind = EVIDENCE.get(step.kind)
+    if kind is None:
+        return None
+    attempt = st.attempts.get(step.name, 0)
+    for event in factory.index.task_events(st.task.id):
+        data = event.data
+        if (event.kind == kind and role_of(event.actor) == FACTORY_ROLE
+                and data.get("step") == step.name and data.get("attempt") == attempt
+                and data.get("pass") is True):  # fmt: skip
+            return None
+    return (f"cannot end step {step.name!r} of task {st.task.id[:8]} with success: "
+            f"no passing {kind} for attempt {attempt}",
+            f"the {_doer(step)} has to pass; a person may override: "
+            f"gitfactory step done {st.task.id[:8]} --override --reason TEXT")  # fmt: skip
+
+
+def _unchanged(factory: Factory, st: TaskState, step: Step) -> tuple[str, str] | None:
+    """Why a step that must change the project may not end with success: the daemon
+    started it on a branch that no commit since has changed (outside .factory/).
+    A step no daemon started is not checked here: its work is wherever its agent is."""
+    from gitfactory.store.trees import changes_project
+
+    attempt = st.attempts.get(step.name, 0)
+    started = [
+        e.data for e in factory.index.task_events(st.task.id)
+        if e.kind == "dispatch.started" and role_of(e.actor) == FACTORY_ROLE
+        and e.data.get("step") == step.name and e.data.get("attempt") == attempt
+    ]  # fmt: skip
+    if not started or not isinstance(started[-1].get("branch"), str):
+        return None
+    branch, head = started[-1]["branch"], started[-1].get("head")
+    repo = factory.store.repo
+    ref = repo.references.get(f"refs/heads/{branch}")
+    tip = str(ref.peel().id) if ref is not None else None
+    if changes_project(repo, head if isinstance(head, str) else None, tip):
+        return None
+    return (f"cannot end step {step.name!r} of task {st.task.id[:8]} with success: no change "
+            f"was made (no commit on {branch} since the step started changes a file "
+            "outside .factory/)",
+            "commit your work (`git add -A && git commit`) and try again, or end your run "
+            "and the daemon commits what you leave in the worktree")  # fmt: skip
+
+
+def step_done(
+    factory: Factory,
+    task_id: str,
+    agent: str,
+    outcome: str,
+    note: str = "",
+    data: dict[str, Any] | None = None,
+) -> TaskState:
+    """End the step ``agent`` holds with ``outcome`` and move the task along its workflow.
+
+    Refused (and the attempt recorded) when the workflow gives the step to another
+    role, or when a gate or action step would end with success without a passing
+    result of its run.
+    """
+    _outcome(outcome)
     config = factory_yaml.load(factory)
 
-    def data_of(st: TaskState) -> dict[str, Any]:
-        wf = config.workflow(st.task.workflow)
-        current = wf.step(st.step).name
-        nxt, why = wf.next_step(current, outcome, st.attempts)
-        return {"step": current, "outcome": outcome, "next": nxt, "why": why}
+    def check(st: TaskState) -> tuple[str, str] | None:
+        # The holder's role was checked when it claimed (in the role it asked as);
+        # what is checked again is that a factory step is ended by the factory.
+        step = config.workflow(st.task.workflow).step(st.step)
+        why = None
+        if step.role == FACTORY_ROLE:
+            why = may_hold(config, st, agent, "end")
+        if why is None and outcome == "success":
+            why = _evidence(factory, st, step)
+        if why is None and outcome == "success" and step.requires_change:
+            why = _unchanged(factory, st, step)
+        return why
 
     return decisions.holder_move(
-        factory, task_id, agent, "task.step_done", text=note, data_of=data_of
-    )
+        factory, task_id, agent, "task.step_done", text=note,
+        data_of=lambda st: {**(data or {}), **_ending(config, st, outcome)}, check=check,
+    )  # fmt: skip
+
+
+def override(factory: Factory, task_id: str, actor: str, outcome: str, reason: str) -> TaskState:
+    """A person ends the step the task is at, whoever holds it: the workflow's edge
+    for ``outcome`` is taken as if its doer had ended it, and the history says who
+    overrode whom and why (``task.overridden``)."""
+    _outcome(outcome)
+    if role_of(actor) != OVERRIDER_ROLE:
+        raise UsageError(
+            f"only a person (human/NAME) may override a step, not {actor}",
+            hint="agents end the steps they hold with `gitfactory step done` (no --override)",
+        )
+    if not reason.strip():
+        raise UsageError("--override needs --reason TEXT: the history says why")
+    config = factory_yaml.load(factory)
+
+    def decide(st: TaskState, now: int) -> tuple[list[Draft], FactoryError | None]:
+        state = st.effective(now)
+        if state not in tasks.MOVES["task.overridden"].sources:
+            return [], decisions.illegal(st, "override a step of", now)
+        data = {**_ending(config, st, outcome), "reason": reason.strip(),
+                "holder": st.assignee if state != tasks.SUBMITTED else None}  # fmt: skip
+        pre = [decisions.expiry_draft(st, actor)] if st.expired(now) else []
+        return [*pre, Draft(kind="task.overridden", actor=actor, text=reason.strip(),
+                                      data=data)], None  # fmt: skip
+
+    return decisions.act(factory, task_id, decide)
+
+
+def _outcome(outcome: str) -> None:
+    if outcome not in OUTCOMES:
+        raise ConfigError(f"outcome must be one of {', '.join(OUTCOMES)}, not {outcome!r}")
+
+
+def _ending(config: factory_yaml.FactoryConfig, st: TaskState, outcome: str) -> dict[str, Any]:
+    wf = config.workflow(st.task.workflow)
+    current = wf.step(st.step).name
+    nxt, why = wf.next_step(current, outcome, st.attempts)
+    return {"step": current, "outcome": outcome, "next": nxt, "why": why}

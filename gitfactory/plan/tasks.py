@@ -19,7 +19,7 @@ from typing import Any
 
 from gitfactory.config.workflows import DONE
 from gitfactory.config.workflows import FAILED as FAILED_STEP
-from gitfactory.store import clock, ids, records
+from gitfactory.store import actors, clock, ids, records
 from gitfactory.store.log import Event
 
 SUBMITTED, WORKING, INPUT_REQUIRED = "submitted", "working", "input_required"
@@ -62,7 +62,14 @@ MOVES: dict[str, Move] = {
     # The holder ends its workflow step; data.next (written by the holder from the
     # workflow) says where the task goes: another step (back to the queue), done, failed.
     "task.step_done": Move(frozenset({WORKING}), None, "finish the step"),
+    # A human ends the step the task is at, whoever holds it (the escape hatch when
+    # the workflow's own doer cannot: `step done --override --reason`). Same data as
+    # task.step_done, plus the reason and the holder it overrode.
+    "task.overridden": Move(frozenset({SUBMITTED, WORKING, INPUT_REQUIRED}), None, "override"),
 }
+# Moves that end a step: where the task goes next is in their data.next.
+STEP_ENDS = frozenset({"task.step_done", "task.overridden"})
+OVERRIDER_ROLE = "human"
 
 
 @dataclass(frozen=True)
@@ -112,7 +119,7 @@ class TaskState:
     cancel_requested: str | None = None
     step: str | None = None  # the workflow step the task is at; None: the workflow's start
     attempts: dict[str, int] = field(default_factory=dict)  # claims per step
-    last_step: dict[str, Any] | None = None  # data of the last task.step_done
+    last_step: dict[str, Any] | None = None  # data of the last step end (STEP_ENDS)
     superseded_by: str | None = None
     history: tuple[Event, ...] = field(default=())
 
@@ -125,7 +132,8 @@ class TaskState:
 
     def legal_moves(self, now_ms: int) -> list[str]:
         state = self.effective(now_ms)
-        return [m.verb for m in MOVES.values() if state in m.sources and m.verb != "expire"]
+        hidden = ("expire", "override")  # the sweep's, and a human's escape hatch
+        return [m.verb for m in MOVES.values() if state in m.sources and m.verb not in hidden]
 
 
 def _apply(st: TaskState, event: Event) -> TaskState | None:
@@ -137,6 +145,9 @@ def _apply(st: TaskState, event: Event) -> TaskState | None:
     if event.kind == "task.expired":
         if st.lease_until is None or at < st.lease_until:
             return None
+    elif event.kind == "task.overridden":
+        if actors.role(event.actor) != OVERRIDER_ROLE:
+            return None  # only a person overrides the workflow
     elif st.state == WORKING and (
         event.actor != st.assignee or (st.lease_until is not None and at > st.lease_until)
     ):
@@ -153,7 +164,7 @@ def _apply(st: TaskState, event: Event) -> TaskState | None:
         step = event.data.get("step") if isinstance(event.data.get("step"), str) else st.step
         attempts = {**st.attempts, str(step): st.attempts.get(str(step), 0) + 1}
         new = replace(new, assignee=event.actor, step=step, attempts=attempts)
-    if event.kind == "task.step_done":
+    if event.kind in STEP_ENDS:
         nxt = event.data.get("next")
         if not isinstance(nxt, str):
             return None

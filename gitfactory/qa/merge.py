@@ -47,7 +47,8 @@ _HUNK_BUDGET = 3000  # characters of conflicting text per file in the report
 
 @dataclass
 class Merged:
-    status: str  # merged, already (nothing to do), conflict, refused (cannot be done)
+    status: str  # merged, already (nothing to do), conflict, refused (cannot be done),
+    # empty (the branch changed nothing since it started)
     strategy: str
     target: str
     branch: str
@@ -135,9 +136,17 @@ def blocked(factory: Factory, target: str) -> str | None:
     return busy(factory, target)
 
 
-def integrate(factory: Factory, task: Task, branch: str, target: str, strategy: str) -> Merged:
-    """Merge ``branch`` into ``target`` with ``strategy``; see the module's docstring."""
+def integrate(
+    factory: Factory, task: Task, branch: str, target: str, strategy: str, start: str | None = None
+) -> Merged:
+    """Merge ``branch`` into ``target`` with ``strategy``; see the module's docstring.
+
+    ``start`` is the commit the branch started from, when known: a branch that has
+    changed nothing since is never "already merged" but refused (status ``empty``).
+    """
     import pygit2
+
+    from gitfactory.store.trees import changes_project
 
     repo = factory.store.repo
     result = Merged("refused", strategy, target, branch)
@@ -149,6 +158,12 @@ def integrate(factory: Factory, task: Task, branch: str, target: str, strategy: 
         result.report = f"# Merge refused\n\n{result.why}.\n"
         return result
     result.before = str(base)
+    if start is not None and start in repo and not changes_project(repo, start, str(tip)):
+        result.status = "empty"
+        result.why = (f"{branch} has no change of its own: no commit since it started "
+                      f"at {start[:10]} changes a file outside .factory/")  # fmt: skip
+        result.report = f"# Nothing to merge\n\n{result.why}.\n"
+        return result
     if tip == base or repo.descendant_of(base, tip) or _squashed(repo, base, tip):
         result.status, result.commit, result.why = "already", str(base), "already merged"
         return result

@@ -111,6 +111,8 @@ class Dispatcher:
             if len(self.active) >= config.dispatch.max_concurrent:
                 break
             row = json.loads(text)
+            if any(r.task == row["id"] for r in self.active.values()):
+                continue  # its last run has not ended yet (it ended its step early)
             wf = config.workflow(row["workflow"])
             step = wf.step(row["step"])
             if step.action:
@@ -190,11 +192,13 @@ class Dispatcher:
                 return event
         return None
 
-    def _end_step(self, st: TaskState, agent: str, outcome: str, note: str) -> None:
+    def _end_step(
+        self, st: TaskState, agent: str, outcome: str, note: str, data: dict[str, Any] | None = None
+    ) -> None:
         from gitfactory.plan import steps
 
         try:
-            steps.step_done(self.factory, st.task.id, agent, outcome, note)
+            steps.step_done(self.factory, st.task.id, agent, outcome, note, data)
         except FactoryError as exc:
             # The lease ran out while the daemon was away: the task is back in the queue.
             self.note(self._event("dispatch.stale", st.task.id, exc.message, {"agent": agent}))

@@ -8,7 +8,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from gitfactory.run import gate_results, runs
+from gitfactory.errors import FactoryError
+from gitfactory.run import gate_results, rescue, runs
 from gitfactory.run.runs import ACTOR, Ended, Run
 from gitfactory.store import clock
 
@@ -60,9 +61,11 @@ def end(
         outcome, how = "failure", "lost"
     else:
         outcome, how = ("success" if code == 0 else "failure"), "exit_code"
+    saved = None if how == "never_started" or run.kind != "agent" else _rescue(d, run)
     transcript = d.book.transcript(run.id)
     output = keep_transcript(d, run, transcript)  # stored below, with a gate's results
     kept = output[0] if output else None
+    extra = {"rescued": saved.commit} if saved and saved.commit else {}
     if still_ours and outcome:
         why = {"timeout": f"timed out after {(run.deadline_ms - run.started_ms) // 1000}s",
                "lost": "the agent's process was gone when the daemon came back",
@@ -77,14 +80,20 @@ def end(
             if not timed_out:
                 outcome, how = ("success" if verdict.passed else "failure"), "gate"
                 why = f"gate {run.gate['name']}: {verdict.summary}"
-        d._end_step(st, run.agent, outcome, why)
+        elif outcome == "success":
+            outcome, why = _honest(d, run, saved, why)
+        if saved and saved.commit:
+            why += (
+                f"; the work it left uncommitted is commit {saved.commit[:10]} ({rescue.TRAILER})"
+            )
+        d._end_step(st, run.agent, outcome, why, extra)
     if output is not None:
         artifacts.store(d.factory, [output])
     size = transcript.stat().st_size if transcript.exists() else 0
     result = {"run": run.id, "agent": run.agent, "step": run.step, "outcome": outcome or None,
               "how": how, "exit_code": code, "transcript": str(transcript), "bytes": size,
               "artifact": kept.id if kept else None,
-              "duration_ms": clock.now_ms() - run.started_ms}  # fmt: skip
+              "duration_ms": clock.now_ms() - run.started_ms, **extra}  # fmt: skip
     said = f"{outcome} ({how})" if outcome else how.replace("_", " ")
     text = f"{run.agent} on {run.step}: {said}"
     # The record first, then the run book: a crash between the two ends the run
@@ -95,6 +104,38 @@ def end(
     d.active.pop(run.id, None)
     d.children.pop(run.id, None)
     return Ended(run, outcome, how, code)
+
+
+def _rescue(d: Dispatcher, run: Run) -> rescue.Rescue | None:
+    """Commit what the agent left uncommitted (unless its agent says fail)."""
+    config = d._config()
+    spec = next((a for a in config.agents.values() if a.address == run.agent), None)
+    commit = spec is None or spec.on_uncommitted == "commit"
+    return rescue.rescue(run, config.dispatch.setup_copy, commit)
+
+
+def _honest(d: Dispatcher, run: Run, saved: rescue.Rescue | None, why: str) -> tuple[str, str]:
+    """The outcome of an agent step that says success, as far as the branch bears it out."""
+    from gitfactory.plan import decisions
+    from gitfactory.store.trees import changes_project
+
+    if saved is not None and saved.commit is None:
+        return "failure", (f"it left uncommitted changes in its worktree ({saved.why_not}): "
+                           f"{rescue.named(saved.paths)}")  # fmt: skip
+    task = decisions.load(d.factory, run.task).task
+    try:
+        step = d._config().workflow(task.workflow).step(run.step)
+    except (KeyError, FactoryError):
+        return "success", why
+    if not step.requires_change:
+        return "success", why
+    repo = d.factory.store.repo
+    ref = repo.references.get(f"refs/heads/{run.branch}")
+    tip = str(ref.peel().id) if ref is not None else None
+    if not changes_project(repo, run.head, tip):
+        return "failure", (f"no change was made: no commit on {run.branch} since the step "
+                           "started changes a file outside .factory/")  # fmt: skip
+    return "success", why
 
 
 def keep_transcript(d: Dispatcher, run: Run, transcript: Path) -> tuple[Artifact, bytes] | None:

@@ -49,14 +49,14 @@ def merge_step(d: Dispatcher, task_id: str, wf: Workflow, step: Step) -> None:
     if seen is not None and seen[0] == tips and time.monotonic() - seen[1] < MERGE_RETRY_S:
         return  # it waits for the same reason as last time; said already
     try:
-        st = decisions.claim(d.factory, task_id, MERGE_AGENT, MERGE_LEASE_MS,
-                        step_of=lambda s: wf.step(s.step).name)  # fmt: skip
+        st = steps.claim(d.factory, task_id, MERGE_AGENT, MERGE_LEASE_MS)
     except FactoryError:
         return
     result = None
     for _ in range(3):  # the target moved meanwhile: merge again onto its new tip
         try:
-            result = merge.integrate(d.factory, st.task, branch, target, step.strategy)
+            result = merge.integrate(d.factory, st.task, branch, target, step.strategy,
+                                     start=_started_at(d, task_id))  # fmt: skip
             break
         except merge.MergeWaits as exc:
             why = exc.message
@@ -90,6 +90,15 @@ def merge_step(d: Dispatcher, task_id: str, wf: Workflow, step: Step) -> None:
         d.note(d._event("dispatch.stale", task_id, exc.message, {"agent": MERGE_AGENT}))
     if not any(r.task == task_id for r in d.active.values()):  # else: at its end
         d._tidy(task_id, worktrees.root(d.factory.paths, config.dispatch) / stem)
+
+
+def _started_at(d: Dispatcher, task_id: str) -> str | None:
+    """The commit the task's branch started from: the head its first run found."""
+    for event in d.factory.index.task_events(task_id):
+        head = event.data.get("head")
+        if event.kind == "dispatch.started" and event.actor == ACTOR and isinstance(head, str):
+            return head
+    return None
 
 
 def tip_of(d: Dispatcher, branch: str) -> str | None:

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from gitfactory.errors import FactoryError
+from gitfactory.plan.tasks import STEP_ENDS
 from gitfactory.resources import template_file
 
 if TYPE_CHECKING:
@@ -41,7 +42,10 @@ def previous(factory: Factory, task_id: str) -> str:
     if not last:
         return "This is the first step."
     text = f"The previous step ended: {last.get('why', '')}."
-    notes = [e.text for e in st.history if e.kind == "task.step_done" and e.text]
+    ends = [e for e in st.history if e.kind in STEP_ENDS]
+    if ends and ends[-1].kind == "task.overridden":
+        text += f" A person ({ends[-1].actor}) ended it in its doer's place: {ends[-1].text}"
+    notes = [e.text for e in ends if e.kind == "task.step_done" and e.text]
     if notes:
         text += f" Its note: {notes[-1]}"
     failed = failed_result(st.history)
@@ -67,7 +71,7 @@ def failed_result(history: Sequence[Event]) -> Event | None:
     """The failed gate or merge result that ended the latest step, if that is how it ended."""
     ended = None
     for event in reversed(history):
-        if event.kind == "task.step_done":
+        if event.kind in STEP_ENDS:
             if ended is not None:
                 return None  # an earlier step: the latest one was not a gate or merge
             ended = event.data.get("step")

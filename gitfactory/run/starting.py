@@ -55,7 +55,7 @@ def doer(d: Dispatcher, step: Step) -> AgentSpec | str | None:
 def start(
     d: Dispatcher, task_id: str, wf: Workflow, step: Step, doer: AgentSpec | str
 ) -> Run | None:
-    from gitfactory.plan import decisions
+    from gitfactory.plan import decisions, steps
 
     config = d._config()
     agent = doer if isinstance(doer, str) else doer.address
@@ -63,8 +63,7 @@ def start(
     timeout_s = step.timeout_s or (gate.timeout_s if gate else None)
     timeout_ms = timeout_s * 1000 if timeout_s else config.dispatch.default_timeout_ms
     try:
-        st = decisions.claim(d.factory, task_id, agent, timeout_ms + LEASE_MARGIN_MS,
-                        step_of=lambda s: wf.step(s.step).name)  # fmt: skip
+        st = steps.claim(d.factory, task_id, agent, timeout_ms + LEASE_MARGIN_MS)
     except FactoryError:
         return None  # taken by someone else, or no longer ready
     after = [decisions.load(d.factory, dep).task for dep in st.task.depends_on]
@@ -106,7 +105,7 @@ def start(
         "dispatch.started", task_id, f"{agent} on {step.name} (attempt {run.attempt})",
         {"run": run.id, "agent": agent, "step": step.name, "attempt": run.attempt,
          "pid": child.pid, "worktree": run.worktree, "branch": run.branch,
-         "kind": run.kind, "created_worktree": space.created,
+         "kind": run.kind, "head": run.head, "created_worktree": space.created,
          "pooled_worktree": space.pooled, "workspace_ms": run.started_ms - began,
          "spawn_ms": clock.now_ms() - run.started_ms},
     ))  # fmt: skip

@@ -23,6 +23,10 @@ _RECIPIENT_HINT = (
     " for another factory"
 )
 ENV_AGENT = "GITFACTORY_AGENT"
+# The role of the factory's own actors (factory/daemon, factory/gate, factory/merge):
+# they run gates and merges and vouch for their results, so nothing typed or set in
+# an environment may act as one.
+FACTORY_ROLE = "factory"
 
 
 def slug(text: str) -> str:
@@ -44,11 +48,28 @@ def check(address: str, source: str = "--as", *, recipient: bool = False) -> str
     return address
 
 
+def role(address: str) -> str:
+    """The role of an address: ``coder`` for ``coder/ada`` and ``beta:coder/ada``."""
+    return address.split(":")[-1].split("/")[0]
+
+
+def acting(address: str, source: str = "--as") -> str:
+    """``address`` checked as someone who acts through the CLI: never the factory."""
+    check(address, source)
+    if role(address) == FACTORY_ROLE:
+        raise UsageError(
+            f"{source}: {address!r} is the factory's own identity: only the daemon acts as it",
+            hint="act as yourself (human/NAME) or as an agent (role/NAME); a person may end "
+            "a gate or merge step by hand with `gitfactory step done ID --override --reason TEXT`",
+        )
+    return address
+
+
 def default_actor(factory: Factory) -> str:
     """--as, else $GITFACTORY_AGENT, else human/<git user.name>, else human/<login>."""
     env = os.environ.get(ENV_AGENT)
     if env:
-        return check(env, f"${ENV_AGENT}")
+        return acting(env, f"${ENV_AGENT}")
     name = factory.store.user_name
     if name == "gitfactory":
         name = getpass.getuser()
@@ -57,4 +78,4 @@ def default_actor(factory: Factory) -> str:
 
 def who(factory: Factory, given: str | None) -> str:
     """The acting address: ``given`` (--as) checked, else :func:`default_actor`."""
-    return check(given) if given else default_actor(factory)
+    return acting(given) if given else default_actor(factory)

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from gitfactory.errors import InvalidRecordError, UsageError
-from gitfactory.store import clock, ids, records
+from gitfactory.store import actors, clock, ids, records
 from gitfactory.store.records import EVENT
 
 if TYPE_CHECKING:
@@ -97,8 +97,25 @@ def stamp(draft: Draft, now_ms: int | None = None) -> Event:
     return event
 
 
+# Kinds gitfactory writes itself: the plan folds task.* events, gates and merges
+# vouch with theirs. Input from a user (`log append`) may not write them.
+RESERVED = ("artifact", "config", "daemon", "dispatch", "doc", "docs", "factory", "gate", "gc",
+            "mail", "merge", "peer", "repair", "scenario", "session", "step", "sync", "task",
+            "verify", "worktree")  # fmt: skip
+
+
 def new_event(draft: Draft, where: str = "") -> Event:
-    """:func:`stamp` for input from a user: a bad field is a usage error, not a bad record."""
+    """:func:`stamp` for input from a user: a bad field is a usage error, not a bad record,
+    and the kinds and actors the factory keeps for itself are refused."""
+    head = draft.kind.split(".")[0] if isinstance(draft.kind, str) else ""
+    if "." in str(draft.kind) and head in RESERVED:
+        raise UsageError(
+            f"{where}kind {draft.kind!r} is gitfactory's own: `log append` cannot write {head}.*",
+            hint=f"use a kind of your own (e.g. note, build.failed); {head}.* events are "
+            "written by the commands that do what they record",
+        )
+    if isinstance(draft.actor, str):
+        actors.acting(draft.actor, f"{where}actor")
     try:
         return stamp(draft)
     except InvalidRecordError as exc:

@@ -105,3 +105,21 @@ def _paths(nested: dict[str, Any]) -> Iterator[str]:
             yield from _paths(value)
         else:
             yield value[0]
+
+
+def changes_project(repo: pygit2.Repository, before: str | None, after: str | None) -> bool:
+    """Whether commit ``after`` changes a file outside ``.factory/`` against ``before``
+    (None: no commit; from nothing, any project file is a change)."""
+    from gitfactory.store.records import FACTORY_DIR
+
+    if after is None or before == after:
+        return False
+    new = repo[after].peel(pygit2.Tree)
+    old = repo[before].peel(pygit2.Tree) if before is not None else None
+
+    def entries(tree: pygit2.Tree | None) -> dict[str, tuple[str, int]]:
+        if tree is None:
+            return {}
+        return {str(e.name): (str(e.id), e.filemode) for e in tree if e.name != FACTORY_DIR}
+
+    return entries(old) != entries(new)

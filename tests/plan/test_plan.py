@@ -72,7 +72,7 @@ def test_ready_queue_order_and_dependencies(factory_repo: Path) -> None:
     order = [t["id"] for t in gf_json(factory_repo, "ready", env=at(1))]
     assert order == [urgent, old_p2, new_p2, low]  # priority first, then age
     assert blocked not in order
-    proc = gf(factory_repo, "task", "claim", blocked, "--as", "c/a", env=at(1), code=1)
+    proc = gf(factory_repo, "task", "claim", blocked, "--as", "coder/a", env=at(1), code=1)
     assert "waiting for" in proc.stderr and low[:8] in proc.stderr
     factory = Factory.discover(factory_repo)
     os.environ["GITFACTORY_NOW"] = str(T0_MS + 120_000)
@@ -269,12 +269,12 @@ def test_claim_storm_every_task_claimed_exactly_once(factory_repo: Path, run: in
 def test_racing_cli_claimers_exactly_one_wins(factory_repo: Path) -> None:
     tid = add(factory_repo, "contested")
     procs = [subprocess.Popen([sys.executable, "-m", "gitfactory", "task", "claim", tid,
-                               "--as", f"agent/r{n}"], cwd=factory_repo,
+                               "--as", f"coder/r{n}"], cwd=factory_repo,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
              for n in range(8)]
     codes = [p.wait(timeout=300) for p in procs]
     assert sorted(codes) == [0] + [1] * 7
-    winner = f"agent/r{codes.index(0)}"
+    winner = f"coder/r{codes.index(0)}"
     assert gf_json(factory_repo, "task", "show", tid)["assignee"] == winner
 
 

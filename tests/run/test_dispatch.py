@@ -25,6 +25,11 @@ from conftest import (
 )
 
 
+def branch_of(repo: Path, task: str) -> str:
+    return next(b for b in git(repo, "branch", "--format=%(refname:short)").split()
+                if b.startswith(f"task/{task[:8]}"))
+
+
 def test_agents_work_in_their_worktrees_and_steps_advance(factory_repo: Path, tmp_path: Path) -> None:
     r = factory_repo
     root = configure(r, tmp_path, "      implement:\n        role: coder\n        timeout: 60s\n")
@@ -46,9 +51,13 @@ def test_agents_work_in_their_worktrees_and_steps_advance(factory_repo: Path, tm
         branch = next(b for b in git(r, "branch", "--format=%(refname:short)").split()
                       if b.startswith(f"task/{task[:8]}"))
         assert git(r, "show", f"{branch}:work.txt") == "done by coder/ada\n"
-        assert git(r, "log", "-1", "--format=%s", branch) == f"work on {task}\n"
-        # Finished: its worktree is gone, unless it holds work nobody committed.
-        assert (root / branch.removeprefix("task/")).exists() == (mode == "dirty")
+        # What the agent left uncommitted is committed for it (issue 11).
+        subject = "Work coder/ada left uncommitted" if mode == "dirty" else f"work on {task}"
+        assert git(r, "log", "-1", "--format=%s", branch).startswith(subject)
+        if mode == "dirty":
+            assert git(r, "show", f"{branch}:scratch.txt") == "notes the agent did not commit\n"
+        # Finished: its worktree is gone, nothing in it was left uncommitted.
+        assert not (root / branch.removeprefix("task/")).exists()
         transcript = Path(str(ends[task]["transcript"])).read_text()
         assert f"coder/ada on Task by {mode}" in transcript
         # ... and the transcript is kept as an artifact of the task, in git.
@@ -57,9 +66,9 @@ def test_agents_work_in_their_worktrees_and_steps_advance(factory_repo: Path, tm
     step_done = [e for e in gf_json(r, "log", "--kind", "task.step_done")]
     assert {e["actor"] for e in step_done} == {"coder/ada"}
     assert next(e for e in step_done if e["task"] == ids["stepdone"])["text"] == "by hand"
-    [kept] = gf_json(r, "log", "--kind", "worktree.kept")
-    assert kept["task"] == ids["dirty"] and "uncommitted" in kept["text"]
-    assert len(gf_json(r, "log", "--kind", "worktree.removed")) == 4
+    assert gf_json(r, "log", "--kind", "worktree.kept") == []
+    assert len(gf_json(r, "log", "--kind", "worktree.removed")) == 5
+    assert ends[ids["dirty"]]["rescued"] == git(r, "rev-parse", branch_of(r, ids["dirty"])).strip()
     assert checkout_state(r) == before  # the user's checkout, byte for byte
 
 
