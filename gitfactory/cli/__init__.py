@@ -41,6 +41,7 @@ Start here:
   gitfactory workflow show              the steps tasks go through
   gitfactory daemon                     dispatch agents and gates on ready tasks
   gitfactory artifact list TASK         transcripts, gate reports and verdicts
+  gitfactory verify                     every record still there, byte for byte
   gitfactory demo                       a complete run on a built-in sample
 
 Every command takes --json for scripts. Exit codes: 0 ok, 1 refused, 2 usage or
@@ -85,6 +86,7 @@ _COMMANDS = {
     "scenario": "scenario:scenario_group",
     "config": "config:config_group",
     "mcp": "mcp:mcp_cmd",
+    "verify": "verify:verify_cmd",
 }
 
 

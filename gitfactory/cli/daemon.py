@@ -145,47 +145,69 @@ def _lines(tick: TickReport) -> list[str]:
                         (len(tick.summarized), "session summary(ies) written")):  # fmt: skip
         if count:
             lines.append(f"{count} {what}")
+    if tick.violations_changed and tick.violations:
+        lines.append(f"integrity: {tick.violations} record(s) deleted or changed on the factory "
+                     "branch (human/* told; `verify --repair` restores them)")  # fmt: skip
     return lines
 
 
 @click.group("hooks")
 def hooks_group() -> None:
-    """The reference-transaction hook that tells the daemon about commits at once.
+    """The hooks that guard the factory branch and wake the daemon.
 
-    Without it the daemon still sees every commit (it watches the ref files and
-    reconciles), just a little later. A hook you already have is kept and run
-    first; uninstalling puts it back.
+    \b
+    reference-transaction (this repository): refuses, before it happens, any git
+      command that would move the factory branch to a tree that deletes or changes
+      a record (a commit from a stale checkout of the branch does that), and tells
+      the daemon about every commit at once (without it the daemon still sees them,
+      a little later).
+    pre-receive (--server, a shared bare remote): refuses such a push.
+
+    A hook you already have is kept and run first; uninstalling puts it back.
     """
 
 
+_SERVER = click.option(
+    "--server",
+    is_flag=True,
+    help="The pre-receive hook, for a shared (bare) remote: refuses pushes that lose records.",
+)
+
+
 @hooks_group.command("install")
+@_SERVER
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_obj
-def hooks_install(obj: Context, as_json: bool) -> None:
+def hooks_install(obj: Context, server: bool, as_json: bool) -> None:
     """Install the hook in the repository's hooks directory (idempotent)."""
     from gitfactory.run import hooks
 
-    _print_hook(hooks.install(obj.factory.paths), as_json)
+    hook = hooks.SERVER_HOOK if server else hooks.HOOK
+    _print_hook(hooks.install(obj.factory.paths, obj.factory.branch, hook), as_json)
 
 
 @hooks_group.command("uninstall")
+@_SERVER
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_obj
-def hooks_uninstall(obj: Context, as_json: bool) -> None:
+def hooks_uninstall(obj: Context, server: bool, as_json: bool) -> None:
     """Remove the hook and restore the one it chained to."""
     from gitfactory.run import hooks
 
-    _print_hook(hooks.uninstall(obj.factory.paths), as_json)
+    hook = hooks.SERVER_HOOK if server else hooks.HOOK
+    _print_hook(hooks.uninstall(obj.factory.paths, hook), as_json)
 
 
 @hooks_group.command("status")
+@_SERVER
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_obj
-def hooks_status(obj: Context, as_json: bool) -> None:
+def hooks_status(obj: Context, server: bool, as_json: bool) -> None:
     """Whether the hook is installed, and which hook of yours it runs first."""
     from gitfactory.run import hooks
 
-    _print_hook(hooks.state(obj.factory.paths), as_json)
+    _print_hook(hooks.state(obj.factory.paths, hooks.SERVER_HOOK if server else hooks.HOOK),
+                as_json)  # fmt: skip
 
 
 def _print_hook(state: HookState, as_json: bool) -> None:

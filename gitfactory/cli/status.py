@@ -47,6 +47,7 @@ def status(obj: Context, as_json: bool) -> int:
         return [tasks.as_of(json.loads(summary), now) for summary, _, _ in rows]
 
     pid = service.running(factory)
+    integrity = _integrity(factory)
     daemon = read_status(factory.paths.factory_dir) if pid is not None else None
     report = {
         "factory": config.name,
@@ -65,6 +66,7 @@ def status(obj: Context, as_json: bool) -> int:
         "daemon": {"running": pid is not None, "pid": pid, "status": daemon},
         "records": index.counts(),
         "invalid": [{"path": e.path, "field": e.field, "reason": e.reason} for e in invalid],
+        "integrity": integrity,
         "index": {
             "path": str(index.path),
             "tip": index.indexed_tip(),
@@ -77,6 +79,19 @@ def status(obj: Context, as_json: bool) -> int:
     else:
         _print(report, before == refresh.tip, refresh.added, invalid)
     return InvalidRecordError.exit_code if invalid else EXIT_OK
+
+
+def _integrity(factory: Factory) -> dict[str, Any]:
+    """What `verify` would say, checked from where it last stopped (never a first full
+    walk: that is `gitfactory verify`'s, or the daemon's)."""
+    from gitfactory.store import integrity
+
+    if integrity.cached(factory) is None:
+        return {"checked": False, "ok": None, "violations": []}
+    report = integrity.check(factory)
+    return {"checked": True, "ok": report.ok,
+            "violations": [{"path": v.path, "how": v.how, "commit": v.commit}
+                           for v in report.violations]}  # fmt: skip
 
 
 def _question(factory: Factory, task_id: str) -> str | None:
@@ -122,6 +137,15 @@ def _print(
     output.echo(f"invalid   {len(invalid) or 'none'}")
     for exc in invalid:
         output.echo(f"  {exc.message}")
+    integrity = report["integrity"]
+    if not integrity["checked"]:
+        output.echo("integrity not verified yet: `gitfactory verify` walks the history once")
+    elif integrity["ok"]:
+        output.echo("integrity every record intact")
+    else:
+        n = len(integrity["violations"])
+        output.echo(f"integrity {n} record{'s' * (n != 1)} deleted or changed after being written: "
+                    "`gitfactory verify` names them, `--repair` restores them")  # fmt: skip
     state = "up to date" if current else f"updated (+{added} records)"
     output.echo(f"index     {state}: {report['index']['path']}")
 

@@ -71,6 +71,8 @@ class TickReport:
     merged: list[dict[str, Any]] = field(default_factory=list)  # merge steps done: task, result
     failed: list[dict[str, Any]] = field(default_factory=list)  # worktrees not made ready
     running: int = 0
+    violations: int = 0  # records deleted or changed on the factory branch (verify)
+    violations_changed: bool = False  # ... a different number than at the last tick
 
     @property
     def busy(self) -> bool:
@@ -87,7 +89,7 @@ class TickReport:
             "quarantined": self.quarantined, "escalated": self.escalated,
             "expired": self.expired, "started": self.started, "finished": self.finished,
             "summarized": self.summarized, "merged": self.merged, "failed": self.failed,
-            "running": self.running,
+            "running": self.running, "violations": self.violations,
         }  # fmt: skip
 
 
@@ -112,6 +114,7 @@ class Daemon:
         self.dispatcher = Dispatcher(factory, self._note)
         self.recovered: list[Ended] = []
         self.unsummarizable: set[str] = set()
+        self.violations = 0
 
     # -- the loop -------------------------------------------------------------------
 
@@ -162,6 +165,9 @@ class Daemon:
         result.finished = [_ended(e) for e in ended]
         self.dispatcher.tidy(ended)
         result.summarized = self._summarize()
+        result.violations = self._verify()
+        result.violations_changed = result.violations != self.violations
+        self.violations = result.violations
         result.expired = decisions.expire_leases(self.factory, ACTOR)
         if not self.stopping:
             result.started = [
@@ -201,6 +207,42 @@ class Daemon:
                 _logger.exception("session summary of task %s failed", task_id)
                 self._unsummarizable(task_id, f"{type(exc).__name__}: {exc}")
         return done
+
+    def _verify(self) -> int:
+        """The incremental integrity check; tell ``human/*`` once of each commit (or move
+        of the branch) that lost records. Returns how many records are not intact."""
+        from gitfactory.mail import mailbox
+        from gitfactory.mail.messages import Message
+        from gitfactory.store import clock, ids, integrity
+        from gitfactory.store.index_mail import thread
+
+        try:
+            report = integrity.check(self.factory)
+        except Exception:  # a bug: keep the traceback, keep the loop
+            _logger.exception("integrity check failed")
+            return 0
+        by_cause: dict[str, list[integrity.Violation]] = {}
+        for v in report.violations:
+            by_cause.setdefault(f"integrity-{(v.commit or 'moved-' + (report.tip or ''))[:12]}",
+                                []).append(v)  # fmt: skip
+        for name, lost in by_cause.items():
+            self.factory.index.refresh()
+            if thread(self.factory.index.db, name):
+                continue  # told already
+            cause = (f"commit {lost[0].commit[:10]} ({lost[0].subject})" if lost[0].commit
+                     else lost[0].subject)  # fmt: skip
+            lines = "\n".join(f"- {v.how}: `{v.path}`" for v in lost[:50])
+            more = f"\n- ... and {len(lost) - 50} more" if len(lost) > 50 else ""
+            now = clock.now_ms()
+            mailbox.send(self.factory, Message(
+                id=ids.new_id(now), sender=ACTOR, to=("human/*",), thread=name,
+                subject=f"{len(lost)} record(s) deleted or changed on the factory branch",
+                created=clock.format_time(now), priority="high",
+                body=(f"{cause} deleted or changed {len(lost)} record(s) written earlier:\n\n"
+                      f"{lines}{more}\n\nRecords are append-only. `gitfactory verify` lists "
+                      "them; `gitfactory verify --repair` restores them from history.\n"),
+            ))  # fmt: skip
+        return len(report.violations)
 
     def _unsummarizable(self, task_id: str, why: str) -> None:
         self.unsummarizable.add(task_id)

@@ -25,21 +25,69 @@ from gitfactory.errors import FactoryError
 from gitfactory.store.git import RepoPaths, run_git
 
 HOOK = "reference-transaction"
-CHAINED = f"{HOOK}.before-gitfactory"
-MARKER = "# gitfactory reference-transaction hook"
+SERVER_HOOK = "pre-receive"  # a shared bare remote: checks every push
+
+
+def _marker(hook: str) -> str:
+    return f"# gitfactory {hook} hook"
+
+
+MARKER = _marker(HOOK)
 WAKE_FILE = "wake"
+
+# What both hooks share: refuse to move the factory branch to a tree that deletes or
+# changes a record. Plain sh and git: fast, no fork unless the factory branch moves,
+# no dependency on the Python that installed it (a server may not keep it).
+_GUARD = """zero_or_empty() {{ case "$1" in *[!0]*) return 1;; esac; return 0; }}
+guard() {{  # stdin: "old new ref" lines; fails when the factory branch would lose records
+    while read -r old new ref; do
+        [ "$ref" = {ref} ] || continue
+        zero_or_empty "$old" && continue  # created
+        zero_or_empty "$new" && continue  # deleted: not a new tree
+        lost=$(git diff-tree -r --no-renames --diff-filter=DMT --name-status "$old" "$new" \\
+               -- {paths} 2>/dev/null) || continue
+        [ -n "$lost" ] || continue
+        n=$(printf '%s\\n' "$lost" | wc -l | tr -d ' ')
+        echo "gitfactory: refusing to move {ref}: the new commit deletes or changes" >&2
+        echo "$n record(s) written earlier (records are append-only; D deleted, M changed):" >&2
+        printf '%s\\n' "$lost" | head -n 20 | sed 's/^/    /' >&2
+        [ "$n" -gt 20 ] && echo "    ... and $((n - 20)) more" >&2
+        echo "This is what a commit from a stale checkout of the factory branch does." >&2
+        echo "Change factory.yaml, documents and scenarios with \\`gitfactory config edit\\`" >&2
+        echo "(or \\`docs edit\\`, \\`scenario edit\\`): they commit on the current tip." >&2
+        return 1
+    done
+    return 0
+}}
+"""
 
 _SCRIPT = """#!/bin/sh
 {marker} (installed by `gitfactory hooks install`; remove it with
 # `gitfactory hooks uninstall`, which puts back any hook that was here before).
-# Runs the hook that was here before, then, once a ref update is committed, touches
-# a file the gitfactory daemon watches, so it reacts within milliseconds. It runs on
-# every ref update, so it forks nothing of its own (git ignores input a hook does
-# not read).
-status=0
+# Runs the hook that was here before; refuses, before it happens, an update of the
+# factory branch that would delete or change a record; and, once a ref update is
+# committed, touches a file the gitfactory daemon watches, so it reacts within
+# milliseconds. It runs on every ref update, so it forks nothing unless the factory
+# branch moves (git ignores input a hook does not read).
+{guard}status=0
 chained="${{0%/*}}/{chained}"
+input=
+if [ "$1" = prepared ]; then
+    while IFS= read -r line; do input="$input$line
+"; done
+fi
 if [ -x "$chained" ]; then
-    "$chained" "$@" || status=$?  # it reads git's input itself, as it would alone
+    if [ "$1" = prepared ]; then
+        printf '%s' "$input" | "$chained" "$@" || status=$?
+    else
+        "$chained" "$@" || status=$?  # it reads git's input itself, as it would alone
+    fi
+fi
+if [ "$1" = prepared ] && [ "$status" = 0 ]; then
+    case "$input" in
+        *" "{ref}"
+"*) printf '%s' "$input" | guard || status=1 ;;
+    esac
 fi
 if [ "$1" = committed ]; then
     wake={wake}
@@ -48,6 +96,42 @@ if [ "$1" = committed ]; then
 fi
 exit $status
 """
+
+_SERVER_SCRIPT = """#!/bin/sh
+{marker} (installed by `gitfactory hooks install --server`; remove it
+# with `gitfactory hooks uninstall --server`, which puts back any hook that was here).
+# Runs the hook that was here before, then refuses a push that would move the factory
+# branch to a tree that deletes or changes a record.
+{guard}input=$(cat; echo .)
+input=${{input%.}}
+chained="${{0%/*}}/{chained}"
+if [ -x "$chained" ]; then
+    printf '%s' "$input" | "$chained" "$@" || exit $?
+fi
+printf '%s' "$input" | guard || exit 1
+exit 0
+"""
+
+
+def _chained(hook: str) -> str:
+    return f"{hook}.before-gitfactory"
+
+
+CHAINED = _chained(HOOK)
+
+
+def _render(paths: RepoPaths, hook: str, branch: str) -> str:
+    from gitfactory.store.records import BLOBS_DIR, FACTORY_DIR, KINDS
+
+    ref = f"refs/heads/{branch}"
+    dirs = [f"{FACTORY_DIR}/{k.directory}" for k in KINDS.values()] + [f"{FACTORY_DIR}/{BLOBS_DIR}"]
+    guard = _GUARD.format(ref=_shell_quote(ref), paths=" ".join(_shell_quote(d) for d in dirs))
+    if hook == SERVER_HOOK:
+        return _SERVER_SCRIPT.format(marker=_marker(hook), guard=guard,
+                                     chained=_chained(hook))  # fmt: skip
+    wake = paths.factory_dir / WAKE_FILE
+    return _SCRIPT.format(marker=MARKER, chained=_chained(hook), wake=_shell_quote(str(wake)),
+                          wake_name=WAKE_FILE, guard=guard, ref=_shell_quote(ref))  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -64,9 +148,9 @@ def hooks_dir(paths: RepoPaths) -> Path:
     return Path(out.stdout.decode().strip())
 
 
-def state(paths: RepoPaths) -> HookState:
-    path = hooks_dir(paths) / HOOK
-    chained = path.with_name(CHAINED)
+def state(paths: RepoPaths, hook: str = HOOK) -> HookState:
+    path = hooks_dir(paths) / hook
+    chained = path.with_name(_chained(hook))
     return HookState(path, _is_ours(path), chained if chained.exists() else None)
 
 
@@ -86,17 +170,14 @@ def _own_hooks_dir(paths: RepoPaths) -> Path:
     return directory
 
 
-def install(paths: RepoPaths) -> HookState:
+def install(paths: RepoPaths, branch: str = "factory", hook: str = HOOK) -> HookState:
     """Install the hook (idempotent), keeping any hook already there. Our hook is
     written first and put in place last: if anything fails, the user's hook is where
-    it was."""
-    path = _own_hooks_dir(paths) / HOOK
-    chained = path.with_name(CHAINED)
-    tmp = path.with_name(f".{HOOK}.gitfactory.tmp")
-    wake = paths.factory_dir / WAKE_FILE
-    script = _SCRIPT.format(
-        marker=MARKER, chained=CHAINED, wake=_shell_quote(str(wake)), wake_name=WAKE_FILE
-    )
+    it was. ``hook`` is :data:`HOOK`, or :data:`SERVER_HOOK` for a bare remote."""
+    path = _own_hooks_dir(paths) / hook
+    chained = path.with_name(_chained(hook))
+    tmp = path.with_name(f".{hook}.gitfactory.tmp")
+    script = _render(paths, hook, branch)
     moved = False
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -121,15 +202,15 @@ def install(paths: RepoPaths) -> HookState:
         raise FactoryError(
             f"cannot install the hook in {path.parent}: {exc.strerror or exc}; nothing changed"
         ) from None
-    return state(paths)
+    return state(paths, hook)
 
 
-def uninstall(paths: RepoPaths) -> HookState:
+def uninstall(paths: RepoPaths, hook: str = HOOK) -> HookState:
     """Remove our hook and put back the one it chained to, if any."""
-    path = hooks_dir(paths) / HOOK
+    path = hooks_dir(paths) / hook
     try:
         if _is_ours(path):
-            chained = path.with_name(CHAINED)
+            chained = path.with_name(_chained(hook))
             if chained.exists() or chained.is_symlink():
                 os.replace(chained, path)  # theirs takes our place in one step
             else:
@@ -138,15 +219,16 @@ def uninstall(paths: RepoPaths) -> HookState:
         raise FactoryError(
             f"cannot uninstall the hook in {path.parent}: {exc.strerror or exc}"
         ) from None
-    return state(paths)
+    return state(paths, hook)
 
 
 def _is_ours(path: Path) -> bool:
     try:
         with path.open("r", encoding="utf-8", errors="replace") as fh:
-            return MARKER in fh.read(4096)
+            head = fh.read(4096)
     except OSError:
         return False
+    return any(_marker(hook) in head for hook in (HOOK, SERVER_HOOK))
 
 
 def _shell_quote(text: str) -> str:
