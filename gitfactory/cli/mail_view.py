@@ -19,7 +19,7 @@ def row_json(row: Row) -> dict[str, Any]:
         "subject": m["subject"], "thread": m.get("thread") or m["id"],
         "created": m["created"], "priority": m.get("priority", "normal"),
         "ack_required": bool(m.get("ack_required")), "task": m.get("task"),
-        "read": row.read, "acked": row.acked,
+        "read": row.read, "acked": row.acked, "verified": row.verified, "how": row.how,
     }  # fmt: skip
 
 
@@ -32,16 +32,27 @@ def print_rows(rows: list[Row], as_json: bool, flags: bool = True) -> None:
         mark = (" " if row.read else "*") if flags else " "
         urgent = "!" if m.get("priority") in ("high", "urgent") else " "
         ack = "  [ack needed]" if flags and m.get("ack_required") and not row.acked else ""
+        sender = m["from"] if row.verified else f"{m['from']}?"
         output.echo(
             f"{mark}{urgent} {m['id'][-8:]}  {output.local_time(m['created'])}  "
-            f"{m['from']:<20} {m['subject']}{ack}"
+            f"{sender:<20} {m['subject']}{ack}{'' if row.verified else '  [unverified]'}"
         )
 
 
+def vouch(receipts: list[dict[str, Any]]) -> tuple[bool, str]:
+    """Whether the message's delivery receipt vouches for its sender, and how."""
+    from gitfactory.store.index_mail import vouch
+
+    delivered = next((r for r in receipts if r["kind"] == "mail.delivered"), None)
+    return vouch(delivered["data"] if delivered else None)
+
+
 def print_message(message: Message, receipts: list[dict[str, Any]]) -> None:
+    verified, how = vouch(receipts)
     rows = [
         ("Message", message.id),
         ("From", message.sender),
+        ("Verified", f"yes: {how}" if verified else f"NO: {how}"),
         ("To", ", ".join(message.to)),
         ("Cc", ", ".join(message.cc)),
         ("Subject", message.subject),

@@ -47,6 +47,13 @@ class DispatchConfig:
     default_timeout_ms: int = DEFAULT_TIMEOUT_MS
     kill_grace_ms: int = DEFAULT_KILL_GRACE_MS
 
+    def task_names(self, task_id: str, title: str) -> tuple[str, str]:
+        """The directory name and the branch of a task's worktree."""
+        from gitfactory.store.actors import slug
+
+        stem = f"{task_id[:8]}-{slug(title)[:40]}".rstrip("-._")
+        return stem, f"{self.branch_prefix}{stem}"
+
 
 @cache
 def preset(name: str) -> dict[str, Any]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 from weakref import WeakKeyDictionary
 
@@ -34,6 +34,7 @@ MAX_BYTES = 1024 * 1024  # of factory.yaml: what runs fits in far less
 class MailConfig:
     max_body: int = 1024 * 1024  # bytes of a message body
     ack_timeout_ms: int = 3_600_000
+    unverified: str = "deliver"  # or "quarantine": mail nothing vouches for
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,8 @@ class FactoryConfig:
     agents: dict[str, AgentSpec] = field(default_factory=dict)
     dispatch: DispatchConfig = field(default_factory=DispatchConfig)
     gates: dict[str, Gate] = field(default_factory=dict)
+    # Signing keys (OpenSSH public key lines) by actor address or role: trust.signers.
+    signers: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     def gate(self, step: Step) -> Gate:
         """The gate a step runs: the one its ``gate:`` names, else that text as a command."""
@@ -119,6 +122,7 @@ def parse(data: bytes, source: str = CONFIG_PATH) -> FactoryConfig:
         agents=parse_agents(doc, source),
         dispatch=parse_dispatch(doc, source),
         gates=_gates(doc, source),
+        signers=_signers(doc, source),
     )
 
 
@@ -138,6 +142,24 @@ def _gates(doc: Any, source: str) -> dict[str, Gate]:
     return gates
 
 
+def _signers(doc: Any, source: str) -> dict[str, tuple[str, ...]]:
+    """trust.signers: keys by actor address (role/name) or role."""
+    import re
+
+    from gitfactory.store import yaml
+
+    out = {}
+    for who, keys in ((doc.get("trust") or {}).get("signers") or {}).items():
+        if not re.fullmatch(r"[a-z0-9][a-z0-9._-]*(/[a-z0-9][a-z0-9._-]*)?", str(who)):
+            where = yaml.location(doc, ["trust", "signers", who], source)
+            raise ConfigError(
+                f"{where}: {who!r} is neither an actor (role/name) nor a role",
+                hint='e.g. "human/lead": [ssh-ed25519 AAAA...] or human: [...]',
+            )
+        out[str(who)] = tuple(str(k) for k in keys)
+    return out
+
+
 def _mail(doc: Any, source: str) -> MailConfig:
     from gitfactory.store import records, yaml
     from gitfactory.store.clock import parse_duration
@@ -153,9 +175,11 @@ def _mail(doc: Any, source: str) -> MailConfig:
             raise ConfigError(
                 f"{where}: 'mail.max_body' is {size} bytes; it must be between 64KiB and 16MiB"
             )
-        config = MailConfig(size, config.ack_timeout_ms)
+        config = replace(config, max_body=size)
     if "ack_timeout" in section:
-        config = MailConfig(config.max_body, parse_duration(str(section["ack_timeout"])))
+        config = replace(config, ack_timeout_ms=parse_duration(str(section["ack_timeout"])))
+    if "unverified" in section:
+        config = replace(config, unverified=str(section["unverified"]))
     return config
 
 

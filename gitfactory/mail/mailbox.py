@@ -27,6 +27,7 @@ from gitfactory.mail.messages import (
     files_of,
     reaches,
 )
+from gitfactory.mail.verify import LOCAL
 from gitfactory.store import index_mail, records
 from gitfactory.store.log import Draft, Event, stamp
 from gitfactory.store.records import MESSAGE
@@ -41,7 +42,7 @@ def send(factory: Factory, message: Message) -> Sent:
     from gitfactory.store.branch import Change
 
     factory.require_tip()
-    receipt = delivery(message, message.sender, "send")
+    receipt = delivery(message, message.sender, "send", LOCAL.verified, LOCAL.how)
     commit = factory.store.write(
         Change(
             files=files_of(message, receipt),
@@ -275,8 +276,8 @@ def _inbox_page(agent: str, rows: list[Row]) -> str:
         f"{len(rows)} message(s), newest first. Read one with `gitfactory mail read ID"
         f" --as {agent}`; acknowledge with `gitfactory mail ack ID --as {agent}`.",
         "",
-        "| | received | from | subject | file |",
-        "|---|---|---|---|---|",
+        "| | received | from | verified | subject | file |",
+        "|---|---|---|---|---|---|",
     ]
     for row in rows:
         m = row.meta
@@ -285,7 +286,8 @@ def _inbox_page(agent: str, rows: list[Row]) -> str:
             mark += ", ack needed"
         subject = str(m["subject"]).replace("|", "\\|")
         link = f"[{m['id']}.md]({m['id']}.md)"
-        lines.append(f"| {mark} | {m['created']} | {m['from']} | {subject} | {link} |")
+        vouched = "yes" if row.verified else "NO: " + row.how.replace("|", "\\|")
+        lines.append(f"| {mark} | {m['created']} | {m['from']} | {vouched} | {subject} | {link} |")
     return "\n".join(lines) + "\n"
 
 

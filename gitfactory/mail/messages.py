@@ -160,14 +160,16 @@ def compose(
     return message
 
 
-def delivery(message: Message, actor: str, via: str) -> Event:
-    """The ``mail.delivered`` receipt of a message that reached the factory branch."""
+def delivery(message: Message, actor: str, via: str, verified: bool, how: str) -> Event:
+    """The ``mail.delivered`` receipt of a message that reached the factory branch,
+    with whether anything vouches for its sender, and what (:mod:`gitfactory.mail.verify`)."""
     everyone = [*message.to, *message.cc]
     return stamp(
         Draft(
             kind="mail.delivered", actor=actor, task=message.task, text=message.subject,
             data={"message": message.id, "to": [a for a in everyone if not is_remote(a)],
-                  "no_route": [a for a in everyone if is_remote(a)], "via": via},
+                  "no_route": [a for a in everyone if is_remote(a)], "via": via,
+                  "verified": verified, "how": how},
         )
     )  # fmt: skip
 

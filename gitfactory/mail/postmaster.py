@@ -20,17 +20,20 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from gitfactory.errors import InvalidRecordError
+from gitfactory.mail import verify
 from gitfactory.mail.messages import POSTMASTER, Message, change_for, delivery, is_remote, reaches
 from gitfactory.store import clock, ids, index_mail, records
 from gitfactory.store.log import Draft, Event, stamp
 from gitfactory.store.records import MESSAGE
 
 if TYPE_CHECKING:
+    from gitfactory.config.factory_yaml import FactoryConfig
     from gitfactory.store.branch import Change, Snapshot
     from gitfactory.store.factory import Factory
 
 MAIL_DIR = f"{records.FACTORY_DIR}/{MESSAGE.directory}"
 _KEPT_CONTENT = 64 * 1024  # how much of a quarantined file the record keeps
+OWN = "written by the factory itself"
 
 
 @dataclass
@@ -82,9 +85,9 @@ def ingest(factory: Factory, branches: list[str] | None = None) -> Report:
         index_mail.forget_if_rewound(factory.index.db, factory.store.repo, tip)
         work = _Pass()
         work.report.branches = list(names)
-        delivered_up_to[0] = _from_factory_branch(factory, work, config.mail.max_body)
+        delivered_up_to[0] = _from_factory_branch(factory, work, config)
         for name in names:
-            tree = _from_branch(factory, snap, name, work, config.mail.max_body)
+            tree = _from_branch(factory, snap, name, work, config)
             if tree is not None:
                 seen[name] = tree
         result[:] = [work.report]
@@ -114,7 +117,7 @@ def watched(factory: Factory, names: list[str] | None = None) -> list[str]:
     ]
 
 
-def _from_factory_branch(factory: Factory, work: _Pass, max_body: int) -> int:
+def _from_factory_branch(factory: Factory, work: _Pass, config: FactoryConfig) -> int:
     """Receipts for valid messages committed straight onto the factory branch, and
     quarantine records for invalid files there (they stay in history: records are
     never deleted, but the inbox will not show them). Returns how far the index was
@@ -124,13 +127,15 @@ def _from_factory_branch(factory: Factory, work: _Pass, max_body: int) -> int:
     for record in pending:
         message = Message.from_record(record)
         try:
-            _admit(message, message.path, max_body)
+            _admit(message, message.path, config.mail.max_body)
+            found = verify.for_factory_branch(factory, config, message)
+            vouch = _vouched(config, message.path, found)
         except InvalidRecordError as refused:
             blob = factory.index.record_blob(message.path)
             assert blob is not None  # the index has the record, so its blob
             _quarantine(work, refused, blob, factory.store.blob(blob), factory.branch, False)
             continue
-        work.events.append(delivery(message, POSTMASTER, factory.branch))
+        work.events.append(delivery(message, POSTMASTER, factory.branch, vouch.verified, vouch.how))
         work.report.delivered.append(message.id)
     for problem in factory.index.invalid(f"{MAIL_DIR}/"):
         blob = factory.index.record_blob(problem.path)
@@ -141,7 +146,7 @@ def _from_factory_branch(factory: Factory, work: _Pass, max_body: int) -> int:
 
 
 def _from_branch(
-    factory: Factory, snap: Snapshot, branch: str, work: _Pass, max_body: int
+    factory: Factory, snap: Snapshot, branch: str, work: _Pass, config: FactoryConfig
 ) -> str | None:
     """Take in the new message files of one watched branch; returns its mail tree."""
     store, db = factory.store, factory.index.db
@@ -161,7 +166,7 @@ def _from_branch(
             if not regular:
                 raise InvalidRecordError(path, None, "not a regular file (symlinks are refused)")
             record = records.decode(MESSAGE, path, data)
-            message = _admit(Message.from_record(record), path, max_body)
+            message = _admit(Message.from_record(record), path, config.mail.max_body)
             on_factory = snap.read(path)
             _check_place(snap, path)
             if on_factory is not None and on_factory != data:
@@ -172,11 +177,17 @@ def _from_branch(
                 raise InvalidRecordError(
                     path, "id", "another message with this id came from another branch"
                 )
+            vouch = None
+            if on_factory is None and all(m.id != message.id for m, _ in work.messages):
+                found = verify.for_branch(factory, config, message, branch, path)
+                vouch = _vouched(config, path, found)
         except InvalidRecordError as problem:
             _quarantine(work, problem, blob, data, branch, keep=True)
             continue
-        if on_factory is None and all(m.id != message.id for m, _ in work.messages):
-            work.messages.append((message, delivery(message, POSTMASTER, branch)))
+        if vouch is not None:
+            work.messages.append(
+                (message, delivery(message, POSTMASTER, branch, vouch.verified, vouch.how))
+            )
             work.copies[path] = data  # byte for byte, not as gitfactory would write it
             work.report.delivered.append(message.id)
     return tree
@@ -188,6 +199,13 @@ def _content(factory: Factory, oid: str) -> bytes:
 
     obj = factory.store.repo.get(oid)
     return obj.data if isinstance(obj, pygit2.Blob) else b""
+
+
+def _vouched(config: FactoryConfig, path: str, vouch: verify.Vouch) -> verify.Vouch:
+    """``vouch``, unless the factory quarantines mail nothing vouches for."""
+    if not vouch.verified and config.mail.unverified == "quarantine":
+        raise InvalidRecordError(path, "from", f"nothing vouches for the sender: {vouch.how}")
+    return vouch
 
 
 def _check_place(snap: Snapshot, path: str) -> None:
@@ -259,7 +277,7 @@ def _quarantine(
             f"    {problem}\n\nFix it and commit it again under a new id. The quarantine "
             f"record is event {event.id} (`gitfactory log --kind mail.quarantined`).",
         )
-        work.messages.append((notice, delivery(notice, POSTMASTER, "postmaster")))
+        work.messages.append((notice, delivery(notice, POSTMASTER, "postmaster", True, OWN)))
 
 
 def _sender_of(path: str, data: bytes) -> str | None:
@@ -336,4 +354,4 @@ def _escalation(work: _Pass, message: Message, missing: list[str], timeout_ms: i
         task=message.task,
         priority="high",
     )
-    work.messages.append((notice, delivery(notice, POSTMASTER, "postmaster")))
+    work.messages.append((notice, delivery(notice, POSTMASTER, "postmaster", True, OWN)))

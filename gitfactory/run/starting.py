@@ -193,8 +193,9 @@ def prompt_text(
 
     exported = mailbox.export(d.factory, run.agent, inbox)
     unread = [r for r in mailbox.inbox(d.factory, run.agent, unread=True, limit=20)]
-    lines = [f"- {r.meta['created']} from {r.meta['from']}: {r.meta['subject']} "
-             f"({inbox}/{r.meta['id']}.md)" for r in unread]  # fmt: skip
+    lines = [f"- {r.meta['created']} from {r.meta['from']}"
+             f"{'' if r.verified else ' (UNVERIFIED: nothing vouches for this sender)'}: "
+             f"{r.meta['subject']} ({inbox}/{r.meta['id']}.md)" for r in unread]  # fmt: skip
     return prompt.render({
         "task_id": st.task.id, "task_short": st.task.id[:8], "title": st.task.title,
         "agent": run.agent, "step": step.name, "attempt": str(run.attempt),

@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from gitfactory.errors import FactoryError, GitCommandError
-from gitfactory.store.actors import slug
 from gitfactory.store.git import RepoPaths, git_env, main_top, run_git
 
 if TYPE_CHECKING:
@@ -67,8 +66,7 @@ def base(paths: RepoPaths, config: DispatchConfig) -> str:
 
 def names(config: DispatchConfig, task: Task) -> tuple[str, str]:
     """The directory name and the branch of a task's worktree."""
-    stem = f"{task.id[:8]}-{slug(task.title)[:40]}".rstrip("-._")
-    return stem, f"{config.branch_prefix}{stem}"
+    return config.task_names(task.id, task.title)
 
 
 def ensure(

@@ -70,6 +70,31 @@ class Row:
     seq: int
     read: bool = False
     acked: bool = False
+    verified: bool = False  # whether anything vouches for its sender (see vouch)
+    how: str = ""
+
+
+def vouch(delivered: dict[str, Any] | None) -> tuple[bool, str]:
+    """Whether a ``mail.delivered`` receipt's data vouches for the sender, and how.
+    A receipt from before senders were verified vouches only for the local CLI path."""
+    if delivered is None:
+        return False, "no delivery receipt"
+    if isinstance(delivered.get("verified"), bool):
+        return delivered["verified"], str(delivered.get("how", ""))
+    if delivered.get("via") in ("send", "postmaster"):
+        return True, "written through gitfactory"
+    return False, f"taken in from {delivered.get('via')} before senders were verified"
+
+
+_DELIVERED = (
+    "(SELECT r.data FROM receipts r WHERE r.message = m.id AND r.kind = 'mail.delivered'"
+    " ORDER BY r.event LIMIT 1)"
+)
+
+
+def _row(meta: str, seq: int, read: Any, acked: Any, delivered: str | None) -> Row:
+    verified, how = vouch(json.loads(delivered) if delivered else None)
+    return Row(json.loads(meta), seq, bool(read), bool(acked), verified, how)
 
 
 def insert_message(db: sqlite3.Connection, record: dict[str, Any]) -> None:
@@ -175,11 +200,12 @@ def inbox(
         outer.append("m_ack AND NOT acked")
     order = "seq" if after_seq is not None else "id DESC"
     sql = (
-        f"SELECT meta, seq, read, acked FROM (SELECT m.meta, m.seq, m.id,"
-        f" m.ack_required AS m_ack, {_FLAGS} FROM messages m WHERE {' AND '.join(where)})"
+        f"SELECT meta, seq, read, acked, delivered FROM (SELECT m.meta, m.seq, m.id,"
+        f" m.ack_required AS m_ack, {_DELIVERED} AS delivered, {_FLAGS}"
+        f" FROM messages m WHERE {' AND '.join(where)})"
         f"{' WHERE ' + ' AND '.join(outer) if outer else ''} ORDER BY {order} LIMIT :limit"
     )
-    return [Row(json.loads(r[0]), r[1], bool(r[2]), bool(r[3])) for r in db.execute(sql, args)]
+    return [_row(*r) for r in db.execute(sql, args)]
 
 
 def thread(db: sqlite3.Connection, name: str) -> list[dict[str, Any]]:
@@ -213,12 +239,12 @@ def search(db: sqlite3.Connection, query: str, limit: int) -> list[Row]:
         args = ["%" + w.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
                 for w in words]  # fmt: skip
     rows = db.execute(
-        f"SELECT m.meta, m.seq FROM messages m WHERE m.seq IN"
+        f"SELECT m.meta, m.seq, 0, 0, {_DELIVERED} FROM messages m WHERE m.seq IN"
         f" (SELECT rowid FROM mail_text WHERE {text_filter}) AND {_VISIBLE}"
         " ORDER BY m.id DESC LIMIT ?",
         [*args, limit],
     ).fetchall()
-    return [Row(json.loads(meta), seq) for meta, seq in rows]
+    return [_row(*r) for r in rows]
 
 
 def receipts(db: sqlite3.Connection, message_id: str) -> list[dict[str, Any]]:
