@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from gitfactory.cli import Context, output
-from gitfactory.errors import EXIT_OK, InvalidRecordError
+from gitfactory.errors import EXIT_OK, FactoryError, InvalidRecordError
 from gitfactory.plan import states
 from gitfactory.store.factory import Factory
 
@@ -84,12 +84,17 @@ def status(obj: Context, as_json: bool) -> int:
 def _integrity(factory: Factory) -> dict[str, Any]:
     """What `verify` would say, checked from where it last stopped (never a first full
     walk: that is `gitfactory verify`'s, or the daemon's)."""
+    from gitfactory.run import hooks
     from gitfactory.store import integrity
 
+    try:
+        guarded = hooks.state(factory.paths).installed
+    except FactoryError:
+        guarded = False
     if integrity.cached(factory) is None:
-        return {"checked": False, "ok": None, "violations": []}
+        return {"checked": False, "ok": None, "violations": [], "guarded": guarded}
     report = integrity.check(factory)
-    return {"checked": True, "ok": report.ok,
+    return {"checked": True, "ok": report.ok, "guarded": guarded,
             "violations": [{"path": v.path, "how": v.how, "commit": v.commit}
                            for v in report.violations]}  # fmt: skip
 
@@ -138,6 +143,9 @@ def _print(
     for exc in invalid:
         output.echo(f"  {exc.message}")
     integrity = report["integrity"]
+    if not integrity["guarded"]:
+        output.echo("guard     none: a stale checkout of the factory branch can delete records; "
+                    "`gitfactory hooks install` refuses that")  # fmt: skip
     if not integrity["checked"]:
         output.echo("integrity not verified yet: `gitfactory verify` walks the history once")
     elif integrity["ok"]:
