@@ -219,5 +219,11 @@ def _print_hook(state: HookState, as_json: bool) -> None:
         return
     word = "installed" if state.installed else "not installed"
     output.echo(f"{state.path}: {word}")
+    if state.installed:
+        guards = ("refuses pushes that would delete or change a record of the factory branch"
+                  if state.path.name == "pre-receive" else
+                  "refuses git commands that would delete or change a record of the factory "
+                  "branch, and wakes the daemon on every commit")  # fmt: skip
+        output.echo(f"  {guards}")
     if state.chained:
         output.echo(f"  runs your hook first: {state.chained}")

@@ -10,7 +10,7 @@ import click
 
 from gitfactory.cli import Context, mail_view, output
 from gitfactory.errors import UsageError
-from gitfactory.mail import mailbox, messages
+from gitfactory.mail import mailbox, messages, verify
 from gitfactory.store import actors
 
 if TYPE_CHECKING:
@@ -132,7 +132,7 @@ def send_cmd(
         task=task or (original.task if original else None),
         priority=priority, ack_required=ack_required, refs=refs,
     )  # fmt: skip
-    mail_view.report_sent(mailbox.send(factory, message), as_json)
+    mail_view.report_sent(mailbox.send(factory, message, verify.local(factory, actor)), as_json)
 
 
 @mail_group.command("inbox")
@@ -234,6 +234,7 @@ def reply_cmd(
     sent = mailbox.reply(
         factory, original, actors.who(factory, actor), _body(body, body_file, dash == "-"),
         everyone=everyone, ack_required=ack_required, priority=priority,
+        vouch=verify.local(factory, actor),
     )  # fmt: skip
     mail_view.report_sent(sent, as_json)
 

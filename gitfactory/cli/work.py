@@ -37,7 +37,9 @@ def _assignment_json(a: steps.Assignment, previous: str) -> dict[str, Any]:
 
 @click.command("next")
 @click.option("--as", "actor", metavar="AGENT", help="Who asks (default: $GITFACTORY_AGENT).")
-@click.option("--role", help="The role to find work for (default: the role part of --as).")
+@click.option(
+    "--role", help="The role to find work for: the role part of --as (any other is refused)."
+)
 @click.option(
     "--lease",
     default="15m",

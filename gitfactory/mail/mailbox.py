@@ -27,7 +27,7 @@ from gitfactory.mail.messages import (
     files_of,
     reaches,
 )
-from gitfactory.mail.verify import LOCAL
+from gitfactory.mail.verify import LOCAL, Vouch
 from gitfactory.store import index_mail, records
 from gitfactory.store.log import Draft, Event, stamp
 from gitfactory.store.records import MESSAGE
@@ -37,12 +37,13 @@ if TYPE_CHECKING:
     from gitfactory.store.index_mail import Row
 
 
-def send(factory: Factory, message: Message) -> Sent:
-    """Commit the message and its delivery receipt, in one commit."""
+def send(factory: Factory, message: Message, vouch: Vouch = LOCAL) -> Sent:
+    """Commit the message and its delivery receipt (saying what ``vouch`` says of
+    its sender), in one commit."""
     from gitfactory.store.branch import Change
 
     factory.require_tip()
-    receipt = delivery(message, message.sender, "send", LOCAL.verified, LOCAL.how)
+    receipt = delivery(message, message.sender, "send", vouch.verified, vouch.how)
     commit = factory.store.write(
         Change(
             files=files_of(message, receipt),
@@ -64,6 +65,7 @@ def reply(
     everyone: bool = False,
     ack_required: bool = False,
     priority: str = "normal",
+    vouch: Vouch = LOCAL,
 ) -> Sent:
     """Answer ``original`` in its thread: to its sender (and with ``everyone`` to all
     its other recipients but the one replying)."""
@@ -78,7 +80,7 @@ def reply(
         thread=original.thread_name, reply_to=original.id, task=original.task,
         priority=priority, ack_required=ack_required,
     )  # fmt: skip
-    return send(factory, message)
+    return send(factory, message, vouch)
 
 
 def _receipt(factory: Factory, message: Message, kind: str, actor: str) -> Event:

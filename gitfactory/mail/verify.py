@@ -40,6 +40,21 @@ class Vouch:
 
 
 LOCAL = Vouch(True, "written through gitfactory on this machine")
+
+
+def local(factory: Factory, given: str | None) -> Vouch:
+    """The verdict on a message written through the CLI here by whoever runs it
+    (``$GITFACTORY_AGENT``, else git's user), or, with ``--as`` naming someone else,
+    by them in another's name: not vouched for."""
+    if given is None:
+        return LOCAL
+    caller = actors.default_actor(factory)
+    if given == caller:
+        return LOCAL
+    return Vouch(False, f"written through gitfactory on this machine by {caller}, "
+                        f"as {given} (--as)")  # fmt: skip
+
+
 _GOOD = re.compile(r'Good "git" signature for (\S+) with')
 
 

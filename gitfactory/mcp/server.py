@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -144,6 +145,8 @@ class Server:
         try:
             return subprocess.run(
                 [sys.executable, "-m", "gitfactory", *argv], cwd=self.directory,
+                # Who this server acts as is who its calls are (mail from it is verified).
+                env={**os.environ, "GITFACTORY_AGENT": self.actor} if self.actor else None,
                 input=given.encode("utf-8") if given is not None else b"",
                 capture_output=True, timeout=CALL_TIMEOUT_S, check=False,
             )  # fmt: skip

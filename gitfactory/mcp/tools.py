@@ -119,7 +119,7 @@ TOOLS = [
                     *_yes(a, "ack_required", "--ack-required"),
                     *_opt(a, "priority", "--priority"), "--", *a["to"]],
          stdin="body"),
-    Tool("mail_inbox", "Your messages (and your role's), newest last, with read and "
+    Tool("mail_inbox", "Your messages (and your role's), newest first, with read and "
          "acknowledged flags. Listing marks nothing as read.",
          {"unread": {"type": "boolean", "description": "Only messages you have not read."},
           "unacked": {"type": "boolean",

@@ -203,7 +203,8 @@ def illegal(st: TaskState, verb: str, now: int) -> IllegalMoveError:
     state = st.effective(now)
     legal = st.legal_moves(now)
     moves = f"legal now: {', '.join(legal)}" if legal else "it is final: no move is legal"
-    return IllegalMoveError(f"cannot {verb} task {st.task.id[:8]}: it is {state}; {moves}")
+    what = "the step of task" if verb == MOVES["task.step_done"].verb else "task"
+    return IllegalMoveError(f"cannot {verb} {what} {st.task.id[:8]}: it is {state}; {moves}")
 
 
 def expiry_draft(st: TaskState, actor: str) -> Draft:
@@ -303,8 +304,9 @@ def holder_move(
         if st.state not in move.sources:
             return [], illegal(st, move.verb, now)
         if st.assignee != agent:
+            what = "the step of task" if kind == "task.step_done" else "task"
             return [], ClaimedError(
-                f"cannot {move.verb} task {task_id[:8]}: it is held by {st.assignee}, not {agent}"
+                f"cannot {move.verb} {what} {task_id[:8]}: it is held by {st.assignee}, not {agent}"
             )
         why = check(st) if check is not None else None
         if why is not None:

@@ -64,11 +64,14 @@ def next_for(
     Raises NoWorkError (exit 3) when nothing is ready; any failure to read the
     factory is an error of its own, never "no work".
     """
-    if role == FACTORY_ROLE and role_of(agent) != FACTORY_ROLE:
+    if role is not None and role != role_of(agent):
+        # An address says its role: a coder asking for a reviewer's step would review
+        # its own work. The factory's steps are the daemon's.
         raise UsageError(
-            f"--role {FACTORY_ROLE}: gates and merges are the factory's own steps; "
-            "the daemon takes them",
-            hint="ask for the role you play (--role coder), or run `gitfactory daemon`",
+            f"--role {role}: {agent} plays the role {role_of(agent)!r}, not {role!r}",
+            hint="the daemon takes the factory's steps (`gitfactory daemon`)"
+            if role == FACTORY_ROLE
+            else f"act as an agent of that role: --as {role}/NAME",
         )
     role = role or role_of(agent)
     config = factory_yaml.load(factory)
@@ -84,7 +87,7 @@ def next_for(
         try:
             claimed = claim(
                 factory, row["id"], agent,
-                lease_ms if lease_ms is not None else tasks.DEFAULT_LEASE_MS, role,
+                lease_ms if lease_ms is not None else tasks.DEFAULT_LEASE_MS,
             )  # fmt: skip
         except FactoryError:
             continue  # another agent was faster, or it stopped being ready: try the next
@@ -105,17 +108,13 @@ def _doer(step: Step) -> str:
 
 
 def may_hold(
-    config: factory_yaml.FactoryConfig,
-    st: TaskState,
-    actor: str,
-    verb: str,
-    role: str | None = None,
+    config: factory_yaml.FactoryConfig, st: TaskState, actor: str, verb: str
 ) -> tuple[str, str] | None:
-    """Why ``actor`` (in ``role``, default its address's) may not ``verb`` the step
-    ``st`` is at, and what to do instead (None: it may). Agent steps belong to their
-    role; gates and actions to the factory itself, whatever role is claimed."""
+    """Why ``actor`` may not ``verb`` the step ``st`` is at, and what to do instead
+    (None: it may). Agent steps belong to their role (the role part of the address);
+    gates and actions to the factory itself."""
     step = config.workflow(st.task.workflow).step(st.step)
-    role = role_of(actor) if role is None or role == FACTORY_ROLE else role
+    role = role_of(actor)
     what = f"step {step.name!r} of task {st.task.id[:8]}"
     override = (f"a person may end it by hand: gitfactory step done {st.task.id[:8]} "
                 "--override --reason TEXT")  # fmt: skip
@@ -131,16 +130,13 @@ def may_hold(
     return None
 
 
-def claim(
-    factory: Factory, task_id: str, agent: str, lease_ms: int, role: str | None = None
-) -> TaskState:
-    """Claim the step the task is at, if the workflow lets ``agent`` (acting in
-    ``role``, default its address's) hold it."""
+def claim(factory: Factory, task_id: str, agent: str, lease_ms: int) -> TaskState:
+    """Claim the step the task is at, if the workflow lets ``agent`` hold it."""
     config = factory_yaml.load(factory)
     return decisions.claim(
         factory, task_id, agent, lease_ms,
         step_of=lambda st: config.workflow(st.task.workflow).step(st.step).name,
-        check=lambda st: may_hold(config, st, agent, "claim", role),
+        check=lambda st: may_hold(config, st, agent, "claim"),
     )  # fmt: skip
 
 
@@ -219,10 +215,18 @@ def step_done(
             why = _unchanged(factory, st, step)
         return why
 
-    return decisions.holder_move(
-        factory, task_id, agent, "task.step_done", text=note,
-        data_of=lambda st: {**(data or {}), **_ending(config, st, outcome)}, check=check,
-    )  # fmt: skip
+    try:
+        return decisions.holder_move(
+            factory, task_id, agent, "task.step_done", text=note,
+            data_of=lambda st: {**(data or {}), **_ending(config, st, outcome)}, check=check,
+        )  # fmt: skip
+    except (decisions.IllegalMoveError, decisions.ClaimedError) as exc:
+        if exc.hint is None:  # not yours to end: say who may
+            exc.hint = (
+                "only the holder ends a step; a person may end the step the task is at: "
+                f"gitfactory step done {task_id[:8]} --override --reason TEXT"
+            )
+        raise
 
 
 def override(factory: Factory, task_id: str, actor: str, outcome: str, reason: str) -> TaskState:

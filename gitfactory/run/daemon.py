@@ -21,6 +21,7 @@ at once, leaving running agents to be adopted by the next daemon.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -222,15 +223,15 @@ class Daemon:
             _logger.exception("integrity check failed")
             return 0
         by_cause: dict[str, list[integrity.Violation]] = {}
-        for v in report.violations:
-            by_cause.setdefault(f"integrity-{(v.commit or 'moved-' + (report.tip or ''))[:12]}",
-                                []).append(v)  # fmt: skip
+        for v in report.violations:  # one message per commit, or per move of the branch
+            key = v.commit or "moved-" + hashlib.sha1(v.subject.encode()).hexdigest()
+            by_cause.setdefault(f"integrity-{key[:12]}", []).append(v)
         for name, lost in by_cause.items():
             self.factory.index.refresh()
             if thread(self.factory.index.db, name):
                 continue  # told already
-            cause = (f"commit {lost[0].commit[:10]} ({lost[0].subject})" if lost[0].commit
-                     else lost[0].subject)  # fmt: skip
+            cause = (f"Commit {lost[0].commit[:10]} ({lost[0].subject})" if lost[0].commit
+                     else lost[0].subject[0].upper() + lost[0].subject[1:])  # fmt: skip
             lines = "\n".join(f"- {v.how}: `{v.path}`" for v in lost[:50])
             more = f"\n- ... and {len(lost) - 50} more" if len(lost) > 50 else ""
             now = clock.now_ms()
@@ -238,7 +239,8 @@ class Daemon:
                 id=ids.new_id(now), sender=ACTOR, to=("human/*",), thread=name,
                 subject=f"{len(lost)} record(s) deleted or changed on the factory branch",
                 created=clock.format_time(now), priority="high",
-                body=(f"{cause} deleted or changed {len(lost)} record(s) written earlier:\n\n"
+                body=(f"{cause}: {len(lost)} record(s) written earlier are now deleted or "
+                      f"changed on the factory branch:\n\n"
                       f"{lines}{more}\n\nRecords are append-only. `gitfactory verify` lists "
                       "them; `gitfactory verify --repair` restores them from history.\n"),
             ))  # fmt: skip

@@ -81,7 +81,7 @@ def end(
                 outcome, how = ("success" if verdict.passed else "failure"), "gate"
                 why = f"gate {run.gate['name']}: {verdict.summary}"
         elif outcome == "success":
-            outcome, why = _honest(d, run, saved, why)
+            outcome, why, how = _honest(d, run, saved, why, how)
         if saved and saved.commit:
             why += (
                 f"; the work it left uncommitted is commit {saved.commit[:10]} ({rescue.TRAILER})"
@@ -114,28 +114,31 @@ def _rescue(d: Dispatcher, run: Run) -> rescue.Rescue | None:
     return rescue.rescue(run, config.dispatch.setup_copy, commit)
 
 
-def _honest(d: Dispatcher, run: Run, saved: rescue.Rescue | None, why: str) -> tuple[str, str]:
-    """The outcome of an agent step that says success, as far as the branch bears it out."""
+def _honest(
+    d: Dispatcher, run: Run, saved: rescue.Rescue | None, why: str, how: str
+) -> tuple[str, str, str]:
+    """The outcome of an agent step that says success, as far as the branch bears it
+    out: (outcome, why, how it ended)."""
     from gitfactory.plan import decisions
     from gitfactory.store.trees import changes_project
 
     if saved is not None and saved.commit is None:
-        return "failure", (f"it left uncommitted changes in its worktree ({saved.why_not}): "
-                           f"{rescue.named(saved.paths)}")  # fmt: skip
+        why = f"it left uncommitted changes in its worktree ({saved.why_not}): "
+        return "failure", why + rescue.named(saved.paths), "uncommitted"
     task = decisions.load(d.factory, run.task).task
     try:
         step = d._config().workflow(task.workflow).step(run.step)
     except (KeyError, FactoryError):
-        return "success", why
+        return "success", why, how
     if not step.requires_change:
-        return "success", why
+        return "success", why, how
     repo = d.factory.store.repo
     ref = repo.references.get(f"refs/heads/{run.branch}")
     tip = str(ref.peel().id) if ref is not None else None
     if not changes_project(repo, run.head, tip):
-        return "failure", (f"no change was made: no commit on {run.branch} since the step "
-                           "started changes a file outside .factory/")  # fmt: skip
-    return "success", why
+        why = f"no change was made: no commit on {run.branch} since the step started changes "
+        return "failure", why + "a file outside .factory/", "no_change"
+    return "success", why, how
 
 
 def keep_transcript(d: Dispatcher, run: Run, transcript: Path) -> tuple[Artifact, bytes] | None:

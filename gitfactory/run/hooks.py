@@ -42,8 +42,15 @@ _GUARD = """zero_or_empty() {{ case "$1" in *[!0]*) return 1;; esac; return 0; }
 guard() {{  # stdin: "old new ref" lines; fails when the factory branch would lose records
     while read -r old new ref; do
         [ "$ref" = {ref} ] || continue
+        # An update that names no old value (git branch -f, update-ref without one)
+        # gets zeros here: what it replaces is the branch's current tip.
+        zero_or_empty "$old" && old=$(git rev-parse -q --verify "$ref^{{commit}}" 2>/dev/null)
         zero_or_empty "$old" && continue  # created
-        zero_or_empty "$new" && continue  # deleted: not a new tree
+        if zero_or_empty "$new"; then
+            echo "gitfactory: refusing to delete {ref}: every record of the factory is on it." >&2
+            echo "If you mean it, run \\`gitfactory hooks uninstall\\` first." >&2
+            return 1
+        fi
         lost=$(git diff-tree -r --no-renames --diff-filter=DMT --name-status "$old" "$new" \\
                -- {paths} 2>/dev/null) || continue
         [ -n "$lost" ] || continue
@@ -52,7 +59,8 @@ guard() {{  # stdin: "old new ref" lines; fails when the factory branch would lo
         echo "$n record(s) written earlier (records are append-only; D deleted, M changed):" >&2
         printf '%s\\n' "$lost" | head -n 20 | sed 's/^/    /' >&2
         [ "$n" -gt 20 ] && echo "    ... and $((n - 20)) more" >&2
-        echo "This is what a commit from a stale checkout of the factory branch does." >&2
+        echo "A commit from a stale checkout of the branch, or moving it back, does this;" >&2
+        echo "build on its current tip instead (fetch it first, for a push)." >&2
         echo "Change factory.yaml, documents and scenarios with \\`gitfactory config edit\\`" >&2
         echo "(or \\`docs edit\\`, \\`scenario edit\\`): they commit on the current tip." >&2
         return 1

@@ -62,7 +62,7 @@ class Run:
 class Ended:
     run: Run
     outcome: str  # success, failure, timeout, or "" when the agent ended the step itself
-    how: str  # step_done, trailer, exit_code, timeout, lost, canceled
+    how: str  # step_done, trailer, exit_code, timeout, lost, canceled, gate, uncommitted, no_change
     exit_code: int | None
 
 

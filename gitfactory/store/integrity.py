@@ -111,7 +111,7 @@ def _walk(
         walker.hide(since)
         if not repo.descendant_of(tip, since) and since != tip:
             # Moved back or rewritten: what the old tip held and the new one lacks.
-            moved = f"the branch moved from {since[:10]} to {tip[:10]}, which does not hold it"
+            moved = f"the branch moved from {since[:10]} to {tip[:10]}, back or aside"
             yield list(_lost(store, store.factory_tree(since), store.factory_tree(tip),
                              None, moved))  # fmt: skip
     for commit in walker:
@@ -164,7 +164,7 @@ def repair(factory: Factory, actor: str) -> tuple[Report, Commit | None]:
         n = len(report.violations)
         event = stamp(Draft(
             kind="factory.repaired", actor=actor,
-            text=f"restored {n} record{'s' * (n != 1)} deleted or changed after they were written",
+            text=f"restored {n} record{'s' * (n != 1)} deleted or changed after being written",
             data={"count": n, "records": listed, "tip": report.tip},
         ))  # fmt: skip
         files[event.path] = records.encode(event.to_record())

@@ -40,12 +40,23 @@ def branch(repo: Path, tmp: Path, name: str) -> Path:
 
 def test_the_local_cli_path_is_verified(factory_repo: Path) -> None:
     r = factory_repo
-    sent = gf_json(r, "mail", "send", "coder/ada", "-s", "from the cli", "--as", "human/lead")
+    sent = gf_json(r, "mail", "send", "coder/ada", "-s", "from the cli")
+    me = gf_json(r, "mail", "read", sent["id"], "--as", "coder/ada")["from"]
     row = inbox(r)["from the cli"]
     assert row["verified"] is True and "gitfactory on this machine" in str(row["how"])
     detail = gf_json(r, "mail", "read", sent["id"], "--as", "coder/ada")
     assert detail["verified"] is True
     assert "Verified:    yes" in gf(r, "mail", "read", sent["id"], "--as", "coder/ada").stdout
+    # As yourself (--as you, or the agent the environment names), still verified; in
+    # another's name, it says so.
+    gf(r, "mail", "send", "coder/ada", "-s", "as myself", "--as", me)
+    gf(r, "mail", "send", "coder/ada", "-s", "as the agent", "--as", "coder/bob",
+       env={"GITFACTORY_AGENT": "coder/bob"})
+    gf(r, "mail", "send", "coder/ada", "-s", "in another's name", "--as", "human/boss")
+    rows = inbox(r)
+    assert rows["as myself"]["verified"] is True and rows["as the agent"]["verified"] is True
+    assert rows["in another's name"]["verified"] is False
+    assert f"by {me}, as human/boss (--as)" in str(rows["in another's name"]["how"])
 
 
 def test_a_spoofed_sender_on_a_branch_is_marked_unverified(

@@ -59,8 +59,8 @@ def test_supersede_moves_dependents_to_the_successor(factory_repo: Path) -> None
     assert out["state"] == "canceled"
     assert after not in {t["id"] for t in gf_json(factory_repo, "ready")}
     # Completing the successor frees the dependent of the superseded task.
-    gf(factory_repo, "next", "--as", "anyone/x", "--role", "coder")
-    gf(factory_repo, "step", "done", new, "--as", "anyone/x")
+    gf(factory_repo, "next", "--as", "coder/x", "--role", "coder")
+    gf(factory_repo, "step", "done", new, "--as", "coder/x")
     for agent in ("human/lead", "reviewer/r", "human/lead"):  # a person stands in for gates
         if agent.startswith("human/"):
             gf(factory_repo, "step", "done", new, "--as", agent, "--override", "--reason", "ok")

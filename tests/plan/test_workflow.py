@@ -78,7 +78,10 @@ def test_roles_only_get_their_steps_and_an_error_is_not_no_work(factory_repo: Pa
     assert [t["id"] for t in gf_json(factory_repo, "ready", "--role", "coder")] == [tid]
     assert gf_json(factory_repo, "ready", "--role", "reviewer") == []
     gf(factory_repo, "next", "--as", "reviewer/rex", code=3)
-    assert take(factory_repo, "someone/x", role="coder")["step"]["name"] == "implement"  # type: ignore[index]
+    # An address says its role: asking for another role's step is refused, not no work.
+    proc = gf(factory_repo, "next", "--as", "coder/ada", "--role", "reviewer", code=2)
+    assert "plays the role 'coder', not 'reviewer'" in proc.stderr
+    assert take(factory_repo, "coder/ada", role="coder")["step"]["name"] == "implement"  # type: ignore[index]
     proc = gf(factory_repo.parent, "next", "--as", "coder/ada", code=2)  # not a repository
     assert "not a git repository" in proc.stderr
 

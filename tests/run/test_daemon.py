@@ -199,6 +199,7 @@ def test_background_daemon_agents_gc_and_systemd_unit(factory_repo: Path, tmp_pa
     config = (
         'protocol: "0.2"\nname: test\ndispatch:\n  worktrees: ../wt\n'
         "agents:\n  ada:\n    role: coder\n    command: echo hi > out.txt\n"
+        "    on_uncommitted: fail\n"
         "workflows:\n  default:\n    steps:\n      work:\n        role: coder\n"
     )
     commit_on_factory(r, {".factory/factory.yaml": config.encode()})
@@ -210,8 +211,9 @@ def test_background_daemon_agents_gc_and_systemd_unit(factory_repo: Path, tmp_pa
         deadline = time.monotonic() + 30
         while not gf_json(r, "log", "--kind", "worktree.kept") and time.monotonic() < deadline:
             time.sleep(0.2)
-        # The command exits 0 but leaves out.txt uncommitted: done, and its worktree kept.
-        assert gf_json(r, "task", "show", task)["state"] == "completed"
+        # The command exits 0 but leaves out.txt uncommitted, and its agent says not to
+        # commit that for it: the step fails, and the worktree with the work is kept.
+        assert gf_json(r, "task", "show", task)["state"] == "failed"
         [kept] = gf_json(r, "log", "--kind", "worktree.kept")
         assert kept["task"] == task
     finally:

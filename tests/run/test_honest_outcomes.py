@@ -88,6 +88,7 @@ def test_an_agent_that_does_nothing_fails_a_step_that_must_change(
     assert shown["state"] == "failed"
     [implement] = step_ends(r, task)
     assert implement["outcome"] == "failure" and "no change was made" in str(implement["text"])
+    assert finished(r)[task]["how"] == "no_change"
     assert git(r, "rev-parse", "release") == before
     assert not [e for e in gf_json(r, "log", "--kind", "merge.result") if e["task"] == task]
 
@@ -130,6 +131,7 @@ def test_on_uncommitted_fail_fails_the_step_and_keeps_the_work(
     [implement] = step_ends(r, task)
     assert implement["outcome"] == "failure"
     assert "left uncommitted changes" in str(implement["text"])
+    assert finished(r)[task]["how"] == "uncommitted"
     assert "app.py" in str(implement["text"])
     assert "rescued" not in finished(r)[task]
     # Nothing is thrown away: the worktree with the work is kept.

@@ -54,6 +54,15 @@ def test_the_hook_refuses_a_commit_that_would_lose_records(factory_repo: Path) -
         git(r, "show", "factory:.factory/factory.yaml") + "# fine\n")
     assert run_git(wt, "commit", "-qam", "edit on the tip").returncode == 0
     assert gf_json(r, "verify", "--json")["ok"] is True
+    # Moving the branch back names no old value to the hook: refused all the same.
+    git(r, "worktree", "remove", "--force", str(wt))
+    before = records(r)
+    for argv in (["branch", "-f", "factory", "factory~3"],
+                 ["update-ref", "refs/heads/factory", "factory~2"],
+                 ["branch", "-D", "factory"]):
+        proc = run_git(r, *argv)
+        assert proc.returncode != 0 and "refusing to" in proc.stderr, argv
+    assert records(r) == before
 
 
 def test_verify_finds_a_deletion_and_repair_restores_it_byte_for_byte(
