@@ -181,7 +181,7 @@ def read_cmd(obj: Context, message_id: str, actor: str | None, as_json: bool) ->
     message, first = mailbox.read(factory, message_id, actors.who(factory, actor))
     receipts = mailbox.receipts(factory, message.id)
     if as_json:
-        verified, how = mail_view.vouch(receipts)
+        verified, how = mail_view.vouch(message, receipts)
         output.emit_json({**message.to_record(), "verified": verified, "how": how,
                           "receipts": receipts, "first_read": first})  # fmt: skip
     else:

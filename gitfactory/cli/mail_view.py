@@ -39,16 +39,19 @@ def print_rows(rows: list[Row], as_json: bool, flags: bool = True) -> None:
         )
 
 
-def vouch(receipts: list[dict[str, Any]]) -> tuple[bool, str]:
-    """Whether the message's delivery receipt vouches for its sender, and how."""
-    from gitfactory.store.index_mail import vouch
+def vouch(message: Message, receipts: list[dict[str, Any]]) -> tuple[bool, str]:
+    """Whether the message's delivery receipt vouches for its sender, and how (only a
+    receipt by the sender's own client or the postmaster counts)."""
+    from gitfactory.store.index_mail import POSTMASTER, vouch
 
-    delivered = next((r for r in receipts if r["kind"] == "mail.delivered"), None)
+    writers = (message.sender, POSTMASTER)
+    trusted = [r for r in receipts if r["kind"] == "mail.delivered" and r["actor"] in writers]
+    delivered = trusted[0] if trusted else None
     return vouch(delivered["data"] if delivered else None)
 
 
 def print_message(message: Message, receipts: list[dict[str, Any]]) -> None:
-    verified, how = vouch(receipts)
+    verified, how = vouch(message, receipts)
     rows = [
         ("Message", message.id),
         ("From", message.sender),

@@ -86,7 +86,7 @@ def _print(found: Any, repaired: dict[str, Any] | None, ok: bool) -> None:
                 f"(factory at {tip}):")  # fmt: skip
     for v in found.violations[:50]:
         by = f"by {v.commit[:10]} {output.sanitize(v.subject)}" if v.commit else v.subject
-        output.echo(f"  {v.how:<8} {v.path}  {by}")
+        output.echo(f"  {v.how:<8} {output.sanitize(v.path)}  {by}")
     if n > 50:
         output.echo(f"  ... and {n - 50} more (--json lists them all)")
     if repaired is None:

@@ -126,13 +126,13 @@ def _from_factory_branch(factory: Factory, work: _Pass, config: FactoryConfig) -
     pending, up_to = index_mail.undelivered(db)
     for record in pending:
         message = Message.from_record(record)
+        blob = factory.index.record_blob(message.path)
+        assert blob is not None  # the index has the record, so its blob
         try:
             _admit(message, message.path, config.mail.max_body)
-            found = verify.for_factory_branch(factory, config, message)
+            found = verify.for_factory_branch(factory, config, message, blob)
             vouch = _vouched(config, message.path, found)
         except InvalidRecordError as refused:
-            blob = factory.index.record_blob(message.path)
-            assert blob is not None  # the index has the record, so its blob
             _quarantine(work, refused, blob, factory.store.blob(blob), factory.branch, False)
             continue
         work.events.append(delivery(message, POSTMASTER, factory.branch, vouch.verified, vouch.how))
@@ -179,7 +179,7 @@ def _from_branch(
                 )
             vouch = None
             if on_factory is None and all(m.id != message.id for m, _ in work.messages):
-                found = verify.for_branch(factory, config, message, branch, path)
+                found = verify.for_branch(factory, config, message, branch, path, blob)
                 vouch = _vouched(config, path, found)
         except InvalidRecordError as problem:
             _quarantine(work, problem, blob, data, branch, keep=True)

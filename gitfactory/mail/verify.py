@@ -59,9 +59,9 @@ _GOOD = re.compile(r'Good "git" signature for (\S+) with')
 
 
 def for_branch(
-    factory: Factory, config: FactoryConfig, message: Message, branch: str, path: str
+    factory: Factory, config: FactoryConfig, message: Message, branch: str, path: str, blob: str
 ) -> Vouch:
-    """The verdict on a message found on a watched ``branch`` at ``path``."""
+    """The verdict on a message found on a watched ``branch`` at ``path`` (``blob``)."""
     from gitfactory.plan import decisions, states
 
     sender = message.sender
@@ -70,16 +70,18 @@ def for_branch(
         if config.dispatch.task_names(task.id, task.title)[1] == branch:
             return Vouch(True, f"committed on {branch}, the branch of task {task_id[:8]}, "
                                f"which {sender} holds")  # fmt: skip
-    signed = _signed(factory, config, sender, branch, path)
+    signed = _signed(factory, config, sender, branch, path, blob)
     if signed is not None:
         return signed
     return Vouch(False, f"committed on branch {branch} (not the branch of a task {sender} "
                         "holds), in a commit no key of trust.signers signed for it")  # fmt: skip
 
 
-def for_factory_branch(factory: Factory, config: FactoryConfig, message: Message) -> Vouch:
+def for_factory_branch(
+    factory: Factory, config: FactoryConfig, message: Message, blob: str
+) -> Vouch:
     """The verdict on a message committed straight onto the factory branch."""
-    signed = _signed(factory, config, message.sender, factory.branch, message.path)
+    signed = _signed(factory, config, message.sender, factory.branch, message.path, blob)
     if signed is not None:
         return signed
     return Vouch(False, "committed onto the factory branch with plain git, in a commit no "
@@ -87,29 +89,40 @@ def for_factory_branch(factory: Factory, config: FactoryConfig, message: Message
 
 
 def _signed(
-    factory: Factory, config: FactoryConfig, sender: str, branch: str, path: str
+    factory: Factory, config: FactoryConfig, sender: str, branch: str, path: str, blob: str
 ) -> Vouch | None:
-    """Vouched for by a signature: the commit that added ``path`` on ``branch`` is
-    signed by a key trust.signers lists for ``sender`` or its role."""
+    """Vouched for by a signature: the last commit on ``branch`` that wrote ``path``
+    wrote exactly ``blob`` and is signed by a key trust.signers lists for ``sender``
+    or its role. Git runs with every program it could be configured to run for this
+    pinned (the repository's configuration is writable by agents)."""
+    import shutil
+
     from gitfactory.store.git import main_top, run_git
 
     entries = {who: keys for who, keys in config.signers.items()
                if who in (sender, actors.role(sender))}  # fmt: skip
-    if not entries:
+    keygen = shutil.which("ssh-keygen")
+    if not entries or keygen is None:
         return None
     top = main_top(factory.paths)
-    found = run_git(["log", "-1", "--format=%H", "--diff-filter=A", f"refs/heads/{branch}",
-                     "--", path], top, check=False)  # fmt: skip
+    safe = ["-c", "core.hooksPath=/dev/null", "-c", "core.fsmonitor=false",
+            "-c", f"gpg.ssh.program={keygen}", "-c", "gpg.program=false",
+            "-c", "gpg.x509.program=false", "-c", "gpg.ssh.revocationFile=/dev/null"]  # fmt: skip
+    found = run_git([*safe, "log", "-1", "--format=%H", f"refs/heads/{branch}", "--", path],
+                    top, check=False)  # fmt: skip
     commit = found.stdout.decode().strip()
     if found.returncode != 0 or not commit:
         return None
+    written = run_git(["rev-parse", "-q", "--verify", f"{commit}:{path}"], top, check=False)
+    if written.stdout.decode().strip() != blob:
+        return None  # changed since by a commit nobody signed
     fd, allowed = tempfile.mkstemp(prefix="gitfactory-signers-")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             for who, keys in entries.items():
                 fh.writelines(f"{who} {key}\n" for key in keys)
-        proc = run_git(["-c", f"gpg.ssh.allowedSignersFile={allowed}", "verify-commit", commit],
-                       top, check=False)  # fmt: skip
+        proc = run_git([*safe, "-c", f"gpg.ssh.allowedSignersFile={allowed}", "verify-commit",
+                        commit], top, check=False)  # fmt: skip
     finally:
         with contextlib.suppress(OSError):
             os.unlink(allowed)

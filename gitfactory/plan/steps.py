@@ -162,7 +162,7 @@ def _unchanged(factory: Factory, st: TaskState, step: Step) -> tuple[str, str] |
     """Why a step that must change the project may not end with success: the daemon
     started it on a branch that no commit since has changed (outside .factory/).
     A step no daemon started is not checked here: its work is wherever its agent is."""
-    from gitfactory.store.trees import changes_project
+    from gitfactory.store.trees import advances
 
     attempt = st.attempts.get(step.name, 0)
     started = [
@@ -176,12 +176,12 @@ def _unchanged(factory: Factory, st: TaskState, step: Step) -> tuple[str, str] |
     repo = factory.store.repo
     ref = repo.references.get(f"refs/heads/{branch}")
     tip = str(ref.peel().id) if ref is not None else None
-    if changes_project(repo, head if isinstance(head, str) else None, tip):
+    if advances(repo, head if isinstance(head, str) else None, tip):
         return None
     return (f"cannot end step {step.name!r} of task {st.task.id[:8]} with success: no change "
             f"was made (no commit on {branch} since the step started changes a file "
             "outside .factory/)",
-            "commit your work (`git add -A && git commit`) and try again, or end your run "
+            "commit your work (`git add FILES && git commit`) and try again, or end your run "
             "and the daemon commits what you leave in the worktree")  # fmt: skip
 
 

@@ -146,7 +146,7 @@ def integrate(
     """
     import pygit2
 
-    from gitfactory.store.trees import changes_project
+    from gitfactory.store.trees import advances
 
     repo = factory.store.repo
     result = Merged("refused", strategy, target, branch)
@@ -158,7 +158,7 @@ def integrate(
         result.report = f"# Merge refused\n\n{result.why}.\n"
         return result
     result.before = str(base)
-    if start is not None and start in repo and not changes_project(repo, start, str(tip)):
+    if start is not None and start in repo and not advances(repo, start, str(tip)):
         result.status = "empty"
         result.why = (f"{branch} has no change of its own: no commit since it started "
                       f"at {start[:10]} changes a file outside .factory/")  # fmt: skip

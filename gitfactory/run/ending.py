@@ -120,7 +120,7 @@ def _honest(
     """The outcome of an agent step that says success, as far as the branch bears it
     out: (outcome, why, how it ended)."""
     from gitfactory.plan import decisions
-    from gitfactory.store.trees import changes_project
+    from gitfactory.store.trees import advances
 
     if saved is not None and saved.commit is None:
         why = f"it left uncommitted changes in its worktree ({saved.why_not}): "
@@ -135,7 +135,7 @@ def _honest(
     repo = d.factory.store.repo
     ref = repo.references.get(f"refs/heads/{run.branch}")
     tip = str(ref.peel().id) if ref is not None else None
-    if not changes_project(repo, run.head, tip):
+    if not advances(repo, run.head, tip):
         why = f"no change was made: no commit on {run.branch} since the step started changes "
         return "failure", why + "a file outside .factory/", "no_change"
     return "success", why, how

@@ -2,8 +2,9 @@
 branch (never lost, never claimed by anyone else), and a step that had to change the
 project and did not is a failure, whatever the agent said.
 
-Everything in the worktree is the agent's data: git runs there with no hooks and no
-filesystem monitor, so nothing the agent wrote is executed by the daemon.
+Everything in the worktree is the agent's data, and so is the repository's
+configuration, which the agent can write: this is done with libgit2, which runs no
+hook, filesystem monitor or filter program.
 """
 
 from __future__ import annotations
@@ -12,16 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from gitfactory.errors import FactoryError, GitCommandError
-from gitfactory.store.git import run_git
-
 if TYPE_CHECKING:
     from gitfactory.run.runs import Run
 
 TRAILER = "Factory-Rescued"
-# No hook, no fsmonitor, no pager: what the agent left in the worktree stays data.
-_SAFE = ["-c", "core.hooksPath=/dev/null", "-c", "core.fsmonitor=false", "-c",
-         "core.pager=cat", "-c", "commit.gpgSign=false"]  # fmt: skip
 COMMITTER = ("gitfactory", "gitfactory@gitfactory.invalid")
 _SHOWN = 10  # paths named in a reason
 
@@ -35,50 +30,39 @@ class Rescue:
     why_not: str = ""  # why it was not committed
 
 
-def _git(
-    args: list[str], worktree: Path, input: bytes | None = None, env: dict[str, str] | None = None
-) -> str:
-    return run_git([*_SAFE, *args], worktree, input=input, env=env).stdout.decode(
-        "utf-8", "replace"
-    )
-
-
-def uncommitted(worktree: Path, keep_out: tuple[str, ...] = ()) -> list[str]:
-    """The paths with changes not committed in ``worktree`` (untracked files included,
-    ignored ones and ``keep_out`` not)."""
-    out = _git(["status", "--porcelain=v1", "-z", "--untracked-files=all", "--no-renames",
-                "--", ".", *_excluded(keep_out)], worktree)  # fmt: skip
-    return [entry[3:] for entry in out.split("\0") if len(entry) > 3]
-
-
-def _excluded(paths: tuple[str, ...]) -> list[str]:
-    return [f":(top,exclude,literal){p}" for p in paths if p]
-
-
-def on_branch(worktree: Path, branch: str) -> bool:
-    proc = run_git([*_SAFE, "symbolic-ref", "-q", "HEAD"], worktree, check=False)
-    return proc.stdout.decode().strip() == f"refs/heads/{branch}"
+def _kept_out(path: str, keep_out: tuple[str, ...]) -> bool:
+    return any(path == k or path.startswith(k.rstrip("/") + "/") for k in keep_out if k)
 
 
 def rescue(run: Run, keep_out: tuple[str, ...], commit: bool) -> Rescue | None:
     """Commit what ``run``'s agent left uncommitted on its task branch, as the agent
-    (``commit``), or only say what it left. None: nothing was left."""
+    (``commit``), or only say what it left. None: nothing was left.
+
+    All of it through libgit2, which runs no hook, no filesystem monitor and no filter
+    program: the repository's configuration is writable by the agent, and nothing it
+    wrote may run in the daemon.
+    """
+    import pygit2
+
     worktree = Path(run.worktree)
     if not worktree.is_dir():
         return None
     try:
-        paths = uncommitted(worktree, keep_out)
-    except GitCommandError as exc:
+        repo = pygit2.Repository(str(worktree))
+        found = repo.status(untracked_files="all", ignored=False)
+    except (pygit2.GitError, KeyError, ValueError) as exc:
         return Rescue([], why_not=f"cannot read the worktree's status: {exc}")
+    current = pygit2.enums.FileStatus.CURRENT
+    paths = sorted(p for p, f in found.items() if f != current and not _kept_out(p, keep_out))
     if not paths:
         return None
     if not commit:
         return Rescue(paths, why_not="on_uncommitted: fail")
-    if not on_branch(worktree, run.branch):
+    if repo.index.conflicts is not None or repo.state() != pygit2.enums.RepositoryState.NONE:
+        return Rescue(paths, why_not="a merge, rebase or cherry-pick is in progress")
+    if repo.head_is_detached or repo.head.name != f"refs/heads/{run.branch}":
         return Rescue(paths, why_not=f"the worktree is not on {run.branch} any more")
     role, _, name = run.agent.partition("/")
-    env = {"GIT_AUTHOR_NAME": run.agent, "GIT_AUTHOR_EMAIL": f"{name}.{role}@gitfactory.invalid",
-           "GIT_COMMITTER_NAME": COMMITTER[0], "GIT_COMMITTER_EMAIL": COMMITTER[1]}  # fmt: skip
     message = (
         f"Work {run.agent} left uncommitted ({run.step}, attempt {run.attempt})\n\n"
         "The agent's run ended with these changes in its worktree and no commit of\n"
@@ -86,13 +70,25 @@ def rescue(run: Run, keep_out: tuple[str, ...], commit: bool) -> Rescue | None:
         f"Factory-Task: {run.task}\nFactory-Run: {run.id}\n{TRAILER}: true\n"
     )
     try:
-        _git(["add", "-A", "--", ".", *_excluded(keep_out)], worktree)
-        _git(["commit", "--no-verify", "-q", "-F", "-"], worktree, input=message.encode(),
-             env=env)  # fmt: skip
-        head = _git(["rev-parse", "HEAD"], worktree).strip()
-    except (GitCommandError, FactoryError) as exc:
+        index = repo.index
+        for path in paths:
+            if (worktree / path).is_symlink() or (worktree / path).is_file():
+                index.add(path)
+            elif not (worktree / path).exists():
+                index.remove(path)
+            # (a directory here is a nested repository: not ours to take in)
+        index.write()
+        head = repo.create_commit(
+            "HEAD",
+            pygit2.Signature(run.agent, f"{name}.{role}@gitfactory.invalid"),
+            pygit2.Signature(*COMMITTER),
+            message,
+            index.write_tree(),
+            [repo.head.target],
+        )
+    except (pygit2.GitError, OSError, KeyError, ValueError) as exc:
         return Rescue(paths, why_not=f"the commit failed: {exc}")
-    return Rescue(paths, commit=head)
+    return Rescue(paths, commit=str(head))
 
 
 def named(paths: list[str]) -> str:

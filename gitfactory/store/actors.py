@@ -77,5 +77,20 @@ def default_actor(factory: Factory) -> str:
 
 
 def who(factory: Factory, given: str | None) -> str:
-    """The acting address: ``given`` (--as) checked, else :func:`default_actor`."""
-    return acting(given) if given else default_actor(factory)
+    """The acting address: ``given`` (--as) checked, else :func:`default_actor`.
+
+    A process whose environment names its agent (the daemon starts every agent so)
+    acts as that agent only: an agent cannot claim to be a person, or another agent,
+    by typing ``--as``.
+    """
+    if not given:
+        return default_actor(factory)
+    acting(given)
+    agent = os.environ.get(ENV_AGENT)
+    if agent and given != agent:
+        raise UsageError(
+            f"--as {given}: this process acts as {agent} (${ENV_AGENT}), and an agent "
+            "acts only as itself",
+            hint="drop --as; a person runs the command from their own shell",
+        )
+    return given

@@ -86,8 +86,12 @@ def vouch(delivered: dict[str, Any] | None) -> tuple[bool, str]:
     return False, f"taken in from {delivered.get('via')} before senders were verified"
 
 
+# A delivery receipt counts when its writer could write it: the sender's own client
+# (`mail send`), or the postmaster. One by anyone else says nothing about the sender.
+POSTMASTER = "factory/mail"
+_TRUSTED = f"r.kind = 'mail.delivered' AND r.actor IN (m.sender, '{POSTMASTER}')"
 _DELIVERED = (
-    "(SELECT r.data FROM receipts r WHERE r.message = m.id AND r.kind = 'mail.delivered'"
+    f"(SELECT r.data FROM receipts r WHERE r.message = m.id AND {_TRUSTED}"
     " ORDER BY r.event LIMIT 1)"
 )
 
@@ -275,7 +279,7 @@ def undelivered(db: sqlite3.Connection) -> tuple[list[dict[str, Any]], int]:
     after = int(row[0]) if row is not None else 0
     rows = db.execute(
         "SELECT meta FROM messages m WHERE m.seq > ? AND NOT EXISTS(SELECT 1 FROM receipts r"
-        f" WHERE r.message = m.id AND r.kind = 'mail.delivered') AND {_VISIBLE} ORDER BY m.id",
+        f" WHERE r.message = m.id AND {_TRUSTED}) AND {_VISIBLE} ORDER BY m.id",
         (after,),
     ).fetchall()
     return [json.loads(r[0]) for r in rows], last_seq(db)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
 STATE_FILE = "verify.json"
 _VERSION = 1
 MAX_LISTED = 500  # records named in one factory.repaired event (the count is exact)
+_HEX = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
 
 
 @dataclass(frozen=True)
@@ -106,6 +108,8 @@ def _walk(
     import pygit2
 
     store = factory.store
+    if since is None:
+        yield from _reflog(factory, repo)
     walker = repo.walk(tip, pygit2.enums.SortMode.TOPOLOGICAL | pygit2.enums.SortMode.REVERSE)
     if since is not None and since in repo:
         walker.hide(since)
@@ -122,6 +126,23 @@ def _walk(
             old = store.factory_tree(str(parent.id))
             found.extend(_lost(store, old, new, str(commit.id), subject))
         yield found
+
+
+def _reflog(factory: Factory, repo: pygit2.Repository) -> Iterator[list[Violation]]:
+    """For a walk from scratch: the moves of the branch its reflog remembers that went
+    back or aside (a walk of the history alone cannot see what a move dropped)."""
+    try:
+        entries = list(repo.references[factory.refname].log())
+    except (KeyError, ValueError):
+        return
+    store = factory.store
+    for entry in entries:
+        old, new = str(entry.oid_old), str(entry.oid_new)
+        if set(old) == {"0"} or set(new) == {"0"} or old not in repo or new not in repo:
+            continue
+        if old != new and not repo.descendant_of(new, old):
+            moved = f"the branch moved from {old[:10]} to {new[:10]}, back or aside (reflog)"
+            yield list(_lost(store, store.factory_tree(old), store.factory_tree(new), None, moved))
 
 
 def _lost(
@@ -194,7 +215,10 @@ def _load(factory: Factory) -> dict[str, Any] | None:
         if data.get("version") != _VERSION or data.get("ref") != factory.refname:
             return None
         data["open"] = [Violation(**v) for v in data["open"]]
-        if not isinstance(data["tip"], str):
+        if not isinstance(data["tip"], str) or not _HEX.fullmatch(data["tip"]):
+            return None
+        fields = ((v.path, v.blob, v.how, v.subject) for v in data["open"])
+        if not all(isinstance(x, str) for group in fields for x in group):
             return None
         return data
     except (OSError, ValueError, TypeError, KeyError, AttributeError):

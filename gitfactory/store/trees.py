@@ -123,3 +123,17 @@ def changes_project(repo: pygit2.Repository, before: str | None, after: str | No
         return {str(e.name): (str(e.id), e.filemode) for e in tree if e.name != FACTORY_DIR}
 
     return entries(old) != entries(new)
+
+
+def advances(repo: pygit2.Repository, start: str | None, tip: str | None) -> bool:
+    """Whether ``tip`` holds a change of its own since ``start``: it is not ``start``
+    or one of its ancestors (a branch moved back), and it changes a file outside
+    ``.factory/`` against where the two meet."""
+    if tip is None or tip == start:
+        return False
+    if start is None:
+        return changes_project(repo, None, tip)
+    if repo.descendant_of(start, tip):
+        return False
+    base = repo.merge_base(start, tip)
+    return changes_project(repo, str(base) if base is not None else None, tip)

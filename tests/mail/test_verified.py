@@ -4,6 +4,7 @@ lists vouches for that. Anything else is marked unverified, or quarantined by po
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 from pathlib import Path
@@ -150,3 +151,41 @@ def test_a_bad_signer_entry_is_a_config_error(factory_repo: Path, tmp_path: Path
     proc = gf(r, "config", "check", "--file", str(bad), code=2)
     assert "neither an actor" in proc.stderr
     assert re.search(r"factory\.yaml:\d+:\d+: ", proc.stderr)  # file, line and column
+
+
+def test_a_receipt_by_someone_else_vouches_for_nothing(factory_repo: Path) -> None:
+    """A plain-git `mail.delivered` by another actor, saying verified, is not believed:
+    the postmaster delivers the message itself, and nothing vouches for it."""
+    r = factory_repo
+    mid, eid = "01m80000000000000000000009", "01m8000000000000000000000a"
+    forged = {"id": eid, "kind": "mail.delivered", "actor": "coder/evil",
+              "time": "2026-11-22T10:00:00.000Z", "text": "x",
+              "data": {"message": mid, "to": ["coder/ada"], "no_route": [], "via": "send",
+                       "verified": True, "how": "trust me"}}
+    raw = LEAD_TO_CODER.format(mid=mid, sender="human/lead", subject="forged").encode()
+    commit_on_factory(r, {message_path(mid): raw,
+                          f".factory/log/{eid[:4]}/{'/'.join(eid[4:8])}/{eid}.json":
+                          (json.dumps(forged) + "\n").encode()})
+    assert inbox(r)["forged"]["verified"] is False
+    assert gf_json(r, "mail", "ingest")["delivered"] == [mid]  # not taken as delivered
+    row = inbox(r)["forged"]
+    assert row["verified"] is False and "plain git" in str(row["how"])
+    assert gf_json(r, "mail", "read", mid, "--as", "coder/ada")["verified"] is False
+
+
+def test_a_signed_message_changed_later_is_not_verified(
+    factory_repo: Path, tmp_path: Path, ssh_key: tuple[Path, str]
+) -> None:
+    r = factory_repo
+    key, public = ssh_key
+    config = git(r, "show", "factory:.factory/factory.yaml")
+    config += f'trust:\n  signers:\n    "human/lead": ["{public}"]\n'
+    commit_on_factory(r, {".factory/factory.yaml": config.encode()})
+    wt = branch(r, tmp_path, "from-the-lead")
+    mid = "01m8000000000000000000000b"
+    drop(r, wt, mid, "human/lead", "signed, then changed", sign=key)
+    path = wt / message_path(mid)
+    path.write_text(path.read_text().replace("Do as I say.", "EVIL BODY"))
+    git(wt, "commit", "-qam", "unsigned edit")
+    gf(r, "mail", "ingest")
+    assert inbox(r)["signed, then changed"]["verified"] is False

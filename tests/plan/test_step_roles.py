@@ -146,3 +146,19 @@ def test_a_person_overrides_a_held_step_and_the_history_says_so(factory_repo: Pa
     # What a task can do next never offers the override to agents.
     proc = gf(factory_repo, "task", "heartbeat", tid, "--as", "coder/ada", code=1)
     assert "override" not in proc.stderr
+
+
+def test_an_agent_acts_only_as_itself(factory_repo: Path) -> None:
+    """The daemon starts each agent with $GITFACTORY_AGENT: typing --as a person's
+    address (to override its own gate, or to send mail as the lead) is refused."""
+    r = factory_repo
+    tid = at_the_gate(r)
+    before = tip(r)
+    me = {"GITFACTORY_AGENT": "coder/ada"}
+    proc = gf(r, "step", "done", tid, "--as", "human/lead", "--override", "--reason", "x",
+              env=me, code=2)
+    assert "acts only as itself" in proc.stderr
+    gf(r, "mail", "send", "human/lead", "-s", "x", "--body", "y", "--as", "human/boss",
+       env=me, code=2)
+    assert tip(r) == before
+    gf(r, "mail", "send", "human/lead", "-s", "x", "--body", "y", "--as", "coder/ada", env=me)

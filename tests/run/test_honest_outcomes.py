@@ -25,6 +25,16 @@ if "leaves" in title or "secret" in title:
     Path("docs/new.md").write_text("a new file nobody committed\n")
 if "secret" in title:
     Path(".env").write_text("TOKEN=do-not-commit\n")
+if "rewinds" in title:
+    subprocess.run(["git", "reset", "-q", "--hard", "HEAD~1"], check=True)
+if "conflict" in title:
+    def git(*args):
+        return subprocess.run(["git", *args], capture_output=True).returncode
+    Path("c.txt").write_text("A\n"); git("add", "c.txt"); git("commit", "-qm", "a")
+    git("checkout", "-q", "-b", "side", "HEAD~1")
+    Path("c.txt").write_text("B\n"); git("add", "c.txt"); git("commit", "-qm", "b")
+    git("checkout", "-q", os.environ["GITFACTORY_BRANCH"])
+    assert git("merge", "-q", "side") != 0  # left with a conflict
 if "claims" in title:
     done = subprocess.run([sys.executable, "-m", "gitfactory", "step", "done", task],
                           capture_output=True, text=True)
@@ -153,3 +163,28 @@ def test_a_branch_with_no_change_of_its_own_is_not_already_merged(
     assert merged["status"] == "empty" and merged["pass"] is False
     assert "no change of its own" in str(step_ends(r, task)[-1]["text"])
     assert git(r, "rev-parse", "release") == before
+
+
+def test_moving_the_branch_back_is_no_change(factory_repo: Path, tmp_path: Path) -> None:
+    r = factory_repo
+    setup(r, tmp_path, extra="  base: release\n")
+    second = git(r, "commit-tree", "release^{tree}", "-p", "release", "-m", "second").strip()
+    git(r, "update-ref", "refs/heads/release", second)
+    task = gf_json(r, "task", "add", "Agent rewinds its branch")["id"]
+    gf(r, "daemon", "--burst")
+    [implement] = step_ends(r, task)
+    assert implement["outcome"] == "failure" and "no change was made" in str(implement["text"])
+    assert gf_json(r, "task", "show", task)["state"] == "failed"
+
+
+def test_a_conflicted_merge_left_behind_is_not_committed(
+    factory_repo: Path, tmp_path: Path
+) -> None:
+    r = factory_repo
+    setup(r, tmp_path)
+    task = gf_json(r, "task", "add", "Agent leaves a conflict")["id"]
+    gf(r, "daemon", "--burst")
+    [implement] = step_ends(r, task)
+    assert implement["outcome"] == "failure" and "merge" in str(implement["text"])
+    assert finished(r)[task]["how"] == "uncommitted" and "rescued" not in finished(r)[task]
+    assert "<<<<<<<" not in git(r, "log", "-p", "--all", "--", "c.txt")

@@ -124,6 +124,12 @@ def test_moving_the_branch_back_is_found(factory_repo: Path) -> None:
     report = gf_json(r, "verify", "--json", code=1)
     assert len(report["violations"]) == 3
     assert all(v["commit"] is None and "moved" in v["subject"] for v in report["violations"])
+    # A walk from scratch (--full, or the state file lost) still sees the move: the
+    # branch's reflog remembers it.
+    again = gf_json(r, "verify", "--full", "--json", code=1)
+    assert {v["path"] for v in again["violations"]} == {v["path"] for v in report["violations"]}
+    (r / ".git" / "gitfactory" / "verify.json").write_text('{"version": 1, "tip": "zz"}')
+    assert len(gf_json(r, "verify", "--json", code=1)["violations"]) == 3
     gf(r, "verify", "--repair")
     notes = [e["text"] for e in gf_json(r, "log", "--kind", "note")]
     assert notes == ["n0", "n1", "n2"]
