@@ -105,7 +105,11 @@ def parse(data: bytes, source: str = CONFIG_PATH) -> FactoryConfig:
     doc: Any = yaml.load(text, source)
     if doc is None:
         doc = {}
-    violation = schemas.check("factory", _plain(doc))
+    try:
+        plain = _plain(doc)
+    except RecursionError:  # a document that holds itself (&a [*a]) or nests too deep
+        raise ConfigError(f"{source}: a value refers to itself, or nests too deep") from None
+    violation = schemas.check("factory", plain)
     if violation is not None:
         where = yaml.location(doc, violation.path, source)
         field = f"'{violation.field}' " if violation.field else ""

@@ -35,17 +35,32 @@ def parse(text: str, path: str) -> dict[str, Any]:
         end = next(i for i in range(1, len(lines)) if lines[i].rstrip() == _FENCE)
     except StopIteration:
         raise InvalidRecordError(path, None, "front matter has no closing '---' line") from None
-    meta = _json_lines(lines[1:end])
-    if meta is None:
-        meta = _yaml(lines[1:end], path)
-    if not isinstance(meta, dict):
-        raise InvalidRecordError(path, None, "front matter must be a mapping of fields")
-    if "body" in meta:
-        raise InvalidRecordError(path, "body", "the body goes after the front matter")
-    record = {str(k): _plain(v) for k, v in meta.items()}
+    try:
+        meta = _json_lines(lines[1:end])
+        if meta is None:
+            meta = _yaml(lines[1:end], path)
+        if not isinstance(meta, dict):
+            raise InvalidRecordError(path, None, "front matter must be a mapping of fields")
+        if "body" in meta:
+            raise InvalidRecordError(path, "body", "the body goes after the front matter")
+        record = {str(k): _plain(v) for k, v in meta.items()}
+    except UNREADABLE as exc:
+        # What the YAML parser's constructors raise on values they cannot build (a
+        # 30th of February, a 5,000-digit number, a time past year 9999 in UTC), and
+        # nesting deeper than Python recurses: anyone can commit these.
+        if isinstance(exc, RecursionError):
+            raise InvalidRecordError(path, None, "nested too deep to read") from None
+        raise InvalidRecordError(path, None, f"front matter cannot be read ({_why(exc)})") from None
     body = "\n".join(lines[end + 1 :])
     record["body"] = body[1:] if body.startswith("\n") else body
     return record
+
+
+UNREADABLE = (ValueError, OverflowError, TypeError, AttributeError, RecursionError)
+
+
+def _why(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {str(exc)[:120]}"
 
 
 def _json_lines(lines: list[str]) -> dict[str, Any] | None:

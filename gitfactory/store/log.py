@@ -117,10 +117,18 @@ def new_event(draft: Draft, where: str = "") -> Event:
     if isinstance(draft.actor, str):
         actors.acting(draft.actor, f"{where}actor")
     try:
-        return stamp(draft)
+        event = stamp(draft)
     except InvalidRecordError as exc:
         field = f"{exc.field}: " if exc.field else ""
         raise UsageError(f"{where}{field}{exc.reason}") from None
+    size = len(records.encode(event.to_record()))
+    if size > EVENT.max_bytes:
+        raise UsageError(
+            f"{where}the event would be {size:,} bytes as written, over the limit of "
+            f"{EVENT.max_bytes:,}",
+            hint="keep large content in an artifact (`gitfactory artifact put`) and name it",
+        )
+    return event
 
 
 def append(factory: Factory, events: Sequence[Event]) -> Commit:

@@ -9,6 +9,8 @@ the same few small trees and no tree object grows without bound.
 from __future__ import annotations
 
 import json
+import math
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -99,15 +101,21 @@ def validate(kind: RecordKind, path: str, record: Any) -> None:
         raise InvalidRecordError(path, "id", f"must equal the file name's id {expected}")
     where = _nul(record)
     if where is not None:
-        # JSON can carry one, but git commit messages, C strings and terminals cannot:
-        # a NUL would break every tool that shows the record.
-        raise InvalidRecordError(path, where or None, "contains a NUL character")
+        # JSON can carry a NUL, but git commit messages, C strings and terminals
+        # cannot; and a lone surrogate ("\ud800") is no Unicode text at all: either
+        # would break every tool that shows or stores the record.
+        raise InvalidRecordError(
+            path, where or None, "contains a NUL character or a lone surrogate (not text)"
+        )
+
+
+_NOT_TEXT = re.compile("[\x00\ud800-\udfff]")
 
 
 def _nul(value: Any, field: str = "") -> str | None:
-    """The field path of the first string (or key) holding a NUL, if any."""
+    """The field path of the first string (or key) holding a NUL or a lone surrogate."""
     if isinstance(value, str):
-        return field if "\x00" in value else None
+        return field if _NOT_TEXT.search(value) else None
     items = (
         value.items()
         if isinstance(value, dict)
@@ -117,7 +125,7 @@ def _nul(value: Any, field: str = "") -> str | None:
     )
     for key, item in items:
         name = f"{field}.{key}" if field else str(key)
-        if isinstance(key, str) and "\x00" in key:
+        if isinstance(key, str) and _NOT_TEXT.search(key):
             return name
         found = _nul(item, name)
         if found is not None:
@@ -159,8 +167,16 @@ def decode(kind: RecordKind, path: str, data: bytes) -> dict[str, Any]:
 
 def loads(text: str) -> Any:
     """JSON as the protocol has it: NaN and Infinity are refused (ValueError), as
-    other languages' parsers refuse them."""
-    return json.loads(text, parse_constant=_not_a_number)
+    other languages' parsers refuse them, and so is a number too large to be one
+    (``1e400``)."""
+    return json.loads(text, parse_constant=_not_a_number, parse_float=_finite)
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):
+        raise ValueError(f"{text[:40]} is out of range for a JSON number")
+    return value
 
 
 def _not_a_number(name: str) -> Any:

@@ -10,6 +10,7 @@ up to a size once they are expanded.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from ruamel.yaml import YAML
@@ -36,6 +37,9 @@ def _yaml() -> YAML:
     return yaml
 
 
+_BRACKET = re.compile(r"[\[\]{}]")
+
+
 def load(text: str, source: str) -> Any:
     """Parse YAML text (factory.yaml); a syntax error names ``source`` with line and
     column, and a text over the limits is refused before it is built."""
@@ -50,6 +54,11 @@ def load(text: str, source: str) -> Any:
         raise ConfigError(f"{where}: {exc.problem or exc.context}") from None
     except (YAMLError, RecursionError) as exc:
         raise ConfigError(f"{source}: not valid YAML ({type(exc).__name__})") from None
+    except (ValueError, OverflowError, TypeError, AttributeError) as exc:
+        # A value the constructors cannot build: a 30th of February, !!int abc, a
+        # 5,000-digit number, a tag on nothing.
+        why = f"{type(exc).__name__}: {str(exc)[:120]}"
+        raise ConfigError(f"{source}: a value cannot be read ({why})") from None
 
 
 def limits(text: str, *, aliases: bool, max_nodes: int, max_depth: int = MAX_DEPTH) -> str | None:
@@ -59,6 +68,15 @@ def limits(text: str, *, aliases: bool, max_nodes: int, max_depth: int = MAX_DEP
     stands for (``aliases``), or is refused outright. Raises the parser's own
     YAMLError for a text that is not YAML.
     """
+    # The parser looks ahead up to 1,024 characters at each flow collection it opens
+    # (quadratic in their depth): a text of 2,000 brackets would take seconds before
+    # the first event. Counting brackets (quoted ones too) bounds that cheaply.
+    depth = deepest = 0
+    for match in _BRACKET.finditer(text):
+        depth = depth + 1 if match.group() in "[{" else max(depth - 1, 0)
+        deepest = max(deepest, depth)
+    if deepest > 4 * max_depth:
+        return f"nests {deepest} brackets deep, over the limit of {max_depth} levels"
     nodes = 0
     # One frame per open collection: its anchor, its node count, its height so far.
     stack: list[list[Any]] = []
