@@ -99,23 +99,25 @@ def validate(kind: RecordKind, path: str, record: Any) -> None:
     expected = id_from_path(kind, path)
     if record["id"] != expected:
         raise InvalidRecordError(path, "id", f"must equal the file name's id {expected}")
-    where = _nul(record)
-    if where is not None:
+    found = _nul(record)
+    if found is not None:
         # JSON can carry a NUL, but git commit messages, C strings and terminals
         # cannot; and a lone surrogate ("\ud800") is no Unicode text at all: either
         # would break every tool that shows or stores the record.
-        raise InvalidRecordError(
-            path, where or None, "contains a NUL character or a lone surrogate (not text)"
-        )
+        where, char = found
+        what = "a NUL character" if char == "\x00" else "a lone surrogate (not Unicode text)"
+        raise InvalidRecordError(path, where or None, f"contains {what}")
 
 
 _NOT_TEXT = re.compile("[\x00\ud800-\udfff]")
 
 
-def _nul(value: Any, field: str = "") -> str | None:
-    """The field path of the first string (or key) holding a NUL or a lone surrogate."""
+def _nul(value: Any, field: str = "") -> tuple[str, str] | None:
+    """The field path of the first string (or key) holding a NUL or a lone surrogate,
+    and that character."""
     if isinstance(value, str):
-        return field if _NOT_TEXT.search(value) else None
+        bad = _NOT_TEXT.search(value)
+        return (field, bad.group()) if bad else None
     items = (
         value.items()
         if isinstance(value, dict)
@@ -125,8 +127,8 @@ def _nul(value: Any, field: str = "") -> str | None:
     )
     for key, item in items:
         name = f"{field}.{key}" if field else str(key)
-        if isinstance(key, str) and _NOT_TEXT.search(key):
-            return name
+        if isinstance(key, str) and (bad := _NOT_TEXT.search(key)):
+            return name, bad.group()
         found = _nul(item, name)
         if found is not None:
             return found
