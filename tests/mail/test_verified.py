@@ -116,6 +116,13 @@ def test_the_task_branch_of_a_held_task_vouches_for_its_holder(
     assert rows["from someone else"]["verified"] is False
 
 
+def trust_the_lead(repo: Path, public: str) -> None:
+    """factory.yaml lists ``public`` as human/lead's signing key."""
+    config = git(repo, "show", "factory:.factory/factory.yaml")
+    config += f'trust:\n  signers:\n    "human/lead": ["{public}"]\n'
+    commit_on_factory(repo, {".factory/factory.yaml": config.encode()})
+
+
 @pytest.fixture
 def ssh_key(tmp_path: Path) -> tuple[Path, str]:
     key = tmp_path / "lead_key"
@@ -129,9 +136,7 @@ def test_a_commit_signed_by_a_listed_key_vouches_for_its_actor(
 ) -> None:
     r = factory_repo
     key, public = ssh_key
-    config = git(r, "show", "factory:.factory/factory.yaml")
-    config += f'trust:\n  signers:\n    "human/lead": ["{public}"]\n'
-    commit_on_factory(r, {".factory/factory.yaml": config.encode()})
+    trust_the_lead(r, public)
     wt = branch(r, tmp_path, "from-the-lead")
     drop(r, wt, "01m80000000000000000000006", "human/lead", "signed", sign=key)
     drop(r, wt, "01m80000000000000000000007", "human/other", "signed as another", sign=key)
@@ -178,9 +183,7 @@ def test_a_signed_message_changed_later_is_not_verified(
 ) -> None:
     r = factory_repo
     key, public = ssh_key
-    config = git(r, "show", "factory:.factory/factory.yaml")
-    config += f'trust:\n  signers:\n    "human/lead": ["{public}"]\n'
-    commit_on_factory(r, {".factory/factory.yaml": config.encode()})
+    trust_the_lead(r, public)
     wt = branch(r, tmp_path, "from-the-lead")
     mid = "01m8000000000000000000000b"
     drop(r, wt, mid, "human/lead", "signed, then changed", sign=key)
