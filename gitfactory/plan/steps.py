@@ -174,8 +174,7 @@ def _unchanged(factory: Factory, st: TaskState, step: Step) -> tuple[str, str] |
         return None
     branch, head = started[-1]["branch"], started[-1].get("head")
     repo = factory.store.repo
-    ref = repo.references.get(f"refs/heads/{branch}")
-    tip = str(ref.peel().id) if ref is not None else None
+    tip = factory.store.branch_tip(branch)
     if advances(repo, head if isinstance(head, str) else None, tip):
         return None
     return (f"cannot end step {step.name!r} of task {st.task.id[:8]} with success: no change "

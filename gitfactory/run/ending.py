@@ -133,8 +133,7 @@ def _honest(
     if not step.requires_change:
         return "success", why, how
     repo = d.factory.store.repo
-    ref = repo.references.get(f"refs/heads/{run.branch}")
-    tip = str(ref.peel().id) if ref is not None else None
+    tip = d.factory.store.branch_tip(run.branch)
     if not advances(repo, run.head, tip):
         why = f"no change was made: no commit on {run.branch} since the step started changes "
         return "failure", why + "a file outside .factory/", "no_change"

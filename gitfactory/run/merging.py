@@ -102,5 +102,4 @@ def _started_at(d: Dispatcher, task_id: str) -> str | None:
 
 
 def tip_of(d: Dispatcher, branch: str) -> str | None:
-    ref = d.factory.store.repo.references.get(f"refs/heads/{branch}")
-    return str(ref.target) if ref is not None else None
+    return d.factory.store.branch_tip(branch)

@@ -150,6 +150,11 @@ class Store:
             return None
         return str(entry.id) if entry.type == pygit2.GIT_OBJECT_TREE else None
 
+    def branch_tip(self, branch: str) -> str | None:
+        """The commit a local branch points to, or None if there is no such branch."""
+        ref = self.repo.references.get(f"refs/heads/{branch}")
+        return str(ref.peel().id) if ref is not None else None
+
     def local_branches(self) -> list[str]:
         return sorted(self.repo.branches.local)
 
