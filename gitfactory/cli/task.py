@@ -118,6 +118,7 @@ def show(obj: Context, task_id: str, as_json: bool) -> None:
     if as_json:
         out = task_view.to_json(st, now)
         out["body"] = st.task.body
+        out["attempts"] = st.attempts  # how often each step was entered since the last retry
         out["history"] = [e.to_record() for e in st.history]
         out["artifacts"] = [a.to_record() for a in produced]
         output.emit_json(out)
@@ -232,6 +233,61 @@ def cancel(obj: Context, task_id: str, reason: str, actor: str | None, as_json: 
         if done
         else f"asked {st.assignee} to stop {st.task.id[:8]}; it stays working until then",
     )
+
+
+_FROM = click.option("--from", "step", metavar="STEP", help="The workflow step it starts at again.")
+_REASON = click.option("--reason", default="", help="Why (recorded with the event).")
+
+
+@task_group.command("retry")
+@click.argument("task_id", metavar="ID")
+@_FROM
+@_REASON
+@click.option("--as", "actor", metavar="ACTOR", help="Who decides (default: you).")
+@click.option("--json", "as_json", is_flag=True, help="Print the task as JSON.")
+@click.pass_obj
+def retry(
+    obj: Context, task_id: str, step: str | None, reason: str, actor: str | None, as_json: bool
+) -> None:
+    """Give a failed, canceled or rejected task another go.
+
+    \b
+    It is submitted again at the step it ended at (or --from STEP), every step's
+    attempts back at zero; its branch and what is committed there stay. The daemon
+    picks it up like any ready task. Only a person (human/NAME) may do this.
+      gitfactory task retry 2tx9n                      after fixing what made it fail
+      gitfactory task retry 2tx9n --from implement --reason "agent command fixed"
+    """
+    _restart(obj, task_id, step, reason, actor, as_json)
+
+
+@task_group.command("reopen")
+@click.argument("task_id", metavar="ID")
+@_FROM
+@_REASON
+@click.option("--as", "actor", metavar="ACTOR", help="Who decides (default: you).")
+@click.option("--json", "as_json", is_flag=True, help="Print the task as JSON.")
+@click.pass_obj
+def reopen(
+    obj: Context, task_id: str, step: str | None, reason: str, actor: str | None, as_json: bool
+) -> None:
+    """Open a completed task again, at its workflow's first step (or --from STEP).
+
+    \b
+    Its branch stays; the next agent goes on from it. Only a person may do this.
+      gitfactory task reopen 2tx9n --reason "the fix broke the export"
+    """
+    _restart(obj, task_id, step, reason, actor, as_json)
+
+
+def _restart(
+    obj: Context, task_id: str, step: str | None, reason: str, actor: str | None, as_json: bool
+) -> None:
+    from gitfactory.plan import steps
+
+    factory, tid, who = task_view.target(obj, task_id, actor)
+    st = steps.restart(factory, tid, who, step, reason)
+    task_view.print_state(st, as_json, f"{st.task.id[:8]} is ready again at step {st.step}")
 
 
 @task_group.command("ask")

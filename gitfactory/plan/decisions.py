@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from gitfactory.errors import FactoryError, InvalidRecordError, UsageError
 from gitfactory.plan import states
 from gitfactory.plan.tasks import (
+    COMPLETED,
     DEFAULT_LEASE_MS,
     DEFAULT_PRIORITY,
     INPUT_REQUIRED,
@@ -204,7 +205,12 @@ def illegal(st: TaskState, verb: str, now: int) -> IllegalMoveError:
     legal = st.legal_moves(now)
     moves = f"legal now: {', '.join(legal)}" if legal else "it is final: no move is legal"
     what = "the step of task" if verb == MOVES["task.step_done"].verb else "task"
-    return IllegalMoveError(f"cannot {verb} {what} {st.task.id[:8]}: it is {state}; {moves}")
+    again = "reopen" if state == COMPLETED else "retry"
+    hint = (f"a person gives it another go: gitfactory task {again} {st.task.id[:8]} "
+            "[--from STEP]" if state in TERMINAL and again in legal else None)  # fmt: skip
+    return IllegalMoveError(
+        f"cannot {verb} {what} {st.task.id[:8]}: it is {state}; {moves}", hint=hint
+    )
 
 
 def expiry_draft(st: TaskState, actor: str) -> Draft:

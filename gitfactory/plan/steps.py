@@ -255,6 +255,46 @@ def override(factory: Factory, task_id: str, actor: str, outcome: str, reason: s
     return decisions.act(factory, task_id, decide)
 
 
+def restart(
+    factory: Factory, task_id: str, actor: str, step: str | None = None, reason: str = ""
+) -> TaskState:
+    """A person gives a finished task another go: a failed, canceled or rejected task
+    is retried (``task.retried``), a completed one reopened (``task.reopened``). It is
+    submitted again at ``step`` (default: the step it ended at, or the workflow's start
+    for a completed task), with every step's attempts back at zero; its branch and
+    what is committed there stay."""
+    if role_of(actor) != OVERRIDER_ROLE:
+        raise UsageError(
+            f"only a person (human/NAME) may retry or reopen a task, not {actor}",
+            hint="an agent asks a person instead: gitfactory mail send 'human/*' ...",
+        )
+    config = factory_yaml.load(factory)
+
+    def decide(st: TaskState, now: int) -> tuple[list[Draft], FactoryError | None]:
+        kind = "task.reopened" if st.state == tasks.COMPLETED else "task.retried"
+        verb = tasks.MOVES[kind].verb
+        if st.state not in tasks.MOVES[kind].sources:
+            return [], decisions.illegal(st, verb, now)
+        if st.superseded_by is not None:
+            return [], decisions.IllegalMoveError(
+                f"cannot {verb} task {st.task.id[:8]}: it was replaced by {st.superseded_by[:8]}",
+                hint=f"retry the task that replaced it: gitfactory task retry "
+                f"{st.superseded_by[:8]}",
+            )
+        wf = config.workflow(st.task.workflow)
+        at = step or (wf.start if kind == "task.reopened" else wf.step(st.step).name)
+        if at not in wf.steps:
+            return [], UsageError(
+                f"--from {at}: workflow {wf.name!r} has no step {at!r}",
+                hint=f"its steps: {', '.join(wf.steps)}",
+            )
+        data = {"step": at, "from_state": st.state, "reason": reason.strip()}
+        text = reason.strip() or f"{verb} at {at}"
+        return [Draft(kind=kind, actor=actor, text=text, data=data)], None
+
+    return decisions.act(factory, task_id, decide)
+
+
 def _outcome(outcome: str) -> None:
     if outcome not in OUTCOMES:
         raise ConfigError(f"outcome must be one of {', '.join(OUTCOMES)}, not {outcome!r}")

@@ -66,9 +66,15 @@ MOVES: dict[str, Move] = {
     # the workflow's own doer cannot: `step done --override --reason`). Same data as
     # task.step_done, plus the reason and the holder it overrode.
     "task.overridden": Move(frozenset({SUBMITTED, WORKING, INPUT_REQUIRED}), None, "override"),
+    # A person gives a finished task another go (`task retry`, `task reopen`): it is
+    # submitted again at data.step, with no holder and every step's attempts at zero.
+    "task.retried": Move(frozenset({FAILED, CANCELED, REJECTED}), SUBMITTED, "retry"),
+    "task.reopened": Move(frozenset({COMPLETED}), SUBMITTED, "reopen"),
 }
 # Moves that end a step: where the task goes next is in their data.next.
 STEP_ENDS = frozenset({"task.step_done", "task.overridden"})
+# Moves that take a finished task back to the queue (a person's decision).
+RESTARTS = frozenset({"task.retried", "task.reopened"})
 OVERRIDER_ROLE = "human"
 
 
@@ -145,9 +151,9 @@ def _apply(st: TaskState, event: Event) -> TaskState | None:
     if event.kind == "task.expired":
         if st.lease_until is None or at < st.lease_until:
             return None
-    elif event.kind == "task.overridden":
+    elif event.kind == "task.overridden" or event.kind in RESTARTS:
         if actors.role(event.actor) != OVERRIDER_ROLE:
-            return None  # only a person overrides the workflow
+            return None  # only a person overrides the workflow or undoes its end
     elif st.state == WORKING and (
         event.actor != st.assignee or (st.lease_until is not None and at > st.lease_until)
     ):
@@ -177,6 +183,12 @@ def _apply(st: TaskState, event: Event) -> TaskState | None:
             lease_until=None,
             last_step=dict(event.data),
         )
+    if event.kind in RESTARTS:
+        step = event.data.get("step")
+        if not isinstance(step, str):
+            return None
+        new = replace(new, step=step, attempts={}, assignee=None, lease_until=None,
+                      superseded_by=None)  # fmt: skip
     if event.kind in ("task.released", "task.expired"):
         new = replace(new, assignee=None, lease_until=None)
     if event.kind == "task.asked":
@@ -192,6 +204,7 @@ def fold(task: Task, events: Iterable[Event]) -> TaskState:
     st = TaskState(task)
     kept: list[Event] = []
     requests: list[Event] = []
+    restarted = ""  # the id of the last restart: cancel requests before it are spent
     for event in sorted(events, key=lambda e: (_seq(e), e.id)):
         if event.kind not in MOVES:
             kept.append(event)  # task.created, edits, cancel requests, notes about the task
@@ -202,6 +215,9 @@ def fold(task: Task, events: Iterable[Event]) -> TaskState:
         elif _seq(event) == st.seq and (moved := _apply(st, event)) is not None:
             st = moved
             kept.append(event)
+            if event.kind in RESTARTS:
+                restarted = event.id
+    requests = [r for r in requests if r.id > restarted]
     if requests and st.state not in TERMINAL:
         st = replace(st, cancel_requested=requests[-1].text or "cancel requested")
     return replace(st, history=tuple(sorted(kept, key=lambda e: e.id)))

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 # Bump on every change to the tables below, or to the plan's own tables in this file
 # (gitfactory.plan.states): an index file at this version is opened without replaying
 # the schema, and any other version is deleted and rebuilt.
-SCHEMA_VERSION = "8"
+SCHEMA_VERSION = "9"  # 9: task.retried and task.reopened fold
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS records(

@@ -183,13 +183,14 @@ def test_every_transition_and_its_refusals(factory_repo: Path) -> None:
         assert legal_then(tid, [(a, "claim"), ("human/h", "cancel")]) == "working"
         assert decisions.load(factory, tid).cancel_requested == "cancel requested"
         assert legal_then(tid, [(a, "cancel")]) == "canceled"
-        # Terminal is final; wrong states and wrong holders are refused with the legal moves.
+        # Terminal takes no move but a person's reopen (or retry); wrong states and wrong
+        # holders are refused with the legal moves.
         done = fresh()
         legal_then(done, [(a, "claim"), (a, "completed")])
         for call in (lambda: decisions.claim(factory, done, a),
                      lambda: decisions.cancel(factory, done, a),
                      lambda: decisions.holder_move(factory, done, a, "task.heartbeat")):
-            with pytest.raises(FactoryError, match="it is completed; it is final"):
+            with pytest.raises(FactoryError, match="it is completed; legal now: reopen$"):
                 call()
         idle = fresh()
         with pytest.raises(FactoryError, match="it is submitted; legal now: claim, cancel, "
