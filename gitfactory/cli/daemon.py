@@ -29,6 +29,7 @@ def daemon_group(ctx: click.Context, burst: bool, max_ticks: int | None, json_lo
     finish; a second one stops at once, and the next daemon adopts what still runs):
       gitfactory daemon                 run until stopped
       gitfactory daemon --burst         run until there is nothing left to do, exit 0
+                                        (exit 4: what is left is blocked; it says by what)
       gitfactory daemon start           the same in the background (also: stop, status)
     Each tick takes in messages committed on watched branches, escalates overdue
     acknowledgements, puts tasks whose lease ran out back in the queue, ends the
@@ -49,7 +50,14 @@ def daemon_group(ctx: click.Context, burst: bool, max_ticks: int | None, json_lo
 
     obj: Context = ctx.obj
     daemon = Daemon(obj.factory, burst=burst, max_ticks=max_ticks, report=report)
-    ctx.exit(daemon.run())
+    code = daemon.run()
+    if code and not json_log:
+        blocked = list(daemon.blocked.values())
+        output.echo(f"stopped: the work left waits on {len(blocked)} thing(s) only you can "
+                    "change:")  # fmt: skip
+        for b in blocked:
+            output.echo(f"  - {b.what}\n    fix: {b.fix}")
+    ctx.exit(code)
 
 
 @daemon_group.command("start")
@@ -131,7 +139,13 @@ def _lines(tick: TickReport) -> list[str]:
         lines.append(f"caught up: {len(tick.moved)} ref(s) looked at")
     for r in tick.finished:
         result = f"{r['outcome']} ({r['how']})" if r["outcome"] else r["how"].replace("_", " ")
-        lines.append(f"finished {r['agent']} {r['step']} of {r['task'][:8]}: {result}")
+        if r["outcome"] in ("failure", "timeout") and r.get("why"):
+            result = f"{r['outcome']}: {r['why']}"
+        then = {"failed": "; the task failed: `gitfactory task retry "
+                f"{r['task'][:8]}` once the cause is fixed", "completed": "; task completed",
+                None: ""}.get(r.get("then"), f"; next: {r.get('then')}")  # fmt: skip
+        lines.append(f"finished {r['agent']} {r['step']} of {r['task'][:8]}: {result}{then}")
+        lines.extend(f"         | {line}" for line in r.get("tail", ()))
     for r in tick.started:
         lines.append(f"started  {r['agent']} {r['step']} of {r['task'][:8]}")
     for r in tick.merged:
@@ -145,6 +159,11 @@ def _lines(tick: TickReport) -> list[str]:
                         (len(tick.summarized), "session summary(ies) written")):  # fmt: skip
         if count:
             lines.append(f"{count} {what}")
+    for b in tick.new_blockers:
+        lines.append(f"waiting  {b.what}")
+        lines.append(f"         fix: {b.fix}")
+    for b in tick.cleared:
+        lines.append(f"resolved {b.what}")
     if tick.violations_changed and tick.violations:
         lines.append(f"integrity: {tick.violations} record(s) deleted or changed on the factory "
                      "branch (human/* told; `verify --repair` restores them)")  # fmt: skip

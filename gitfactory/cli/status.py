@@ -63,6 +63,7 @@ def status(obj: Context, as_json: bool) -> int:
                 for row in held(tasks.INPUT_REQUIRED)
             ],
         },
+        "blockers": [b.to_json() for b in _blockers(factory)],
         "daemon": {"running": pid is not None, "pid": pid, "status": daemon},
         "records": index.counts(),
         "invalid": [{"path": e.path, "field": e.field, "reason": e.reason} for e in invalid],
@@ -99,6 +100,12 @@ def _integrity(factory: Factory) -> dict[str, Any]:
                            for v in report.violations]}  # fmt: skip
 
 
+def _blockers(factory: Factory) -> list[Any]:
+    from gitfactory.run import blockers
+
+    return blockers.find(factory)
+
+
 def _question(factory: Factory, task_id: str) -> str | None:
     from gitfactory.store.log import EventQuery
 
@@ -131,6 +138,10 @@ def _print(
             output.echo("  answer with `gitfactory task answer ID TEXT`")
         if len(rows) > SHOWN:
             output.echo(f"  ... and {len(rows) - SHOWN} more {title} (--json lists them all)")
+    for b in report["blockers"]:
+        if b["cause"] != "answer":  # listed with their question above
+            output.echo(f"blocked   {b['what']}")
+            output.echo(f"          fix: {b['fix']}")
     if daemon["running"]:
         last = daemon["status"]["last_tick"] if daemon["status"] else None
         since = f", last tick {output.local_time(last)}" if last else ""

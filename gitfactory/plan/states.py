@@ -159,6 +159,21 @@ def state_counts(factory: Factory, now_ms: int) -> dict[str, int]:
     return {str(state): int(n) for state, n in rows}
 
 
+def stuck(factory: Factory) -> list[tuple[str, str, str, list[str]]]:
+    """Dependencies that failed, were canceled or rejected (and nothing replaced):
+    (its id, state, title, the submitted tasks that wait for it), oldest first."""
+    rows = _db(factory).execute(
+        "SELECT d.dep, t.state, json_extract(t.summary, '$.title'), d.task"
+        " FROM task_deps d JOIN task_state s ON s.id = d.task JOIN task_state t ON t.id = d.dep"
+        " WHERE s.state = 'submitted' AND t.superseded_by IS NULL"
+        " AND t.state IN ('failed', 'canceled', 'rejected') ORDER BY t.created, d.dep, s.id"
+    )
+    out: dict[str, tuple[str, str, list[str]]] = {}
+    for dep, state, title, task in rows:
+        out.setdefault(str(dep), (str(state), str(title), []))[2].append(str(task))
+    return [(dep, state, title, waiting) for dep, (state, title, waiting) in out.items()]
+
+
 def finished_without(factory: Factory, kind: str) -> list[str]:
     """Ids of final tasks that no event of ``kind`` is about yet, oldest first
     (the tasks still waiting for their session summary)."""

@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from gitfactory.errors import BusyError, FactoryError
+from gitfactory.run.blockers import EXIT_BLOCKED, Blocker
 from gitfactory.run.dispatch import Dispatcher
 from gitfactory.run.runs import ACTOR, Ended
 from gitfactory.run.watch import Watcher, changed, snapshot
@@ -74,6 +75,9 @@ class TickReport:
     running: int = 0
     violations: int = 0  # records deleted or changed on the factory branch (verify)
     violations_changed: bool = False  # ... a different number than at the last tick
+    blockers: list[Blocker] = field(default_factory=list)  # what holds work back now
+    new_blockers: list[Blocker] = field(default_factory=list)  # ... new or changed this tick
+    cleared: list[Blocker] = field(default_factory=list)  # blockers of the last tick now gone
 
     @property
     def busy(self) -> bool:
@@ -91,6 +95,7 @@ class TickReport:
             "expired": self.expired, "started": self.started, "finished": self.finished,
             "summarized": self.summarized, "merged": self.merged, "failed": self.failed,
             "running": self.running, "violations": self.violations,
+            "blockers": [b.to_json() for b in self.blockers],
         }  # fmt: skip
 
 
@@ -116,13 +121,18 @@ class Daemon:
         self.recovered: list[Ended] = []
         self.unsummarizable: set[str] = set()
         self.violations = 0
+        self.blocked: dict[str, Blocker] = {}  # the blockers of the last tick, by key
 
     # -- the loop -------------------------------------------------------------------
 
     def run(self) -> int:
-        """Tick until stopped (or, in burst mode, until a tick finds nothing to do)."""
+        """Tick until stopped (or, in burst mode, until a tick finds nothing to do).
+
+        Returns the exit code: 0, or :data:`EXIT_BLOCKED` when a burst ends with work
+        left that blockers hold back (the last tick's report lists them)."""
         from gitfactory.store import log
 
+        code = 0
         self.factory.require_tip()
         with self._single_instance(), self._signals():
             self.watcher.start()
@@ -135,6 +145,8 @@ class Daemon:
                     if self.max_ticks is not None and self.ticks >= self.max_ticks:
                         break
                     if (self.burst or self.stopping) and not result.busy:
+                        if self.burst and not self.stopping and result.blockers:
+                            code = EXIT_BLOCKED
                         break
                     # Runs end without any commit: poll them (a child's exit also wakes us).
                     self.watcher.wait(RUN_POLL_S if self.dispatcher.active else IDLE_WAKE_S)
@@ -144,7 +156,7 @@ class Daemon:
                     self.factory, [self._event("daemon.stopped", f"after {self.ticks} ticks")]
                 )
                 self._status(running=False)
-        return 0
+        return code
 
     def tick(self) -> TickReport:
         """One pass: detect, ingest, decide, act, heartbeat."""
@@ -177,11 +189,28 @@ class Daemon:
             ]
             result.merged, self.dispatcher.merged = self.dispatcher.merged, []
             result.failed, self.dispatcher.failed = self.dispatcher.failed, []
+            self._blockers(result)
         result.running = len(self.dispatcher.active)
         if not result.started:
             self.dispatcher.fill_pool()  # when nothing waits: creating worktrees is slow
         self._status(running=True)
         return result
+
+    def _blockers(self, result: TickReport) -> None:
+        """What holds work back now; which of it is new, changed or gone since the last
+        tick (the console says each once, and again when it changes)."""
+        from gitfactory.run import blockers
+
+        try:
+            found = blockers.find(self.factory, self.dispatcher.waits)
+        except Exception:  # a bug: keep the traceback, keep the loop
+            _logger.exception("finding what blocks the work failed")
+            return
+        now = {b.key: b for b in found}
+        result.blockers = found
+        result.new_blockers = [b for key, b in now.items() if self.blocked.get(key) != b]
+        result.cleared = [b for key, b in self.blocked.items() if key not in now]
+        self.blocked = now
 
     def _summarize(self) -> list[str]:
         """Write the session summaries of finished tasks (a few per tick, so a factory
@@ -340,7 +369,8 @@ class Daemon:
 
 def _ended(e: Ended) -> dict[str, Any]:
     return {"run": e.run.id, "task": e.run.task, "agent": e.run.agent, "step": e.run.step,
-            "outcome": e.outcome or None, "how": e.how, "exit_code": e.exit_code}  # fmt: skip
+            "outcome": e.outcome or None, "how": e.how, "exit_code": e.exit_code,
+            "why": e.why, "tail": list(e.tail), "then": e.then or None}  # fmt: skip
 
 
 def read_pid(directory: Path) -> int | None:

@@ -53,6 +53,7 @@ class Dispatcher:
         self.merge_waits: dict[str, tuple[tuple[str | None, str | None], float]] = {}
         self.merged: list[dict[str, Any]] = []  # merge steps done since the daemon last looked
         self.failed: list[dict[str, Any]] = []  # worktrees that could not be made ready
+        self.waits: dict[str, str] = {}  # task id -> why it waits (said by _waiting)
 
     # -- after a restart ---------------------------------------------------------------
 
@@ -99,7 +100,9 @@ class Dispatcher:
         if len(self.active) >= config.dispatch.max_concurrent:
             return started  # full: no need to read the queue
         try:  # no branch to start from (a rebase detached HEAD, say): wait, do not fail
-            worktrees.base(self.factory.paths, config.dispatch)
+            base = worktrees.base(self.factory.paths, config.dispatch)
+            if self.factory.store.branch_tip(base) is None:  # a repository with no commit
+                raise worktrees.WorkspaceError(f"the base branch {base!r} has no commit yet")
         except FactoryError as exc:
             if ("", "", exc.message) not in self.said_waiting:
                 self.said_waiting.add(("", "", exc.message))
@@ -158,6 +161,7 @@ class Dispatcher:
 
     def _waiting(self, task_id: str, step: Step, why: str) -> None:
         """Say once (per daemon and reason) why a task waits at a step."""
+        self.waits[task_id] = why
         if (task_id, step.name, why) in self.said_waiting:
             return
         self.said_waiting.add((task_id, step.name, why))
@@ -194,14 +198,16 @@ class Dispatcher:
 
     def _end_step(
         self, st: TaskState, agent: str, outcome: str, note: str, data: dict[str, Any] | None = None
-    ) -> None:
+    ) -> TaskState | None:
+        """End the step ``agent`` holds; the task's state after (None: it was not ours)."""
         from gitfactory.plan import steps
 
         try:
-            steps.step_done(self.factory, st.task.id, agent, outcome, note, data)
+            return steps.step_done(self.factory, st.task.id, agent, outcome, note, data)
         except FactoryError as exc:
             # The lease ran out while the daemon was away: the task is back in the queue.
             self.note(self._event("dispatch.stale", st.task.id, exc.message, {"agent": agent}))
+            return None
 
     def _holder_move(self, task_id: str, agent: str, kind: str, text: str) -> None:
         """A move as the lease holder, unless the task moved on in the meantime."""

@@ -41,6 +41,7 @@ def end(
         st.state == "working" and st.assignee == run.agent and st.step == run.step
         and st.attempts.get(run.step) == run.attempt
     )  # fmt: skip
+    why, then = "", ""
     if still_ours and lost and run.pid is None:
         # Written down, then the daemon died before the process started: nothing
         # ran, so the step is not failed; the task goes back to the queue.
@@ -86,7 +87,9 @@ def end(
             why += (
                 f"; the work it left uncommitted is commit {saved.commit[:10]} ({rescue.TRAILER})"
             )
-        d._end_step(st, run.agent, outcome, why, extra)
+        after = d._end_step(st, run.agent, outcome, why, extra)
+        if after is not None:  # where the task went: a step's queue, completed, failed
+            then = after.step or "" if after.state == "submitted" else after.state
     if output is not None:
         artifacts.store(d.factory, [output])
     size = transcript.stat().st_size if transcript.exists() else 0
@@ -103,7 +106,8 @@ def end(
     d.book.finish(run, result)
     d.active.pop(run.id, None)
     d.children.pop(run.id, None)
-    return Ended(run, outcome, how, code)
+    failed = outcome in ("failure", "timeout")
+    return Ended(run, outcome, how, code, why, runs.last_lines(transcript) if failed else (), then)
 
 
 def _rescue(d: Dispatcher, run: Run) -> rescue.Rescue | None:

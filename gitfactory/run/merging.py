@@ -69,6 +69,7 @@ def merge_step(d: Dispatcher, task_id: str, wf: Workflow, step: Step) -> None:
         d._waiting(task_id, step, why or "")
         return
     d.merge_waits.pop(task_id, None)
+    d.waits.pop(task_id, None)
     report = None
     if result.report:
         report = artifacts.put(

@@ -64,6 +64,16 @@ class Ended:
     outcome: str  # success, failure, timeout, or "" when the agent ended the step itself
     how: str  # step_done, trailer, exit_code, timeout, lost, canceled, gate, uncommitted, no_change
     exit_code: int | None
+    why: str = ""  # why the step ended so, as written with its end (empty: not ended here)
+    tail: tuple[str, ...] = ()  # a failed run's last lines of output (stdout and stderr)
+    then: str = ""  # where the task went: the step it waits at, completed or failed
+
+
+def last_lines(transcript: Path, lines: int = 3, width: int = 200) -> tuple[str, ...]:
+    """The last non-empty lines of a transcript, each cut to ``width`` characters."""
+    text, _ = tail(transcript, 4096)
+    kept = [line.rstrip() for line in text.splitlines() if line.strip()][-lines:]
+    return tuple(line if len(line) <= width else line[: width - 1] + "…" for line in kept)
 
 
 class RunBook:
