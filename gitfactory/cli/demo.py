@@ -51,10 +51,27 @@ def demo_cmd(directory: Path | None, as_json: bool) -> None:
     output.echo(f"  cd {repo}")
     output.echo("  git log --graph --oneline main         # the tasks, merged into main")
     output.echo("  git log --oneline factory              # one commit per record written")
-    output.echo("  gitfactory log --json                  # the same timeline for scripts")
-    output.echo("  gitfactory artifact list               # transcripts and gate reports")
-    output.echo("  gitfactory docs show history           # the living history document")
-    output.echo("  gitfactory mail inbox --as coder/ada   # the reviewer's answers")
+    gf = _command()
+    if gf != "gitfactory":
+        output.echo(f"  (gitfactory is not on your PATH: `source {Path(gf).parent}/activate` "
+                    "puts it there; until then, the full path works)")  # fmt: skip
+    output.echo(f"  {gf} log --json                  # the same timeline for scripts")
+    output.echo(f"  {gf} artifact list               # transcripts and gate reports")
+    output.echo(f"  {gf} docs show history           # the living history document")
+    output.echo(f"  {gf} mail inbox --as coder/ada   # the reviewer's answers")
+
+
+def _command() -> str:
+    """How to run this gitfactory from a shell: its name when PATH finds this very
+    install, else the full path of its entry point (a virtualenv not activated)."""
+    import shutil
+    import sys
+
+    here = Path(sys.executable).parent / "gitfactory"
+    found = shutil.which("gitfactory")
+    if found is not None and (not here.exists() or Path(found).resolve() == here.resolve()):
+        return "gitfactory"
+    return str(here) if here.exists() else f"{sys.executable} -m gitfactory"
 
 
 def _evidence(factory: Factory) -> None:
