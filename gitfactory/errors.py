@@ -7,7 +7,9 @@ Exit codes are part of the CLI contract (documented in README.md and protocol/SP
 1     the operation was refused (a conflict the caller must look at)
 2     usage: bad arguments or input, not a git repository, factory not initialised
 3     reserved for "no work" (``gitfactory next``), never used for an error
-4     the factory holds invalid records (each one is named with file, field, reason)
+4     the factory holds invalid records (each one is named with file, field, reason);
+      for ``daemon --burst``: it stopped with work left that blockers hold back
+      (each one is printed with its fix)
 5     busy: the write lock or the branch stayed contended past the retry budget
 70    internal error (a bug): the traceback is written to a crash log
 130   interrupted (Ctrl-C)
