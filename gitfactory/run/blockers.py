@@ -71,8 +71,9 @@ def find(factory: Factory, waits: Mapping[str, str] | None = None) -> list[Block
                 explained.add(row["id"])
     for task_id, why in sorted((waits or {}).items()):
         if task_id not in explained and any(r["id"] == task_id for r in ready):
-            found.append(Blocker("merge", task_id, f"task {task_id[:8]} waits: {why}",
-                                 "the daemon tries again when the target branch moves",
+            again = ("remove what it names; the daemon tries the merge again when the target "
+                     "branch moves, or within a minute")  # fmt: skip
+            found.append(Blocker("merge", task_id, f"task {task_id[:8]} waits: {why}", again,
                                  (task_id,)))  # fmt: skip
     found += _questions(factory, now)
     found += _dependencies(factory)

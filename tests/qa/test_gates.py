@@ -224,7 +224,7 @@ def test_an_agent_that_pulls_its_work_gets_the_failed_report_from_next(
     first = gf_json(r, "next", "--as", "coder/ada")
     assert first["previous"] == "This is the first step."
     gf(r, "step", "done", task, "--as", "coder/ada", "--note", "tried")
-    gf(r, "daemon", "--burst")  # no agents: it only runs the gate
+    gf(r, "daemon", "--burst", code=4)  # no agents: it only runs the gate, then waits
     again = gf_json(r, "next", "--as", "coder/ada")
     assert again["step"]["name"] == "implement" and again["step"]["attempt"] == 2
     assert "The gate `check` failed. Its report" in again["previous"]

@@ -147,7 +147,8 @@ def test_a_dirty_checkout_of_the_target_is_never_moved(factory_repo: Path, tmp_p
     configure(r, tmp_path, {"default": ""})
     before = checkout_state(r)
     task = gf_json(r, "task", "add", "Change while the user works")["id"]
-    gf(r, "daemon", "--burst")
+    proc = gf(r, "daemon", "--burst", code=4)  # only the blocked merge is left
+    assert "uncommitted changes (app.py, staged.txt)" in proc.stdout
 
     state = gf_json(r, "task", "show", task)
     assert state["state"] == "submitted" and state["step"] == "merge"
@@ -269,7 +270,7 @@ def test_a_merge_that_waits_is_not_claimed_again_and_again(
     task = gf_json(r, "task", "add", "Notes")["id"]
     # The user has an untracked file the task's branch will add: git refuses to merge.
     (r / f"{task[:8]}.txt").write_text("the user's draft\n")
-    gf(r, "daemon", "--burst")
+    gf(r, "daemon", "--burst", code=4)
     claims = [e for e in gf_json(r, "log", "--kind", "task.claimed", "--task", task)
               if e["actor"] == "factory/merge"]
     assert len(claims) == 1

@@ -49,8 +49,10 @@ def test_burst_catches_up_on_what_happened_while_it_was_down(factory_repo: Path)
     gf(r, "task", "claim", task["id"], "--as", "coder/gone", "--lease", "10m", env=yesterday)
     head, status = git(r, "rev-parse", "HEAD"), git(r, "status", "--porcelain")
 
-    proc = gf(r, "daemon", "--burst", "--json-log")
+    # No agent is configured: the task back in the queue is what blocks the burst (exit 4).
+    proc = gf(r, "daemon", "--burst", "--json-log", code=4)
     ticks = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert [b["cause"] for b in ticks[-1]["blockers"]] == ["agent"]
     assert ticks[0]["delivered"] == 1 and ticks[0]["expired"] == [task["id"]]
     assert "refs/heads/agent/ada" in ticks[0]["moved"]
     assert ticks[-1]["delivered"] == 0 and not ticks[-1]["expired"]  # burst: ends idle
@@ -62,7 +64,8 @@ def test_burst_catches_up_on_what_happened_while_it_was_down(factory_repo: Path)
     # The user's checkout was never touched.
     assert git(r, "rev-parse", "HEAD") == head and git(r, "status", "--porcelain") == status
     # A second run has nothing left to do.
-    again = [json.loads(x) for x in gf(r, "daemon", "--burst", "--json-log").stdout.splitlines()]
+    again = [json.loads(x) for x in
+             gf(r, "daemon", "--burst", "--json-log", code=4).stdout.splitlines()]
     assert len(again) == 1 and again[0]["delivered"] == 0
 
 

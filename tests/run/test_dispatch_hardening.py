@@ -53,7 +53,8 @@ def test_a_detached_head_in_the_users_checkout_makes_work_wait(
     configure(r, tmp_path, "      implement:\n        role: coder\n", extra="  pool: 1\n")
     git(r, "checkout", "-q", "--detach")  # a rebase or a bisect, say; no dispatch.base
     task = gf_json(r, "task", "add", "Later")["id"]
-    gf(r, "daemon", "--burst")
+    proc = gf(r, "daemon", "--burst", code=4)  # it stops, saying what the work waits for
+    assert "detached HEAD" in proc.stdout and "fix: set dispatch.base" in proc.stdout
     assert gf_json(r, "task", "show", task)["state"] == "submitted"  # not failed
     [waiting] = gf_json(r, "log", "--kind", "dispatch.waiting")
     assert "detached HEAD" in waiting["text"]
