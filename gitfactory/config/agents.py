@@ -8,6 +8,7 @@ Only factory.yaml on the factory branch says what runs (DESIGN I5).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
@@ -15,6 +16,7 @@ from typing import Any
 from gitfactory.errors import ConfigError
 
 PRESETS = ("claude-code", "codex", "gemini", "aider", "opencode", "command")
+_ASSIGNMENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
 DEFAULT_TIMEOUT_MS = 30 * 60_000
 DEFAULT_KILL_GRACE_MS = 10_000
 
@@ -113,3 +115,24 @@ def parse_dispatch(doc: Any, source: str) -> DispatchConfig:
         if "kill_grace" in spec
         else defaults.kill_grace_ms,
     )
+
+
+def program(command: str) -> str | None:
+    """The word of a command line that names its program: the first one after any
+    ``VAR=value`` and ``env`` (with its options). None if there is none. Raises
+    ValueError for a line shlex cannot split (an unclosed quote)."""
+    import shlex
+
+    words = shlex.split(command, comments=True)
+    i = 0
+    while i < len(words):
+        word = words[i]
+        if _ASSIGNMENT.match(word) or word in ("exec", "command", "nohup"):
+            i += 1
+        elif word == "env":
+            i += 1
+            while i < len(words) and (words[i].startswith("-") or _ASSIGNMENT.match(words[i])):
+                i += 2 if words[i] in ("-u", "--unset", "-C", "--chdir") else 1
+        else:
+            return word
+    return None
