@@ -79,8 +79,7 @@ def test_a_healthy_factory_exits_0_after_the_fix_doctor_names(repo: Path) -> Non
 
 
 def test_an_unborn_repository_is_told_to_make_a_first_commit(empty_repo: Path) -> None:
-    gf(empty_repo, "init")
-    out = gf(empty_repo, "doctor", code=1).stdout
+    out = gf(empty_repo, "init").stdout  # init still succeeds, and says what is missing
     assert "PROBLEM  base" in out and "main has no commit yet" in out
     assert "fix: git commit --allow-empty -m 'first commit'" in out
     base = checks(empty_repo)["base"]
@@ -221,3 +220,47 @@ def test_records_deleted_by_plain_git_are_a_problem_verify_repair_fixes(
 def test_no_factory_yet(repo: Path) -> None:
     factory = checks(repo)["factory"]
     assert factory["ok"] is False and factory["fix"] == "gitfactory init"
+
+
+# -- init --agent ---------------------------------------------------------------------
+
+
+def test_init_agent_presets_and_commands_write_a_working_agents_section(repo: Path) -> None:
+    out = gf_json(repo, "init", "--agent", "claude-code", "--agent",
+                  "reviewer/rex=command:./review.sh --strict", "--agent",
+                  "command:FOO=1 ./bin/my-agent.sh", "--agent", "qa/quinn=gemini")  # fmt: skip
+    assert out["agents"] == ["coder/claude", "reviewer/rex", "coder/my-agent", "qa/quinn"]
+    listed = [(a["agent"], a["preset"]) for a in gf_json(repo, "agents")]
+    assert listed == [("coder/claude", "claude-code"), ("reviewer/rex", "command"),
+                      ("coder/my-agent", "command"), ("qa/quinn", "gemini")]  # fmt: skip
+    text = git(repo, "show", f"factory:{CONFIG}")
+    assert "agents:\n  claude:\n    role: coder\n    preset: claude-code\n" in text
+    assert "    command: ./review.sh --strict\n" in text
+    assert "agents: {}" not in text
+    # The rest of the commented template is intact, its examples too.
+    template = (Path(__file__).parents[2] / "templates" / "factory.yaml").read_text()
+    assert text.replace("agents:\n" + text.split("agents:\n", 1)[1].split("#  ada:")[0], "") == (
+        template.replace("__NAME__", "project").replace("agents: {}\n", "")
+    )
+    # init's own doctor names what the new agents still lack (exit 0 all the same).
+    problems = {p["name"]: p for p in out["problems"]}
+    assert "`./review.sh` is neither in main nor in" in problems["agent reviewer/rex"]["detail"]
+
+
+def test_init_agent_with_an_unknown_preset_writes_nothing(repo: Path) -> None:
+    proc = gf(repo, "init", "--agent", "claude-code", "--agent", "cluade", code=2)
+    assert "--agent 'cluade': 'cluade' is not a preset" in proc.stderr
+    assert "claude-code, codex, gemini, aider, opencode" in proc.stderr
+    assert git(repo, "branch", "--list", "factory") == ""
+    proc = gf(repo, "init", "--agent", "codex", "--agent", "coder/codex=gemini", code=2)
+    assert "already an agent named 'codex'" in proc.stderr
+    assert git(repo, "branch", "--list", "factory") == ""
+
+
+def test_init_agent_on_an_existing_factory_points_at_config_edit(repo: Path) -> None:
+    gf(repo, "init", "--agent", "codex")
+    tip = git(repo, "rev-parse", "factory")
+    gf(repo, "init", "--agent", "codex")  # what it already has: nothing to do
+    proc = gf(repo, "init", "--agent", "aider", code=1)
+    assert "does not have coder/aider" in proc.stderr and "gitfactory config edit" in proc.stderr
+    assert git(repo, "rev-parse", "factory") == tip
