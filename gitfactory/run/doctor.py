@@ -122,8 +122,9 @@ def _base(factory: Factory, dispatch: DispatchConfig) -> tuple[str | None, Check
 
     try:
         branch = base(factory.paths, dispatch)
-    except FactoryError as exc:
-        return None, Check("base", PROBLEM, exc.message, EDIT)
+    except FactoryError as exc:  # a detached HEAD: dispatch.base must name the branch
+        said = f"{exc.message}; {exc.hint}" if exc.hint else exc.message
+        return None, Check("base", PROBLEM, said, EDIT)
     if _tip_of(factory, branch) is not None:
         return branch, Check("base", OK, f"task branches start from {branch}")
     head = (factory.paths.common_dir / "HEAD").read_text(encoding="utf-8").strip()

@@ -217,6 +217,27 @@ def test_records_deleted_by_plain_git_are_a_problem_verify_repair_fixes(
     assert checks(r)["verify"]["ok"] is True
 
 
+def test_hooks_a_kept_hook_must_stay_executable_and_a_foreign_hookspath_is_a_note(
+    factory_repo: Path, tmp_path: Path
+) -> None:
+    r = factory_repo
+    theirs = r / ".git" / "hooks" / "reference-transaction"
+    theirs.write_text("#!/bin/sh\nexit 0\n")
+    theirs.chmod(0o755)
+    gf(r, "hooks", "install")
+    hooks = checks(r)["hooks"]
+    assert hooks["ok"] and "running reference-transaction.before-gitfactory first" in (
+        hooks["detail"]
+    )
+    kept = theirs.with_name("reference-transaction.before-gitfactory")
+    kept.chmod(0o644)  # git would skip it: the user's hook silently stops running
+    hooks = checks(r)["hooks"]
+    assert hooks["ok"] is False and hooks["fix"] == f"chmod +x {kept}"
+    git(r, "config", "core.hooksPath", str(tmp_path / "shared-hooks"))
+    hooks = checks(r)["hooks"]
+    assert hooks["level"] == "note" and "core.hooksPath is" in hooks["detail"]
+
+
 def test_no_factory_yet(repo: Path) -> None:
     factory = checks(repo)["factory"]
     assert factory["ok"] is False and factory["fix"] == "gitfactory init"
