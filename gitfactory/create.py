@@ -11,7 +11,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from gitfactory.config.factory_yaml import CONFIG_PATH, PROTOCOL_VERSION, load, render
+from gitfactory.config.agents import preset
+from gitfactory.config.factory_yaml import (
+    CONFIG_PATH,
+    PROTOCOL_VERSION,
+    FactoryConfig,
+    load,
+    parse,
+    render,
+)
 from gitfactory.errors import FactoryError
 from gitfactory.knowledge import documents
 from gitfactory.store import actors, log, records
@@ -27,6 +35,7 @@ class InitResult:
     name: str
     branch: str
     tip: str
+    agents: tuple[str, ...] = ()  # the addresses of the agents factory.yaml has
 
 
 def default_name(factory: Factory) -> str:
@@ -36,11 +45,22 @@ def default_name(factory: Factory) -> str:
     return actors.slug(name)
 
 
-def init(factory: Factory, name: str | None = None, actor: str | None = None) -> InitResult:
+def init(
+    factory: Factory,
+    name: str | None = None,
+    actor: str | None = None,
+    agents: dict[str, dict[str, str]] | None = None,
+) -> InitResult:
     """Create the factory branch with factory.yaml and the living documents; a no-op
-    if it is already there (but a different ``name`` than the one it has is refused)."""
+    if it is already there (but a different ``name`` than the one it has is refused,
+    and so are ``agents`` it does not have: they are added with `config edit`).
+
+    ``agents`` go into the new factory.yaml's ``agents:`` section (name: entry, as
+    :func:`gitfactory.config.agents.from_spec` makes them)."""
     wanted = name or default_name(factory)
     who = actor or actors.default_actor(factory)
+    data = render(wanted, agents)
+    parse(data, "the new factory.yaml")  # what init writes always loads
     checked_out = _checked_out(factory)
     if checked_out is not None:
         raise FactoryError(
@@ -48,14 +68,36 @@ def init(factory: Factory, name: str | None = None, actor: str | None = None) ->
             "that branch without a working tree, so the checkout would look changed",
             hint="switch that worktree to another branch (git switch -c main), then run init again",
         )
-    commit = factory.store.transact(lambda snap: _init_change(factory, snap, wanted, who))
+    commit = factory.store.transact(lambda snap: _init_change(factory, snap, wanted, who, data))
     config = load(factory)
     if name is not None and config.name != name:
         raise FactoryError(
             f"this factory is already initialised with the name {config.name!r}",
             hint=f"to rename it, edit name: in {CONFIG_PATH} on the {factory.branch} branch",
         )
-    return InitResult(commit is not None, config.name, factory.branch, factory.require_tip())
+    missing = _missing_agents(config, agents or {})
+    if missing:
+        raise FactoryError(
+            f"this factory is already initialised, and its factory.yaml does not have "
+            f"{', '.join(missing)}: init writes agents only into a new factory.yaml; "
+            "nothing changed",
+            hint="add them under agents: with `gitfactory config edit` "
+            "(it checks the file and commits it with a config.changed event)",
+        )
+    addresses = tuple(a.address for a in config.agents.values())
+    return InitResult(commit is not None, config.name, factory.branch, factory.require_tip(),
+                      addresses)  # fmt: skip
+
+
+def _missing_agents(config: FactoryConfig, agents: dict[str, dict[str, str]]) -> list[str]:
+    """The agents asked for that factory.yaml does not have as asked (role, command)."""
+    missing = []
+    for name, entry in agents.items():
+        have = config.agents.get(name)
+        command = entry.get("command") or preset(entry["preset"])["command"]
+        if have is None or (have.role, have.command) != (entry["role"], command):
+            missing.append(f"{entry['role']}/{name}")
+    return missing
 
 
 def _checked_out(factory: Factory) -> Path | None:
@@ -74,7 +116,9 @@ def _checked_out(factory: Factory) -> Path | None:
     return None
 
 
-def _init_change(factory: Factory, snap: Snapshot, name: str, actor: str) -> Change | None:
+def _init_change(
+    factory: Factory, snap: Snapshot, name: str, actor: str, config: bytes
+) -> Change | None:
     if snap.read(CONFIG_PATH) is not None:
         return None
     if snap.tree is not None and any(entry.name != FACTORY_DIR for entry in snap.tree):
@@ -93,7 +137,7 @@ def _init_change(factory: Factory, snap: Snapshot, name: str, actor: str) -> Cha
     )
     return Change(
         files={
-            CONFIG_PATH: render(name),
+            CONFIG_PATH: config,
             event.path: records.encode(event.to_record()),
             **documents.initial_files(),
         },

@@ -33,6 +33,7 @@ each task along its workflow: agents in the task's own worktree, quality gates
 \b
 Start here:
   gitfactory init                       create the factory branch
+  gitfactory doctor                     what is missing, and the command that fixes it
   gitfactory log append note "hello"    write an event to the execution log
   gitfactory log                        read the log (newest last)
   gitfactory status                     tasks, holders, questions, daemon
@@ -87,6 +88,7 @@ _COMMANDS = {
     "config": "config:config_group",
     "mcp": "mcp:mcp_cmd",
     "verify": "verify:verify_cmd",
+    "doctor": "doctor:doctor_cmd",
 }
 
 

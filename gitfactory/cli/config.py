@@ -65,7 +65,8 @@ def check_cmd(obj: Context, source: Path | None, as_json: bool) -> None:
 
     An error names the file, line and column, and exits 2. Warnings (exit 0) point
     at what is valid but probably not meant: a workflow step of a role no agent
-    plays, a `gate:` that is not declared and so runs as a command.
+    plays, a `gate:` that is not declared and so runs as a command, an agent or gate
+    whose program is not found (`gitfactory doctor` checks the rest of the setup).
     """
     if source is None:
         where = f"{obj.factory.branch}:{CONFIG_PATH}"
@@ -73,7 +74,7 @@ def check_cmd(obj: Context, source: Path | None, as_json: bool) -> None:
     else:
         where = "standard input" if str(source) == "-" else str(source)
         cfg = factory_yaml.parse(text.read_source(source), where)
-    warned = factory_yaml.warnings(cfg)
+    warned = factory_yaml.warnings(cfg) + _missing_programs(obj, cfg)
     if as_json:
         output.emit_json({"source": where, **_declared(cfg), "warnings": warned})
         return
@@ -119,6 +120,19 @@ def edit_cmd(obj: Context, source: Path | None, actor: str | None, as_json: bool
     if commit is not None and not as_json:
         for line in factory_yaml.warnings(factory_yaml.parse(data)):
             output.echo(f"warning: {line}")
+
+
+def _missing_programs(obj: Context, cfg: FactoryConfig) -> list[str]:
+    """The agents and gates whose program is not there, as `doctor` says it."""
+    from gitfactory.errors import FactoryError
+    from gitfactory.run import doctor
+
+    try:
+        place = doctor.place_of(obj.factory, cfg)
+    except FactoryError:  # --file outside a repository: only PATH can be searched
+        place = None
+    checks = doctor.commands(cfg, place, versions=False)
+    return [f"{c.name}: {c.detail} (fix: {c.fix})" for c in checks if not c.ok]
 
 
 def _current(factory: Factory) -> tuple[str, bytes]:

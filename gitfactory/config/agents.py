@@ -8,13 +8,24 @@ Only factory.yaml on the factory branch says what runs (DESIGN I5).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
-from gitfactory.errors import ConfigError
+from gitfactory.errors import ConfigError, UsageError
 
 PRESETS = ("claude-code", "codex", "gemini", "aider", "opencode", "command")
+TOOLS = PRESETS[:-1]  # the presets that are a tool of their own
+DEFAULT_ROLE = "coder"
+_COMMAND = "command:"
+_ASSIGNMENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
+_SPEC_ADDRESS = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}/[a-z0-9][a-z0-9._-]{0,63}$")
+_SPEC_HINT = (
+    f"give a preset ({', '.join(TOOLS)}), or command:CMD for any command line; for "
+    "another role than coder, ROLE/NAME=PRESET or ROLE/NAME=command:CMD "
+    "(e.g. reviewer/rex=command:./review.sh)"
+)
 DEFAULT_TIMEOUT_MS = 30 * 60_000
 DEFAULT_KILL_GRACE_MS = 10_000
 
@@ -113,3 +124,81 @@ def parse_dispatch(doc: Any, source: str) -> DispatchConfig:
         if "kill_grace" in spec
         else defaults.kill_grace_ms,
     )
+
+
+def from_specs(specs: list[str] | tuple[str, ...]) -> dict[str, dict[str, str]]:
+    """The agents of several `init --agent` values, by name; two of one name are refused."""
+    out: dict[str, dict[str, str]] = {}
+    for spec in specs:
+        name, entry = from_spec(spec)
+        if name in out:
+            raise UsageError(
+                f"--agent {spec!r}: there is already an agent named {name!r}",
+                hint=f"give each its own name: ROLE/NAME=..., e.g. {entry['role']}/{name}-2=...",
+            )
+        out[name] = entry
+    return out
+
+
+def from_spec(spec: str) -> tuple[str, dict[str, str]]:
+    """An agent as `init --agent` gives it: its name and its factory.yaml entry.
+
+    ``PRESET`` is a coder named after its tool (claude-code: coder/claude),
+    ``command:CMD`` a coder running CMD (named after its program), and
+    ``ROLE/NAME=PRESET`` or ``ROLE/NAME=command:CMD`` any other agent."""
+    address, how = "", spec
+    if not spec.startswith(_COMMAND) and "=" in spec:
+        address, _, how = spec.partition("=")
+    if how.startswith(_COMMAND):
+        command = how[len(_COMMAND) :].strip()
+        if not command:
+            raise UsageError(f"--agent {spec!r}: command: needs a command line", hint=_SPEC_HINT)
+        entry, name = {"command": command}, _named_after(command)
+    elif how in TOOLS:
+        entry, name = {"preset": how}, _named_after(str(preset(how)["command"]))
+    elif how == "command":
+        raise UsageError(f"--agent {spec!r}: give the command line after it: command:CMD",
+                         hint=_SPEC_HINT)  # fmt: skip
+    else:
+        raise UsageError(f"--agent {spec!r}: {how!r} is not a preset", hint=_SPEC_HINT)
+    role = DEFAULT_ROLE
+    if address:
+        if not _SPEC_ADDRESS.match(address) or address.startswith("factory/"):
+            raise UsageError(f"--agent {spec!r}: {address!r} is not ROLE/NAME", hint=_SPEC_HINT)
+        role, name = address.split("/")
+    return name, {"role": role, **entry}
+
+
+def _named_after(command: str) -> str:
+    """An agent name from the program a command line runs (./bin/my-agent.sh: my-agent)."""
+    from pathlib import PurePosixPath
+
+    from gitfactory.store.actors import slug
+
+    try:
+        word = program(command)
+    except ValueError:
+        word = None
+    stem = PurePosixPath(word).stem if word else ""
+    return slug(stem) if stem else "agent"
+
+
+def program(command: str) -> str | None:
+    """The word of a command line that names its program: the first one after any
+    ``VAR=value`` and ``env`` (with its options). None if there is none. Raises
+    ValueError for a line shlex cannot split (an unclosed quote)."""
+    import shlex
+
+    words = shlex.split(command, comments=True)
+    i = 0
+    while i < len(words):
+        word = words[i]
+        if _ASSIGNMENT.match(word) or word in ("exec", "command", "nohup"):
+            i += 1
+        elif word == "env":
+            i += 1
+            while i < len(words) and (words[i].startswith("-") or _ASSIGNMENT.match(words[i])):
+                i += 2 if words[i] in ("-u", "--unset", "-C", "--chdir") else 1
+        else:
+            return word
+    return None

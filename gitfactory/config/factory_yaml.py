@@ -208,10 +208,18 @@ def check_name(name: str) -> str:
     return name
 
 
-def render(name: str) -> bytes:
-    """The commented factory.yaml that `gitfactory init` lays down."""
-    text = template_file("factory.yaml").read_text("utf-8")
-    return text.replace("__NAME__", check_name(name)).encode("utf-8")
+def render(name: str, agents: dict[str, dict[str, str]] | None = None) -> bytes:
+    """The commented factory.yaml that `gitfactory init` lays down, with ``agents``
+    (name: entry, as :func:`gitfactory.config.agents.from_spec` makes them) in its
+    ``agents:`` section; every comment of the template is kept."""
+    text = template_file("factory.yaml").read_text("utf-8").replace("__NAME__", check_name(name))
+    if agents:
+        from gitfactory.store import yaml
+
+        doc = yaml.load(text, "the factory.yaml template")
+        doc["agents"] = {n: dict(entry) for n, entry in agents.items()}
+        text = yaml.dump(doc)
+    return text.encode("utf-8")
 
 
 # -- changing it ----------------------------------------------------------------------

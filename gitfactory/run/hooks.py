@@ -162,12 +162,33 @@ def state(paths: RepoPaths, hook: str = HOOK) -> HookState:
     return HookState(path, _is_ours(path), chained if chained.exists() else None)
 
 
-def _own_hooks_dir(paths: RepoPaths) -> Path:
-    """The hooks directory, if it is this repository's own (inside its git dir); a
-    core.hooksPath elsewhere is shared with other repositories or tracked in a work
-    tree (husky, pre-commit), and gitfactory does not write there."""
+def current(paths: RepoPaths, branch: str = "factory", hook: str = HOOK) -> bool:
+    """Whether the installed hook is the one `install` would write now (same branch,
+    same repository location) and git can run it."""
+    path = hooks_dir(paths) / hook
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return False
+    return text == _render(paths, hook, branch) and os.access(path, os.X_OK)
+
+
+def foreign(paths: RepoPaths) -> Path | None:
+    """The hooks directory if it is not this repository's own: a core.hooksPath
+    outside its git dir is shared with other repositories or tracked in a work tree
+    (husky, pre-commit), and gitfactory does not write there."""
     directory = hooks_dir(paths)
-    if not directory.resolve().is_relative_to(paths.common_dir.resolve()):
+    return directory if _outside(paths, directory) else None
+
+
+def _outside(paths: RepoPaths, directory: Path) -> bool:
+    return not directory.resolve().is_relative_to(paths.common_dir.resolve())
+
+
+def _own_hooks_dir(paths: RepoPaths) -> Path:
+    """The hooks directory, if it is this repository's own (see :func:`foreign`)."""
+    directory = hooks_dir(paths)
+    if _outside(paths, directory):
         raise FactoryError(
             f"core.hooksPath points at {directory}, outside this repository's git dir: "
             "a hook there would run for other repositories too, or change tracked files",

@@ -37,6 +37,18 @@ def _yaml() -> YAML:
     return yaml
 
 
+def dump(doc: Any) -> str:
+    """``doc`` (as :func:`load` gave it, comments and all) as YAML text again: a file
+    loaded and dumped unchanged comes back byte for byte."""
+    import io
+
+    yaml = _yaml()
+    yaml.width = 4096  # never fold a long line the file had on one
+    out = io.StringIO()
+    yaml.dump(doc, out)
+    return out.getvalue()
+
+
 _BRACKET = re.compile(r"[\[\]{}]")
 
 
