@@ -1,7 +1,9 @@
 """Shared fixtures: real repositories in temp dirs, real `gitfactory` processes.
 
-The whole session runs with a pinned git identity, an empty global git config, UTC
-and a temporary HOME; an autouse guard fails any test that writes to the real home.
+The whole session runs with a pinned git identity, an empty global git config and UTC;
+every test gets a fresh `HOME` of its own. A guard fails a test that wrote to one of the
+places in the real home that gitfactory itself could write to (other programs on the
+machine write to the real home at any time: it is not watched as a whole).
 """
 
 from __future__ import annotations
@@ -19,12 +21,23 @@ from typing import Any
 import pytest
 
 REAL_HOME = Path.home()
+# What gitfactory could write under a home directory (a systemd unit, a config or
+# cache folder of its own, git's global config), relative to it.
+OURS_IN_HOME = (
+    ".gitconfig",
+    ".config/git",
+    ".config/gitfactory",
+    ".config/systemd/user",
+    ".cache/gitfactory",
+    ".local/share/gitfactory",
+    ".local/state/gitfactory",
+)
 
 
 @pytest.fixture(scope="session", autouse=True)
 def _isolated_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    home = tmp_path_factory.mktemp("home")
-    gitconfig = home / ".gitconfig"
+    config = tmp_path_factory.mktemp("gitconfig")
+    gitconfig = config / ".gitconfig"
     gitconfig.write_text("[user]\n\tname = Test User\n\temail = test@example.com\n"
                          "[init]\n\tdefaultBranch = main\n")
     saved = dict(os.environ)
@@ -32,8 +45,6 @@ def _isolated_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
         if key.startswith(("GIT_", "GITFACTORY_")):
             del os.environ[key]
     os.environ.update(
-        HOME=str(home),
-        XDG_CONFIG_HOME=str(home / ".config"),
         GIT_CONFIG_GLOBAL=str(gitconfig),
         GIT_CONFIG_NOSYSTEM="1",
         TZ="UTC",
@@ -44,19 +55,33 @@ def _isolated_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     os.environ.update(saved)
 
 
-def _home_state() -> dict[str, float]:
-    try:
-        return {p.name: p.stat().st_mtime for p in REAL_HOME.iterdir()}
-    except OSError:
-        return {}
+def _ours_in_real_home() -> dict[str, tuple[int, int] | None]:
+    state: dict[str, tuple[int, int] | None] = {}
+    for name in OURS_IN_HOME:
+        path = REAL_HOME / name
+        try:
+            found = [path, *path.rglob("*")] if path.is_dir() else [path]
+            state[name] = (len(found), max(p.lstat().st_mtime_ns for p in found))
+        except OSError:
+            state[name] = None
+    return state
 
 
 @pytest.fixture(autouse=True)
-def _guard_real_home() -> Iterator[None]:
-    before = _home_state()
-    yield
-    after = _home_state()
-    assert after == before, f"a test wrote to the real home directory {REAL_HOME}"
+def _own_home(tmp_path_factory: pytest.TempPathFactory,
+              monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A fresh HOME for each test; fail it if it wrote where gitfactory writes in the real one."""
+    home = tmp_path_factory.mktemp("home")
+    for key, value in (("HOME", home), ("XDG_CONFIG_HOME", home / ".config"),
+                       ("XDG_CACHE_HOME", home / ".cache"),
+                       ("XDG_DATA_HOME", home / ".local" / "share"),
+                       ("XDG_STATE_HOME", home / ".local" / "state")):
+        monkeypatch.setenv(key, str(value))
+    before = _ours_in_real_home()
+    yield home
+    after = _ours_in_real_home()
+    changed = [name for name in OURS_IN_HOME if after[name] != before[name]]
+    assert not changed, f"a test wrote to the real home directory {REAL_HOME}: {changed}"
 
 
 def git(cwd: Path, *args: str, input: str | None = None) -> str:
