@@ -249,9 +249,14 @@ def test_the_watcher_sees_worktrees_added_after_the_last_one_went(
         git(r, "worktree", "remove", str(tmp_path / "first"))  # git deletes worktrees/
         assert not (r / ".git" / "worktrees").exists()
         git(r, "worktree", "add", "-q", "--detach", str(tmp_path / "second"))
-        time.sleep(0.5)
-        watcher.wait(0)  # what the adding itself stirred
-        git(tmp_path / "second", "commit", "-qm", "on a detached HEAD", "--allow-empty")
-        assert watcher.wait(5)  # its HEAD moved: no hook, inotify alone
+        # Its worktrees/ folder is watched again once the watcher saw it made: from then
+        # on, a commit there wakes it (no hook: inotify alone). Commit until one does.
+        deadline = time.monotonic() + 120
+        woken = False
+        while not woken and time.monotonic() < deadline:
+            watcher.wait(0)  # what the adding, or the last commit, stirred
+            git(tmp_path / "second", "commit", "-qm", "on a detached HEAD", "--allow-empty")
+            woken = watcher.wait(1)
+        assert woken
     finally:
         watcher.stop()

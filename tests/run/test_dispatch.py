@@ -166,7 +166,10 @@ def test_kill_9_of_the_daemon_mid_dispatch_finishes_every_task_exactly_once(
             handed_over += started_by_session[e["data"]["run"]] != session
         elif e["kind"] == "dispatch.finished":  # the daemon died before it wrote the start
             assert e["data"]["how"] in ("never_started", "exit_code", "step_done"), e
-    assert session == 7 and handed_over >= 1
+    # Six daemons killed, then the burst: seven sessions, each one's start on the log.
+    assert session == 7, [(e["kind"], e["time"]) for e in events
+                          if e["kind"].startswith("daemon.")]
+    assert handed_over >= 1
     # No two processes ever worked on the same task at the same time.
     working: dict[str, str] = {}
     for line in agent_log.read_text().splitlines():
