@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 import click
 
 from gitfactory.cli import Context, output
+from gitfactory.errors import UsageError
 
 if TYPE_CHECKING:
     from gitfactory.run.daemon import TickReport
@@ -20,8 +21,18 @@ if TYPE_CHECKING:
 )
 @click.option("--max-ticks", type=click.IntRange(1), help="Exit after this many ticks.")
 @click.option("--json-log", is_flag=True, help="Print one JSON object per tick.")
+@click.option(
+    "--idle-wake",
+    metavar="DURATION",
+    default="5s",
+    show_default=True,
+    help="The longest an idle daemon sleeps when no commit wakes it (it then looks at "
+    "leases and overdue acknowledgements).",
+)
 @click.pass_context
-def daemon_group(ctx: click.Context, burst: bool, max_ticks: int | None, json_log: bool) -> None:
+def daemon_group(
+    ctx: click.Context, burst: bool, max_ticks: int | None, json_log: bool, idle_wake: str
+) -> None:
     """Watch every worktree for commits and move the factory's work along.
 
     \b
@@ -40,6 +51,14 @@ def daemon_group(ctx: click.Context, burst: bool, max_ticks: int | None, json_lo
     if ctx.invoked_subcommand is not None:
         return
     from gitfactory.run.daemon import Daemon
+    from gitfactory.store.clock import parse_duration
+
+    idle_wake_s = parse_duration(idle_wake, "--idle-wake") / 1000
+    if idle_wake_s < 0.1:
+        raise UsageError(
+            f"--idle-wake: {idle_wake} would keep the daemon busy doing nothing",
+            hint="give it 1s or more (commits wake the daemon at once anyway)",
+        )
 
     def report(tick: TickReport) -> None:
         if json_log:
@@ -49,7 +68,9 @@ def daemon_group(ctx: click.Context, burst: bool, max_ticks: int | None, json_lo
             output.echo(f"{time.strftime('%H:%M:%S')}  {line}")
 
     obj: Context = ctx.obj
-    daemon = Daemon(obj.factory, burst=burst, max_ticks=max_ticks, report=report)
+    daemon = Daemon(
+        obj.factory, burst=burst, max_ticks=max_ticks, report=report, idle_wake_s=idle_wake_s
+    )
     code = daemon.run()
     if code and not json_log:
         blocked = list(daemon.blocked.values())

@@ -107,8 +107,10 @@ class Daemon:
         burst: bool = False,
         max_ticks: int | None = None,
         report: Callable[[TickReport], None] | None = None,
+        idle_wake_s: float = IDLE_WAKE_S,
     ) -> None:
         self.factory = factory
+        self.idle_wake_s = idle_wake_s
         self.burst = burst
         self.max_ticks = max_ticks
         self.report = report or (lambda _r: None)
@@ -149,7 +151,7 @@ class Daemon:
                             code = EXIT_BLOCKED
                         break
                     # Runs end without any commit: poll them (a child's exit also wakes us).
-                    self.watcher.wait(RUN_POLL_S if self.dispatcher.active else IDLE_WAKE_S)
+                    self.watcher.wait(RUN_POLL_S if self.dispatcher.active else self.idle_wake_s)
             finally:
                 self.watcher.stop()
                 log.append(

@@ -237,7 +237,7 @@ import json, os, subprocess
 from pathlib import Path
 mine = Path(os.environ["GITFACTORY_VERDICT_FILE"])
 if os.environ["GITFACTORY_SCENARIO"] == "first.md":
-    subprocess.Popen(["sleep", "60"])  # holds our stdout open long after we exit
+    subprocess.Popen(["sleep", "600"])  # holds our stdout open long after we exit
     # ... and writes a verdict for a scenario that is not ours.
     (mine.parent.parent / "003").mkdir(exist_ok=True)
     (mine.parent.parent / "003" / "verdict.json").write_text(json.dumps({"pass": True}))
@@ -252,7 +252,7 @@ def test_what_a_gate_leaves_running_ends_with_it(factory_repo: Path, tmp_path: P
     marker = tmp_path / "still-running"
     (tmp_path / "qa.py").write_text(QA_WITH_LEFTOVERS)
     extra = (f"gates:\n  tests:\n    command: (sleep 2; touch {marker}) >/dev/null 2>&1 & echo ok\n"
-             "  play:\n    type: scenario\n    role: qa\n    timeout: 30s\n")
+             "  play:\n    type: scenario\n    role: qa\n    timeout: 300s\n")
     steps = ("      implement:\n        role: coder\n        on_success: check\n"
              "      check:\n        gate: tests\n        on_success: play\n"
              "      play:\n        gate: play\n        on_failure: failed\n")
@@ -264,8 +264,9 @@ def test_what_a_gate_leaves_running_ends_with_it(factory_repo: Path, tmp_path: P
     task = gf_json(r, "task", "add", "Task with leftovers")["id"]
     started = time.monotonic()
     gf(r, "daemon", "--burst")
-    # The sleep left by the first scenario did not stall the others.
-    assert time.monotonic() - started < 25
+    # The sleep left by the first scenario did not stall the others (a stall would last
+    # until the scenario's 300 s timeout).
+    assert time.monotonic() - started < 250
     assert [(e["scenario"], e["pass"], e["reasons"]) for e in events(r, "gate.scenario")] == [
         ("first.md", True, []), ("second.md", True, []),
         ("third.md", False, ["no verdict written (the agent exited 0)"])]  # not first's

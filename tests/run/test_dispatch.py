@@ -79,13 +79,13 @@ def test_a_timeout_kills_the_whole_process_group(factory_repo: Path, tmp_path: P
     task = gf_json(r, "task", "add", "Task that will hang")["id"]
     started = time.monotonic()
     gf(r, "daemon", "--burst")
-    assert time.monotonic() - started < 30
+    assert time.monotonic() - started < 250  # the agent would hang for 300 s
     end = finished(r)[task]
     assert end["how"] == "timeout" and end["outcome"] == "timeout"
     assert gf_json(r, "task", "show", task)["state"] == "failed"
     child = int((root / f"child-{task[:8]}.pid").read_text())
-    time.sleep(0.2)
-    assert not Path(f"/proc/{child}").exists() or "Z" in Path(f"/proc/{child}/stat").read_text()
+    wait_for(lambda: not Path(f"/proc/{child}").exists()
+             or "Z" in Path(f"/proc/{child}/stat").read_text(), "the agent's child to die")
 
 
 def test_a_crashing_agent_fails_the_step_and_the_workflow_retries(

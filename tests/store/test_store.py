@@ -151,7 +151,7 @@ def test_kill_9_at_any_instant_loses_and_corrupts_nothing(factory_repo: Path) ->
     gf(factory_repo, "log", "append", "crash", "after the kills")
     # The write lock dies with its holder (flock); a ref .lock left by a kill in the
     # middle of libgit2's ref update is cleaned once it is 10 s old. Nothing waits longer.
-    assert time.monotonic() - started < 25
+    assert time.monotonic() - started < 90  # not a lock timeout's wait, however loaded
     status = gf_json(factory_repo, "status")
     assert status["invalid"] == []
     logged = {e["id"] for e in gf_json(factory_repo, "log", "--kind", "crash")}
