@@ -84,3 +84,11 @@ def test_a_record_with_a_nul_is_invalid_and_breaks_nothing(factory_repo: Path) -
     ]
     assert gf_json(r, "task", "list") == []
     gf(r, "docs", "regenerate")
+
+
+def test_daemon_options_that_make_no_sense_are_refused(factory_repo: Path) -> None:
+    proc = gf(factory_repo, "daemon", "--burst", "--idle-wake", "0s", code=2)
+    assert "--idle-wake" in proc.stderr and "1s or more" in proc.stderr
+    proc = gf(factory_repo, "daemon", "--burst", "--idle-wake", "soon", code=2)
+    assert "cannot read 'soon' as a duration" in proc.stderr
+    assert gf_json(factory_repo, "log", "--kind", "daemon.started") == []  # nothing ran
