@@ -118,7 +118,8 @@ def edit_cmd(obj: Context, source: Path | None, actor: str | None, as_json: bool
         commit = factory_yaml.write(factory, data, who, based_on=based_on, source=where)
     text.report_edit("factory.yaml", CONFIG_PATH, data, commit, as_json)
     if commit is not None and not as_json:
-        for line in factory_yaml.warnings(factory_yaml.parse(data)):
+        cfg = factory_yaml.parse(data)
+        for line in factory_yaml.warnings(cfg) + _missing_programs(obj, cfg):
             output.echo(f"warning: {line}")
 
 

@@ -124,3 +124,13 @@ def test_a_change_made_meanwhile_is_not_overwritten(factory_repo: Path, tmp_path
     assert git(r, "show", f"factory:{CONFIG}") == GOOD  # theirs stands
     draft = r / ".git" / "gitfactory" / "factory.yaml.draft"
     assert draft.read_text().endswith("# ours\n")
+
+
+def test_an_edit_warns_of_programs_that_are_not_there(factory_repo: Path, tmp_path: Path) -> None:
+    new = tmp_path / "factory.yaml"
+    new.write_text(GOOD.replace("make test", "no-such-test-runner"))
+    out = gf(factory_repo, "config", "edit", "--file", str(new)).stdout
+    # Committed all the same (a program may be installed later), but said at once.
+    assert git(factory_repo, "show", f"factory:{CONFIG}") == new.read_text()
+    assert "warning: gate tests: `no-such-test-runner` not found on PATH" in out
+    assert "warning: agent coder/ada:" in out and "./code.sh" in out
