@@ -72,6 +72,8 @@ def _own_home(tmp_path_factory: pytest.TempPathFactory,
               monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """A fresh HOME for each test; fail it if it wrote where gitfactory writes in the real one."""
     home = tmp_path_factory.mktemp("home")
+    # libgit2 (pygit2) reads ~/.gitconfig and knows nothing of GIT_CONFIG_GLOBAL.
+    (home / ".gitconfig").write_bytes(Path(os.environ["GIT_CONFIG_GLOBAL"]).read_bytes())
     for key, value in (("HOME", home), ("XDG_CONFIG_HOME", home / ".config"),
                        ("XDG_CACHE_HOME", home / ".cache"),
                        ("XDG_DATA_HOME", home / ".local" / "share"),

@@ -33,10 +33,13 @@ def recover(d: Dispatcher) -> list[Ended]:
                 {"run": run.id, "agent": run.agent, "step": run.step, "pid": pid,
                  "attempt": run.attempt, "worktree": run.worktree},
             ))  # fmt: skip
-        elif d.book.exit_file(run.id).exists():  # it ended while no daemon watched
-            ended.append(d._end(run, None))
         else:
-            ended.append(d._end(run, None, lost=True))
+            if run.pid is not None and runs.group_carries(run.pid, run.id):
+                # It ended while no daemon watched, but what it started (a server, a
+                # `sleep &`) still runs in its worktree: that ends with the run.
+                runs.kill_group(run.pid, d._config().dispatch.kill_grace_ms / 1000)
+            lost = not d.book.exit_file(run.id).exists()  # no exit code was kept
+            ended.append(d._end(run, None, lost=lost))
     held = {r.task for r in d.active.values()}
     now = clock.now_ms()
     d.factory.index.refresh()

@@ -10,7 +10,8 @@ import sys
 import time
 from pathlib import Path
 
-from conftest import checkout_state, configure, finished, gf, gf_json, git
+import pytest
+from conftest import checkout_state, configure, finished, gf, gf_json, git, wait_for
 
 
 def use_agent(repo: Path, tmp: Path, code: str) -> None:
@@ -185,9 +186,12 @@ def test_a_gate_judged_before_a_crash_is_not_judged_twice(
 LEAVES_A_CHILD = """
 import os, subprocess, time
 from pathlib import Path
+here = Path(os.environ["GITFACTORY_WORKTREE"], "..")
 child = subprocess.Popen(["sleep", "300"])  # left behind when this agent exits
-Path(os.environ["GITFACTORY_WORKTREE"], "..", "child.pid").write_text(str(child.pid))
-time.sleep(3)
+(here / "child.pid").write_text(str(child.pid))
+while not (here / "go").exists():  # the test says when to exit
+    time.sleep(0.05)
+(here / "agent.pid").write_text(str(os.getpid()))
 """
 
 
@@ -198,27 +202,36 @@ def alive(pid: int) -> bool:
         return False
 
 
-def test_what_an_adopted_run_leaves_behind_ends_with_it(
-    factory_repo: Path, tmp_path: Path
+@pytest.mark.parametrize("ends", ["under the next daemon", "while no daemon watched"])
+def test_what_a_run_that_outlived_its_daemon_leaves_behind_ends_with_it(
+    factory_repo: Path, tmp_path: Path, ends: str
 ) -> None:
     r = factory_repo
-    root = configure(r, tmp_path, "      implement:\n        role: coder\n        timeout: 60s\n")
+    root = configure(r, tmp_path, "      implement:\n        role: coder\n        timeout: 120s\n")
     use_agent(r, tmp_path, LEAVES_A_CHILD)
-    gf_json(r, "task", "add", "Leaves a child")
+    task = gf_json(r, "task", "add", "Leaves a child")["id"]
     daemon = subprocess.Popen([sys.executable, "-m", "gitfactory", "daemon"], cwd=r,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        for _ in range(300):  # until the agent runs
-            if (root / "child.pid").exists():
-                break
-            time.sleep(0.1)
+        wait_for(lambda: (root / "child.pid").exists(), "the agent to start its child")
     finally:
-        daemon.kill()  # the agent outlives its daemon, and is adopted by the next one
+        daemon.kill()  # the agent outlives its daemon
         daemon.wait()
     child = int((root / "child.pid").read_text())
-    gf(r, "daemon", "--burst")
     try:
-        assert not alive(child)
+        if ends == "while no daemon watched":
+            (root / "go").touch()
+            wait_for(lambda: (root / "agent.pid").exists()
+                     and not alive(int((root / "agent.pid").read_text())), "the agent to exit")
+            gf(r, "daemon", "--burst")
+        else:  # adopted by the next daemon, and ends while it watches
+            burst = subprocess.Popen([sys.executable, "-m", "gitfactory", "daemon", "--burst"],
+                                     cwd=r, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            wait_for(lambda: gf_json(r, "log", "--kind", "dispatch.adopted"), "the adoption")
+            (root / "go").touch()
+            assert burst.wait(timeout=300) == 0
+        assert finished(r)[task]["outcome"] == "success"
+        wait_for(lambda: not alive(child), "what the run left behind to end")
     finally:
         if alive(child):
             os.kill(child, signal.SIGKILL)
