@@ -16,7 +16,10 @@ import inspect
 
 import click
 
-_TITLE = '.TH GIT\\-FACTORY 1 "" "gitfactory" "gitfactory manual"'
+_TITLE = (
+    ".\\\" Generated from the commands' help: gitfactory man --roff > man/git-factory.1\n"
+    '.TH GIT\\-FACTORY 1 "" "gitfactory" "gitfactory manual"'
+)
 _SYNOPSIS = (
     ".SH SYNOPSIS",
     ".B gitfactory",

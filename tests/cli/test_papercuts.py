@@ -42,7 +42,7 @@ def test_the_man_page_is_generated_from_the_cli_and_up_to_date(tmp_path: Path) -
     for name in commands:
         assert f'.SS "gitfactory {name} ' in roff, f"the man page does not name {name}"
     assert '.SS "gitfactory task claim [OPTIONS] ID"' in roff
-    assert roff.startswith(".TH GIT\\-FACTORY 1 ")
+    assert "\n.TH GIT\\-FACTORY 1 " in roff
 
 
 def test_the_install_puts_the_page_where_man_looks() -> None:
