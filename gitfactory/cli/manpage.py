@@ -16,6 +16,7 @@ import inspect
 
 import click
 
+PAGE = "git-factory.1"
 _TITLE = (
     ".\\\" Generated from the commands' help: gitfactory man --roff > man/git-factory.1\n"
     '.TH GIT\\-FACTORY 1 "" "gitfactory" "gitfactory manual"'
@@ -134,9 +135,6 @@ def _escape(text: str) -> str:
     return "\\&" + out if out.startswith((".", "'")) else out
 
 
-PAGE = "git-factory.1"
-
-
 def installed() -> str | None:
     """Where an install put the page (<prefix>/share/man/man1), if it did."""
     import sysconfig
@@ -150,8 +148,7 @@ def installed() -> str | None:
 @click.option("--roff", "as_roff", is_flag=True, help="Print the page's roff source.")
 @click.option("--text", "as_text", is_flag=True, help="Print it as plain text, without man.")
 @click.option("--json", "as_json", is_flag=True, help="Print {page, installed, roff}.")
-@click.pass_context
-def man_cmd(ctx: click.Context, as_roff: bool, as_text: bool, as_json: bool) -> None:
+def man_cmd(as_roff: bool, as_text: bool, as_json: bool) -> int:
     """Show the manual, git-factory(1): every command with its help and options.
 
     `git factory --help` is answered by git, which runs `man git-factory`. An
@@ -165,23 +162,21 @@ def man_cmd(ctx: click.Context, as_roff: bool, as_text: bool, as_json: bool) -> 
     import sys
     import tempfile
 
-    from gitfactory.cli import output
+    from gitfactory.cli import cli, output
 
-    root = ctx.find_root().command
-    assert isinstance(root, click.Group)
     if as_json:
-        output.emit_json({"page": PAGE, "installed": installed(), "roff": roff(root)})
-        return
+        output.emit_json({"page": PAGE, "installed": installed(), "roff": roff(cli)})
+        return 0
     if as_roff:
-        sys.stdout.write(roff(root))
-        return
+        sys.stdout.write(roff(cli))
+        return 0
     man = shutil.which("man")
     if as_text or man is None:
-        sys.stdout.write(text(root))
-        return
+        sys.stdout.write(text(cli))
+        return 0
     with tempfile.TemporaryDirectory() as tmp:  # the page of this very code, installed or not
         page = f"{tmp}/{PAGE}"
         with open(page, "w", encoding="utf-8") as fh:
-            fh.write(roff(root))
+            fh.write(roff(cli))
         sys.stdout.flush()
-        ctx.exit(subprocess.run([man, "-l", page], check=False).returncode)
+        return subprocess.run([man, "-l", page], check=False).returncode
