@@ -89,10 +89,35 @@ _COMMANDS = {
     "mcp": "mcp:mcp_cmd",
     "verify": "verify:verify_cmd",
     "doctor": "doctor:doctor_cmd",
+    "man": "manpage:man_cmd",
 }
 
 
-class _LazyGroup(click.Group):
+class Group(click.Group):
+    """A command group that answers an unknown command with the close ones (a typo)."""
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        name = args[0] if args else ""
+        typed = bool(name) and not name.startswith("-") and not ctx.resilient_parsing
+        if typed and self.get_command(ctx, name) is None:
+            raise click.UsageError(_no_such_command(name, self.list_commands(ctx)), ctx)
+        return super().resolve_command(ctx, args)
+
+
+def _no_such_command(name: str, known: list[str]) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(name, known, n=3, cutoff=0.6)
+    if not close:
+        return f"No such command {name!r}."
+    if len(close) == 1:
+        return f"No such command {name!r}. Did you mean {close[0]!r}?"
+    return f"No such command {name!r}. Did you mean one of: {', '.join(map(repr, close))}?"
+
+
+class _LazyGroup(Group):
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(_COMMANDS)
 

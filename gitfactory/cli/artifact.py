@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from gitfactory.cli import Context, output
+from gitfactory.cli import Context, Group, output
 from gitfactory.errors import UsageError
 from gitfactory.knowledge import artifacts
 from gitfactory.store import actors
@@ -22,7 +22,7 @@ def _json(a: Artifact) -> dict[str, object]:
     return a.to_record()
 
 
-@click.group("artifact")
+@click.group("artifact", cls=Group)
 def artifact_group() -> None:
     """Files tasks produce (transcripts, reports, verdicts), stored in git.
 

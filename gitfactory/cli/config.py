@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from gitfactory.cli import Context, output, text
+from gitfactory.cli import Context, Group, output, text
 from gitfactory.config import factory_yaml
 from gitfactory.config.factory_yaml import CONFIG_PATH, FactoryConfig
 from gitfactory.store import actors
@@ -33,7 +33,7 @@ Examples:
 """
 
 
-@click.group("config", help=_HELP)
+@click.group("config", cls=Group, help=_HELP)
 def config_group() -> None:
     pass
 

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from gitfactory.cli import Context, output
+from gitfactory.cli import Context, Group, output
 from gitfactory.errors import UsageError
 
 if TYPE_CHECKING:
@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from gitfactory.run.hooks import HookState
 
 
-@click.group("daemon", invoke_without_command=True)
+@click.group("daemon", cls=Group, invoke_without_command=True)
 @click.option(
     "--burst", is_flag=True, help="Exit 0 once nothing runs and a tick finds nothing to do."
 )
@@ -191,7 +191,7 @@ def _lines(tick: TickReport) -> list[str]:
     return lines
 
 
-@click.group("hooks")
+@click.group("hooks", cls=Group)
 def hooks_group() -> None:
     """The hooks that guard the factory branch and wake the daemon.
 

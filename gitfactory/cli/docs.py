@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from gitfactory.cli import Context, output, text
+from gitfactory.cli import Context, Group, output, text
 from gitfactory.knowledge import documents
 from gitfactory.store import actors
 from gitfactory.store.factory import Factory
@@ -32,7 +32,7 @@ Examples:
 """
 
 
-@click.group("docs", invoke_without_command=True, help=_HELP)
+@click.group("docs", cls=Group, invoke_without_command=True, help=_HELP)
 @click.option("--json", "as_json", is_flag=True, help="Print the list as a JSON array.")
 @click.pass_context
 def docs_group(ctx: click.Context, as_json: bool) -> None:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from gitfactory.cli import Context, mail_view, output
+from gitfactory.cli import Context, Group, mail_view, output
 from gitfactory.errors import UsageError
 from gitfactory.mail import mailbox, messages, verify
 from gitfactory.store import actors
@@ -58,7 +58,7 @@ def _utf8(data: bytes, where: str) -> str:
         ) from None
 
 
-@click.group("mail")
+@click.group("mail", cls=Group)
 def mail_group() -> None:
     """Mailboxes: messages between agents, roles and humans, as committed files.
 

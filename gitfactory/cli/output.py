@@ -8,7 +8,7 @@ import sys
 from datetime import datetime
 from typing import Any
 
-from gitfactory.errors import FactoryError
+from gitfactory.errors import FactoryError, NoWorkError
 
 # C0 controls except tab and newline, DEL, and C1 controls: an agent's text must not
 # be able to move the cursor, recolour or retitle the reader's terminal.
@@ -52,7 +52,9 @@ def error(exc: FactoryError, as_json: bool) -> None:
     if as_json:
         sys.stderr.write(json.dumps(exc.to_json(), ensure_ascii=False) + "\n")
         return
-    sys.stderr.write(f"error: {sanitize(exc.message)}\n")
+    # "No work" (exit 3) is an answer, not a failure: it is said plainly.
+    said = exc.message if isinstance(exc, NoWorkError) else f"error: {exc.message}"
+    sys.stderr.write(f"{sanitize(said)}\n")
     if exc.hint:
         sys.stderr.write(f"hint: {sanitize(exc.hint)}\n")
 

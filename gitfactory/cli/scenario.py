@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from gitfactory.cli import Context, output, text
+from gitfactory.cli import Context, Group, output, text
 from gitfactory.qa import scenarios
 from gitfactory.store import actors
 
@@ -43,7 +43,7 @@ Examples:
 """
 
 
-@click.group("scenario", invoke_without_command=True, help=_HELP)
+@click.group("scenario", cls=Group, invoke_without_command=True, help=_HELP)
 @click.option("--json", "as_json", is_flag=True, help="Print the list as a JSON array.")
 @click.pass_context
 def scenario_group(ctx: click.Context, as_json: bool) -> None:

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from gitfactory.cli import Context, output
+from gitfactory.cli import Context, Group, output
 from gitfactory.errors import EXIT_OK, FactoryError, InvalidRecordError
 from gitfactory.plan import states
 from gitfactory.store.factory import Factory
@@ -169,7 +169,7 @@ def _print(
     output.echo(f"index     {state}: {report['index']['path']}")
 
 
-@click.group("index")
+@click.group("index", cls=Group)
 def index_group() -> None:
     """The derived SQLite index under .git/gitfactory/ (never committed).
 

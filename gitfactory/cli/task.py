@@ -7,13 +7,13 @@ from pathlib import Path
 
 import click
 
-from gitfactory.cli import Context, output, task_edit, task_view
+from gitfactory.cli import Context, Group, output, task_edit, task_view
 from gitfactory.errors import UsageError
 from gitfactory.plan import decisions, tasks
 from gitfactory.store import actors, clock
 
 
-@click.group("task")
+@click.group("task", cls=Group)
 def task_group() -> None:
     """The plan: add tasks, see them, claim them, and move them along.
 

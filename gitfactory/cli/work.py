@@ -7,9 +7,9 @@ from typing import Any
 
 import click
 
-from gitfactory.cli import Context, output, task_view
+from gitfactory.cli import Context, Group, output, task_view
 from gitfactory.config import factory_yaml, workflows
-from gitfactory.errors import UsageError
+from gitfactory.errors import NoWorkError, UsageError
 from gitfactory.plan import steps
 from gitfactory.run import prompt
 from gitfactory.store import actors, clock
@@ -63,7 +63,18 @@ def next_cmd(obj: Context, actor: str | None, role: str | None, lease: str, as_j
     """
     factory = obj.factory
     agent = actors.who(factory, actor)
-    a = steps.next_for(factory, agent, role, clock.parse_duration(lease, "--lease"))
+    try:
+        a = steps.next_for(factory, agent, role, clock.parse_duration(lease, "--lease"))
+    except NoWorkError as exc:
+        source = "--as" if actor else actors.default_source(factory)
+        if source not in ("--as", f"${actors.ENV_AGENT}"):
+            # A person who typed no --as: say whom they were taken for and how to choose
+            # (an agent's environment names it, and it may not act as another).
+            exc.message += (
+                f": with no --as you are {agent} ({source}); choose who asks with "
+                f"--as ROLE/NAME or ${actors.ENV_AGENT}=ROLE/NAME"
+            )
+        raise
     previous = prompt.previous(factory, a.state.task.id)
     if as_json:
         output.emit_json(_assignment_json(a, previous))
@@ -99,7 +110,7 @@ def next_cmd(obj: Context, actor: str | None, role: str | None, lease: str, as_j
     )
 
 
-@click.group("step")
+@click.group("step", cls=Group)
 def step_group() -> None:
     """Finish the workflow step you hold."""
 
@@ -183,7 +194,7 @@ def step_done(
         )
 
 
-@click.group("workflow")
+@click.group("workflow", cls=Group)
 def workflow_group() -> None:
     """The workflows of factory.yaml."""
 

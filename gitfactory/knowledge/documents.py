@@ -21,7 +21,7 @@ from gitfactory.knowledge.sessions import SUMMARY
 from gitfactory.plan import states
 from gitfactory.store import records
 from gitfactory.store.folder import Folder
-from gitfactory.store.log import Event, EventQuery, stamp
+from gitfactory.store.log import Event, EventQuery, clip, stamp
 from gitfactory.store.records import FACTORY_DIR
 
 if TYPE_CHECKING:
@@ -150,7 +150,7 @@ def summarize(factory: Factory, task_id: str) -> Event | None:
         if snap.read(HISTORY_PATH) != history:
             files[HISTORY_PATH] = history
         return Change(
-            files, subject=f"docs: session summary of {task_id[:8]}: {event.text[:60]}",
+            files, subject=f"docs: session summary of {task_id[:8]}: {clip(event.text, 60)}",
             trailers=[("Factory-Record", f"event {event.id}")],
             replace=frozenset({HISTORY_PATH}),
         )  # fmt: skip

@@ -29,7 +29,7 @@ from gitfactory.mail.messages import (
 )
 from gitfactory.mail.verify import LOCAL, Vouch
 from gitfactory.store import index_mail, records
-from gitfactory.store.log import Draft, Event, stamp
+from gitfactory.store.log import Draft, Event, clip, stamp
 from gitfactory.store.records import MESSAGE
 
 if TYPE_CHECKING:
@@ -47,8 +47,8 @@ def send(factory: Factory, message: Message, vouch: Vouch = LOCAL) -> Sent:
     commit = factory.store.write(
         Change(
             files=files_of(message, receipt),
-            subject=f"mail: {message.sender} to {', '.join(message.to)[:80]}: "
-            f"{message.subject[:60]}",
+            subject=f"mail: {message.sender} to {clip(', '.join(message.to), 80)}: "
+            f"{clip(message.subject, 60)}",
             trailers=[("Factory-Record", f"message {message.id}"),
                       ("Factory-Record", f"event {receipt.id}")],
         )

@@ -28,7 +28,7 @@ from gitfactory.plan.tasks import (
     state_from_json,
 )
 from gitfactory.store import clock, ids, records
-from gitfactory.store.log import Draft, stamp
+from gitfactory.store.log import Draft, clip, stamp
 
 if TYPE_CHECKING:
     from gitfactory.store.factory import Factory
@@ -131,7 +131,7 @@ def add(
     factory.store.write(Change(
         files={task.path: records.encode(task.to_record(), records.TASK),
                event.path: records.encode(event.to_record())},
-        subject=f"task: add {task.id[:6]} {task.title[:60]}",
+        subject=f"task: add {task.id[:6]} {clip(task.title, 60)}",
         trailers=[("Factory-Record", f"task {task.id}"), ("Factory-Record", f"event {event.id}")],
     ))  # fmt: skip
     return task

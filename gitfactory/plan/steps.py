@@ -27,6 +27,7 @@ from gitfactory.errors import ConfigError, FactoryError, NoWorkError, UsageError
 from gitfactory.plan import decisions, states, tasks
 from gitfactory.plan.tasks import OVERRIDER_ROLE, TaskState
 from gitfactory.store import clock
+from gitfactory.store.actors import ENV_AGENT
 from gitfactory.store.log import Draft
 
 if TYPE_CHECKING:
@@ -49,7 +50,17 @@ def _assignment(factory: Factory, st: TaskState, claimed_now: bool) -> Assignmen
     wf = factory_yaml.load(factory).workflow(st.task.workflow)
     step = wf.step(st.step)
     gate = factory_yaml.load(factory).gate(step) if step.gate else None
-    return Assignment(st, wf, step, st.attempts.get(step.name, 0), claimed_now, gate)
+    return Assignment(st, wf, step, held_attempt(st, wf, step), claimed_now, gate)
+
+
+def held_attempt(st: TaskState, wf: Workflow, step: Step) -> int:
+    """The attempt of ``step`` that the holder of ``st`` is on: the claims of it, with
+    those that named no step while the task sat at the workflow's start. A held step
+    is attempt 1 at least, however it was claimed."""
+    claims = st.attempts.get(step.name, 0)
+    if st.step is None and step.name == wf.start:
+        claims += st.attempts.get(tasks.UNNAMED_START, 0)
+    return max(claims, 1)
 
 
 def _step_namer(wf: Workflow) -> Callable[[TaskState], str]:
@@ -79,10 +90,13 @@ def next_for(
     now = clock.now_ms()
     for task_id in states.held_by(factory, agent, now):
         return _assignment(factory, decisions.load(factory, task_id), claimed_now=False)
+    others: dict[str, int] = {}  # ready steps of other agents' roles, to say who has work
     for text, _, _ in states.summaries(factory, now, ready=True):
         row = json.loads(text)
         wf = config.workflow(row["workflow"])
-        if not plays(role, wf.step(row["step"])):
+        step = wf.step(row["step"])
+        if not plays(role, step):
+            others[step.role] = others.get(step.role, 0) + 1
             continue
         try:
             claimed = claim(
@@ -92,10 +106,19 @@ def next_for(
         except FactoryError:
             continue  # another agent was faster, or it stopped being ready: try the next
         return _assignment(factory, claimed, claimed_now=True)
-    raise NoWorkError(
-        f"no work for role {role!r} right now",
-        hint="exit code 3 means no work, not an error; try again later",
-    )
+    raise _no_work(agent, role, others)
+
+
+def _no_work(agent: str, role: str, others: dict[str, int]) -> NoWorkError:
+    """No work for ``role``; if other agents' roles have ready steps, say which."""
+    others.pop(FACTORY_ROLE, None)  # gates and merges: the daemon's, nobody asks for them
+    hint = "exit code 3 means no work, not an error; try again later"
+    if others:
+        ready = ", ".join(f"{n} for role {r}" for r, n in sorted(others.items()))
+        who = f"{next(iter(others))}/NAME" if len(others) == 1 else "ROLE/NAME"
+        hint = (f"ready steps wait for other roles ({ready}): an agent of that role asks, "
+                f"with --as {who} or ${ENV_AGENT}={who}; {hint}")  # fmt: skip
+    return NoWorkError(f"no work for {agent} (role {role!r}) right now", hint=hint)
 
 
 # Evidence a factory step needs before it may end with success: the record its run

@@ -73,6 +73,10 @@ MOVES: dict[str, Move] = {
 }
 # Moves that end a step: where the task goes next is in their data.next.
 STEP_ENDS = frozenset({"task.step_done", "task.overridden"})
+# The attempts key of claims that named no step (data.step is optional: a plain-git
+# client's, or a claim through the library without one) while the task was at its
+# workflow's start, which the fold cannot name without the configuration.
+UNNAMED_START = "None"
 # Moves that take a finished task back to the queue (a person's decision).
 RESTARTS = frozenset({"task.retried", "task.reopened"})
 OVERRIDER_ROLE = "human"
@@ -168,7 +172,8 @@ def _apply(st: TaskState, event: Event) -> TaskState | None:
         new = replace(new, lease_until=lease)
     if event.kind == "task.claimed":
         step = event.data.get("step") if isinstance(event.data.get("step"), str) else st.step
-        attempts = {**st.attempts, str(step): st.attempts.get(str(step), 0) + 1}
+        key = UNNAMED_START if step is None else step
+        attempts = {**st.attempts, key: st.attempts.get(key, 0) + 1}
         new = replace(new, assignee=event.actor, step=step, attempts=attempts)
     if event.kind in STEP_ENDS:
         nxt = event.data.get("next")

@@ -225,10 +225,13 @@ class Daemon:
         from gitfactory.knowledge import documents
 
         done: list[str] = []
+        running = {r.task for r in self.dispatcher.active.values()}
         for task_id in documents.pending(self.factory):
             if len(done) >= SUMMARIES_PER_TICK:
                 break
-            if task_id in self.unsummarizable:
+            if task_id in self.unsummarizable or task_id in running:
+                # An agent that finished the task with its own `step done` may still
+                # run: its session ends with the run, whose transcript is kept then.
                 continue
             try:
                 if documents.summarize(self.factory, task_id) is not None:

@@ -76,6 +76,15 @@ def default_actor(factory: Factory) -> str:
     return f"human/{slug(name)}"
 
 
+def default_source(factory: Factory) -> str:
+    """Where :func:`default_actor` took the address from, said for a person."""
+    if os.environ.get(ENV_AGENT):
+        return f"${ENV_AGENT}"
+    if factory.store.user_name == "gitfactory":
+        return "your login name (git has no user.name)"
+    return "your git user.name"
+
+
 def who(factory: Factory, given: str | None) -> str:
     """The acting address: ``given`` (--as) checked, else :func:`default_actor`.
 

@@ -151,14 +151,25 @@ def subject(events: Sequence[Event]) -> str:
     if len(events) == 1:
         e = events[0]
         task = f" [task {e.task}]" if e.task else ""
-        text = e.text.splitlines()[0] if e.text else ""
-        if len(text) > 60:
-            text = text[:57] + "..."
+        text = clip(e.text.splitlines()[0], 60) if e.text else ""
         return f"log: {e.kind} by {e.actor}{task}" + (f": {text}" if text else "")
     kinds = Counter(e.kind for e in events)
     summary = ", ".join(f"{k} x{n}" for k, n in kinds.most_common(4))
     more = ", ..." if len(kinds) > 4 else ""
     return f"log: {len(events)} events ({summary}{more})"
+
+
+def clip(text: str, limit: int) -> str:
+    """``text`` on one line in at most ``limit`` characters, for a commit subject: cut
+    at a word boundary, with an ellipsis, so that no word is shown in part."""
+    text = " ".join(text.split())
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 1]
+    space = cut.rfind(" ")
+    if space >= limit // 2:  # a long word at the end is cut only if nothing else can be
+        cut = cut[:space]
+    return cut.rstrip(" ,;:.-") + "…"
 
 
 def parse_since(text: str, now: datetime | None = None) -> int:

@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 from conftest import gf, gf_json, git
 
@@ -85,9 +86,42 @@ def test_demo_runs_the_daemon_to_the_end(tmp_path: Path) -> None:
     assert len([p for p in tree if p.startswith(".factory/artifacts/")]) == len(artifacts)
     assert int(git(repo, "rev-list", "--count", "factory")) < len(events) + len(artifacts)
     answers = gf_json(repo, "mail", "inbox", "--as", "coder/ada")
+    assert_in_causal_order(proc.stdout, events)
+    assert_summaries_hold_every_artifact(repo, events)
     assert len(answers) == 2 and all(a["subject"].startswith("Re: Ready for review") for a in answers)
     body = gf_json(repo, "mail", "read", answers[0]["id"], "--as", "coder/ada")["body"]
     assert body.startswith("Approved:")
+
+
+def assert_in_causal_order(stdout: str, events: list[dict[str, Any]]) -> None:
+    """The review's run ends before the merge it led to, in the progress lines, the log
+    and the timeline (issue 12: the merge used to be done while the reviewer still ran)."""
+    progress, timeline = stdout.split("timeline (gitfactory log):")
+    merged = [e["task"] for e in events if e["kind"] == "merge.result"]
+    assert len(merged) == 2
+    for task in merged:
+        said = [line.split()[:3] for line in progress.splitlines()
+                if len(line.split()) > 3 and line.split()[3].startswith(task[:8])]
+        assert [w for w in said if w[2] in ("review", "merge")] == [
+            ["started", "reviewer/rex", "review"], ["finished", "reviewer/rex", "review"],
+            ["merged", "factory/merge", "merge"]]
+        mine = [(e["kind"], e["text"]) for e in events if e["task"] == task]
+        review_ended = mine.index(("dispatch.finished", "reviewer/rex on review: step done"))
+        assert review_ended < [k for k, _ in mine].index("merge.result")
+    shown = [word for line in timeline.splitlines() for word in line.split()
+             if word in ("review.approved", "merge.result")]
+    assert shown == ["review.approved", "merge.result"] * 2
+
+
+def assert_summaries_hold_every_artifact(repo: Path, events: list[dict[str, Any]]) -> None:
+    """Each session summary names every artifact of its task (the review's transcript,
+    kept when its run ended, used to be left out)."""
+    summaries = [e for e in events if e["kind"] == "session.summary"]
+    assert len(summaries) == 2
+    for summary in summaries:
+        kept = [a["name"] for a in gf_json(repo, "artifact", "list", summary["task"])]
+        assert [a["name"] for a in summary["data"]["artifacts"]] == kept
+        assert "transcript-review-1.log" in kept
 
 
 def test_demo_json_output(tmp_path: Path) -> None:

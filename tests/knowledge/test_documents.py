@@ -305,3 +305,48 @@ def test_a_factory_from_before_documents_keeps_working(factory_repo: Path) -> No
     gf(r, "docs", "edit", "best-practices", "--file", "-", input="Be kind.\n")
     assert [d.name for d in documents.listing(f)] == ["best-practices"]
     assert "Be kind." in documents.for_prompt(f)
+
+
+# An agent that ends the task's last step itself, then keeps running for three more
+# ticks of the daemon (it reads their count in the daemon's status file).
+LINGERING = """
+import json, os, subprocess, sys, time
+from pathlib import Path
+task = os.environ["GITFACTORY_TASK"]
+Path("work.txt").write_text("done\\n")
+subprocess.run(["git", "add", "work.txt"], check=True)
+subprocess.run(["git", "commit", "-qm", "work"], check=True)
+subprocess.run([sys.executable, "-m", "gitfactory", "step", "done", task], check=True)
+common = subprocess.run(["git", "rev-parse", "--path-format=absolute", "--git-common-dir"],
+                        capture_output=True, text=True, check=True).stdout.strip()
+status = Path(common) / "gitfactory" / "daemon.json"
+ticks = lambda: json.loads(status.read_text())["ticks"]
+first, deadline = ticks(), time.monotonic() + 120
+while ticks() < first + 3 and time.monotonic() < deadline:
+    time.sleep(0.05)
+print("still here after the step was done")
+"""
+
+
+def test_a_summary_waits_for_the_run_that_finished_the_task(
+    factory_repo: Path, tmp_path: Path
+) -> None:
+    # The agent's own `step done` completes the task while its process still runs:
+    # the summary is written once the run has ended, so it holds the run's transcript.
+    r = factory_repo
+    agent = tmp_path / "agent.py"
+    agent.write_text(LINGERING)
+    config = (
+        f'protocol: "0.3"\nname: test\ndispatch:\n  worktrees: ../worktrees\n'
+        f"agents:\n  ada:\n    role: coder\n    command: {sys.executable} {agent}\n"
+        "workflows:\n  default:\n    steps:\n      implement:\n        role: coder\n"
+    )
+    commit_on_factory(r, {".factory/factory.yaml": config.encode()})
+    task = gf_json(r, "task", "add", "Write the work file")["id"]
+    gf(r, "daemon", "--burst")
+    [summary] = gf_json(r, "log", "--kind", "session.summary")
+    [run] = summary["data"]["runs"]
+    assert run["how"] == "step_done"
+    names = [a["name"] for a in summary["data"]["artifacts"]]
+    assert names == [a["name"] for a in gf_json(r, "artifact", "list", task)]
+    assert names == ["transcript-implement-1.log"]
