@@ -52,7 +52,6 @@ def test_the_install_puts_the_page_where_man_looks() -> None:
     assert (SOURCE / "man" / "gitfactory.1").read_text() == ".so man1/git-factory.1\n"
 
 
-@pytest.mark.skipif(shutil.which("man") is None, reason="no man program here")
 def test_git_factory_help_shows_the_manual(tmp_path: Path) -> None:
     # An install's layout: <prefix>/bin/git-factory and <prefix>/share/man/man1. With
     # <prefix>/bin on PATH, `git factory --help` (git runs `man git-factory`) finds it.
