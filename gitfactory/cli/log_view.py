@@ -33,9 +33,9 @@ def show(event: Event, short: dict[str, str], full: bool = False) -> None:
         for key, value in event.data.items():
             output.echo(f"{'':>20}{key}: {_value(value)}")
     else:
-        more = " …" if len(lines) > 1 else ""
-        data = f"  {summary(event.data)}" if event.data else ""
-        output.echo(clip(f"{head} {lines[0]}{more}{data}".rstrip(), width()))
+        text = lines[0] + (" …" if len(lines) > 1 else "")
+        line = f"{head} {text}".rstrip() + (f"  {summary(event.data)}" if event.data else "")
+        output.echo(clip(line, width()))
     sys.stdout.flush()
 
 
