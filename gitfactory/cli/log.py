@@ -27,7 +27,7 @@ Examples:
   gitfactory log                          everything
   gitfactory log --limit 20               the 20 newest events
   gitfactory log --kind note --since 2h   notes of the last two hours
-  gitfactory log --task 4jrc7 --json     one task's events, as a JSON array
+  gitfactory log --task 4jrc7 --json      one task's events, as a JSON array
   gitfactory log --follow                 keep printing events as they are committed
   gitfactory log --full                   every line of the text, every data field
 
