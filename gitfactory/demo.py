@@ -158,17 +158,19 @@ def run(directory: Path | None, say: Callable[[str], None]) -> Factory:
     )
     docs = decisions.add(factory, title="Document mean and spread in the README",
                     requester="human/demo-user", depends_on=[fix.id])  # fmt: skip
-    say(f"tasks: {fix.id[:8]} {fix.title}; {docs.id[:8]} {docs.title} (after {fix.id[:8]})")
+    short = factory.index.short_ids("tasks", [fix.id, docs.id])
+    say(f"tasks: {short[fix.id]} {fix.title}; {short[docs.id]} {docs.title} "
+        f"(after {short[fix.id]})")  # fmt: skip
     say("running the daemon until there is nothing left to do")
 
     def report(tick: TickReport) -> None:
         for r in tick.finished:
             result = r["outcome"] or "ended its step"
-            say(f"  finished {r['agent']:<13} {r['step']:<9} {r['task'][:8]}: {result}")
+            say(f"  finished {r['agent']:<13} {r['step']:<9} {short[r['task']]}: {result}")
         for r in tick.merged:
-            say(f"  merged   {'factory/merge':<13} {'merge':<9} {r['task'][:8]}: {r['why']}")
+            say(f"  merged   {'factory/merge':<13} {'merge':<9} {short[r['task']]}: {r['why']}")
         for r in tick.started:
-            say(f"  started  {r['agent']:<13} {r['step']:<9} {r['task'][:8]}")
+            say(f"  started  {r['agent']:<13} {r['step']:<9} {short[r['task']]}")
 
     Daemon(factory, burst=True, report=report).run()
     return factory

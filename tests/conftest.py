@@ -116,6 +116,14 @@ def gf_json(cwd: Path, *args: str, **kw: Any) -> Any:
     return json.loads(gf(cwd, *args, "--json", **kw).stdout)
 
 
+def shown_ids(cwd: Path) -> dict[str, str]:
+    """Each task's id as `gitfactory task list` shows it (its shortest unique prefix)."""
+    rows = gf_json(cwd, "task", "list")
+    lines = gf(cwd, "task", "list").stdout.splitlines()
+    assert len(rows) == len(lines)
+    return {row["id"]: line.split()[0] for row, line in zip(rows, lines, strict=True)}
+
+
 def wait_for(condition: Callable[[], Any], what: str, timeout: float = 120) -> Any:
     """Poll ``condition`` until it is true (a loaded machine gets a generous deadline)."""
     deadline = time.monotonic() + timeout

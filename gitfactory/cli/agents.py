@@ -53,17 +53,19 @@ def agents_cmd(obj: Context, as_json: bool) -> None:
         return
     if not rows:
         output.echo("no agents in factory.yaml (see the `agents:` section of its comments)")
+    short = factory.index.short_ids("tasks", [r.task for r in runs.values()])
     for spec in config.agents.values():
-        output.echo(f"{spec.address:<24} {spec.preset:<12} {_doing(runs.get(spec.address), now)}")
+        doing = _doing(runs.get(spec.address), short, now)
+        output.echo(f"{spec.address:<24} {spec.preset:<12} {doing}")
     if gate is not None:
-        output.echo(f"{'factory/gate':<24} {'gate':<12} {_doing(gate, now)}")
+        output.echo(f"{'factory/gate':<24} {'gate':<12} {_doing(gate, short, now)}")
 
 
-def _doing(run: Run | None, now: int) -> str:
+def _doing(run: Run | None, short: dict[str, str], now: int) -> str:
     if run is None:
         return "idle"
     minutes = (now - run.started_ms) // 60_000
-    return f"{run.step} of {run.task[:8]} for {minutes} min (pid {run.pid})"
+    return f"{run.step} of {short[run.task]} for {minutes} min (pid {run.pid})"
 
 
 @click.command("gc")

@@ -29,8 +29,8 @@ def artifact_group() -> None:
     \b
     An artifact's content and its manifest (name, media type, size, SHA-256,
     producer, step) are committed together on the factory branch, so they travel
-    with it. Ids are long: any 4+ leading or trailing characters that are unique
-    will do (`artifact list` shows them).
+    with it. Any unique prefix of an id will do (`artifact list` shows the shortest),
+    and so will a unique tail of 4 or more characters.
     """
 
 
@@ -105,10 +105,16 @@ def list_cmd(obj: Context, task: str | None, as_json: bool) -> None:
     if as_json:
         output.emit_json([_json(a) for a in found])
         return
+    if not found:
+        output.echo(f"no artifacts of task {task}" if task else "no artifacts yet")
+        return
+    kept = factory.index.short_ids("artifacts", [a.id for a in found])
+    owners = factory.index.short_ids("tasks", [a.task for a in found if a.task])
     for a in found:
-        owner = a.task[:8] if a.task else "-"
+        owner = owners[a.task] if a.task else "-"
         output.echo(
-            f"{a.id[-8:]}  {owner:<8}  {a.size:>10,}  {a.media_type:<24} {a.name}  ({a.producer})"
+            f"{kept[a.id]:<10} {owner:<8}  {a.size:>10,}  {a.media_type:<24} {a.name}  "
+            f"({a.producer})"
         )
 
 

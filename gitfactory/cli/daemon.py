@@ -64,7 +64,9 @@ def daemon_group(
         if json_log:
             output.emit_json(tick.to_json(), lines=True)
             return
-        for line in _lines(tick):
+        task_ids = [r["task"] for r in (*tick.finished, *tick.started, *tick.merged, *tick.failed)]
+        short = obj.factory.index.short_ids("tasks", task_ids) if task_ids else {}
+        for line in _lines(tick, short):
             output.echo(f"{time.strftime('%H:%M:%S')}  {line}")
 
     obj: Context = ctx.obj
@@ -153,8 +155,9 @@ def status_cmd(obj: Context, as_json: bool) -> None:
     output.echo(f"daemon running: pid {pid}, {ticks} tick(s), last tick {last}")
 
 
-def _lines(tick: TickReport) -> list[str]:
-    """What a human watching the daemon wants to see of one tick."""
+def _lines(tick: TickReport, short: dict[str, str]) -> list[str]:
+    """What a human watching the daemon wants to see of one tick (``short``: the
+    tasks' short ids)."""
     lines = []
     if tick.n == 1:
         lines.append(f"caught up: {len(tick.moved)} ref(s) looked at")
@@ -163,16 +166,16 @@ def _lines(tick: TickReport) -> list[str]:
         if r["outcome"] in ("failure", "timeout") and r.get("why"):
             result = f"{r['outcome']}: {r['why']}"
         then = {"failed": "; the task failed: `gitfactory task retry "
-                f"{r['task'][:8]}` once the cause is fixed", "completed": "; task completed",
+                f"{short[r['task']]}` once the cause is fixed", "completed": "; task completed",
                 None: ""}.get(r.get("then"), f"; next: {r.get('then')}")  # fmt: skip
-        lines.append(f"finished {r['agent']} {r['step']} of {r['task'][:8]}: {result}{then}")
+        lines.append(f"finished {r['agent']} {r['step']} of {short[r['task']]}: {result}{then}")
         lines.extend(f"         | {line}" for line in r.get("tail", ()))
     for r in tick.started:
-        lines.append(f"started  {r['agent']} {r['step']} of {r['task'][:8]}")
+        lines.append(f"started  {r['agent']} {r['step']} of {short[r['task']]}")
     for r in tick.merged:
-        lines.append(f"merge    {r['task'][:8]} into {r['target']}: {r['why']}")
+        lines.append(f"merge    {short[r['task']]} into {r['target']}: {r['why']}")
     for r in tick.failed:
-        lines.append(f"failed   {r['agent']} on {r['task'][:8]}: workspace: {r['why']}")
+        lines.append(f"failed   {r['agent']} on {short[r['task']]}: workspace: {r['why']}")
     for count, what in ((tick.delivered, "message(s) delivered"),
                         (tick.quarantined, "message file(s) quarantined"),
                         (tick.escalated, "acknowledgement(s) escalated"),

@@ -81,9 +81,10 @@ def _evidence(factory: Factory) -> None:
     kept = artifacts.listing(factory)
     output.echo("")
     output.echo(f"artifacts ({len(kept)}, gitfactory artifact list):")
+    short = factory.index.short_ids("tasks", [a.task for a in kept if a.task])
     by_task: dict[str, list[str]] = {}
     for artifact in kept:
-        by_task.setdefault(str(artifact.task)[:8], []).append(artifact.name)
+        by_task.setdefault(short.get(str(artifact.task), "-"), []).append(artifact.name)
     for task, names in by_task.items():
         output.echo(f"  {task}: {', '.join(names)}")
     failed = next((a for a in kept if a.name.startswith("report-test-")), None)
@@ -92,7 +93,8 @@ def _evidence(factory: Factory) -> None:
         if "FAILED" in report.decode("utf-8", "replace").splitlines()[0]:
             output.echo("")
             output.echo(
-                f"the report that sent the coder back (gitfactory artifact get {failed.id}):"
+                "the report that sent the coder back (gitfactory artifact get "
+                f"{factory.index.short_id('artifacts', failed.id)}):"
             )
             for line in report.decode("utf-8", "replace").splitlines():
                 output.echo(f"  | {line}")

@@ -140,8 +140,9 @@ def regenerate_cmd(obj: Context, as_json: bool) -> None:
         output.emit_json({"summarized": [e.task for e in summarized],
                           "commit": commit.oid if commit else None})  # fmt: skip
         return
+    short = factory.index.short_ids("tasks", [str(e.task) for e in summarized])
     for event in summarized:
-        output.echo(f"summarized {str(event.task)[:8]}: {event.text}")
+        output.echo(f"summarized {short[str(event.task)]}: {event.text}")
     if commit is not None:
         output.echo(f"rewrote {documents.HISTORY_PATH} at {commit.oid[:12]}")
     elif not summarized:

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from gitfactory.cli import Context, output
+from gitfactory.cli import Context, log_view, output
 from gitfactory.errors import EXIT_OK, InvalidRecordError, UsageError
-from gitfactory.store import actors, log, records
+from gitfactory.store import actors, ids, log, records
 from gitfactory.store.log import Draft, Event, EventQuery
+
+if TYPE_CHECKING:
+    from gitfactory.store.factory import Factory
 
 _LOG_HELP = """Read the execution log, oldest first and newest last.
 
@@ -24,8 +27,13 @@ Examples:
   gitfactory log                          everything
   gitfactory log --limit 20               the 20 newest events
   gitfactory log --kind note --since 2h   notes of the last two hours
-  gitfactory log --task 01jd... --json    one task's events, as a JSON array
+  gitfactory log --task 4jrc7 --json      one task's events, as a JSON array
   gitfactory log --follow                 keep printing events as they are committed
+  gitfactory log --full                   every line of the text, every data field
+
+Each event is one line: time, kind, who wrote it, the task (its short id), the
+first line of its text and its data as key=value pairs, cut to the terminal's
+width; --full prints them whole, --json as they are recorded.
 
 --since takes a duration (30s, 15m, 2h, 3d, 1w) or a date or time (2026-11-22,
 2026-11-22T10:30, 2026-11-22T10:30:00Z; without a zone it is local time).
@@ -36,11 +44,12 @@ records they are named on stderr and the exit code is 4.
 
 @click.group("log", invoke_without_command=True, help=_LOG_HELP)
 @click.option("--kind", help="Only events of this kind.")
-@click.option("--task", help="Only events about this task id.")
+@click.option("--task", metavar="ID", help="Only events about this task (any unique prefix).")
 @click.option("--as", "actor", metavar="ACTOR", help="Only events written by ACTOR (role/name).")
 @click.option("--since", metavar="TIME", help="Only events at or after TIME.")
 @click.option("--limit", type=click.IntRange(min=0), help="Only the N newest matching events.")
 @click.option("--follow", "-f", is_flag=True, help="Keep running and print new events.")
+@click.option("--full", is_flag=True, help="Print each event's whole text and data.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array of events.")
 @click.pass_context
 def log_group(
@@ -51,6 +60,7 @@ def log_group(
     since: str | None,
     limit: int | None,
     follow: bool,
+    full: bool,
     as_json: bool,
 ) -> int:
     if ctx.invoked_subcommand is not None:
@@ -58,36 +68,44 @@ def log_group(
     factory = ctx.find_object(Context).factory  # type: ignore[union-attr]
     factory.require_tip()
     since_ms = log.parse_since(since) if since else None
-    query = EventQuery(kind, task, actor, since_ms, limit)
+    query = EventQuery(kind, _task(factory, task), actor, since_ms, limit)
     rows, invalid = log.query(factory, query)
     events = [event for _, event in rows]
     if as_json and not follow:
         output.emit_json([e.to_record() for e in events])
+    elif not events and not follow:
+        given = " ".join(f"--{k} {v}" for k, v in (("kind", kind), ("task", task),
+                         ("as", actor), ("since", since)) if v)  # fmt: skip
+        output.echo(f"no events match {given}" if given else "no events yet")
     else:
-        for event in events:
-            _show(event, as_json)
+        _show(factory, events, as_json, full)
     _report_invalid(invalid)
     if follow:
         after = rows[-1][0] if rows else factory.index.last_seq()
         for event in log.follow(factory, query, after):
-            _show(event, as_json)
+            _show(factory, [event], as_json, full)
     return InvalidRecordError.exit_code if invalid else EXIT_OK
 
 
-def _show(event: Event, as_json: bool) -> None:
+def _task(factory: Factory, text: str | None) -> str | None:
+    """The task id --task names: a whole id as it is (events may name a task this
+    factory does not hold), else the task whose id starts with it."""
+    if text is None or ids.is_id(text.strip().lower()):
+        return text.strip().lower() if text else None
+    from gitfactory.plan import decisions
+
+    factory.index.refresh()
+    return decisions.resolve(factory, text)
+
+
+def _show(factory: Factory, events: list[Event], as_json: bool, full: bool) -> None:
     if as_json:
-        output.emit_json(event.to_record(), lines=True)
+        for event in events:
+            output.emit_json(event.to_record(), lines=True)
         return
-    task = f" [{event.task}]" if event.task else ""
-    data = f"  {json.dumps(event.data, ensure_ascii=False)}" if event.data else ""
-    lines = event.text.splitlines() or [""]
-    output.echo(
-        f"{output.local_time(event.time)}  {event.kind:<14} {event.actor:<20}{task} "
-        f"{lines[0]}{data}".rstrip()
-    )
-    for line in lines[1:]:
-        output.echo(f"{'':>20}{line}")
-    sys.stdout.flush()
+    short = factory.index.short_ids("tasks", {e.task for e in events if e.task})
+    for event in events:
+        log_view.show(event, short, full)
 
 
 def _report_invalid(invalid: list[InvalidRecordError]) -> None:
@@ -129,7 +147,7 @@ def _parse_data(items: tuple[str, ...]) -> dict[str, Any]:
 @log_group.command("append")
 @click.argument("kind", required=False)
 @click.argument("text", required=False, default="")
-@click.option("--task", help="The task this event is about (its id).")
+@click.option("--task", metavar="ID", help="The task it is about (any unique prefix of its id).")
 @click.option(
     "--as",
     "actor",
@@ -189,7 +207,9 @@ def append(
     else:
         if not kind:
             raise UsageError("missing KIND", hint='e.g. gitfactory log append note "hello"')
-        draft = Draft(kind=kind, actor=who, text=text, task=task, data=_parse_data(data))
+        draft = Draft(
+            kind=kind, actor=who, text=text, task=_task(factory, task), data=_parse_data(data)
+        )
         events = [log.new_event(draft)]
     commit = log.append(factory, events)
     if as_json:

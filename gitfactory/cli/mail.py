@@ -70,8 +70,8 @@ def mail_group() -> None:
       role/*              every agent of a role (reviewer/*)
       human/name          a person
       factory:role/name   an agent of another factory (stored; no route yet)
-    Message ids are long: any 4+ leading or trailing characters that are unique
-    will do (`mail inbox` shows the last 8).
+    Any unique prefix of a message id will do (`mail inbox` shows the shortest), and
+    so will a unique tail of 4 or more characters.
     """
 
 
@@ -160,11 +160,14 @@ def inbox_cmd(
     task, read, acked}.
     """
     factory = obj.factory
+    who = actors.who(factory, actor)
     rows = mailbox.inbox(
-        factory, actors.who(factory, actor), unread=unread, unacked=unacked,
-        thread=thread, limit=limit or None,
+        factory, who, unread=unread, unacked=unacked, thread=thread, limit=limit or None
     )  # fmt: skip
-    mail_view.print_rows(rows, as_json)
+    which = " and ".join(w for w, on in (("unread", unread), ("unacknowledged", unacked)) if on)
+    where = f" in thread {thread}" if thread else ""
+    empty = f"no {which + ' ' if which else ''}messages for {who}{where}"
+    mail_view.print_rows(factory, rows, as_json, empty)
 
 
 @mail_group.command("read")
@@ -185,7 +188,7 @@ def read_cmd(obj: Context, message_id: str, actor: str | None, as_json: bool) ->
         output.emit_json({**message.to_record(), "verified": verified, "how": how,
                           "receipts": receipts, "first_read": first})  # fmt: skip
     else:
-        mail_view.print_message(message, receipts)
+        mail_view.print_message(factory, message, receipts)
 
 
 @mail_group.command("ack")
@@ -252,7 +255,7 @@ def thread_cmd(obj: Context, name: str, as_json: bool) -> None:
     for n, message in enumerate(found):
         if n:
             output.echo("\n" + "-" * 72)
-        mail_view.print_message(message, mailbox.receipts(obj.factory, message.id))
+        mail_view.print_message(obj.factory, message, mailbox.receipts(obj.factory, message.id))
 
 
 @mail_group.command("search")
@@ -263,7 +266,9 @@ def thread_cmd(obj: Context, name: str, as_json: bool) -> None:
 def search_cmd(obj: Context, query: str, limit: int, as_json: bool) -> None:
     """Full-text search of senders, subjects and bodies (every word must match;
     word* matches a prefix), newest first."""
-    mail_view.print_rows(mailbox.search(obj.factory, query, limit), as_json, flags=False)
+    found = mailbox.search(obj.factory, query, limit)
+    empty = f"no message matches {query!r}"
+    mail_view.print_rows(obj.factory, found, as_json, empty, flags=False)
 
 
 @mail_group.command("watch")
@@ -307,7 +312,7 @@ def watch_cmd(
         if as_json:
             output.emit_json(mail_view.row_json(row), lines=True)
         else:
-            mail_view.print_rows([row], False)
+            mail_view.print_rows(factory, [row], False, "")
             sys.stdout.flush()
         if count is not None and n >= count:
             return

@@ -6,9 +6,11 @@ from typing import TYPE_CHECKING, Any
 
 from gitfactory.cli import output
 from gitfactory.mail import messages
+from gitfactory.store import ids
 
 if TYPE_CHECKING:
     from gitfactory.mail.messages import Message
+    from gitfactory.store.factory import Factory
     from gitfactory.store.index_mail import Row
 
 
@@ -23,10 +25,17 @@ def row_json(row: Row) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def print_rows(rows: list[Row], as_json: bool, flags: bool = True) -> None:
+def print_rows(
+    factory: Factory, rows: list[Row], as_json: bool, empty: str, flags: bool = True
+) -> None:
+    """Inbox rows, newest first (or ``empty``, the one line that says there are none)."""
     if as_json:
         output.emit_json([row_json(r) for r in rows])
         return
+    if not rows:
+        output.echo(empty)
+        return
+    short = factory.index.short_ids("messages", [r.meta["id"] for r in rows])
     for row in rows:
         m = row.meta
         mark = (" " if row.read else "*") if flags else " "
@@ -34,7 +43,7 @@ def print_rows(rows: list[Row], as_json: bool, flags: bool = True) -> None:
         ack = "  [ack needed]" if flags and m.get("ack_required") and not row.acked else ""
         sender = m["from"] if row.verified else f"{m['from']}?"
         output.echo(
-            f"{mark}{urgent} {m['id'][-8:]}  {output.local_time(m['created'])}  "
+            f"{mark}{urgent} {short[m['id']]:<10} {output.local_time(m['created'])}  "
             f"{sender:<20} {m['subject']}{ack}{'' if row.verified else '  [unverified]'}"
         )
 
@@ -50,8 +59,15 @@ def vouch(message: Message, receipts: list[dict[str, Any]]) -> tuple[bool, str]:
     return vouch(delivered["data"] if delivered else None)
 
 
-def print_message(message: Message, receipts: list[dict[str, Any]]) -> None:
+def print_message(factory: Factory, message: Message, receipts: list[dict[str, Any]]) -> None:
+    """One message in full: its own id whole, the ids it refers to in their short forms."""
     verified, how = vouch(message, receipts)
+    thread = message.thread_name
+    if ids.is_id(thread) and factory.index.ids_starting("messages", thread, 1):
+        thread = factory.index.short_id("messages", thread)  # a thread named by its first message
+    reply_to = factory.index.short_id("messages", message.reply_to) if message.reply_to else ""
+    task = factory.index.short_id("tasks", message.task) if message.task else ""
+    attached = factory.index.short_ids("artifacts", message.attachments)
     rows = [
         ("Message", message.id),
         ("From", message.sender),
@@ -60,12 +76,12 @@ def print_message(message: Message, receipts: list[dict[str, Any]]) -> None:
         ("Cc", ", ".join(message.cc)),
         ("Subject", message.subject),
         ("Date", output.local_time(message.created)),
-        ("Thread", message.thread_name),
-        ("Reply-To", message.reply_to or ""),
-        ("Task", message.task or ""),
+        ("Thread", thread),
+        ("Reply-To", reply_to),
+        ("Task", task),
         ("Priority", message.priority if message.priority != "normal" else ""),
         ("Refs", ", ".join(message.refs)),
-        ("Attachments", ", ".join(message.attachments)),
+        ("Attachments", ", ".join(attached[a] for a in message.attachments)),
     ]
     if message.ack_required:
         acked = sorted({r["actor"] for r in receipts if r["kind"] == "mail.acked"})

@@ -46,6 +46,9 @@ def status(obj: Context, as_json: bool) -> int:
         rows = states.summaries(factory, now, state=state)
         return [tasks.as_of(json.loads(summary), now) for summary, _, _ in rows]
 
+    working = held(tasks.WORKING)
+    asking = [{**row, "question": _question(factory, row["id"])}
+              for row in held(tasks.INPUT_REQUIRED)]  # fmt: skip
     pid = service.running(factory)
     integrity = _integrity(factory)
     daemon = read_status(factory.paths.factory_dir) if pid is not None else None
@@ -57,11 +60,8 @@ def status(obj: Context, as_json: bool) -> int:
         "tasks": {
             "by_state": states.state_counts(factory, now),
             "ready": len(states.summaries(factory, now, ready=True)),
-            "working": held(tasks.WORKING),
-            "input_required": [
-                {**row, "question": _question(factory, row["id"])}
-                for row in held(tasks.INPUT_REQUIRED)
-            ],
+            "working": working,
+            "input_required": asking,
         },
         "blockers": [b.to_json() for b in _blockers(factory)],
         "daemon": {"running": pid is not None, "pid": pid, "status": daemon},
@@ -78,7 +78,8 @@ def status(obj: Context, as_json: bool) -> int:
     if as_json:
         output.emit_json(report)
     else:
-        _print(report, before == refresh.tip, refresh.added, invalid)
+        short = index.short_ids("tasks", [row["id"] for row in (*working, *asking)])
+        _print(report, short, before == refresh.tip, refresh.added, invalid)
     return InvalidRecordError.exit_code if invalid else EXIT_OK
 
 
@@ -114,7 +115,11 @@ def _question(factory: Factory, task_id: str) -> str | None:
 
 
 def _print(
-    report: dict[str, Any], current: bool, added: int, invalid: list[InvalidRecordError]
+    report: dict[str, Any],
+    short: dict[str, str],
+    current: bool,
+    added: int,
+    invalid: list[InvalidRecordError],
 ) -> None:
     from gitfactory.plan.tasks import STATES
 
@@ -130,7 +135,7 @@ def _print(
             if row.get("lease_until"):
                 where += f", lease until {output.local_time(row['lease_until'])}"
             output.echo(
-                f"  {title:<8}{row['id'][:8]}  {row['assignee'] or '-'}{where}: {row['title']}"
+                f"  {title:<8}{short[row['id']]}  {row['assignee'] or '-'}{where}: {row['title']}"
             )
             if row.get("question"):
                 output.echo(f"            question: {row['question']}")

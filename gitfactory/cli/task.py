@@ -97,7 +97,11 @@ def list_cmd(obj: Context, state: str | None, label: str | None, as_json: bool) 
     factory.require_tip()
     factory.index.refresh()
     texts = task_view.summaries(factory, clock.now_ms(), state=state, label=label)
-    task_view.print_summaries(factory, texts, as_json)
+    given = task_view.filters(state=state, label=label)
+    empty = (
+        f"no tasks match {given}" if given else "no tasks yet (add one: gitfactory task add TITLE)"
+    )
+    task_view.print_summaries(factory, texts, as_json, empty)
 
 
 @task_group.command("show")
@@ -139,7 +143,8 @@ def show(obj: Context, task_id: str, as_json: bool) -> None:
         output.echo(f"cancel     requested: {st.cancel_requested}")
     output.echo(f"priority   {t.priority}   labels: {', '.join(t.labels) or '-'}")
     if t.depends_on:
-        output.echo(f"depends on {', '.join(d[:8] for d in t.depends_on)}")
+        deps = factory.index.short_ids("tasks", t.depends_on)
+        output.echo(f"depends on {', '.join(deps[d] for d in t.depends_on)}")
     output.echo(f"requester  {t.requester}, {output.local_time(t.created)}")
     if t.body:
         output.echo("")
@@ -152,8 +157,9 @@ def show(obj: Context, task_id: str, as_json: bool) -> None:
     if produced:
         output.echo("")
         output.echo("artifacts (gitfactory artifact get ID):")
+        kept = factory.index.short_ids("artifacts", [a.id for a in produced])
         for a in produced:
-            output.echo(f"  {a.id[-8:]}  {a.size:>10,}  {a.name}  ({a.producer})")
+            output.echo(f"  {kept[a.id]:<10} {a.size:>10,}  {a.name}  ({a.producer})")
 
 
 @task_group.command("claim")
@@ -173,10 +179,9 @@ def claim(obj: Context, task_id: str, actor: str | None, lease: str, as_json: bo
     lease_ms = clock.parse_duration(lease, "--lease")
     factory, tid, agent = task_view.target(obj, task_id, actor)
     st = steps.claim(factory, tid, agent, lease_ms)
+    until = clock.format_time(st.lease_until or 0)
     task_view.print_state(
-        st,
-        as_json,
-        f"claimed {st.task.id[:8]} for {agent} until {clock.format_time(st.lease_until or 0)}",
+        st, as_json, f"claimed {task_view.short(factory, tid)} for {agent} until {until}"
     )
 
 
@@ -196,10 +201,9 @@ def heartbeat(obj: Context, task_id: str, actor: str | None, lease: str, as_json
         "task.heartbeat",
         lease_ms=clock.parse_duration(lease, "--lease"),
     )
+    until = clock.format_time(st.lease_until or 0)
     task_view.print_state(
-        st,
-        as_json,
-        f"lease on {st.task.id[:8]} renewed until {clock.format_time(st.lease_until or 0)}",
+        st, as_json, f"lease on {task_view.short(factory, tid)} renewed until {until}"
     )
 
 
@@ -212,7 +216,7 @@ def release(obj: Context, task_id: str, actor: str | None, as_json: bool) -> Non
     """Give a task back to the queue."""
     factory, tid, agent = task_view.target(obj, task_id, actor)
     st = decisions.holder_move(factory, tid, agent, "task.released")
-    task_view.print_state(st, as_json, f"released {st.task.id[:8]}")
+    task_view.print_state(st, as_json, f"released {task_view.short(factory, tid)}")
 
 
 @task_group.command("cancel")
@@ -226,12 +230,13 @@ def cancel(obj: Context, task_id: str, reason: str, actor: str | None, as_json: 
     factory, tid, who = task_view.target(obj, task_id, actor)
     st = decisions.cancel(factory, tid, who, reason)
     done = st.state == tasks.CANCELED
+    short = task_view.short(factory, tid)
     task_view.print_state(
         st,
         as_json,
-        f"canceled {st.task.id[:8]}"
+        f"canceled {short}"
         if done
-        else f"asked {st.assignee} to stop {st.task.id[:8]}; it stays working until then",
+        else f"asked {st.assignee} to stop {short}; it stays working until then",
     )
 
 
@@ -287,7 +292,8 @@ def _restart(
 
     factory, tid, who = task_view.target(obj, task_id, actor)
     st = steps.restart(factory, tid, who, step, reason)
-    task_view.print_state(st, as_json, f"{st.task.id[:8]} is ready again at step {st.step}")
+    short = task_view.short(factory, tid)
+    task_view.print_state(st, as_json, f"{short} is ready again at step {st.step}")
 
 
 @task_group.command("ask")
@@ -300,7 +306,8 @@ def ask(obj: Context, task_id: str, question: str, actor: str | None, as_json: b
     """Put a task you hold on hold with a question (state input_required)."""
     factory, tid, agent = task_view.target(obj, task_id, actor)
     st = decisions.holder_move(factory, tid, agent, "task.asked", text=question)
-    task_view.print_state(st, as_json, f"{st.task.id[:8]} waits for an answer: {question}")
+    short = task_view.short(factory, tid)
+    task_view.print_state(st, as_json, f"{short} waits for an answer: {question}")
 
 
 @task_group.command("answer")
@@ -322,7 +329,8 @@ def answer(
         text,
         clock.parse_duration(lease, "--lease"),
     )
-    task_view.print_state(st, as_json, f"answered {st.task.id[:8]}; {st.assignee} can go on")
+    short = task_view.short(factory, tid)
+    task_view.print_state(st, as_json, f"answered {short}; {st.assignee} can go on")
 
 
 @click.command("ready")
@@ -353,7 +361,9 @@ def ready_cmd(obj: Context, role: str | None, label: str | None, as_json: bool) 
             return workflows.plays(role, config.workflow(row["workflow"]).step(row["step"]))
 
         texts = [t for t in texts if for_role(t)]
-    task_view.print_summaries(factory, texts, as_json)
+    given = task_view.filters(role=role, label=label)
+    empty = f"no ready task matches {given}" if given else "no task is ready"
+    task_view.print_summaries(factory, texts, as_json, empty)
 
 
 for _command in task_edit.COMMANDS:

@@ -41,7 +41,7 @@ def edit(
     ) if v not in (None, [])}  # fmt: skip
     factory, tid, who = task_view.target(obj, task_id, actor)
     st = edits.edit(factory, tid, who, change)
-    task_view.print_state(st, as_json, f"edited {st.task.id[:8]}: {st.task.title}")
+    task_view.print_state(st, as_json, f"edited {task_view.short(factory, tid)}: {st.task.title}")
 
 
 @click.command("depend")
@@ -71,8 +71,9 @@ def depend(
         [decisions.resolve(factory, d) for d in add],
         [decisions.resolve(factory, d) for d in remove],
     )
-    deps = ", ".join(d[:8] for d in st.task.depends_on) or "nothing"
-    task_view.print_state(st, as_json, f"{st.task.id[:8]} now waits for {deps}")
+    short = factory.index.short_ids("tasks", [tid, *st.task.depends_on])
+    deps = ", ".join(short[d] for d in st.task.depends_on) or "nothing"
+    task_view.print_state(st, as_json, f"{short[tid]} now waits for {deps}")
 
 
 @click.command("split")
@@ -116,14 +117,10 @@ def supersede(
     for its successor."""
 
     factory, tid, who = task_view.target(obj, task_id, actor)
-    st = edits.supersede(
-        factory,
-        tid,
-        who,
-        decisions.resolve(factory, successor),
-        reason,
-    )
-    task_view.print_state(st, as_json, f"{st.task.id[:8]} superseded by {successor}")
+    new = decisions.resolve(factory, successor)
+    st = edits.supersede(factory, tid, who, new, reason)
+    short = factory.index.short_ids("tasks", [tid, new])
+    task_view.print_state(st, as_json, f"{short[tid]} superseded by {short[new]}")
 
 
 COMMANDS = (edit, depend, split, supersede)

@@ -44,13 +44,17 @@ def summaries(factory: Factory, now: int, **filters: Any) -> list[str]:
     return texts
 
 
-def print_summaries(factory: Factory, texts: list[str], as_json: bool) -> None:
+def print_summaries(factory: Factory, texts: list[str], as_json: bool, empty: str) -> None:
+    """Task rows (or ``empty``, the one line that says there are none)."""
     if as_json:
         output.emit_json_texts(texts)
         return
-    short = tasks.short_ids(factory.index.all_task_ids())
-    for text in texts:
-        t = json.loads(text)
+    if not texts:
+        output.echo(empty)
+        return
+    rows = [json.loads(text) for text in texts]
+    short = factory.index.short_ids("tasks", [t["id"] for t in rows])
+    for t in rows:
         held = f"  {t['assignee']}" if t["assignee"] else ""
         labels = f"  [{', '.join(t['labels'])}]" if t["labels"] else ""
         step = f" {t['step']}" if t["step"] and t["state"] not in tasks.TERMINAL else ""
@@ -58,6 +62,16 @@ def print_summaries(factory: Factory, texts: list[str], as_json: bool) -> None:
             f"{short[t['id']]:<8} P{t['priority']}  {t['state'] + step:<22} "
             f"{t['title']}{labels}{held}"
         )
+
+
+def filters(**given: str | None) -> str:
+    """The filters a listing was given, as typed (``--label x --state working``)."""
+    return " ".join(f"--{k.replace('_', '-')} {v}" for k, v in given.items() if v)
+
+
+def short(factory: Factory, task_id: str) -> str:
+    """How listings show a task's id: its shortest unique prefix."""
+    return factory.index.short_id("tasks", task_id)
 
 
 def print_state(st: TaskState, as_json: bool, message: str) -> None:

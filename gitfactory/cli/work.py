@@ -80,8 +80,9 @@ def next_cmd(obj: Context, actor: str | None, role: str | None, lease: str, as_j
         output.emit_json(_assignment_json(a, previous))
         return
     t, step = a.state.task, a.step
+    short = task_view.short(factory, t.id)
     verb = "claimed for you" if a.claimed_now else "you hold it"
-    output.echo(f"task     {t.id[:8]}  {t.title}  ({verb})")
+    output.echo(f"task     {short}  {t.title}  ({verb})")
     output.echo(
         f"step     {step.name} of workflow {a.workflow.name}, attempt {a.attempt} of "
         f"{step.max_attempts}"
@@ -105,7 +106,7 @@ def next_cmd(obj: Context, actor: str | None, role: str | None, lease: str, as_j
         output.echo(previous.rstrip())
     output.echo("")
     output.echo(
-        f"when finished: gitfactory step done {t.id[:8]} --as {a.state.assignee} "
+        f"when finished: gitfactory step done {short} --as {a.state.assignee} "
         "--outcome success|failure [--note TEXT]"
     )
 
@@ -180,17 +181,17 @@ def step_done(
         output.emit_json(out)
         return
     nxt = last.get("next")
+    short = task_view.short(factory, tid)
     if override:
         held = f" (held by {last['holder']})" if last.get("holder") else ""
-        output.echo(f"step {last.get('step')} of {st.task.id[:8]}{held} overridden by {agent}")
+        output.echo(f"step {last.get('step')} of {short}{held} overridden by {agent}")
     if st.state in (tasks.COMPLETED, tasks.FAILED):
-        output.echo(f"task {st.task.id[:8]} {st.state} ({last.get('why')})")
+        output.echo(f"task {short} {st.state} ({last.get('why')})")
     else:
         step = factory_yaml.load(factory).workflow(st.task.workflow).step(str(nxt))
         who = "the factory" if step.role == workflows.FACTORY_ROLE else f"role {step.role}"
         output.echo(
-            f"task {st.task.id[:8]}: {last.get('why')}; next step {nxt} ({step.kind}, "
-            f"done by {who})"
+            f"task {short}: {last.get('why')}; next step {nxt} ({step.kind}, done by {who})"
         )
 
 

@@ -13,6 +13,7 @@ import hashlib
 import json
 import mimetypes
 import re
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
     from gitfactory.store.factory import Factory
 
 MAX_BYTES = 32 * 1024 * 1024
+TAIL = 4  # the fewest trailing characters that name an artifact
 _NAME_BAD = re.compile(r"[^A-Za-z0-9._-]+")
 
 
@@ -161,19 +163,27 @@ def listing(factory: Factory, task: str | None = None) -> list[Artifact]:
 
 
 def resolve(factory: Factory, text: str) -> Artifact:
+    """The artifact whose id starts with ``text`` (any unique prefix; failing that, a
+    unique tail of 4 or more characters, as session summaries show)."""
     factory.require_tip()
     factory.index.refresh()
-    wanted = text.strip().lower()
-    found = factory.index.ids_like("artifacts", wanted) if len(wanted) >= 4 else []
-    if len(found) != 1:
-        problem = "matches no artifact" if not found else "is ambiguous"
-        raise ArtifactNotFoundError(
-            f"artifact id {text!r} {problem}",
-            hint="`gitfactory artifact list` shows the ids; type 4 or more characters of one",
-        )
-    record = factory.index.artifact(found[0])
+    wanted = ids.typed(text, "artifact", ArtifactNotFoundError)
+    found = factory.index.ids_starting("artifacts", wanted)
+    if not found and len(wanted) >= TAIL:
+        found = factory.index.ids_ending("artifacts", wanted)
+    artifact_id = ids.pick("artifact", text, found, ArtifactNotFoundError,
+                           listing="`gitfactory artifact list`", tails=True,
+                           describe=lambda some: _described(factory, some))  # fmt: skip
+    record = factory.index.artifact(artifact_id)
     assert record is not None
     return Artifact.from_record(record)
+
+
+def _described(factory: Factory, artifact_ids: Sequence[str]) -> list[str]:
+    """Artifacts as an ambiguous id names them: short id and name."""
+    short = factory.index.short_ids("artifacts", artifact_ids)
+    names = {a: (factory.index.artifact(a) or {}).get("name", "?") for a in artifact_ids}
+    return [f"{short[a]} ({names[a]})" for a in artifact_ids]
 
 
 def get(factory: Factory, text: str) -> tuple[Artifact, bytes]:

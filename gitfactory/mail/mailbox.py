@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -28,13 +28,15 @@ from gitfactory.mail.messages import (
     reaches,
 )
 from gitfactory.mail.verify import LOCAL, Vouch
-from gitfactory.store import index_mail, records
+from gitfactory.store import ids, index_mail, records
 from gitfactory.store.log import Draft, Event, clip, stamp
 from gitfactory.store.records import MESSAGE
 
 if TYPE_CHECKING:
     from gitfactory.store.factory import Factory
     from gitfactory.store.index_mail import Row
+
+TAIL = 4  # the fewest trailing characters that name a message
 
 
 def send(factory: Factory, message: Message, vouch: Vouch = LOCAL) -> Sent:
@@ -118,26 +120,31 @@ def ack(factory: Factory, message_id: str, agent: str) -> tuple[Message, bool]:
 
 
 def resolve(factory: Factory, text: str) -> str:
-    """The full id of the message whose id starts or ends with ``text``."""
+    """The full id of the message whose id starts with ``text`` (any unique prefix;
+    failing that, a unique tail of 4 or more characters, as older listings showed)."""
     factory.require_tip()
     factory.index.refresh()
-    wanted = text.strip().lower()
-    if len(wanted) < 4:
-        raise MessageNotFoundError(
-            f"message id {text!r} is too short", hint="type at least 4 characters of the id"
-        )
-    matches = factory.index.ids_like("messages", wanted)
-    if not matches:
-        raise MessageNotFoundError(
-            f"no message id starts or ends with {text!r}",
-            hint="`gitfactory mail inbox` lists messages with their ids",
-        )
-    if len(matches) > 1 and wanted not in matches:
-        raise MessageNotFoundError(
-            f"message id {text!r} is ambiguous: {', '.join(matches[:5])}",
-            hint="type more characters of the id",
-        )
-    return wanted if wanted in matches else matches[0]
+    return ids.pick("message", text, _matches(factory, text), MessageNotFoundError,
+                    listing="`gitfactory mail inbox`", tails=True,
+                    describe=lambda some: _described(factory, some))  # fmt: skip
+
+
+def _matches(factory: Factory, text: str) -> list[str]:
+    wanted = ids.typed(text, "message", MessageNotFoundError)
+    found = factory.index.ids_starting("messages", wanted)
+    if not found and len(wanted) >= TAIL:
+        found = factory.index.ids_ending("messages", wanted)
+    return found
+
+
+def _described(factory: Factory, message_ids: Sequence[str]) -> list[str]:
+    """Messages as an ambiguous id names them: short id, sender and subject."""
+    short = factory.index.short_ids("messages", message_ids)
+    out = []
+    for m in message_ids:
+        record = index_mail.message(factory.index.db, m) or {}
+        out.append(f"{short[m]} ({record.get('from', '?')}: {record.get('subject', '')})")
+    return out
 
 
 def get(factory: Factory, text: str) -> Message:
@@ -164,26 +171,30 @@ def inbox(
     factory.require_tip()
     factory.index.refresh()
     return index_mail.inbox(
-        factory.index.db, agent, addresses_of(agent),
-        unread=unread, unacked=unacked, thread=thread, limit=limit,
+        factory.index.db, agent, addresses_of(agent), unread=unread, unacked=unacked,
+        thread=thread_of(factory, thread) if thread else None, limit=limit,
     )  # fmt: skip
 
 
 def thread(factory: Factory, name: str) -> list[Message]:
     """Every message of a thread, oldest first; ``name`` may also be a message id."""
+    found = index_mail.thread(factory.index.db, thread_of(factory, name))
+    return [Message.from_record(r) for r in found]
+
+
+def thread_of(factory: Factory, name: str) -> str:
+    """The thread ``name`` names: a thread's own name, else the thread of the message
+    whose id it is (or a unique prefix of)."""
     factory.require_tip()
     factory.index.refresh()
-    found = index_mail.thread(factory.index.db, name.lower())
-    if not found:
-        try:
-            message = get(factory, name)
-        except MessageNotFoundError:
-            raise MessageNotFoundError(
-                f"no thread named {name!r}, and no message id starts or ends with it",
-                hint="`gitfactory mail inbox` shows each message's thread with --json",
-            ) from None
-        found = index_mail.thread(factory.index.db, message.thread_name)
-    return [Message.from_record(r) for r in found]
+    if index_mail.has_thread(factory.index.db, name.strip().lower()):
+        return name.strip().lower()
+    if not _matches(factory, name):
+        raise MessageNotFoundError(
+            f"no thread named {name!r}, and no message id starts or ends with it",
+            hint="`gitfactory mail inbox` shows each message's thread with --json",
+        )
+    return get(factory, name).thread_name
 
 
 def search(factory: Factory, query: str, limit: int = 50) -> list[Row]:

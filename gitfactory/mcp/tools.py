@@ -59,8 +59,11 @@ def _yes(args: dict[str, Any], key: str, flag: str) -> list[str]:
     return [flag] if args.get(key) else []
 
 
-_TASK = _s("A task id, or any unique prefix of it (6 characters are plenty).")
-_MESSAGE = _s("A message id, or any unique run of 4+ of its first or last characters.")
+_TASK = _s("A task id, or any unique prefix of it (listings show the shortest).")
+_MESSAGE = _s(
+    "A message id, or any unique prefix of it (the inbox shows the shortest), or its last 8 "
+    "characters."
+)
 _STRINGS = {"type": "array", "items": {"type": "string"}}
 
 TOOLS = [
@@ -153,7 +156,7 @@ TOOLS = [
          "all.", {"task": _TASK}, (),
          lambda a: ["artifact", "list", *(["--", a["task"]] if a.get("task") else [])]),
     Tool("artifact_get", "The content of a text artifact (a gate's report, say).",
-         {"id": _s("An artifact id, or its last 8 characters.")}, ("id",),
+         {"id": _s("An artifact id, any unique prefix of it, or its last 8 characters.")}, ("id",),
          lambda a: ["artifact", "get", "--", a["id"]], raw=True),
     Tool("docs_show", "A living document of this factory: best-practices, start-sequence, "
          "history, or any other the list in `status` names.",

@@ -6,7 +6,7 @@ The task model and the fold of its events are in :mod:`gitfactory.plan.tasks`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -66,19 +66,19 @@ def refused(
     return [draft], RefusedError(reason, hint=hint)
 
 
-def resolve(factory: Factory, prefix: str) -> str:
-    """The full id of the task whose id starts with ``prefix``."""
-    matches = factory.index.task_ids(prefix.lower())
-    if not matches:
-        raise TaskNotFoundError(
-            f"no task id starts with {prefix!r}", hint="`gitfactory task list` shows the tasks"
-        )
-    if len(matches) > 1:
-        raise TaskNotFoundError(
-            f"task id {prefix!r} is ambiguous: {', '.join(m[:10] for m in matches[:5])}",
-            hint="type more characters of the id",
-        )
-    return matches[0]
+def resolve(factory: Factory, text: str) -> str:
+    """The full id of the task whose id starts with ``text`` (any unique prefix)."""
+    wanted = ids.typed(text, "task", TaskNotFoundError)
+    found = factory.index.ids_starting("tasks", wanted)
+    return ids.pick("task", text, found, TaskNotFoundError, listing="`gitfactory task list`",
+                    describe=lambda some: _described(factory, some))  # fmt: skip
+
+
+def _described(factory: Factory, task_ids: Sequence[str]) -> list[str]:
+    """Tasks as an ambiguous id names them: short id and title."""
+    short = factory.index.short_ids("tasks", task_ids)
+    titles = {t: (factory.index.task_record(t) or {}).get("title", "") for t in task_ids}
+    return [f"{short[t]} ({titles[t]})" for t in task_ids]
 
 
 def load(factory: Factory, task_id: str, history: bool = False) -> TaskState:

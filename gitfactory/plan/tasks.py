@@ -318,18 +318,3 @@ def satisfied(dep: str, by_id: Mapping[str, TaskState]) -> bool:
             return False
         dep = st.superseded_by
     return False
-
-
-def short_ids(task_ids: Iterable[str], minimum: int = 5) -> dict[str, str]:
-    """The shortest prefix of each id that no other id shares (at least ``minimum``)."""
-    ordered = sorted(task_ids)
-    shared = [0] * (len(ordered) + 1)  # shared[i]: common prefix of ordered[i-1], ordered[i]
-    for i in range(1, len(ordered)):
-        a, b = ordered[i - 1], ordered[i]
-        k = 0
-        while k < len(a) and k < len(b) and a[k] == b[k]:
-            k += 1
-        shared[i] = k
-    return {
-        tid: tid[: max(minimum, shared[i] + 1, shared[i + 1] + 1)] for i, tid in enumerate(ordered)
-    }

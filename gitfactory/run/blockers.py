@@ -73,8 +73,8 @@ def find(factory: Factory, waits: Mapping[str, str] | None = None) -> list[Block
         if task_id not in explained and any(r["id"] == task_id for r in ready):
             again = ("remove what it names; the daemon tries the merge again when the target "
                      "branch moves, or within a minute")  # fmt: skip
-            found.append(Blocker("merge", task_id, f"task {task_id[:8]} waits: {why}", again,
-                                 (task_id,)))  # fmt: skip
+            found.append(Blocker("merge", task_id, f"task {_short(factory, task_id)} waits: "
+                                 f"{why}", again, (task_id,)))  # fmt: skip
     found += _questions(factory, now)
     found += _dependencies(factory)
     return found
@@ -165,8 +165,8 @@ def _merge(
         where = f" in {places[0]}" if places else ""
         why, fix = said, f"commit or stash the changes{where} (git -C {places[0]} status)" if (
             places) else "finish what holds the branch, then the daemon merges"  # fmt: skip
-    return Blocker("merge", task_id, f"the merge of task {task_id[:8]} ({row['title']}) "
-                   f"into {target} waits: {why}", fix, (task_id,))  # fmt: skip
+    what = f"the merge of task {_short(factory, task_id)} ({row['title']}) into {target} waits"
+    return Blocker("merge", task_id, f"{what}: {why}", fix, (task_id,))
 
 
 def _questions(factory: Factory, now: int) -> list[Blocker]:
@@ -175,12 +175,13 @@ def _questions(factory: Factory, now: int) -> list[Blocker]:
     out = []
     for text, _, _ in states.summaries(factory, now, state=tasks.INPUT_REQUIRED):
         row = json.loads(text)
+        short = _short(factory, row["id"])
         asked = factory.index.events(EventQuery(kind="task.asked", task=row["id"], limit=1))
         question = asked[-1][1].text if asked else "(no question text)"
         out.append(Blocker(
             "answer", row["id"],
-            f"task {row['id'][:8]} ({row['title']}) waits for an answer: {question}",
-            f"gitfactory task answer {row['id'][:8]} 'YOUR ANSWER'", (row["id"],),
+            f"task {short} ({row['title']}) waits for an answer: {question}",
+            f"gitfactory task answer {short} 'YOUR ANSWER'", (row["id"],),
         ))  # fmt: skip
     return out
 
@@ -189,9 +190,15 @@ def _dependencies(factory: Factory) -> list[Blocker]:
     out = []
     for dep, state, title, waiting in states.stuck(factory):
         again = "reopen" if state == tasks.COMPLETED else "retry"
+        short = _short(factory, dep)
         out.append(Blocker(
             "dependency", dep,
-            f"{len(waiting)} task(s) wait for task {dep[:8]} ({title}), which {state}",
-            f"gitfactory task {again} {dep[:8]}", tuple(waiting),
+            f"{len(waiting)} task(s) wait for task {short} ({title}), which {state}",
+            f"gitfactory task {again} {short}", tuple(waiting),
         ))  # fmt: skip
     return out
+
+
+def _short(factory: Factory, task_id: str) -> str:
+    """How a blocker names a task: the short id listings show, which commands take."""
+    return factory.index.short_id("tasks", task_id)

@@ -63,7 +63,7 @@ def sweep(d: Dispatcher, held: set[str]) -> None:
     for path in sorted(root.iterdir()):
         if path.name.startswith(".") or not (path / ".git").exists():
             continue  # the pool, the trash, or not a worktree
-        found = d.factory.index.task_ids(path.name[:8])
+        found = d.factory.index.ids_starting("tasks", path.name[:8])
         if len(found) != 1 or found[0] in held:
             continue
         kept = d.factory.index.events(EventQuery(kind="worktree.kept", task=found[0]))

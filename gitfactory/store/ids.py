@@ -11,7 +11,9 @@ from __future__ import annotations
 import os
 import re
 import threading
+from collections.abc import Callable, Iterable, Sequence
 
+from gitfactory.errors import FactoryError
 from gitfactory.store import clock
 
 ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"
@@ -79,3 +81,77 @@ def id_ms(record_id: str) -> int:
     for ch in record_id[:10]:
         value = (value << 5) | _DECODE[ch]
     return value
+
+
+# -- short forms: what listings show and what commands accept --------------------------
+
+SHOWN = 5  # the fewest characters a listing shows of an id
+CANDIDATES = 5  # how many matches an "ambiguous" error names
+
+
+def shortest_unique_prefixes(record_ids: Iterable[str], minimum: int = SHOWN) -> dict[str, str]:
+    """Each id's shortest prefix that no other of ``record_ids`` starts with (at least
+    ``minimum`` characters): what a listing shows, and what can be typed back.
+
+    Sorted, an id shares its longest common prefix with a neighbour, so one sort and
+    one pass over neighbours do it (100,000 ids in well under a second).
+    """
+    ordered = sorted(set(record_ids))
+    # lengths[i]: how much of ordered[i-1] and ordered[i] tells them apart (at least minimum)
+    lengths = [minimum] * (len(ordered) + 1)
+    for i in range(1, len(ordered)):
+        lengths[i] = _apart(ordered[i - 1], ordered[i], minimum)
+    return {rid: rid[: max(lengths[i], lengths[i + 1])] for i, rid in enumerate(ordered)}
+
+
+def unique_prefix(
+    record_id: str, before: str | None, after: str | None, minimum: int = SHOWN
+) -> str:
+    """``record_id``'s shortest unique prefix, given its neighbours in sorted order."""
+    length = max([minimum, *(_apart(record_id, n, minimum) for n in (before, after) if n)])
+    return record_id[:length]
+
+
+def _apart(a: str, b: str, minimum: int) -> int:
+    """The length of the shortest prefix on which ``a`` and ``b`` differ, or ``minimum``
+    if that is longer."""
+    if a[:minimum] != b[:minimum]:
+        return minimum  # most neighbours: no character-by-character loop
+    n = minimum
+    while n < len(a) and n < len(b) and a[n] == b[n]:
+        n += 1
+    return n + 1
+
+
+def typed(text: str, noun: str, error: type[FactoryError]) -> str:
+    """What the user typed for an id, as ids are spelled (lowercase, no blanks)."""
+    wanted = text.strip().lower()
+    if not wanted:
+        raise error(f"an empty {noun} id", hint=f"give the {noun}'s id or a unique prefix of it")
+    return wanted
+
+
+def pick(
+    noun: str,
+    text: str,
+    found: Sequence[str],
+    error: type[FactoryError],
+    *,
+    listing: str,
+    describe: Callable[[Sequence[str]], list[str]],
+    tails: bool = False,
+) -> str:
+    """The one id ``found`` for what the user typed; else an error that says so: no
+    match (and where the ids are listed), or every candidate, as ``describe`` names
+    them (their short forms, with a title), so that the user can type one back."""
+    if len(found) == 1:
+        return found[0]
+    how = "starts or ends" if tails else "starts"
+    if not found:
+        raise error(f"no {noun} id {how} with {text!r}", hint=f"{listing} shows them")
+    shown = describe(found[:CANDIDATES])
+    more = ", and more" if len(found) > CANDIDATES else ""
+    raise error(
+        f"{noun} id {text!r} is ambiguous; it could be {'; '.join(shown)}{more}",
+        hint="type more characters of the id",
+    )

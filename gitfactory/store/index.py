@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from gitfactory.errors import InvalidRecordError
-from gitfactory.store import clock, index_mail, records
+from gitfactory.store import clock, ids, index_mail, records
 from gitfactory.store.log import Event, EventQuery
 
 if TYPE_CHECKING:
@@ -44,6 +45,8 @@ CREATE TABLE IF NOT EXISTS task_dirty(id TEXT PRIMARY KEY);
 CREATE TABLE IF NOT EXISTS artifacts(id TEXT PRIMARY KEY, task TEXT, record TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS artifacts_task ON artifacts(task, id);
 """
+_ID_TABLES = ("tasks", "messages", "artifacts", "events")
+_FEW = 64  # up to this many ids get their short forms from their neighbours alone
 _EVENT_COLUMNS = "id, kind, actor, time, task, text, data"
 # In task_dirty: every task is to be folded again (the plan's tables start over).
 ALL_TASKS = "*"
@@ -277,13 +280,6 @@ class Index:
         rows = self.db.execute(sql, args).fetchall()
         return [(row[0], _event(row[1:])) for row in reversed(rows)]
 
-    def task_ids(self, prefix: str) -> list[str]:
-        rows = self.db.execute(
-            "SELECT id FROM tasks WHERE id >= ? AND id < ? ORDER BY id LIMIT 6",
-            (prefix, prefix + "\x7f"),
-        ).fetchall()
-        return [str(r[0]) for r in rows]
-
     def all_task_ids(self) -> list[str]:
         return [str(r[0]) for r in self.db.execute("SELECT id FROM tasks ORDER BY id")]
 
@@ -325,15 +321,42 @@ class Index:
             sql, args = sql + " WHERE task = ?", [task]
         return [json.loads(r[0]) for r in self.db.execute(sql + " ORDER BY id", args)]
 
-    def ids_like(self, table: str, text: str) -> list[str]:
-        """Ids in ``table`` (messages or artifacts: time-ordered ids, whose random part
-        is at the end) that start or end with ``text``; at most 6."""
-        assert table in ("messages", "artifacts")
-        rows = self.db.execute(
-            f"SELECT id FROM {table} WHERE (id >= ? AND id < ?) OR id LIKE ? ORDER BY id LIMIT 6",
-            (text, text + "\x7f", "%" + text),
-        )
-        return [str(r[0]) for r in rows]
+    def ids_starting(self, table: str, prefix: str, limit: int = ids.CANDIDATES + 1) -> list[str]:
+        """Ids of ``table`` (tasks, messages, artifacts, events) that start with
+        ``prefix``, in order; at most ``limit``."""
+        assert table in _ID_TABLES
+        sql = f"SELECT id FROM {table} WHERE id >= ? AND id < ? ORDER BY id LIMIT ?"
+        return [str(r[0]) for r in self.db.execute(sql, (prefix, prefix + "\x7f", limit))]
+
+    def ids_ending(self, table: str, tail: str, limit: int = ids.CANDIDATES + 1) -> list[str]:
+        """Ids of ``table`` that end with ``tail`` (a scan: the ids of messages and
+        artifacts begin with their time, and older listings showed their last 8)."""
+        assert table in _ID_TABLES
+        sql = f"SELECT id FROM {table} WHERE substr(id, -?) = ? ORDER BY id LIMIT ?"
+        return [str(r[0]) for r in self.db.execute(sql, (len(tail), tail, limit))]
+
+    def short_ids(self, table: str, wanted: Iterable[str]) -> dict[str, str]:
+        """The short form of each id in ``wanted``: its shortest prefix that no other
+        id of ``table`` starts with (at least :data:`ids.SHOWN` characters)."""
+        assert table in _ID_TABLES
+        wanted = set(wanted)
+        if len(wanted) > _FEW:  # a listing: one pass over every id of the kind
+            every = [str(r[0]) for r in self.db.execute(f"SELECT id FROM {table}")]
+            short = ids.shortest_unique_prefixes([*every, *wanted])
+            return {w: short[w] for w in wanted}
+        return {w: ids.unique_prefix(w, *self._neighbours(table, w)) for w in wanted}
+
+    def short_id(self, table: str, record_id: str) -> str:
+        return self.short_ids(table, [record_id])[record_id]
+
+    def _neighbours(self, table: str, record_id: str) -> tuple[str | None, str | None]:
+        before = self.db.execute(
+            f"SELECT id FROM {table} WHERE id < ? ORDER BY id DESC LIMIT 1", (record_id,)
+        ).fetchone()
+        after = self.db.execute(
+            f"SELECT id FROM {table} WHERE id > ? ORDER BY id LIMIT 1", (record_id,)
+        ).fetchone()
+        return (before[0] if before else None), (after[0] if after else None)
 
     def artifact(self, artifact_id: str) -> dict[str, Any] | None:
         sql = "SELECT record FROM artifacts WHERE id = ?"

@@ -222,6 +222,13 @@ def thread(db: sqlite3.Connection, name: str) -> list[dict[str, Any]]:
     return [{**json.loads(meta), "body": body} for meta, body in rows]
 
 
+def has_thread(db: sqlite3.Connection, name: str) -> bool:
+    return (
+        db.execute("SELECT 1 FROM messages WHERE thread = ? LIMIT 1", (name,)).fetchone()
+        is not None
+    )
+
+
 def search(db: sqlite3.Connection, query: str, limit: int) -> list[Row]:
     """Messages whose sender, subject or body hold every word of ``query``, newest first."""
     words = query.split()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from conftest import gf, gf_json
+from conftest import gf, gf_json, shown_ids
 
 
 def test_status_shows_the_plan_holders_and_open_questions(factory_repo: Path) -> None:
@@ -25,9 +25,10 @@ def test_status_shows_the_plan_holders_and_open_questions(factory_repo: Path) ->
     assert blocked not in [t["id"] for t in plan["working"] + plan["input_required"]]
 
     text = gf(r, "status").stdout
+    short = shown_ids(r)
     assert "tasks     submitted 2, working 1, input_required 1, canceled 1; 1 ready" in text
-    assert f"working {ids[0][:8]}  coder/ada" in text
-    assert f"asking  {ids[1][:8]}  coder/bob" in text
+    assert f"working {short[ids[0]]}  coder/ada" in text
+    assert f"asking  {short[ids[1]]}  coder/bob" in text
     assert "question: Which parser: the old or the new one?" in text
 
 

@@ -43,7 +43,10 @@ def test_round_trip_byte_for_byte_and_readable_with_plain_git(
     assert len(gf_json(r, "artifact", "list")) == 3
     shown = gf_json(r, "task", "show", task[:6])["artifacts"]
     assert [x["id"] for x in shown] == [a["id"], b]
-    assert f"{b[-8:]}          11  passwd-log" in gf(r, "task", "show", task[:6]).stdout
+    rows = gf(r, "artifact", "list").stdout.splitlines()
+    short = {x["id"]: row.split()[0] for x, row in zip(gf_json(r, "artifact", "list"), rows)}
+    assert f"  {short[b]:<10} {11:>10}  passwd-log" in gf(r, "task", "show", task[:6]).stdout
+    assert gf(r, "artifact", "get", short[b]).stdout == "from stdin\n"
 
     # Plain git sees the same: the manifest record and the content at its place.
     shards = f"{a['id'][:4]}/{'/'.join(a['id'][4:8])}"
@@ -65,7 +68,7 @@ def test_size_limit_and_bad_input_write_nothing(factory_repo: Path, tmp_path: Pa
     assert "33,554,433 bytes is over the artifact limit of 33,554,432" in proc.stderr
     assert "no task id starts with" in gf(r, "artifact", "put", "zzzz", str(big), code=2).stderr
     assert "cannot read" in gf(r, "artifact", "put", task, str(tmp_path / "nope"), code=2).stderr
-    assert "matches no artifact" in gf(r, "artifact", "get", "abcdef", code=2).stderr
+    assert "no artifact id starts or ends" in gf(r, "artifact", "get", "abcdef", code=2).stderr
     assert git(r, "rev-parse", "factory") == tip
 
 

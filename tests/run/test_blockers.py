@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from conftest import configure, gf, gf_json, git
+from conftest import configure, gf, gf_json, git, shown_ids
 
 IMPLEMENT_AND_MERGE = ("      implement:\n        role: coder\n        on_success: merge\n"
                        "      merge:\n        action: merge\n        on_failure: failed\n")
@@ -62,7 +62,8 @@ def test_a_merge_held_by_a_dirty_checkout_is_named_with_its_fix(
     configure(r, tmp_path, IMPLEMENT_AND_MERGE)
     tid = gf_json(r, "task", "add", "Task to merge")["id"]
     proc = gf(r, "daemon", "--burst", code=4)
-    assert f"waiting  the merge of task {tid[:8]} (Task to merge) into main waits" in proc.stdout
+    short = shown_ids(r)[tid]
+    assert f"waiting  the merge of task {short} (Task to merge) into main waits" in proc.stdout
     assert "uncommitted changes (app.py" in proc.stdout
     assert f"fix: commit or stash the changes in {r}" in proc.stdout
     assert gf_json(r, "task", "show", tid)["step"] == "merge"
@@ -86,10 +87,11 @@ def test_questions_and_failed_dependencies_block_and_say_how_to_go_on(
     gf(r, "step", "done", first, "--outcome", "failure", "--as", "coder/bob")
     assert gf_json(r, "task", "show", first)["state"] == "failed"
     proc = gf(r, "daemon", "--burst", code=4)
-    assert f"task {asking[:8]} (Asking) waits for an answer: Which database?" in proc.stdout
-    assert f"gitfactory task answer {asking[:8]}" in proc.stdout
-    assert f"1 task(s) wait for task {first[:8]} (First), which failed" in proc.stdout
-    assert f"fix: gitfactory task retry {first[:8]}" in proc.stdout
+    short = shown_ids(r)
+    assert f"task {short[asking]} (Asking) waits for an answer: Which database?" in proc.stdout
+    assert f"gitfactory task answer {short[asking]}" in proc.stdout
+    assert f"1 task(s) wait for task {short[first]} (First), which failed" in proc.stdout
+    assert f"fix: gitfactory task retry {short[first]}" in proc.stdout
     causes = {b["cause"]: b["tasks"] for b in gf_json(r, "status")["blockers"]}
     assert causes == {"answer": [asking], "dependency": [then]}
 
@@ -103,13 +105,14 @@ def test_a_failed_runs_line_shows_why_and_the_end_of_its_output(
               agents=f"  bob:\n    role: fixer\n    command: {sys.executable} no-such-agent.py\n")
     tid = gf_json(r, "task", "add", "Task for bob")["id"]
     proc = gf(r, "daemon", "--burst")
+    short = shown_ids(r)[tid]
     lines = proc.stdout.splitlines()
-    ends = [n for n, x in enumerate(lines) if f"finished fixer/bob implement of {tid[:8]}" in x]
+    ends = [n for n, x in enumerate(lines) if f"finished fixer/bob implement of {short}:" in x]
     assert len(ends) == 2
     first, last = lines[ends[0]], lines[ends[1]]
     assert first.endswith("failure: exit code 2; next: implement")
     assert last.endswith(f"failure: exit code 2; the task failed: `gitfactory task retry "
-                         f"{tid[:8]}` once the cause is fixed")
+                         f"{short}` once the cause is fixed")
     # The end of what the command printed, under each line: here, Python's complaint.
     said = lines[ends[1] + 1].split("  ", 1)[1]  # after the time
     assert said.startswith("         | ") and "can't open file" in said

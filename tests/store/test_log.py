@@ -122,9 +122,10 @@ def test_terminal_control_characters_are_neutralised(factory_repo: Path) -> None
     assert gf_json(factory_repo, "log")[-1]["text"] == "evil \x1b[31mred\x1b]0;title\x07 text"
 
 
-def test_multiline_text_is_indented(factory_repo: Path) -> None:
+def test_multiline_text_is_one_line_or_indented_in_full(factory_repo: Path) -> None:
     gf(factory_repo, "log", "append", "note", "first line\nsecond line")
-    lines = gf(factory_repo, "log").stdout.splitlines()
+    assert gf(factory_repo, "log").stdout.splitlines()[-1].endswith("first line …")
+    lines = gf(factory_repo, "log", "--full").stdout.splitlines()
     assert lines[-2].endswith("first line") and lines[-1].strip() == "second line"
     assert lines[-1].startswith(" ")
 
