@@ -14,6 +14,8 @@ from gitfactory.store.log import Event
 WIDTH = 160  # a line's bound when the terminal's width is unknown (a pipe)
 NARROWEST = 80  # never cut to less than this, however narrow the terminal
 VALUE = 60  # the most one data value shows of itself on the compact line
+TEXT = 120  # the least of an event's text a compact line shows
+DATA = 20  # less room than this for the data: only "…" says there is more
 
 
 def width() -> int:
@@ -33,9 +35,14 @@ def show(event: Event, short: dict[str, str], full: bool = False) -> None:
         for key, value in event.data.items():
             output.echo(f"{'':>20}{key}: {_value(value)}")
     else:
+        # The text is what a person wrote: it keeps TEXT characters however narrow the
+        # terminal; the data gets what room is left (all of it: --full).
         text = lines[0] + (" …" if len(lines) > 1 else "")
-        line = f"{head} {text}".rstrip() + (f"  {summary(event.data)}" if event.data else "")
-        output.echo(clip(line, width()))
+        line = f"{head} {clip(text, max(TEXT, width() - len(head) - 1))}".rstrip()
+        if event.data:
+            room = width() - len(line) - 2
+            line += "  " + (clip(summary(event.data), room) if room >= DATA else "…")
+        output.echo(line)
     sys.stdout.flush()
 
 

@@ -100,8 +100,9 @@ def assert_in_causal_order(stdout: str, events: list[dict[str, Any]]) -> None:
     merged = [e["task"] for e in events if e["kind"] == "merge.result"]
     assert len(merged) == 2
     for task in merged:
-        said = [line.split()[:3] for line in progress.splitlines()
-                if len(line.split()) > 3 and line.split()[3].startswith(task[:8])]
+        words = [line.split() for line in progress.splitlines()]
+        said = [w[:3] for w in words  # "started coder/ada implement 4w6ss[:]": the short id
+                if len(w) > 3 and len(w[3].rstrip(":")) >= 5 and task.startswith(w[3].rstrip(":"))]
         assert [w for w in said if w[2] in ("review", "merge")] == [
             ["started", "reviewer/rex", "review"], ["finished", "reviewer/rex", "review"],
             ["merged", "factory/merge", "merge"]]
