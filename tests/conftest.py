@@ -8,11 +8,15 @@ machine write to the real home at any time: it is not watched as a whole).
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import json
 import os
+import signal
+import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -98,18 +102,73 @@ def gf(
     cwd: Path, *args: str, input: str | None = None, code: int | None = 0,
     env: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """Run the real `gitfactory` CLI in a child process; check its exit code."""
-    proc = subprocess.run(
-        [sys.executable, "-m", "gitfactory", *args],
-        cwd=cwd, input=input, capture_output=True, text=True, check=False,
-        env={**os.environ, **(env or {})},
-    )
+    """Run the real `gitfactory` CLI in a child process; check its exit code.
+
+    The child is forked from a warm server (tests/forkserver.py) unless GF_TESTS_SPAWN
+    is set: the same entry point, arguments, directory, environment and descriptors
+    as ``python -m gitfactory``, without an interpreter start per call."""
+    argv = [os.fspath(a) for a in args]
+    full_env = {**os.environ, **(env or {})}
+    server = _fork_server()
+    if server is None:
+        proc = subprocess.run(
+            [sys.executable, "-m", "gitfactory", *argv],
+            cwd=cwd, input=input, capture_output=True, text=True, check=False, env=full_env,
+        )
+    else:
+        proc = _forked(server, cwd, argv, input, full_env)
     if code is not None:
         assert proc.returncode == code, (
-            f"gitfactory {' '.join(args)} exited {proc.returncode}, wanted {code}\n"
+            f"gitfactory {' '.join(argv)} exited {proc.returncode}, wanted {code}\n"
             f"stdout: {proc.stdout}\nstderr: {proc.stderr}"
         )
     return proc
+
+
+_SERVER: list[tuple[subprocess.Popen[bytes], str]] = []
+
+
+def _fork_server() -> str | None:
+    """The socket of this test process's fork server, started on first use."""
+    if os.environ.get("GF_TESTS_SPAWN"):
+        return None
+    if _SERVER and _SERVER[0][0].poll() is None:
+        return _SERVER[0][1]
+    _SERVER.clear()
+    directory = tempfile.mkdtemp(prefix="gf-fork-")  # short: a socket path has a limit
+    path = os.path.join(directory, "socket")
+    proc = subprocess.Popen([sys.executable, str(Path(__file__).with_name("forkserver.py")), path],
+                            cwd=directory, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stdout.readline() == b"ready\n"
+    atexit.register(proc.kill)
+    _SERVER.append((proc, path))
+    return path
+
+
+def _forked(server: str, cwd: Path, argv: list[str], input: str | None,
+            env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    request = json.dumps({"cwd": str(cwd), "env": env, "args": argv}).encode() + b"\n"
+    with tempfile.TemporaryFile() as fin, tempfile.TemporaryFile() as fout, \
+            tempfile.TemporaryFile() as ferr, open(os.devnull, "rb") as null:
+        if input is not None:
+            fin.write(input.encode())
+            fin.seek(0)
+        stdin = fin if input is not None else null
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.connect(server)
+            sent = socket.send_fds(sock, [request], [stdin.fileno(), fout.fileno(),
+                                                     ferr.fileno()])
+            sock.sendall(request[sent:])
+            reply = b""
+            while chunk := sock.recv(64):
+                reply += chunk
+        code = int(reply) if reply else -signal.SIGKILL  # it died before it could say
+
+        def text(fh: Any) -> str:
+            fh.seek(0)
+            return fh.read().decode().replace("\r\n", "\n").replace("\r", "\n")
+
+        return subprocess.CompletedProcess(["gitfactory", *argv], code, text(fout), text(ferr))
 
 
 def gf_json(cwd: Path, *args: str, **kw: Any) -> Any:
