@@ -40,6 +40,9 @@ def preload() -> None:
 def child(request: dict[str, object], conn: socket.socket) -> None:
     """In the forked child: become the requested command, run it, report, exit."""
     code = 1
+    # The server ignores SIGCHLD to have its children reaped; a command must see its
+    # own children's exit codes (and pass no ignored SIGCHLD on to what it runs).
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     try:
         os.chdir(str(request["cwd"]))
         os.environ.clear()
