@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -179,9 +181,23 @@ def environment(
     })  # fmt: skip
     if run.gate is not None and run.gate["type"] == "judge":
         env["GITFACTORY_JUDGE_INPUT"] = str(directory / "judge-input.json")
+    env["PATH"] = path_with_gitfactory(env.get("PATH", os.defpath))
     if not isinstance(doer, str):
         env.update(doer.env)
     return env
+
+
+def path_with_gitfactory(path: str) -> str:
+    """``path``, so that ``gitfactory`` is found on it: an agent ends its step with
+    `gitfactory step done`, even when the daemon was started by its full path from a
+    virtualenv that is not activated. Our folder goes last: the project's own
+    `python` and tools keep the precedence they had."""
+    import shutil
+
+    ours = Path(sys.executable).parent
+    if shutil.which("gitfactory", path=path) or not (ours / "gitfactory").exists():
+        return path
+    return f"{path}{os.pathsep}{ours}" if path else str(ours)
 
 
 def prompt_text(

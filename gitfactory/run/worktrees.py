@@ -10,6 +10,7 @@ own worktree.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -83,21 +84,44 @@ def ensure(
     if (path / ".git").exists():
         if config.setup_command and not _setup_done(path):
             _setup(paths, config, path)  # it failed or was cut off last time: again
+        with contextlib.suppress(WorkspaceError):  # no base now: it stays where it is
+            _catch_up(paths, path, branch, _start(paths, config, after))
         return Workspace(path, branch, created=False)
     path.parent.mkdir(parents=True, exist_ok=True)
-    start = base(paths, config)
-    for dep in after or []:
-        dep_branch = names(config, dep)[1]
-        if _has_branch(paths, dep_branch) and not _contains(paths, start, dep_branch):
-            start = dep_branch
-            break
+    start = _start(paths, config, after)
     exists = _has_branch(paths, branch)
     pooled = _from_pool(paths, config, path, branch, start, exists)
     if not pooled:
         args = [path.as_posix(), branch] if exists else ["-b", branch, path.as_posix(), start]
         _git(paths, ["worktree", "add", "-q", *args], f"create the worktree of {task.id[:8]}")
+    if exists:
+        _catch_up(paths, path, branch, start)
     _setup(paths, config, path)
     return Workspace(path, branch, created=True, pooled=pooled)
+
+
+def _start(paths: RepoPaths, config: DispatchConfig, after: list[Task] | None) -> str:
+    """Where the task's work starts: the base, or the branch of a prerequisite whose
+    work is not in the base yet."""
+    start = base(paths, config)
+    for dep in after or []:
+        dep_branch = names(config, dep)[1]
+        if _has_branch(paths, dep_branch) and not _contains(paths, start, dep_branch):
+            return dep_branch
+    return start
+
+
+def _catch_up(paths: RepoPaths, path: Path, branch: str, start: str) -> None:
+    """Bring a task branch with no commits of its own up to ``start``.
+
+    A task retried after its first attempts failed (a broken agent script, a bug in
+    the project) must see the fix committed on the base since; a branch that holds
+    work of its own is left as it is."""
+    if not _contains(paths, start, branch) or _contains(paths, branch, start):
+        return  # work of its own, or nothing new on the base
+    # --ff-only: if files left in the worktree would be overwritten, it moves nothing.
+    with contextlib.suppress(GitCommandError):
+        run_git(["merge", "-q", "--ff-only", f"refs/heads/{start}"], path)
 
 
 def _from_pool(

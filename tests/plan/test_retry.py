@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from conftest import gf, gf_json
+from conftest import gf, gf_json, git
 
 
 def failed_task(repo: Path) -> str:
@@ -113,3 +113,30 @@ def test_reopen_a_completed_task_at_its_first_step(factory_repo: Path) -> None:
     assert (out["state"], out["step"]) == ("submitted", "implement")
     kinds = [e["kind"] for e in gf_json(factory_repo, "task", "show", tid)["history"]]
     assert kinds[-1] == "task.reopened"
+
+
+def test_a_retry_sees_the_fix_committed_on_the_base_since(tmp_path: Path) -> None:
+    # The agent is a script of the project; its first version is broken. Its fix is
+    # committed on main; the retried task's branch (no commits of its own) follows.
+    r = tmp_path / "project"
+    git(tmp_path, "init", "-q", "-b", "main", str(r))
+    (r / "agent.sh").write_text("#!/bin/sh\nexit 1\n")
+    (r / "agent.sh").chmod(0o755)
+    git(r, "add", ".")
+    git(r, "commit", "-qm", "a broken agent")
+    gf(r, "init", "--name", "t", "--agent", "command:./agent.sh")
+    config = gf(r, "config", "show").stdout
+    config = config.replace("command: python -m pytest -q", 'command: "true"')
+    config = config.replace("      review:\n        role: reviewer", "      review:\n        gate: tests")
+    gf(r, "config", "edit", "--file", "-", input=config)
+    tid = gf_json(r, "task", "add", "Write out.txt")["id"]
+    gf(r, "daemon", "--burst")
+    assert gf_json(r, "task", "show", tid)["state"] == "failed"
+
+    (r / "agent.sh").write_text("#!/bin/sh\necho done > out.txt && git add out.txt && "
+                                "git commit -qm out\n")
+    git(r, "commit", "-qam", "fix the agent")
+    gf(r, "task", "retry", tid, "--reason", "agent fixed")
+    gf(r, "daemon", "--burst")
+    assert gf_json(r, "task", "show", tid)["state"] == "completed"
+    assert git(r, "show", "main:out.txt") == "done\n"

@@ -249,3 +249,25 @@ def test_a_crash_while_a_run_ends_leaves_one_record_and_no_worktree(
         assert gf_json(r, "task", "show", task)["state"] == "completed"
         assert len(gf_json(r, "log", "--kind", "dispatch.finished", "--task", task)) == 1, point
         assert not [p for p in root.iterdir() if p.name.startswith(task[:8])], point
+
+
+def test_agents_find_gitfactory_when_the_daemon_was_started_by_its_full_path(
+    tmp_path: Path,
+) -> None:
+    r = tmp_path / "project"
+    git(tmp_path, "init", "-q", "-b", "main", str(r))
+    (r / "agent.sh").write_text("#!/bin/sh\necho x > out.txt && git add out.txt && "
+                                "git commit -qm out && gitfactory step done \"$GITFACTORY_TASK\" "
+                                "--note 'by the agent'\n")
+    (r / "agent.sh").chmod(0o755)
+    git(r, "add", ".")
+    git(r, "commit", "-qm", "an agent that ends its own step")
+    gf(r, "init", "--name", "t", "--agent", "command:./agent.sh")
+    tid = gf_json(r, "task", "add", "Write out.txt")["id"]
+    # A virtualenv that is not activated: its bin folder is not on PATH.
+    bare = {"PATH": "/usr/bin:/bin"}
+    assert subprocess.run(["sh", "-c", "command -v gitfactory"], env=bare,
+                          capture_output=True).returncode != 0
+    gf(r, "daemon", "--burst", code=None, env=bare)
+    done = [e for e in gf_json(r, "log", "--kind", "task.step_done") if e["task"] == tid]
+    assert done and done[0]["actor"] == "coder/agent" and done[0]["text"] == "by the agent"
