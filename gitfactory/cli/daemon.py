@@ -59,6 +59,12 @@ def daemon_group(
             f"--idle-wake: {idle_wake} would keep the daemon busy doing nothing",
             hint="give it 1s or more (commits wake the daemon at once anyway)",
         )
+    if idle_wake_s > 86_400:
+        raise UsageError(
+            f"--idle-wake: {idle_wake} is longer than a day; leases and overdue "
+            "acknowledgements would wait that long",
+            hint="give it at most 1d",
+        )
 
     def report(tick: TickReport) -> None:
         if json_log:

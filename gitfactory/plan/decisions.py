@@ -114,6 +114,10 @@ def add(
     from gitfactory.store.branch import Change
 
     factory.require_tip()
+    if workflow is not None:  # a task that follows no workflow there is would stop every reader
+        from gitfactory.config import factory_yaml
+
+        factory_yaml.load(factory).workflow(workflow)
     factory.index.refresh()
     deps = tuple(dict.fromkeys(resolve(factory, d) for d in depends_on))
     task = Task(

@@ -286,8 +286,12 @@ class Store:
 
     def _default_signature(self) -> tuple[str, str]:
         config = self.repo.config
-        found = {key: str(config[key]) for key in ("user.name", "user.email") if key in config}
-        return found.get("user.name", "gitfactory"), found.get("user.email", "gitfactory@localhost")
+        found = {key: str(config[key]).strip() for key in ("user.name", "user.email")
+                 if key in config}  # fmt: skip
+        # An empty user.name (git itself refuses to commit with one) is no signature.
+        return found.get("user.name") or "gitfactory", found.get("user.email") or (
+            "gitfactory@localhost"
+        )
 
     def _maybe_gc(self) -> None:
         """Start `git gc --auto` in the background once loose objects pile up.

@@ -89,6 +89,23 @@ def test_a_record_with_a_nul_is_invalid_and_breaks_nothing(factory_repo: Path) -
 def test_daemon_options_that_make_no_sense_are_refused(factory_repo: Path) -> None:
     proc = gf(factory_repo, "daemon", "--burst", "--idle-wake", "0s", code=2)
     assert "--idle-wake" in proc.stderr and "1s or more" in proc.stderr
+    proc = gf(factory_repo, "daemon", "--burst", "--idle-wake", "99999999d", code=2)
+    assert "longer than a day" in proc.stderr
     proc = gf(factory_repo, "daemon", "--burst", "--idle-wake", "soon", code=2)
     assert "cannot read 'soon' as a duration" in proc.stderr
     assert gf_json(factory_repo, "log", "--kind", "daemon.started") == []  # nothing ran
+
+
+def test_an_empty_git_user_name_falls_back_to_the_login(factory_repo: Path) -> None:
+    git(factory_repo, "config", "user.name", "")
+    tid = gf_json(factory_repo, "task", "add", "Anyone")["id"]
+    [created] = [e for e in gf_json(factory_repo, "log", "--kind", "task.created")
+                 if e["task"] == tid]
+    assert created["actor"].startswith("human/") and created["actor"] != "human/"
+
+
+def test_a_task_for_a_workflow_that_does_not_exist_is_refused(factory_repo: Path) -> None:
+    proc = gf(factory_repo, "task", "add", "Lost", "--workflow", "nosuch", code=2)
+    assert "no workflow 'nosuch'" in proc.stderr and "defined: default" in proc.stderr
+    assert gf_json(factory_repo, "task", "list") == []
+    gf(factory_repo, "status")  # and nothing was written that stops the readers
