@@ -115,12 +115,38 @@ def edit_cmd(obj: Context, source: Path | None, actor: str | None, as_json: bool
         data = text.read_source(source)
         where = "standard input" if str(source) == "-" else str(source)
     with text.keeping(factory, "factory.yaml", data, from_editor=source is None):
+        _refuse_stranding(factory, factory_yaml.parse(data, where))
         commit = factory_yaml.write(factory, data, who, based_on=based_on, source=where)
     text.report_edit("factory.yaml", CONFIG_PATH, data, commit, as_json)
     if commit is not None and not as_json:
         cfg = factory_yaml.parse(data)
         for line in factory_yaml.warnings(cfg) + _missing_programs(obj, cfg):
             output.echo(f"warning: {line}")
+
+
+def _refuse_stranding(factory: Factory, cfg: FactoryConfig) -> None:
+    """Refuse a text that drops a workflow or step a task still in play is at."""
+    from gitfactory.errors import ConfigError
+    from gitfactory.plan import states
+    from gitfactory.plan.tasks import TERMINAL
+
+    stranded = []
+    for row in states.task_states(factory):
+        if row["state"] in TERMINAL:
+            continue
+        name = row["task"]["workflow"]
+        flow = cfg.workflow(None) if name is None else cfg.workflows.get(name)
+        if flow is None:
+            stranded.append(f"task {row['task']['id'][:8]} follows workflow {name!r}")
+        elif flow is not None and row["step"] is not None and row["step"] not in flow.steps:
+            stranded.append(f"task {row['task']['id'][:8]} is at step {row['step']!r}")
+    if stranded:
+        more = f" (and {len(stranded) - 3} more)" if len(stranded) > 3 else ""
+        raise ConfigError(
+            f"the new factory.yaml drops what tasks still use: {'; '.join(stranded[:3])}{more}",
+            hint="keep it until they move on, or move each first: gitfactory task cancel ID, "
+            "then gitfactory task retry ID --from STEP",
+        )
 
 
 def _missing_programs(obj: Context, cfg: FactoryConfig) -> list[str]:

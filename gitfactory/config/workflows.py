@@ -59,7 +59,15 @@ class Workflow:
     steps: dict[str, Step]
 
     def step(self, name: str | None) -> Step:
-        return self.steps[name or self.start]
+        key = name or self.start
+        if key not in self.steps:  # factory.yaml lost a step while a task was at it
+            raise ConfigError(
+                f"workflow {self.name!r} has no step {key!r} (factory.yaml no longer "
+                "defines it, but a task is at it)",
+                hint="put the step back with `gitfactory config edit`, or move the task: "
+                "gitfactory task cancel ID, then gitfactory task retry ID --from STEP",
+            )
+        return self.steps[key]
 
     def next_step(self, current: str, outcome: str, entered: dict[str, int]) -> tuple[str, str]:
         """Where the task goes after ``current`` ends with ``outcome``, and why.

@@ -134,3 +134,26 @@ def test_an_edit_warns_of_programs_that_are_not_there(factory_repo: Path, tmp_pa
     assert git(factory_repo, "show", f"factory:{CONFIG}") == new.read_text()
     assert "warning: gate tests: `no-such-test-runner` not found on PATH" in out
     assert "warning: agent coder/ada:" in out and "./code.sh" in out
+
+
+def test_an_edit_that_drops_a_step_a_task_is_at_is_refused(
+    factory_repo: Path, tmp_path: Path
+) -> None:
+    r = factory_repo
+    tid = gf_json(r, "task", "add", "At review")["id"]
+    gf(r, "step", "done", tid, "--override", "--reason", "go", "--as", "human/lead")  # -> test
+    gf(r, "step", "done", tid, "--override", "--reason", "go", "--as", "human/lead")  # -> review
+    assert gf_json(r, "task", "show", tid)["step"] == "review"
+    current = gf(r, "config", "show").stdout
+    renamed = current.replace("on_success: review", "on_success: review2").replace(
+        "\n      review:\n", "\n      review2:\n")
+    proc = gf(r, "config", "edit", "--file", "-", input=renamed, code=2)
+    assert f"task {tid[:8]} is at step 'review'" in proc.stderr
+    assert "task retry ID --from STEP" in proc.stderr
+    assert gf(r, "config", "show").stdout == current  # nothing committed
+    gf(r, "status")
+    # Moved on first, the same edit goes through.
+    gf(r, "task", "cancel", tid, "--as", "human/lead")
+    gf(r, "config", "edit", "--file", "-", input=renamed)
+    gf(r, "task", "retry", tid, "--from", "review2", "--as", "human/lead")
+    assert gf_json(r, "task", "show", tid)["step"] == "review2"
