@@ -82,8 +82,8 @@ def daemon_group(
     code = daemon.run()
     if code and not json_log:
         blocked = list(daemon.blocked.values())
-        output.echo(f"stopped: the work left waits on {len(blocked)} thing(s) only you can "
-                    "change:")  # fmt: skip
+        things = output.counted(len(blocked), "thing")
+        output.echo(f"stopped: the work left waits on {things} only you can change:")
         for b in blocked:
             output.echo(f"  - {b.what}\n    fix: {b.fix}")
     ctx.exit(code)
@@ -166,7 +166,7 @@ def _lines(tick: TickReport, short: dict[str, str]) -> list[str]:
     tasks' short ids)."""
     lines = []
     if tick.n == 1:
-        lines.append(f"caught up: {len(tick.moved)} ref(s) looked at")
+        lines.append(f"caught up: {output.counted(len(tick.moved), 'ref')} looked at")
     for r in tick.finished:
         result = f"{r['outcome']} ({r['how']})" if r["outcome"] else r["how"].replace("_", " ")
         if r["outcome"] in ("failure", "timeout") and r.get("why"):
@@ -182,13 +182,15 @@ def _lines(tick: TickReport, short: dict[str, str]) -> list[str]:
         lines.append(f"merge    {short[r['task']]} into {r['target']}: {r['why']}")
     for r in tick.failed:
         lines.append(f"failed   {r['agent']} on {short[r['task']]}: workspace: {r['why']}")
-    for count, what in ((tick.delivered, "message(s) delivered"),
-                        (tick.quarantined, "message file(s) quarantined"),
-                        (tick.escalated, "acknowledgement(s) escalated"),
-                        (len(tick.expired), "lease(s) expired"),
-                        (len(tick.summarized), "session summary(ies) written")):  # fmt: skip
+    for count, noun, nouns, what in (
+        (tick.delivered, "message", None, "delivered"),
+        (tick.quarantined, "message file", None, "quarantined"),
+        (tick.escalated, "acknowledgement", None, "escalated"),
+        (len(tick.expired), "lease", None, "expired"),
+        (len(tick.summarized), "session summary", "session summaries", "written"),
+    ):
         if count:
-            lines.append(f"{count} {what}")
+            lines.append(f"{output.counted(count, noun, nouns)} {what}")
     for b in tick.new_blockers:
         lines.append(f"waiting  {b.what}")
         lines.append(f"         fix: {b.fix}")

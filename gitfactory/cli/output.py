@@ -19,6 +19,11 @@ def sanitize(text: str) -> str:
     return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
 
 
+def counted(n: int, noun: str, nouns: str | None = None) -> str:
+    """``1 message``, ``2 messages`` (``nouns``: an irregular plural)."""
+    return f"{n} {noun if n == 1 else nouns or noun + 's'}"
+
+
 def echo(text: str = "") -> None:
     sys.stdout.write(sanitize(text) + "\n")
 

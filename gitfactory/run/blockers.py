@@ -10,7 +10,7 @@ same ones; the daemon adds what only it saw (a merge that had to wait after its 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -88,13 +88,13 @@ def _base(factory: Factory, config: FactoryConfig, ready: list[dict[str, Any]]) 
     try:
         branch = worktrees.base(factory.paths, config.dispatch)
     except FactoryError as exc:
-        return Blocker("base", "HEAD", f"{len(ids)} ready task(s) wait: {exc.message}",
+        return Blocker("base", "HEAD", f"{_ready(ids)}: {exc.message}",
                        exc.hint or "set dispatch.base in factory.yaml", ids)  # fmt: skip
     if factory.store.branch_tip(branch) is not None:
         return None
     return Blocker(
         "base", branch,
-        f"{len(ids)} ready task(s) wait: the base branch {branch!r} has no commit yet, so "
+        f"{_ready(ids)}: the base branch {branch!r} has no commit yet, so "
         "no task can get a worktree",
         f"make a first commit on {branch}: git commit --allow-empty -m 'first commit' "
         f"(or set dispatch.base in factory.yaml to a branch that has one)", ids,
@@ -114,13 +114,13 @@ def _unplayed(config: FactoryConfig, ready: list[dict[str, Any]]) -> list[Blocke
         waiting.setdefault(role, []).append(row["id"])
     out = []
     for role, ids in sorted(waiting.items()):
-        n = f"{len(ids)} ready task(s)"
+        n = _ready(ids)
         if role == PERSON:
             out.append(
                 Blocker(
                     "person",
                     role,
-                    f"{n} wait for a person ({PERSON} steps)",
+                    f"{n} for a person ({PERSON} steps)",
                     f"take one: gitfactory next --as {PERSON}/NAME",
                     tuple(ids),
                 )
@@ -129,7 +129,7 @@ def _unplayed(config: FactoryConfig, ready: list[dict[str, Any]]) -> list[Blocke
         name = "any role" if role == ANY_ROLE else f"role {role!r}"
         as_role = "coder" if role == ANY_ROLE else role
         out.append(Blocker(
-            "agent", role, f"{n} wait for an agent of {name}, and factory.yaml configures none",
+            "agent", role, f"{n} for an agent of {name}, and factory.yaml configures none",
             f"add one: gitfactory config edit (agents: NAME: {{role: {as_role}, preset: "
             f"claude-code}}), or do the step yourself: gitfactory next --as {as_role}/NAME",
             tuple(ids),
@@ -140,7 +140,7 @@ def _unplayed(config: FactoryConfig, ready: list[dict[str, Any]]) -> list[Blocke
 def _player(config: FactoryConfig, step: Step) -> str | None:
     """The agent role a step needs (None: the factory does it alone)."""
     if step.gate:
-        return config.gate(step).role  # a scenario gate's players; other gates: None
+        return config.gate(step).role or None  # a scenario gate's players; other gates: None
     return None if step.role == FACTORY_ROLE else step.role
 
 
@@ -193,7 +193,7 @@ def _dependencies(factory: Factory) -> list[Blocker]:
         short = _short(factory, dep)
         out.append(Blocker(
             "dependency", dep,
-            f"{len(waiting)} task(s) wait for task {short} ({title}), which {state}",
+            f"{_tasks(waiting)} for task {short} ({title}), which {_WAS.get(state, state)}",
             f"gitfactory task {again} {short}", tuple(waiting),
         ))  # fmt: skip
     return out
@@ -202,3 +202,14 @@ def _dependencies(factory: Factory) -> list[Blocker]:
 def _short(factory: Factory, task_id: str) -> str:
     """How a blocker names a task: the short id listings show, which commands take."""
     return factory.index.short_id("tasks", task_id)
+
+
+_WAS = {"canceled": "was canceled", "rejected": "was rejected"}  # "failed" reads as it is
+
+
+def _ready(ids: Sequence[str]) -> str:
+    return "1 ready task waits" if len(ids) == 1 else f"{len(ids)} ready tasks wait"
+
+
+def _tasks(ids: Sequence[str]) -> str:
+    return "1 task waits" if len(ids) == 1 else f"{len(ids)} tasks wait"

@@ -25,7 +25,7 @@ def test_a_repository_without_commits_waits_for_one_instead_of_failing_tasks(
     proc = gf(r, "daemon", "--burst", code=4)
     assert "the base branch 'main' has no commit yet" in proc.stdout
     assert "fix: make a first commit on main: git commit --allow-empty" in proc.stdout
-    assert "stopped: the work left waits on 1 thing(s)" in proc.stdout
+    assert "stopped: the work left waits on 1 thing only you can change" in proc.stdout
     # Nothing was started, nothing failed: the task still waits.
     assert gf_json(r, "task", "show", tid)["state"] == "submitted"
     assert gf_json(r, "log", "--kind", "dispatch.started") == []
@@ -42,13 +42,13 @@ def test_no_agent_for_a_role_with_ready_work(factory_repo: Path) -> None:
     r = factory_repo  # `init` configures no agents
     tid = gf_json(r, "task", "add", "Fix it")["id"]
     proc = gf(r, "daemon", "--burst", code=4)
-    assert "wait for an agent of role 'coder', and factory.yaml configures none" in proc.stdout
+    assert "waits for an agent of role 'coder', and factory.yaml configures none" in proc.stdout
     assert "gitfactory next --as coder/NAME" in proc.stdout
     status = gf(r, "status").stdout
-    assert "blocked   1 ready task(s) wait for an agent of role 'coder'" in status
+    assert "blocked   1 ready task waits for an agent of role 'coder'" in status
     # The daemon that keeps running says it once, not every tick.
     proc = gf(r, "daemon", "--max-ticks", "3")
-    assert proc.stdout.count("wait for an agent of role 'coder'") == 1
+    assert proc.stdout.count("waits for an agent of role 'coder'") == 1
     # Taken by hand, the task is no longer blocked.
     gf(r, "task", "claim", tid, "--as", "coder/ada")
     assert gf_json(r, "status")["blockers"] == []
@@ -90,7 +90,7 @@ def test_questions_and_failed_dependencies_block_and_say_how_to_go_on(
     short = shown_ids(r)
     assert f"task {short[asking]} (Asking) waits for an answer: Which database?" in proc.stdout
     assert f"gitfactory task answer {short[asking]}" in proc.stdout
-    assert f"1 task(s) wait for task {short[first]} (First), which failed" in proc.stdout
+    assert f"1 task waits for task {short[first]} (First), which failed" in proc.stdout
     assert f"fix: gitfactory task retry {short[first]}" in proc.stdout
     causes = {b["cause"]: b["tasks"] for b in gf_json(r, "status")["blockers"]}
     assert causes == {"answer": [asking], "dependency": [then]}
@@ -116,3 +116,12 @@ def test_a_failed_runs_line_shows_why_and_the_end_of_its_output(
     # The end of what the command printed, under each line: here, Python's complaint.
     said = lines[ends[1] + 1].split("  ", 1)[1]  # after the time
     assert said.startswith("         | ") and "can't open file" in said
+
+
+def test_a_task_at_a_command_gate_waits_for_no_agent(factory_repo: Path) -> None:
+    r = factory_repo
+    tid = gf_json(r, "task", "add", "At the gate")["id"]
+    gf(r, "step", "done", tid, "--override", "--reason", "go", "--as", "human/lead")
+    assert gf_json(r, "task", "show", tid)["step"] == "test"  # a command gate: the factory runs it
+    assert "role ''" not in gf(r, "status").stdout
+    assert [b for b in gf_json(r, "status")["blockers"] if tid in b["tasks"]] == []
