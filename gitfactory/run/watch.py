@@ -92,9 +92,10 @@ class Watcher:
         from watchdog.observers import Observer
 
         # watchdog warns when a directory it watched comes back (worktrees come and
-        # go) and when it stops; neither means an event was lost here.
+        # go) and when it stops, and logs an error when a worktree it watched is removed
+        # under it; none of these means an event was lost here.
         warnings.filterwarnings("ignore", category=RuntimeWarning, module="watchdog")
-        logging.getLogger("watchdog").setLevel(logging.ERROR)
+        logging.getLogger("watchdog").setLevel(logging.CRITICAL)
         watcher = self
 
         class _Handler(FileSystemEventHandler):
