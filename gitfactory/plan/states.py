@@ -15,7 +15,7 @@ import json
 import sqlite3
 from typing import TYPE_CHECKING, Any
 
-from gitfactory.plan.tasks import TERMINAL, Task, fold, state_to_json, summary
+from gitfactory.plan.tasks import RESTARTS, TERMINAL, Task, fold, state_to_json, summary
 from gitfactory.store.index import ALL_TASKS
 
 if TYPE_CHECKING:
@@ -175,14 +175,18 @@ def stuck(factory: Factory) -> list[tuple[str, str, str, list[str]]]:
 
 
 def finished_without(factory: Factory, kind: str) -> list[str]:
-    """Ids of final tasks that no event of ``kind`` is about yet, oldest first
-    (the tasks still waiting for their session summary)."""
+    """Ids of final tasks that no event of ``kind`` is about since they last started
+    again (retried, reopened), oldest first: the tasks still waiting for their
+    session summary. A task that finishes again gets another."""
     states = sorted(TERMINAL)
+    restarts = sorted(RESTARTS)
     rows = _db(factory).execute(
         f"SELECT id FROM task_state s WHERE state IN ({', '.join('?' * len(states))})"
-        " AND NOT EXISTS (SELECT 1 FROM events e WHERE e.task = s.id AND e.kind = ?)"
+        " AND NOT EXISTS (SELECT 1 FROM events e WHERE e.task = s.id AND e.kind = ?"
+        "  AND e.id > COALESCE((SELECT MAX(r.id) FROM events r WHERE r.task = s.id"
+        f"   AND r.kind IN ({', '.join('?' * len(restarts))})), ''))"
         " ORDER BY created, id",
-        (*states, kind),
+        (*states, kind, *restarts),
     )
     return [str(r[0]) for r in rows]
 

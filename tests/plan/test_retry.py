@@ -140,3 +140,9 @@ def test_a_retry_sees_the_fix_committed_on_the_base_since(tmp_path: Path) -> Non
     gf(r, "daemon", "--burst")
     assert gf_json(r, "task", "show", tid)["state"] == "completed"
     assert git(r, "show", "main:out.txt") == "done\n"
+    # Each time it finished, a session summary: the history tells the failure, then this.
+    summaries = [e["data"]["state"] for e in gf_json(r, "log", "--kind", "session.summary")
+                 if e["task"] == tid]
+    assert summaries == ["failed", "completed"]
+    history = gf(r, "docs", "show", "history").stdout
+    assert history.count("Write out.txt") == 2 and "completed" in history
