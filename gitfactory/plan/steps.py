@@ -26,7 +26,7 @@ from gitfactory.config.workflows import (
 from gitfactory.errors import ConfigError, FactoryError, NoWorkError, UsageError
 from gitfactory.plan import decisions, states, tasks
 from gitfactory.plan.tasks import OVERRIDER_ROLE, TaskState
-from gitfactory.store import clock
+from gitfactory.store import actors, clock
 from gitfactory.store.actors import ENV_AGENT
 from gitfactory.store.log import Draft
 
@@ -261,6 +261,7 @@ def override(factory: Factory, task_id: str, actor: str, outcome: str, reason: s
             f"only a person (human/NAME) may override a step, not {actor}",
             hint="agents end the steps they hold with `gitfactory step done` (no --override)",
         )
+    actors.as_a_person(actor, "override a step")
     if not reason.strip():
         raise UsageError("--override needs --reason TEXT: the history says why")
     config = factory_yaml.load(factory)
@@ -291,6 +292,7 @@ def restart(
             f"only a person (human/NAME) may retry or reopen a task, not {actor}",
             hint="an agent asks a person instead: gitfactory mail send 'human/*' ...",
         )
+    actors.as_a_person(actor, "retry or reopen a task")
     config = factory_yaml.load(factory)
 
     def decide(st: TaskState, now: int) -> tuple[list[Draft], FactoryError | None]:

@@ -24,8 +24,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import IO, Any
 
+from gitfactory.store.actors import ENV_RUN
+
 RUNS_DIR = "runs"
-MARKER = "GITFACTORY_RUN"
+MARKER = ENV_RUN  # in every run's environment: how its processes are found again
 # The factory's own agents: who writes the daemon's records, who holds a task while
 # a gate runs on it, and while it is merged.
 ACTOR = "factory/daemon"

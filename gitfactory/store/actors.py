@@ -23,6 +23,7 @@ _RECIPIENT_HINT = (
     " for another factory"
 )
 ENV_AGENT = "GITFACTORY_AGENT"
+ENV_RUN = "GITFACTORY_RUN"  # set by the daemon on every agent and gate it starts
 # The role of the factory's own actors (factory/daemon, factory/gate, factory/merge):
 # they run gates and merges and vouch for their results, so nothing typed or set in
 # an environment may act as one.
@@ -103,3 +104,43 @@ def who(factory: Factory, given: str | None) -> str:
             hint="drop --as; a person runs the command from their own shell",
         )
     return given
+
+
+def run_around() -> str | None:
+    """The run of the daemon's this process was started under, if any: its marker in
+    our environment, or in an ancestor's (an agent can leave the marker out of what
+    it starts, but not out of its own environment). Linux's /proc shows ancestors;
+    elsewhere only our own environment is seen. A process that detaches itself from
+    its agent (setsid and an exiting parent) is not found: agents that must not act
+    as people need their own Unix user (README, "Running agents")."""
+    if os.environ.get(ENV_RUN):
+        return os.environ[ENV_RUN]
+    wanted = f"{ENV_RUN}=".encode()
+    pid = os.getppid()
+    for _ in range(64):  # a bound on the walk up
+        if pid <= 1:
+            return None
+        proc = f"/proc/{pid}"
+        try:
+            with open(f"{proc}/environ", "rb") as fh:
+                found = [v for v in fh.read().split(b"\0") if v.startswith(wanted)]
+            with open(f"{proc}/stat", "rb") as fh:
+                parent = int(fh.read().rsplit(b")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            return None
+        if found:
+            return found[0][len(wanted) :].decode("utf-8", "replace")
+        pid = parent
+    return None
+
+
+def as_a_person(actor: str, doing: str) -> None:
+    """Refuse a person's action (``doing``) asked from inside an agent's run."""
+    run = run_around() if actor.startswith("human/") else None
+    if run:
+        raise UsageError(
+            f"only a person may {doing}, and this comes from inside run {run[:10]} of the "
+            f"factory's agents (as {actor})",
+            hint="an agent asks a person instead: gitfactory task ask ID, or "
+            "gitfactory mail send 'human/*' ...",
+        )

@@ -271,3 +271,38 @@ def test_agents_find_gitfactory_when_the_daemon_was_started_by_its_full_path(
     gf(r, "daemon", "--burst", code=None, env=bare)
     done = [e for e in gf_json(r, "log", "--kind", "task.step_done") if e["task"] == tid]
     assert done and done[0]["actor"] == "coder/agent" and done[0]["text"] == "by the agent"
+
+
+IMPERSONATES_A_PERSON = f"""
+import os, subprocess
+from pathlib import Path
+Path("work.txt").write_text("evil\\n")
+subprocess.run(["git", "add", "work.txt"], check=True)
+subprocess.run(["git", "commit", "-qm", "evil"], check=True)
+task = os.environ["GITFACTORY_TASK"]
+env = {{k: v for k, v in os.environ.items() if k not in ("GITFACTORY_AGENT", "GITFACTORY_RUN")}}
+for argv in (["step", "done", task, "--override", "--reason", "lgtm", "--as", "human/boss"],
+             ["step", "done", task, "--override", "--reason", "lgtm"],
+             ["task", "retry", task, "--as", "human/boss"]):
+    proc = subprocess.run([{sys.executable!r}, "-m", "gitfactory", *argv], env=env,
+                          capture_output=True, text=True)
+    Path(os.environ["GITFACTORY_WORKTREE"], "..", "refused.txt").open("a").write(
+        f"{{proc.returncode}} {{proc.stderr}}\\n")
+"""
+
+
+def test_an_agent_cannot_act_as_a_person_by_dropping_its_identity(
+    factory_repo: Path, tmp_path: Path
+) -> None:
+    r = factory_repo
+    root = configure(r, tmp_path, "      implement:\n        role: coder\n        on_success: check\n"
+                     "      check:\n        gate: \"false\"\n        on_failure: failed\n")
+    use_agent(r, tmp_path, IMPERSONATES_A_PERSON)
+    task = gf_json(r, "task", "add", "Sneak past the gate")["id"]
+    gf(r, "daemon", "--burst")
+    said = (root / "refused.txt").read_text()
+    assert said.count("from inside run") == 3, said
+    assert gf_json(r, "log", "--kind", "task.overridden") == []
+    assert gf_json(r, "task", "show", task)["state"] == "failed"  # the gate said no
+    # A person outside any run still may.
+    gf(r, "task", "retry", task, "--as", "human/lead")
