@@ -50,9 +50,12 @@ def end(
         d._holder_move(run.task, run.agent, "task.released", why)
     elif not still_ours:
         outcome, how = "", "step_done"
-    elif canceled:
+    elif canceled or st.cancel_requested is not None:
+        # Asked while it ran: stopped now, or it ended meanwhile (while no daemon
+        # watched, say). Either way what it did is not carried on to the next step.
         outcome, how = "", "canceled"
-        why = "canceled while running: the agent was stopped"
+        why = ("canceled while running: the agent was stopped" if canceled
+               else "canceled as asked while it ran; it ended meanwhile")  # fmt: skip
         d._holder_move(run.task, run.agent, "task.canceled", why)
     elif timed_out:
         outcome, how = "timeout", "timeout"

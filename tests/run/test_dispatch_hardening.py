@@ -306,3 +306,42 @@ def test_an_agent_cannot_act_as_a_person_by_dropping_its_identity(
     assert gf_json(r, "task", "show", task)["state"] == "failed"  # the gate said no
     # A person outside any run still may.
     gf(r, "task", "retry", task, "--as", "human/lead")
+
+
+WAITS_FOR_GO = """
+import os, subprocess, time
+from pathlib import Path
+here = Path(os.environ["GITFACTORY_WORKTREE"], "..")
+(here / "agent.pid").write_text(str(os.getpid()))
+while not (here / "go").exists():
+    time.sleep(0.05)
+Path("work.txt").write_text("done\\n")
+subprocess.run(["git", "add", "work.txt"], check=True)
+subprocess.run(["git", "commit", "-qm", "work"], check=True)
+"""
+
+
+def test_a_cancel_asked_while_no_daemon_watched_the_run_is_kept(
+    factory_repo: Path, tmp_path: Path
+) -> None:
+    r = factory_repo
+    root = configure(r, tmp_path, "      implement:\n        role: coder\n        timeout: 120s\n"
+                     "        on_success: merge\n      merge:\n        action: merge\n")
+    use_agent(r, tmp_path, WAITS_FOR_GO)
+    main = git(r, "rev-parse", "main")
+    task = gf_json(r, "task", "add", "Cancel me")["id"]
+    daemon = subprocess.Popen([sys.executable, "-m", "gitfactory", "daemon"], cwd=r,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: (root / "agent.pid").exists(), "the agent to start")
+    finally:
+        daemon.kill()
+        daemon.wait()
+    gf(r, "task", "cancel", task, "--reason", "stop it", "--as", "human/lead")
+    (root / "go").touch()
+    pid = int((root / "agent.pid").read_text())
+    wait_for(lambda: not alive(pid), "the agent to end with no daemon watching")
+    gf(r, "daemon", "--burst")
+    assert gf_json(r, "task", "show", task)["state"] == "canceled"
+    assert finished(r)[task]["how"] == "canceled"
+    assert git(r, "rev-parse", "main") == main  # nothing merged
