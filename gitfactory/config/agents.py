@@ -18,6 +18,7 @@ from gitfactory.errors import ConfigError, UsageError
 PRESETS = ("claude-code", "codex", "gemini", "aider", "opencode", "command")
 TOOLS = PRESETS[:-1]  # the presets that are a tool of their own
 DEFAULT_ROLE = "coder"
+RESERVED_ROLES = frozenset({"human", "factory"})  # people, and the factory itself
 _COMMAND = "command:"
 _ASSIGNMENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
 _SPEC_ADDRESS = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}/[a-z0-9][a-z0-9._-]{0,63}$")
@@ -93,6 +94,13 @@ def parse_agents(doc: Any, source: str) -> dict[str, AgentSpec]:
                 f"{where}: agent {name!r} has no command",
                 hint="give `command:` (any command line) or a `preset:` such as claude-code",
             )
+        if str(spec["role"]) in RESERVED_ROLES:
+            where = yaml.location(doc, ["agents", name, "role"], source)
+            raise ConfigError(
+                f"{where}: agent {name!r} cannot have the role {spec['role']!r}: human/* "
+                "are people (they override steps, retry tasks) and factory/* the factory itself",
+                hint="give it the role of the steps it takes, e.g. role: coder",
+            )
         agents[str(name)] = AgentSpec(
             name=str(name), role=str(spec["role"]), command=str(command), preset=kind,
             env={str(k): str(v) for k, v in (spec.get("env") or {}).items()},
@@ -163,8 +171,12 @@ def from_spec(spec: str) -> tuple[str, dict[str, str]]:
         raise UsageError(f"--agent {spec!r}: {how!r} is not a preset", hint=_SPEC_HINT)
     role = DEFAULT_ROLE
     if address:
-        if not _SPEC_ADDRESS.match(address) or address.startswith("factory/"):
-            raise UsageError(f"--agent {spec!r}: {address!r} is not ROLE/NAME", hint=_SPEC_HINT)
+        if not _SPEC_ADDRESS.match(address) or address.split("/")[0] in RESERVED_ROLES:
+            raise UsageError(
+                f"--agent {spec!r}: {address!r} is not ROLE/NAME of an agent "
+                "(human/* are people, factory/* the factory)",
+                hint=_SPEC_HINT,
+            )
         role, name = address.split("/")
     return name, {"role": role, **entry}
 

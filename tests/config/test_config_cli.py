@@ -157,3 +157,18 @@ def test_an_edit_that_drops_a_step_a_task_is_at_is_refused(
     gf(r, "config", "edit", "--file", "-", input=renamed)
     gf(r, "task", "retry", tid, "--from", "review2", "--as", "human/lead")
     assert gf_json(r, "task", "show", tid)["step"] == "review2"
+
+
+def test_an_agent_cannot_be_given_a_persons_or_the_factorys_role(
+    factory_repo: Path, tmp_path: Path
+) -> None:
+    for role in ("human", "factory"):
+        text = GOOD.replace("    role: coder\n", f"    role: {role}\n", 1)
+        proc = gf(factory_repo, "config", "check", "--file", "-", input=text, code=2)
+        assert f"standard input:5:5: agent 'ada' cannot have the role '{role}'" in proc.stderr
+        gf(factory_repo, "config", "edit", "--file", "-", input=text, code=2)
+    fresh = tmp_path / "fresh"
+    git(tmp_path, "init", "-q", str(fresh))
+    git(fresh, "commit", "-q", "--allow-empty", "-m", "first")
+    proc = gf(fresh, "init", "--agent", "human/bob=codex", code=2)
+    assert "human/* are people" in proc.stderr
