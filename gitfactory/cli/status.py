@@ -47,6 +47,8 @@ def status(obj: Context, as_json: bool) -> int:
         return [tasks.as_of(json.loads(summary), now) for summary, _, _ in rows]
 
     working = held(tasks.WORKING)
+    # Failed and not replaced: a person decides what next (the newest last).
+    failed = [row for row in held(tasks.FAILED) if not row.get("superseded_by")]
     asking = [{**row, "question": _question(factory, row["id"])}
               for row in held(tasks.INPUT_REQUIRED)]  # fmt: skip
     pid = service.running(factory)
@@ -62,6 +64,7 @@ def status(obj: Context, as_json: bool) -> int:
             "ready": len(states.summaries(factory, now, ready=True)),
             "working": working,
             "input_required": asking,
+            "failed": failed,
         },
         "blockers": [b.to_json() for b in _blockers(factory)],
         "daemon": {"running": pid is not None, "pid": pid, "status": daemon},
@@ -78,7 +81,7 @@ def status(obj: Context, as_json: bool) -> int:
     if as_json:
         output.emit_json(report)
     else:
-        short = index.short_ids("tasks", [row["id"] for row in (*working, *asking)])
+        short = index.short_ids("tasks", [row["id"] for row in (*working, *asking, *failed)])
         _print(report, short, before == refresh.tip, refresh.added, invalid)
     return InvalidRecordError.exit_code if invalid else EXIT_OK
 
@@ -143,6 +146,15 @@ def _print(
             output.echo("  answer with `gitfactory task answer ID TEXT`")
         if len(rows) > SHOWN:
             output.echo(f"  ... and {len(rows) - SHOWN} more {title} (--json lists them all)")
+    failed = plan["failed"]
+    for row in failed[-SHOWN:]:
+        where = f" at {row['step']}" if row.get("step") else ""
+        output.echo(f"  failed  {short[row['id']]}{where}: {row['title']}")
+    if len(failed) > SHOWN:
+        output.echo(f"  ... and {len(failed) - SHOWN} more failed (--json lists them all)")
+    if failed:
+        output.echo("  why: `gitfactory log --task ID`; once the cause is fixed: "
+                    "`gitfactory task retry ID`")  # fmt: skip
     for b in report["blockers"]:
         if b["cause"] != "answer":  # listed with their question above
             output.echo(f"blocked   {b['what']}")

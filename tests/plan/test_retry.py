@@ -146,3 +146,15 @@ def test_a_retry_sees_the_fix_committed_on_the_base_since(tmp_path: Path) -> Non
     assert summaries == ["failed", "completed"]
     history = gf(r, "docs", "show", "history").stdout
     assert history.count("Write out.txt") == 2 and "completed" in history
+
+
+def test_status_lists_failed_tasks_and_how_to_retry_them(factory_repo: Path) -> None:
+    tid = failed_task(factory_repo)
+    short = gf(factory_repo, "task", "list").stdout.split()[0]
+    assert tid.startswith(short)
+    text = gf(factory_repo, "status").stdout
+    assert f"  failed  {short} at implement: Fix it" in text
+    assert "`gitfactory task retry ID`" in text
+    assert [t["id"] for t in gf_json(factory_repo, "status")["tasks"]["failed"]] == [tid]
+    gf(factory_repo, "task", "retry", tid, "--as", "human/lead")
+    assert "failed  " not in gf(factory_repo, "status").stdout
