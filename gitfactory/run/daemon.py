@@ -139,8 +139,8 @@ class Daemon:
         with self._single_instance(), self._signals():
             self.watcher.start()
             log.append(self.factory, [self._event("daemon.started", "watching for commits")])
-            self.recovered = self.dispatcher.recover()
             try:
+                self.recovered = self.dispatcher.recover()
                 while True:
                     result = self.tick()
                     self.report(result)

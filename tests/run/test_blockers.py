@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from conftest import configure, gf, gf_json, git, shown_ids
+from conftest import commit_on_factory, configure, gf, gf_json, git, shown_ids
 
 IMPLEMENT_AND_MERGE = ("      implement:\n        role: coder\n        on_success: merge\n"
                        "      merge:\n        action: merge\n        on_failure: failed\n")
@@ -125,3 +125,14 @@ def test_a_task_at_a_command_gate_waits_for_no_agent(factory_repo: Path) -> None
     assert gf_json(r, "task", "show", tid)["step"] == "test"  # a command gate: the factory runs it
     assert "role ''" not in gf(r, "status").stdout
     assert [b for b in gf_json(r, "status")["blockers"] if tid in b["tasks"]] == []
+
+
+def test_a_daemon_that_cannot_read_factory_yaml_says_so_and_logs_its_stop(
+    factory_repo: Path,
+) -> None:
+    r = factory_repo
+    commit_on_factory(r, {".factory/factory.yaml": b"protocol: '0.3'\nname: [unclosed\n"})
+    proc = gf(r, "daemon", "--burst", code=2)
+    assert "factory.yaml" in proc.stderr
+    kinds = [e["kind"] for e in gf_json(r, "log") if e["kind"].startswith("daemon.")]
+    assert kinds == ["daemon.started", "daemon.stopped"]
