@@ -74,10 +74,13 @@ def find(command: str, place: Place | None, env: dict[str, str] | None = None) -
     if "$" in path or "`" in path:
         return Found(True, f"`{word}` is found only when sh runs it; not checked", program=word)
     if "/" not in path:
-        return _on_path(word, path, environ)
-    if os.path.isabs(path):
-        return _absolute(word, Path(path))
-    return _relative(word, path, place)
+        found = _on_path(word, path, environ)
+    elif os.path.isabs(path):
+        found = _absolute(word, Path(path))
+        found = Found(found.ok, found.detail, found.fix, found.program, resolved=path)
+    else:
+        return _relative(word, path, place)
+    return _module_of(command, found, environ) if found.ok else found
 
 
 def _expand(word: str, environ: dict[str, str]) -> str:
@@ -97,6 +100,33 @@ def _on_path(word: str, name: str, environ: dict[str, str]) -> Found:
     near = difflib.get_close_matches(name, [n for n in installs if n], n=1, cutoff=0.6)
     guess = f"; did you mean `{near[0]}`?" if near else ""
     return Found(False, f"`{word}` not found on PATH{guess}", EDIT, program=word)
+
+
+_PYTHON = re.compile(r"^python[0-9.]*$")
+
+
+def _module_of(command: str, found: Found, environ: dict[str, str]) -> Found:
+    """For ``python -m MODULE ...``: whether that python has the module (the shipped
+    tests gate is `python -m pytest`; a python without pytest fails every task)."""
+    try:
+        words = shlex.split(command)
+    except ValueError:
+        return found
+    if len(words) < 3 or not _PYTHON.match(Path(words[0]).name) or words[1] != "-m":
+        return found
+    module, python = words[2], found.resolved or words[0]
+    probe = "import importlib.util, sys; sys.exit(importlib.util.find_spec(sys.argv[1]) is None)"
+    try:
+        proc = subprocess.run([python, "-c", probe, module], env=environ, capture_output=True,
+                              timeout=20, check=False)  # fmt: skip
+    except (OSError, subprocess.TimeoutExpired):
+        return found
+    if proc.returncode == 0:
+        return Found(True, f"{found.detail}, with module {module}", program=found.program,
+                     resolved=found.resolved)  # fmt: skip
+    return Found(False, f"`{python}` has no module {module!r}",
+                 f"{python} -m pip install {module} (or name another python in the command)",
+                 program=found.program, resolved=found.resolved)  # fmt: skip
 
 
 def _first(command: str) -> str:

@@ -191,6 +191,22 @@ def test_a_gate_that_names_a_missing_command_is_named(factory_repo: Path) -> Non
     assert "`lintr`" in found["gate of default/lint"]["detail"]
 
 
+def test_a_python_gate_needs_its_module(factory_repo: Path) -> None:
+    # The shipped tests gate is `python -m pytest`: a python without pytest fails
+    # every task at the gate, so doctor asks that python for the module.
+    r = factory_repo
+    python = str(Path(sys.executable).parent / "python")
+    agents = f"  ada:\n    role: coder\n    command: {python} -c pass\n"
+    steps = "      implement: {role: coder, on_success: test}\n      test: {gate: tests}\n"
+    for module, ok in (("pytest", True), ("no_such_module_for_tests", False)):
+        gates = f"  tests:\n    command: {python} -m {module} -q\n"
+        commit_on_factory(r, {CONFIG: factory_yaml(agents, gates, steps)})
+        found = checks(r)["gate tests"]
+        assert found["ok"] is ok, found
+    assert found["detail"] == f"`{python}` has no module 'no_such_module_for_tests'"
+    assert found["fix"].startswith(f"{python} -m pip install no_such_module_for_tests")
+
+
 def test_json_is_a_list_of_checks_with_an_overall_ok(factory_repo: Path) -> None:
     r = factory_repo
     report = gf_json(r, "doctor", code=1)
