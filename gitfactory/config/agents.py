@@ -19,6 +19,9 @@ PRESETS = ("claude-code", "codex", "gemini", "aider", "opencode", "command")
 TOOLS = PRESETS[:-1]  # the presets that are a tool of their own
 DEFAULT_ROLE = "coder"
 RESERVED_ROLES = frozenset({"human", "factory"})  # people, and the factory itself
+_COMPOUND = frozenset(
+    {"{", "!", "if", "while", "until", "for", "case", "select"}
+)  # people, and the factory itself
 _COMMAND = "command:"
 _ASSIGNMENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
 _SPEC_ADDRESS = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}/[a-z0-9][a-z0-9._-]{0,63}$")
@@ -201,7 +204,11 @@ def program(command: str) -> str | None:
     ValueError for a line shlex cannot split (an unclosed quote)."""
     import shlex
 
-    words = shlex.split(command, comments=True)
+    lexer = shlex.shlex(command, posix=True, punctuation_chars=True)
+    lexer.whitespace_split = True
+    words = list(lexer)  # `./a.sh; b`: "./a.sh", ";", "b"
+    if words and (words[0] in _COMPOUND or set(words[0]) <= set("();<>|&")):
+        return None  # a subshell, a group, an if or a loop: sh decides what runs
     i = 0
     while i < len(words):
         word = words[i]

@@ -301,3 +301,16 @@ def test_init_agent_on_an_existing_factory_points_at_config_edit(repo: Path) -> 
     proc = gf(repo, "init", "--agent", "aider", code=1)
     assert "does not have coder/aider" in proc.stderr and "gitfactory config edit" in proc.stderr
     assert git(repo, "rev-parse", "factory") == tip
+
+
+def test_shell_syntax_around_an_agents_program_is_read_as_sh_reads_it(repo: Path) -> None:
+    script = repo / "coder.sh"
+    script.write_text("#!/bin/sh\necho coded\n")
+    script.chmod(0o755)
+    git(repo, "add", "coder.sh")
+    git(repo, "commit", "-qm", "coder script")
+    gf(repo, "init", "--name", "t", "--agent", "command:./coder.sh; echo done",
+       "--agent", "reviewer/rex=command:(./coder.sh)")
+    found = checks(repo)
+    assert found["agent coder/coder"]["ok"] is True  # `./coder.sh;` is ./coder.sh
+    assert found["agent reviewer/rex"]["ok"] is True  # a subshell: sh decides, not checked
