@@ -19,9 +19,8 @@ PRESETS = ("claude-code", "codex", "gemini", "aider", "opencode", "command")
 TOOLS = PRESETS[:-1]  # the presets that are a tool of their own
 DEFAULT_ROLE = "coder"
 RESERVED_ROLES = frozenset({"human", "factory"})  # people, and the factory itself
-_COMPOUND = frozenset(
-    {"{", "!", "if", "while", "until", "for", "case", "select"}
-)  # people, and the factory itself
+# Words that start a compound command: sh decides what it runs.
+_COMPOUND = frozenset({"{", "!", "if", "while", "until", "for", "case", "select"})
 _COMMAND = "command:"
 _ASSIGNMENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
 _SPEC_ADDRESS = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}/[a-z0-9][a-z0-9._-]{0,63}$")
