@@ -26,7 +26,7 @@ def width() -> int:
 def show(event: Event, short: dict[str, str], full: bool = False) -> None:
     """Print one event for a human (``short``: the short ids of the tasks)."""
     task = f" [{short.get(event.task, event.task)}]" if event.task else ""
-    head = f"{output.local_time(event.time)}  {event.kind:<14} {event.actor:<20}{task}"
+    head = f"{output.local_time(event.time)}  {event.kind:<17} {event.actor:<20}{task}"
     lines = event.text.splitlines() or [""]
     if full:
         output.echo(f"{head} {lines[0]}".rstrip())

@@ -47,7 +47,7 @@ def test_log_prints_one_bounded_line_per_event_and_keeps_the_data_in_json(
     assert len(lines) == 2  # factory.init, then the event: one line each
     line = lines[-1]
     assert len(line) <= 160 and line.endswith("…")
-    assert "test.run       ci/runner            green …  output=\"word0 word1 " in line
+    assert "test.run          ci/runner            green …  output=\"word0 word1 " in line
     assert "word799" not in line  # a long value is cut at a word boundary ...
     assert '…" passed=42 suite=unit' in line  # ... and the keys that follow still show
     narrow = gf(r, "log", env={"COLUMNS": "100"}).stdout.splitlines()[-1]
