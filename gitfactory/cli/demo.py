@@ -67,11 +67,13 @@ def _command() -> str:
     import shutil
     import sys
 
-    here = Path(sys.executable).parent / "gitfactory"
+    from gitfactory.run.programs import own_entry_point
+
+    here = own_entry_point()
     found = shutil.which("gitfactory")
-    if found is not None and (not here.exists() or Path(found).resolve() == here.resolve()):
+    if found is not None and (here is None or Path(found).resolve() == here.resolve()):
         return "gitfactory"
-    return str(here) if here.exists() else f"{sys.executable} -m gitfactory"
+    return str(here) if here is not None else f"{sys.executable} -m gitfactory"
 
 
 def _evidence(factory: Factory) -> None:

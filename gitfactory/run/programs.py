@@ -19,6 +19,7 @@ import re
 import shlex
 import shutil
 import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,6 +36,13 @@ _BUILTINS = frozenset({
 })  # fmt: skip
 VERSION_TIMEOUT_S = 5.0
 EDIT = "gitfactory config edit"
+
+
+def own_entry_point() -> Path | None:
+    """This install's `gitfactory` script, beside the interpreter running us (a
+    virtualenv's bin/), if there is one."""
+    here = Path(sys.executable).parent / "gitfactory"
+    return here if here.exists() else None
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -194,10 +193,12 @@ def path_with_gitfactory(path: str) -> str:
     `python` and tools keep the precedence they had."""
     import shutil
 
-    ours = Path(sys.executable).parent
-    if shutil.which("gitfactory", path=path) or not (ours / "gitfactory").exists():
+    from gitfactory.run.programs import own_entry_point
+
+    ours = own_entry_point()
+    if ours is None or shutil.which("gitfactory", path=path):
         return path
-    return f"{path}{os.pathsep}{ours}" if path else str(ours)
+    return f"{path}{os.pathsep}{ours.parent}" if path else str(ours.parent)
 
 
 def prompt_text(
