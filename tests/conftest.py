@@ -194,6 +194,24 @@ def wait_for(condition: Callable[[], Any], what: str, timeout: float = 120) -> A
     raise AssertionError(f"timed out waiting for {what}")
 
 
+def commit_script(repo: Path, name: str, text: str, message: str) -> None:
+    """An executable script of the project, committed on its current branch."""
+    (repo / name).write_text(text)
+    (repo / name).chmod(0o755)
+    git(repo, "add", name)
+    git(repo, "commit", "-qm", message)
+
+
+def project_with_agent(tmp: Path, script: str, message: str) -> Path:
+    """A new repository whose first commit on main is ./agent.sh, and a factory made
+    with `init --agent command:./agent.sh` (its coder runs that script)."""
+    r = tmp / "project"
+    git(tmp, "init", "-q", "-b", "main", str(r))
+    commit_script(r, "agent.sh", script, message)
+    gf(r, "init", "--name", "t", "--agent", "command:./agent.sh")
+    return r
+
+
 @pytest.fixture
 def empty_repo(tmp_path: Path) -> Path:
     """A repository with no commits (unborn HEAD)."""

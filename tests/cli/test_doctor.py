@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from conftest import commit_on_factory, event_path, gf, gf_json, git
+from conftest import commit_on_factory, commit_script, event_path, gf, gf_json, git
 
 CONFIG = ".factory/factory.yaml"
 
@@ -51,11 +51,7 @@ def checks(repo: Path, **kw: Any) -> dict[str, dict[str, Any]]:
 
 
 def with_review_script(repo: Path) -> None:
-    script = repo / "review.sh"
-    script.write_text("#!/bin/sh\necho reviewed\n")
-    script.chmod(0o755)
-    git(repo, "add", "review.sh")
-    git(repo, "commit", "-qm", "review script")
+    commit_script(repo, "review.sh", "#!/bin/sh\necho reviewed\n", "review script")
 
 
 def test_a_healthy_factory_exits_0_after_the_fix_doctor_names(repo: Path) -> None:
@@ -304,11 +300,7 @@ def test_init_agent_on_an_existing_factory_points_at_config_edit(repo: Path) -> 
 
 
 def test_shell_syntax_around_an_agents_program_is_read_as_sh_reads_it(repo: Path) -> None:
-    script = repo / "coder.sh"
-    script.write_text("#!/bin/sh\necho coded\n")
-    script.chmod(0o755)
-    git(repo, "add", "coder.sh")
-    git(repo, "commit", "-qm", "coder script")
+    commit_script(repo, "coder.sh", "#!/bin/sh\necho coded\n", "coder script")
     gf(repo, "init", "--name", "t", "--agent", "command:./coder.sh; echo done",
        "--agent", "reviewer/rex=command:(./coder.sh)")
     found = checks(repo)

@@ -241,6 +241,16 @@ def test_pending_is_only_finished_tasks_without_a_summary(factory_repo: Path) ->
     assert documents.pending(f) == []
 
 
+def one_coder(repo: Path, agent: Path) -> None:
+    """A factory whose one step is done by coder/ada, which runs the Python ``agent``."""
+    config = (
+        f'protocol: "0.3"\nname: test\ndispatch:\n  worktrees: ../worktrees\n'
+        f"agents:\n  ada:\n    role: coder\n    command: {sys.executable} {agent}\n"
+        "workflows:\n  default:\n    steps:\n      implement:\n        role: coder\n"
+    )
+    commit_on_factory(repo, {".factory/factory.yaml": config.encode()})
+
+
 def test_the_daemon_summarizes_what_a_scripted_agent_finished(
     factory_repo: Path, tmp_path: Path
 ) -> None:
@@ -253,12 +263,7 @@ def test_the_daemon_summarizes_what_a_scripted_agent_finished(
         "subprocess.run(['git', 'commit', '-qm', 'work'], check=True)\n"
         "print('worked on', os.environ['GITFACTORY_TASK'])\n"
     )
-    config = (
-        f'protocol: "0.3"\nname: test\ndispatch:\n  worktrees: ../worktrees\n'
-        f"agents:\n  ada:\n    role: coder\n    command: {sys.executable} {agent}\n"
-        "workflows:\n  default:\n    steps:\n      implement:\n        role: coder\n"
-    )
-    commit_on_factory(r, {".factory/factory.yaml": config.encode()})
+    one_coder(r, agent)
     task = gf_json(r, "task", "add", "Write the work file")["id"]
     ticks = [json.loads(x) for x in gf(r, "daemon", "--burst", "--json-log").stdout.splitlines()]
     assert [t for tick in ticks for t in tick["summarized"]] == [task]
@@ -336,12 +341,7 @@ def test_a_summary_waits_for_the_run_that_finished_the_task(
     r = factory_repo
     agent = tmp_path / "agent.py"
     agent.write_text(LINGERING)
-    config = (
-        f'protocol: "0.3"\nname: test\ndispatch:\n  worktrees: ../worktrees\n'
-        f"agents:\n  ada:\n    role: coder\n    command: {sys.executable} {agent}\n"
-        "workflows:\n  default:\n    steps:\n      implement:\n        role: coder\n"
-    )
-    commit_on_factory(r, {".factory/factory.yaml": config.encode()})
+    one_coder(r, agent)
     task = gf_json(r, "task", "add", "Write the work file")["id"]
     gf(r, "daemon", "--burst")
     [summary] = gf_json(r, "log", "--kind", "session.summary")

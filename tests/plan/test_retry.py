@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from conftest import gf, gf_json, git
+from conftest import gf, gf_json, git, project_with_agent
 
 
 def failed_task(repo: Path) -> str:
@@ -118,13 +118,7 @@ def test_reopen_a_completed_task_at_its_first_step(factory_repo: Path) -> None:
 def test_a_retry_sees_the_fix_committed_on_the_base_since(tmp_path: Path) -> None:
     # The agent is a script of the project; its first version is broken. Its fix is
     # committed on main; the retried task's branch (no commits of its own) follows.
-    r = tmp_path / "project"
-    git(tmp_path, "init", "-q", "-b", "main", str(r))
-    (r / "agent.sh").write_text("#!/bin/sh\nexit 1\n")
-    (r / "agent.sh").chmod(0o755)
-    git(r, "add", ".")
-    git(r, "commit", "-qm", "a broken agent")
-    gf(r, "init", "--name", "t", "--agent", "command:./agent.sh")
+    r = project_with_agent(tmp_path, "#!/bin/sh\nexit 1\n", "a broken agent")
     config = gf(r, "config", "show").stdout
     config = config.replace("command: python -m pytest -q", 'command: "true"')
     config = config.replace("      review:\n        role: reviewer", "      review:\n        gate: tests")

@@ -11,7 +11,16 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import checkout_state, configure, finished, gf, gf_json, git, wait_for
+from conftest import (
+    checkout_state,
+    configure,
+    finished,
+    gf,
+    gf_json,
+    git,
+    project_with_agent,
+    wait_for,
+)
 
 
 def use_agent(repo: Path, tmp: Path, code: str) -> None:
@@ -195,6 +204,18 @@ while not (here / "go").exists():  # the test says when to exit
 """
 
 
+def killed_once_running(repo: Path, started: Path) -> None:
+    """Start a daemon and SIGKILL it once its agent has written ``started``: the
+    agent's run outlives the daemon that started it."""
+    daemon = subprocess.Popen([sys.executable, "-m", "gitfactory", "daemon"], cwd=repo,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for(started.exists, "the agent to start")
+    finally:
+        daemon.kill()
+        daemon.wait()
+
+
 def alive(pid: int) -> bool:
     try:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
@@ -210,13 +231,7 @@ def test_what_a_run_that_outlived_its_daemon_leaves_behind_ends_with_it(
     root = configure(r, tmp_path, "      implement:\n        role: coder\n        timeout: 120s\n")
     use_agent(r, tmp_path, LEAVES_A_CHILD)
     task = gf_json(r, "task", "add", "Leaves a child")["id"]
-    daemon = subprocess.Popen([sys.executable, "-m", "gitfactory", "daemon"], cwd=r,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        wait_for(lambda: (root / "child.pid").exists(), "the agent to start its child")
-    finally:
-        daemon.kill()  # the agent outlives its daemon
-        daemon.wait()
+    killed_once_running(r, root / "child.pid")  # the agent outlives its daemon
     child = int((root / "child.pid").read_text())
     try:
         if ends == "while no daemon watched":
@@ -254,15 +269,10 @@ def test_a_crash_while_a_run_ends_leaves_one_record_and_no_worktree(
 def test_agents_find_gitfactory_when_the_daemon_was_started_by_its_full_path(
     tmp_path: Path,
 ) -> None:
-    r = tmp_path / "project"
-    git(tmp_path, "init", "-q", "-b", "main", str(r))
-    (r / "agent.sh").write_text("#!/bin/sh\necho x > out.txt && git add out.txt && "
-                                "git commit -qm out && gitfactory step done \"$GITFACTORY_TASK\" "
-                                "--note 'by the agent'\n")
-    (r / "agent.sh").chmod(0o755)
-    git(r, "add", ".")
-    git(r, "commit", "-qm", "an agent that ends its own step")
-    gf(r, "init", "--name", "t", "--agent", "command:./agent.sh")
+    r = project_with_agent(
+        tmp_path, "#!/bin/sh\necho x > out.txt && git add out.txt && git commit -qm out && "
+        "gitfactory step done \"$GITFACTORY_TASK\" --note 'by the agent'\n",
+        "an agent that ends its own step")
     tid = gf_json(r, "task", "add", "Write out.txt")["id"]
     # A virtualenv that is not activated: its bin folder is not on PATH.
     bare = {"PATH": "/usr/bin:/bin"}
@@ -330,13 +340,7 @@ def test_a_cancel_asked_while_no_daemon_watched_the_run_is_kept(
     use_agent(r, tmp_path, WAITS_FOR_GO)
     main = git(r, "rev-parse", "main")
     task = gf_json(r, "task", "add", "Cancel me")["id"]
-    daemon = subprocess.Popen([sys.executable, "-m", "gitfactory", "daemon"], cwd=r,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        wait_for(lambda: (root / "agent.pid").exists(), "the agent to start")
-    finally:
-        daemon.kill()
-        daemon.wait()
+    killed_once_running(r, root / "agent.pid")
     gf(r, "task", "cancel", task, "--reason", "stop it", "--as", "human/lead")
     (root / "go").touch()
     pid = int((root / "agent.pid").read_text())
