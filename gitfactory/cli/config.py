@@ -115,11 +115,11 @@ def edit_cmd(obj: Context, source: Path | None, actor: str | None, as_json: bool
         data = text.read_source(source)
         where = "standard input" if str(source) == "-" else str(source)
     with text.keeping(factory, "factory.yaml", data, from_editor=source is None):
-        _refuse_stranding(factory, factory_yaml.parse(data, where))
+        cfg = factory_yaml.parse(data, where)
+        _refuse_stranding(factory, cfg)
         commit = factory_yaml.write(factory, data, who, based_on=based_on, source=where)
     text.report_edit("factory.yaml", CONFIG_PATH, data, commit, as_json)
     if commit is not None and not as_json:
-        cfg = factory_yaml.parse(data)
         for line in factory_yaml.warnings(cfg) + _missing_programs(obj, cfg):
             output.echo(f"warning: {line}")
 
