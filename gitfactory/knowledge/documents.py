@@ -140,7 +140,7 @@ def summarize(factory: Factory, task_id: str) -> Event | None:
     def build(snap: Snapshot) -> Change | None:
         made.clear()
         _index_at(factory, snap)
-        if _summarized(factory, task_id):
+        if states.has_since_start(factory, task_id, SUMMARY):  # a retry gets another
             return None
         st = decisions.load(factory, task_id, history=True)
         event = stamp(sessions.summary(st, factory.index.artifacts(task_id)))
@@ -158,16 +158,6 @@ def summarize(factory: Factory, task_id: str) -> Event | None:
     factory.require_tip()
     factory.store.transact(build)
     return made[0] if made else None
-
-
-def _summarized(factory: Factory, task_id: str) -> bool:
-    """Whether the task has its summary since it last started again (a retried or
-    reopened task that finishes again gets another)."""
-    from gitfactory.plan.tasks import RESTARTS
-
-    events = [event for _, event in factory.index.events(EventQuery(task=task_id))]
-    last_start = max((e.id for e in events if e.kind in RESTARTS), default="")
-    return any(e.kind == SUMMARY and e.id > last_start for e in events)
 
 
 def catch_up(factory: Factory, limit: int | None = None) -> list[Event]:

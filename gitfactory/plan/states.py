@@ -174,21 +174,38 @@ def stuck(factory: Factory) -> list[tuple[str, str, str, list[str]]]:
     return [(dep, state, title, waiting) for dep, (state, title, waiting) in out.items()]
 
 
+# An event of :kind about task s since it last started again (retried, reopened).
+_SINCE_START = (
+    "EXISTS (SELECT 1 FROM events e WHERE e.task = s.id AND e.kind = :kind"
+    " AND e.id > COALESCE((SELECT MAX(r.id) FROM events r WHERE r.task = s.id"
+    f" AND r.kind IN ({', '.join(repr(k) for k in sorted(RESTARTS))})), ''))"
+)
+
+
 def finished_without(factory: Factory, kind: str) -> list[str]:
     """Ids of final tasks that no event of ``kind`` is about since they last started
     again (retried, reopened), oldest first: the tasks still waiting for their
     session summary. A task that finishes again gets another."""
-    states = sorted(TERMINAL)
-    restarts = sorted(RESTARTS)
+    final = ", ".join(repr(state) for state in sorted(TERMINAL))
     rows = _db(factory).execute(
-        f"SELECT id FROM task_state s WHERE state IN ({', '.join('?' * len(states))})"
-        " AND NOT EXISTS (SELECT 1 FROM events e WHERE e.task = s.id AND e.kind = ?"
-        "  AND e.id > COALESCE((SELECT MAX(r.id) FROM events r WHERE r.task = s.id"
-        f"   AND r.kind IN ({', '.join('?' * len(restarts))})), ''))"
+        f"SELECT id FROM task_state s WHERE state IN ({final}) AND NOT {_SINCE_START}"
         " ORDER BY created, id",
-        (*states, kind, *restarts),
+        {"kind": kind},
     )
     return [str(r[0]) for r in rows]
+
+
+def has_since_start(factory: Factory, task_id: str, kind: str) -> bool:
+    """Whether an event of ``kind`` is about the task since it last started again."""
+    row = (
+        _db(factory)
+        .execute(
+            f"SELECT {_SINCE_START} FROM task_state s WHERE s.id = :task",
+            {"kind": kind, "task": task_id},
+        )
+        .fetchone()
+    )
+    return bool(row and row[0])
 
 
 def _dump(value: Any) -> str:
