@@ -36,6 +36,8 @@ class InitResult:
     branch: str
     tip: str
     agents: tuple[str, ...] = ()  # the addresses of the agents factory.yaml has
+    joined: str | None = None  # the remote whose existing factory this clone joined
+    warning: str | None = None
 
 
 def default_name(factory: Factory) -> str:
@@ -68,6 +70,7 @@ def init(
             "that branch without a working tree, so the checkout would look changed",
             hint="switch that worktree to another branch (git switch -c main), then run init again",
         )
+    warning = _look_for_remote(factory)
     commit = factory.store.transact(lambda snap: _init_change(factory, snap, wanted, who, data))
     config = load(factory)
     if name is not None and config.name != name:
@@ -86,7 +89,30 @@ def init(
         )
     addresses = tuple(a.address for a in config.agents.values())
     return InitResult(commit is not None, config.name, factory.branch, factory.require_tip(),
-                      addresses)  # fmt: skip
+                      addresses, factory.joined, warning if commit else None)  # fmt: skip
+
+
+def _look_for_remote(factory: Factory) -> str | None:
+    """Join the factory the repository's remote already has rather than create an
+    unrelated one: a clone that has not fetched it yet fetches it first. A warning
+    if the remote could not be asked."""
+    from gitfactory.store import remote
+
+    if factory.tip() is not None:  # here already, or just joined from a fetched remote
+        return None
+    names = remote.configured_remotes(factory)
+    name = remote.DEFAULT_REMOTE if remote.DEFAULT_REMOTE in names else None
+    if name is None and len(names) == 1:
+        name = names[0]
+    if name is None:
+        return None
+    try:
+        remote.fetch(factory, remote.resolve(factory, name))
+    except remote.RemoteUnreachableError as exc:
+        return (f"could not ask {name} whether it has a factory already ({exc.message}); if it "
+                f"has, `gitfactory sync` will refuse to merge this new one")  # fmt: skip
+    factory.tip()  # joins what was fetched, if anything
+    return None
 
 
 def _missing_agents(config: FactoryConfig, agents: dict[str, dict[str, str]]) -> list[str]:

@@ -11,6 +11,8 @@ Exit codes are part of the CLI contract (documented in README.md and protocol/SP
       for ``daemon --burst``: it stopped with work left that blockers hold back
       (each one is printed with its fix)
 5     busy: the write lock or the branch stayed contended past the retry budget
+6     the sync remote could not be reached: nothing was exchanged; a claim made
+      then is tentative (it counts once the remote has it)
 70    internal error (a bug): the traceback is written to a crash log
 130   interrupted (Ctrl-C)
 ====  ==========================================================================

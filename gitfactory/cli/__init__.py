@@ -43,10 +43,12 @@ Start here:
   gitfactory daemon                     dispatch agents and gates on ready tasks
   gitfactory artifact list TASK         transcripts, gate reports and verdicts
   gitfactory verify                     every record still there, byte for byte
+  gitfactory sync                       share the factory with other clones (a remote)
   gitfactory demo                       a complete run on a built-in sample
 
 Every command takes --json for scripts. Exit codes: 0 ok, 1 refused, 2 usage or
-input error, 3 no work, 4 invalid records, 5 busy, 70 internal error, 130 interrupted.
+input error, 3 no work, 4 invalid records, 5 busy, 6 remote unreachable (a claim is
+tentative), 70 internal error, 130 interrupted.
 """
 
 
@@ -88,6 +90,7 @@ _COMMANDS = {
     "config": "config:config_group",
     "mcp": "mcp:mcp_cmd",
     "verify": "verify:verify_cmd",
+    "sync": "sync:sync_cmd",
     "doctor": "doctor:doctor_cmd",
     "man": "manpage:man_cmd",
 }

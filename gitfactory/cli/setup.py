@@ -49,11 +49,21 @@ def init(obj: Context, name: str | None, agents: tuple[str, ...], as_json: bool)
                 "branch": result.branch,
                 "tip": result.tip,
                 "agents": list(result.agents),
+                "joined": result.joined,
+                "warning": result.warning,
                 "problems": [c.to_json() for c in problems],
             }
         )
         return
-    if result.created:
+    if result.warning:
+        output.progress(f"warning: {result.warning}")
+    if result.joined:
+        output.echo(
+            f"joined factory {result.name!r}: {result.joined}/{result.branch} already had it; "
+            f"this clone's '{result.branch}' branch tracks it (at {result.tip[:12]}); "
+            "nothing was created"
+        )
+    elif result.created:
         output.echo(
             f"initialised factory {result.name!r} on branch {result.branch} at {result.tip[:12]}"
         )

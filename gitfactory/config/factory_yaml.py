@@ -38,6 +38,15 @@ class MailConfig:
 
 
 @dataclass(frozen=True)
+class SyncConfig:
+    """Sharing the factory with other clones through a git remote (SPEC §19)."""
+
+    remote: str | None = None  # None: `gitfactory sync` uses origin; claims stay local
+    interval_ms: int = 5_000
+    offline_claims: str = "wait"  # or "local"
+
+
+@dataclass(frozen=True)
 class FactoryConfig:
     name: str
     protocol: str
@@ -49,6 +58,7 @@ class FactoryConfig:
     gates: dict[str, Gate] = field(default_factory=dict)
     # Signing keys (OpenSSH public key lines) by actor address or role: trust.signers.
     signers: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    sync: SyncConfig = SyncConfig()
 
     def gate(self, step: Step) -> Gate:
         """The gate a step runs: the one its ``gate:`` names, else that text as a command."""
@@ -127,6 +137,7 @@ def parse(data: bytes, source: str = CONFIG_PATH) -> FactoryConfig:
         dispatch=parse_dispatch(doc, source),
         gates=_gates(doc, source),
         signers=_signers(doc, source),
+        sync=_sync(doc, source),
     )
 
 
@@ -185,6 +196,25 @@ def _mail(doc: Any, source: str) -> MailConfig:
     if "unverified" in section:
         config = replace(config, unverified=str(section["unverified"]))
     return config
+
+
+def _sync(doc: Any, source: str) -> SyncConfig:
+    from gitfactory.store import yaml
+    from gitfactory.store.clock import parse_duration
+
+    section = doc.get("sync") or {}
+    interval = SyncConfig.interval_ms
+    if "interval" in section:
+        interval = parse_duration(str(section["interval"]))
+        if not 200 <= interval <= 3_600_000:
+            where = yaml.location(doc, ["sync", "interval"], source)
+            raise ConfigError(f"{where}: 'sync.interval' must be between 200ms and 1h")
+    remote = section.get("remote")
+    return SyncConfig(
+        remote=str(remote) if remote is not None else None,
+        interval_ms=interval,
+        offline_claims=str(section.get("offline_claims", SyncConfig.offline_claims)),
+    )
 
 
 def _plain(node: Any) -> Any:

@@ -19,12 +19,12 @@ from typing import TYPE_CHECKING, Any
 
 from gitfactory.errors import FactoryError, InvalidRecordError, UsageError
 from gitfactory.store import clock, ids, records
-from gitfactory.store.records import ARTIFACT, BLOBS_DIR, FACTORY_DIR
+from gitfactory.store.records import ARTIFACT, BLOBS_DIR, FACTORY_DIR, MAX_BLOB_BYTES, shard_path
 
 if TYPE_CHECKING:
     from gitfactory.store.factory import Factory
 
-MAX_BYTES = 32 * 1024 * 1024
+MAX_BYTES = MAX_BLOB_BYTES
 TAIL = 4  # the fewest trailing characters that name an artifact
 _NAME_BAD = re.compile(r"[^A-Za-z0-9._-]+")
 
@@ -68,8 +68,7 @@ class Artifact:
 
 
 def content_path(artifact_id: str) -> str:
-    shards = "/".join(artifact_id[a:b] for a, b in ARTIFACT.shards)
-    return f"{FACTORY_DIR}/{BLOBS_DIR}/{shards}/{artifact_id}"
+    return f"{FACTORY_DIR}/{BLOBS_DIR}/{shard_path(artifact_id, ARTIFACT.shards)}{artifact_id}"
 
 
 def clean_name(name: str) -> str:

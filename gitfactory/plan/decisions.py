@@ -31,6 +31,7 @@ from gitfactory.store import clock, ids, records
 from gitfactory.store.log import Draft, clip, stamp
 
 if TYPE_CHECKING:
+    from gitfactory.store.branch import Change, Snapshot
     from gitfactory.store.factory import Factory
 
 
@@ -171,37 +172,45 @@ def act(factory: Factory, task_id: str, decide: Decision) -> TaskState:
     write (their ``seq`` is filled in here) and an error to raise once they are
     written (a stale writer's refusal still records the expiry it noticed).
     """
-    from gitfactory.store.branch import Change, Snapshot
-
     outcome: list[FactoryError | None] = [None]
-
-    def build(snap: Snapshot) -> Change | None:
-        factory.index.refresh(str(snap.tip) if snap.tip else None)
-        st = load(factory, task_id)
-        # One time for the decision and the events: the fold judges a move by its
-        # event's time, so a lease decided on one clock reading and stamped with
-        # another (ids stay monotonic when the clock steps back) could void it.
-        now = ids.next_ms()
-        drafts, outcome[0] = decide(st, now)
-        if not drafts:
-            return None
-        events = []
-        for n, draft in enumerate(drafts):
-            data = {**draft.data, "seq": st.seq + n} if draft.kind in MOVES else draft.data
-            events.append(stamp(replace(draft, task=task_id, data=data), now))
-        return Change(
-            files={e.path: records.encode(e.to_record()) for e in events},
-            subject=f"task: {' + '.join(e.kind[5:] for e in events)} {task_id[:6]} "
-                    f"by {events[-1].actor}",
-            trailers=[("Factory-Record", f"event {e.id}") for e in events],
-        )  # fmt: skip
-
     factory.require_tip()
-    factory.store.transact(build)
+    factory.store.transact(lambda snap: decided(factory, task_id, decide, snap, outcome))
     if outcome[0] is not None:
         raise outcome[0]
     factory.index.refresh()
     return load(factory, task_id)
+
+
+def decided(
+    factory: Factory,
+    task_id: str,
+    decide: Decision,
+    snap: Snapshot,
+    outcome: list[FactoryError | None],
+) -> Change | None:
+    """The change ``decide`` makes to the task as folded at ``snap`` (None: nothing to
+    write); the error to raise once it is written goes into ``outcome``."""
+    from gitfactory.store.branch import Change
+
+    factory.index.refresh(str(snap.tip) if snap.tip else None)
+    st = load(factory, task_id)
+    # One time for the decision and the events: the fold judges a move by its
+    # event's time, so a lease decided on one clock reading and stamped with
+    # another (ids stay monotonic when the clock steps back) could void it.
+    now = ids.next_ms()
+    drafts, outcome[0] = decide(st, now)
+    if not drafts:
+        return None
+    events = []
+    for n, draft in enumerate(drafts):
+        data = {**draft.data, "seq": st.seq + n} if draft.kind in MOVES else draft.data
+        events.append(stamp(replace(draft, task=task_id, data=data), now))
+    return Change(
+        files={e.path: records.encode(e.to_record()) for e in events},
+        subject=f"task: {' + '.join(e.kind[5:] for e in events)} {task_id[:6]} "
+                f"by {events[-1].actor}",
+        trailers=[("Factory-Record", f"event {e.id}") for e in events],
+    )  # fmt: skip
 
 
 def illegal(st: TaskState, verb: str, now: int) -> IllegalMoveError:
@@ -254,6 +263,19 @@ def claim(
     ``step_of`` names the workflow step being claimed (recorded with the claim);
     ``check`` may refuse the claim on the state it is decided on.
     """
+    return act(factory, task_id, claiming(factory, task_id, agent, lease_ms, step_of, check))
+
+
+def claiming(
+    factory: Factory,
+    task_id: str,
+    agent: str,
+    lease_ms: int = DEFAULT_LEASE_MS,
+    step_of: Callable[[TaskState], str] | None = None,
+    check: Check | None = None,
+) -> Decision:
+    """The decision of :func:`claim`, for a caller that commits it another way (a
+    claim arbitrated by a remote, :mod:`gitfactory.plan.arbiter`)."""
 
     def decide(st: TaskState, now: int) -> tuple[list[Draft], FactoryError | None]:
         data: dict[str, Any] = {"lease_until": now + lease_ms}
@@ -283,7 +305,7 @@ def claim(
             )
         return [claimed], None
 
-    return act(factory, task_id, decide)
+    return decide
 
 
 def holder_move(

@@ -24,7 +24,7 @@ from gitfactory.config.workflows import (
     role_of,
 )
 from gitfactory.errors import ConfigError, FactoryError, NoWorkError, UsageError
-from gitfactory.plan import decisions, states, tasks
+from gitfactory.plan import arbiter, decisions, states, tasks
 from gitfactory.plan.tasks import OVERRIDER_ROLE, TaskState
 from gitfactory.store import actors, clock
 from gitfactory.store.actors import ENV_AGENT
@@ -102,7 +102,10 @@ def next_for(
             claimed = claim(
                 factory, row["id"], agent,
                 lease_ms if lease_ms is not None else tasks.DEFAULT_LEASE_MS,
+                keep_tentative=True,
             )  # fmt: skip
+        except arbiter.TentativeClaimError:
+            raise  # the remote is away: no claim can be confirmed now
         except FactoryError:
             continue  # another agent was faster, or it stopped being ready: try the next
         return _assignment(factory, claimed, claimed_now=True)
@@ -153,14 +156,25 @@ def may_hold(
     return None
 
 
-def claim(factory: Factory, task_id: str, agent: str, lease_ms: int) -> TaskState:
-    """Claim the step the task is at, if the workflow lets ``agent`` hold it."""
+def claim(
+    factory: Factory, task_id: str, agent: str, lease_ms: int, keep_tentative: bool = False
+) -> TaskState:
+    """Claim the step the task is at, if the workflow lets ``agent`` hold it.
+
+    With ``sync.remote`` set the remote decides (:mod:`gitfactory.plan.arbiter`);
+    ``keep_tentative``: a claim the remote could not be asked about is kept for the
+    next sync to confirm (it still raises TentativeClaimError).
+    """
     config = factory_yaml.load(factory)
-    return decisions.claim(
+    decide = decisions.claiming(
         factory, task_id, agent, lease_ms,
         step_of=lambda st: config.workflow(st.task.workflow).step(st.step).name,
         check=lambda st: may_hold(config, st, agent, "claim"),
     )  # fmt: skip
+    where = arbiter.configured(factory)
+    if where is None:
+        return decisions.act(factory, task_id, decide)
+    return arbiter.claim(factory, where, task_id, agent, decide, lease_ms, keep_tentative)
 
 
 def _evidence(factory: Factory, st: TaskState, step: Step) -> tuple[str, str] | None:

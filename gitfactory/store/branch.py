@@ -59,6 +59,9 @@ class Change:
     trailers: list[tuple[str, str]] = field(default_factory=list)
     replace: frozenset[str] = frozenset()
     remove: frozenset[str] = frozenset()
+    # More parents after the snapshot's tip: a merge of another clone's history, which
+    # is committed even when it adds no file (so that history becomes an ancestor).
+    merge: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.remove <= self.replace:
@@ -232,7 +235,7 @@ class Store:
             parent = str(snap.tip) if snap.tip else None
             written: list[str] = []
             tree = trees.tree_with(self.repo, self.branch, snap.tree, change, written)
-            if not written:
+            if not written and not change.merge:
                 return Commit(parent or "", parent, (), attempt)
             oid = self._commit(snap, change, tree)
             if self._move_branch(ref, oid, change.subject):
@@ -245,11 +248,37 @@ class Store:
                 )
             time.sleep(random.uniform(0.001, min(0.05, 0.001 * 2**attempt)))
 
+    def fast_forward(self, expected: str | None, new: str, reason: str) -> bool:
+        """Move the branch from ``expected`` to ``new`` (which holds it) under the write
+        lock, by compare-and-swap; False if the branch was not at ``expected``."""
+        try:
+            with self._lock:
+                ref = self.repo.references.get(self.refname)
+                current = str(ref.target) if ref is not None else None
+                if current != expected:
+                    return False
+                return self._move_branch(ref, pygit2.Oid(hex=new), reason)
+        except Timeout:
+            raise BusyError(
+                f"another gitfactory writer held {self._lock.lock_file} for {LOCK_TIMEOUT:.0f}s",
+                hint="retry; if no gitfactory process is running, the lock is free",
+            ) from None
+
+    def commit_on(self, snap: Snapshot, change: Change) -> Commit:
+        """Commit ``change`` on ``snap`` without moving the branch (the commit is pushed
+        somewhere first, as a claim is to a remote, then merged here)."""
+        written: list[str] = []
+        tree = trees.tree_with(self.repo, self.branch, snap.tree, change, written)
+        oid = self._commit(snap, change, tree)
+        parent = str(snap.tip) if snap.tip else None
+        return Commit(str(oid), parent, tuple(written), 1)
+
     def _commit(self, snap: Snapshot, change: Change, tree: Oid) -> Oid:
         message = _one_line(change.subject) + "\n"
         if change.trailers:
             message += "\n" + "".join(f"{k}: {v}\n" for k, v in change.trailers)
         parents = [snap.tip] if snap.tip else []
+        parents += [pygit2.Oid(hex=p) for p in change.merge]
         sig = pygit2.Signature(self.user_name, self.user_email)
         return self.repo.create_commit(None, sig, sig, message, tree, parents)
 

@@ -46,17 +46,47 @@ class Factory:
         return Index(self)
 
     def tip(self) -> str | None:
-        """The factory branch's commit, read without libgit2 when the ref files allow."""
+        """The factory branch's commit, read without libgit2 when the ref files allow.
+
+        A clone that has no factory branch but has fetched one from a remote (a fresh
+        `git clone`) joins it: the local branch is created there, tracking it.
+        """
         try:
-            return git.read_ref_fast(self.paths, self.refname)
+            tip = git.read_ref_fast(self.paths, self.refname)
         except git.RefUnreadable:
-            return self.store.tip()
+            tip = self.store.tip()
+        return tip if tip is not None else self._join()
+
+    def _join(self) -> str | None:
+        from gitfactory.store import remote
+
+        found = remote.adoptable(self)
+        if not found or (len(found) > 1 and found[0][0] != remote.DEFAULT_REMOTE):
+            return None  # none, or several and none is origin: `gitfactory sync REMOTE`
+        name, commit = found[0]
+        if remote.adopt(self, name, commit):
+            self.joined = name
+        return self.store.tip()
+
+    joined: str | None = None  # the remote this clone joined the factory of, just now
 
     def require_tip(self) -> str:
         tip = self.tip()
         if tip is None:
             raise NotInitializedError(
                 f"no factory here: this repository has no '{self.branch}' branch",
-                hint="run `gitfactory init` to create it",
+                hint=self._start_hint(),
             )
         return tip
+
+    def _start_hint(self) -> str:
+        from gitfactory.store import remote
+
+        several = [name for name, _ in remote.adoptable(self)]
+        if several:
+            return (f"remotes {', '.join(several)} each have one: join one with "
+                    f"`gitfactory sync {several[0]}`")  # fmt: skip
+        return (
+            "run `gitfactory init` to create it (or `gitfactory sync REMOTE` to join the "
+            "factory another clone pushed)"
+        )

@@ -46,8 +46,12 @@ class RecordKind:
         return f"{FACTORY_DIR}/{self.directory}/"
 
     def path(self, record_id: str) -> str:
-        shards = "/".join(record_id[a:b] for a, b in self.shards)
-        return f"{self.prefix}{shards}/{record_id}{self.suffix}"
+        return f"{self.prefix}{shard_path(record_id, self.shards)}{record_id}{self.suffix}"
+
+
+def shard_path(record_id: str, shards: tuple[tuple[int, int], ...] = TIME_SHARDS) -> str:
+    """The shard folders of an id, with a trailing slash: ``01m8/0/b/4/s/``."""
+    return "".join(record_id[a:b] + "/" for a, b in shards)
 
 
 EVENT = RecordKind("event", "log", ".json", time_fields=("time",))
@@ -59,6 +63,7 @@ ARTIFACT = RecordKind("artifact", "artifacts", ".json", time_fields=("created",)
 # An artifact's content lives beside the records, at the same shards under blobs/:
 # a directory of plain files that readers of records skip (see SPEC §15).
 BLOBS_DIR = "blobs"
+MAX_BLOB_BYTES = 32 * 1024 * 1024  # of one artifact's content
 KINDS: dict[str, RecordKind] = {k.name: k for k in (EVENT, TASK, MESSAGE, ARTIFACT)}
 _BY_DIRECTORY = {k.directory: k for k in KINDS.values()}
 

@@ -1,0 +1,73 @@
+"""`gitfactory sync`: exchange the factory branch with a remote, then confirm the
+claims this clone made while the remote was away (SPEC §19).
+
+The exchange itself is :mod:`gitfactory.store.sync`; this adds what the plan and
+the configuration know: factory.yaml must still parse after a merge, and each
+tentative claim (:mod:`gitfactory.plan.arbiter`) is tried through the remote now:
+confirmed, lost to another clone's claim, or still waiting.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from gitfactory.errors import FactoryError
+from gitfactory.plan import arbiter, steps
+from gitfactory.store import clock, remote, union
+from gitfactory.store import sync as syncing
+
+if TYPE_CHECKING:
+    from gitfactory.store.factory import Factory
+
+
+@dataclass
+class Outcome:
+    report: syncing.Report
+    confirmed: list[dict[str, str]] = field(default_factory=list)  # task, agent
+    lost: list[dict[str, str]] = field(default_factory=list)  # task, agent, why
+
+    def to_json(self) -> dict[str, Any]:
+        return {**self.report.to_json(), "claims_confirmed": self.confirmed,
+                "claims_lost": self.lost}  # fmt: skip
+
+
+def sync(
+    factory: Factory,
+    name: str | None = None,
+    *,
+    push: bool = True,
+    resolutions: dict[str, union.Resolution] | None = None,
+    actor: str = "factory/sync",
+) -> Outcome:
+    """Sync with the remote ``name`` (default: ``sync.remote``, else ``origin``)."""
+    where = arbiter.remote_for(factory, name)
+    report = syncing.sync(
+        factory, where, push=push, resolutions=resolutions, check=arbiter.check_in_place,
+        actor=actor,
+    )  # fmt: skip
+    outcome = Outcome(report)
+    if push and factory.tip() is not None:
+        confirm(factory, where, outcome)
+    return outcome
+
+
+def confirm(factory: Factory, where: remote.Remote, outcome: Outcome) -> None:
+    """Try each tentative claim made for ``where`` through it now."""
+    for claim in arbiter.tentative(factory):
+        if claim.remote != where.name:
+            continue
+        entry = {"task": claim.task, "agent": claim.agent}
+        if clock.now_ms() - claim.since_ms > claim.lease_ms:
+            arbiter.forget(factory, claim.task)
+            outcome.lost.append({**entry, "why": "its lease would have run out meanwhile"})
+            continue
+        try:
+            steps.claim(factory, claim.task, claim.agent, claim.lease_ms)
+        except (arbiter.TentativeClaimError, remote.RemoteUnreachableError):
+            return  # the remote went away again: they all wait for the next sync
+        except FactoryError as exc:
+            arbiter.forget(factory, claim.task)
+            outcome.lost.append({**entry, "why": exc.message})
+            continue
+        outcome.confirmed.append(entry)

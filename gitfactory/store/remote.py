@@ -1,0 +1,313 @@
+"""The factory branch on a git remote: fetch it, push to it, and join it (SPEC §19).
+
+The remote is any git remote (GitHub, GitLab, a bare repository over ssh, `git
+daemon`): gitfactory runs no server. The git CLI does the transport (libgit2's
+transports lack the user's credential helpers and ssh configuration); everything
+else stays in pygit2. A remote's factory branch is fetched into a remote-tracking
+ref (``refs/remotes/NAME/factory`` for a configured remote, a private ref for a
+URL), never straight into the local branch: that would drop local records.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import subprocess
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import TYPE_CHECKING
+
+from gitfactory.errors import FactoryError, UsageError
+from gitfactory.store.git import RefUnreadable, git_env, read_ref_fast
+
+if TYPE_CHECKING:
+    from gitfactory.store.factory import Factory
+
+DEFAULT_REMOTE = "origin"
+# A remote that neither answers nor fails (a dead host behind a firewall) must not
+# hold a sync, or a claim, forever.
+NETWORK_TIMEOUT = 60.0
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,99}$")
+
+
+class RemoteUnreachableError(FactoryError):
+    """The remote could not be reached (or refused to talk): nothing was exchanged."""
+
+    exit_code = 6
+
+
+class RemoteRefusedError(FactoryError):
+    """The remote took the connection but refused the push (a hook, a protection rule)."""
+
+
+@dataclass(frozen=True)
+class Remote:
+    """Where the factory branch is shared: a configured remote's name, or a URL."""
+
+    name: str  # as configured or typed
+    url: str  # what git is given: the name of a configured remote, or the URL
+    tracking: str  # the ref its factory branch is fetched into
+
+    def label(self, branch: str) -> str:
+        return f"{self.name}/{branch}" if self.url == self.name else f"{self.name} {branch}"
+
+
+def resolve(factory: Factory, name: str | None) -> Remote:
+    """The remote called ``name`` (default: ``origin``): a configured remote of this
+    repository, or a URL or path to a repository."""
+    name = name or DEFAULT_REMOTE
+    if not name.strip() or name.startswith("-") or any(c.isspace() for c in name):
+        raise UsageError(f"{name!r} is not a remote: give a remote's name or a URL")
+    if _is_configured(factory, name):
+        return Remote(name, name, f"refs/remotes/{name}/{factory.branch}")
+    if _looks_like_url(name):
+        digest = hashlib.sha256(name.encode("utf-8")).hexdigest()[:16]
+        return Remote(name, name, f"refs/gitfactory/remotes/{digest}/{factory.branch}")
+    configured = ", ".join(configured_remotes(factory)) or "none"
+    raise UsageError(
+        f"no remote {name!r} in this repository (configured: {configured})",
+        hint="add it with `git remote add NAME URL`, or give a URL",
+    )
+
+
+def configured_remotes(factory: Factory) -> list[str]:
+    return sorted(str(n) for n in factory.store.repo.remotes.names() if n)
+
+
+def _is_configured(factory: Factory, name: str) -> bool:
+    return bool(_NAME.match(name)) and name in configured_remotes(factory)
+
+
+def _looks_like_url(text: str) -> bool:
+    return (
+        "://" in text
+        or text.startswith(("/", "./", "../", "~"))
+        or (
+            ":" in text and "@" in text.split(":", 1)[0]  # scp-like user@host:path
+        )
+    )
+
+
+# -- fetching ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Fetched:
+    """The remote's factory branch as fetched: ``tip`` None when it has none."""
+
+    before: str | None  # the tracking ref before this fetch
+    tip: str | None
+    # The tracking ref moved to a commit that does not hold the old one: the remote
+    # was force-pushed back or aside.
+    rewound: bool = False
+
+
+def fetch(factory: Factory, remote: Remote) -> Fetched:
+    """Fetch the remote's factory branch into its tracking ref (forced: the tracking
+    ref mirrors the remote, rewinds included; the local branch is never touched)."""
+    before = tracking_tip(factory, remote)
+    branch = factory.branch
+    proc = _git(
+        factory,
+        [
+            "fetch",
+            "--no-tags",
+            "--no-write-fetch-head",
+            "--quiet",
+            "--no-recurse-submodules",
+            "--",
+            remote.url,
+            f"+refs/heads/{branch}:{remote.tracking}",
+        ],
+    )
+    if proc.returncode != 0:
+        stderr = _stderr(proc)
+        if "couldn't find remote ref" in stderr or "could not find remote ref" in stderr:
+            return Fetched(before, None)
+        raise _unreachable(remote, "fetch from", stderr)
+    tip = tracking_tip(factory, remote)
+    rewound = bool(
+        before
+        and tip
+        and before != tip
+        and before in factory.store.repo
+        and not factory.store.repo.descendant_of(tip, before)
+    )
+    return Fetched(before, tip, rewound)
+
+
+def tracking_tip(factory: Factory, remote: Remote) -> str | None:
+    ref = factory.store.repo.references.get(remote.tracking)
+    return str(ref.target) if ref is not None else None
+
+
+# -- pushing ----------------------------------------------------------------------------
+
+
+class Pushed(StrEnum):
+    OK = "ok"  # the remote's branch is now the commit pushed (or already was)
+    REJECTED = "rejected"  # not a fast-forward: someone pushed first; fetch and retry
+
+
+def push(factory: Factory, remote: Remote, commit: str) -> Pushed:
+    """Push ``commit`` as the remote's factory branch, as a fast-forward only.
+
+    The remote's receive-pack moves its ref only if it still points where this push
+    saw it, so a push is the remote's compare-and-swap (DESIGN I4). Hooks of this
+    repository (pre-push) are not run: the factory branch is not code.
+    """
+    branch = factory.branch
+    proc = _git(
+        factory,
+        [
+            "push",
+            "--porcelain",
+            "--no-verify",
+            "--",
+            remote.url,
+            f"{commit}:refs/heads/{branch}",
+        ],
+    )
+    out = proc.stdout.decode("utf-8", "replace")
+    flags = [line[0] for line in out.splitlines() if "\t" in line and line[:1] in " +-*=!"]
+    if proc.returncode == 0 and flags and "!" not in flags:
+        _set_tracking(factory, remote, commit)
+        return Pushed.OK
+    text = out + _stderr(proc)
+    if "[remote rejected]" in text or "pre-receive hook declined" in text:
+        reason = _remote_reason(text)
+        raise RemoteRefusedError(
+            f"{remote.label(branch)} refused the push: {reason}",
+            hint="the remote's hook or branch protection refused it; `gitfactory verify` "
+            "here says whether this clone holds a record changed or deleted",
+        )
+    if "[rejected]" in text or "non-fast-forward" in text or "fetch first" in text:
+        return Pushed.REJECTED
+    raise _unreachable(remote, "push to", text.strip())
+
+
+def _set_tracking(factory: Factory, remote: Remote, commit: str) -> None:
+    """The tracking ref follows a successful push (git does this only for a configured
+    remote's fetch refspec; a URL has none)."""
+    import pygit2
+
+    repo = factory.store.repo
+    ref = repo.references.get(remote.tracking)
+    message = f"gitfactory: pushed to {remote.name}"
+    try:
+        if ref is None:
+            repo.create_reference_direct(
+                remote.tracking, pygit2.Oid(hex=commit), False, message=message
+            )
+        elif str(ref.target) != commit and repo.descendant_of(commit, str(ref.target)):
+            ref.set_target(pygit2.Oid(hex=commit), message)
+    except (pygit2.GitError, pygit2.AlreadyExistsError, OSError):
+        pass  # a concurrent fetch moved it: the next fetch sets it right
+
+
+def _remote_reason(text: str) -> str:
+    for line in text.splitlines():
+        if "[remote rejected]" in line:
+            return line.split("[remote rejected]", 1)[1].strip(" ()") or "no reason given"
+    lines = [
+        ln.removeprefix("remote:").strip()
+        for ln in text.splitlines()
+        if ln.startswith("remote:") and ln.strip() != "remote:"
+    ]
+    return "; ".join(lines[-3:]) or "no reason given"
+
+
+# -- the git CLI ------------------------------------------------------------------------
+
+
+def _git(factory: Factory, args: list[str]) -> subprocess.CompletedProcess[bytes]:
+    cwd = factory.paths.work_tree or factory.paths.git_dir
+    env = git_env({"GIT_DIR": str(factory.paths.git_dir), "GIT_SSH_VARIANT": "auto", "LC_ALL": "C"})
+    # A remote that asks for a password must fail, not wait on a terminal: ssh in batch
+    # mode unless the user chose their own ssh command.
+    env.setdefault("GIT_SSH_COMMAND", "ssh -o BatchMode=yes -o ConnectTimeout=20")
+    try:
+        return subprocess.run(
+            ["git", *args],
+            cwd=cwd,
+            env=env,
+            capture_output=True,
+            stdin=subprocess.DEVNULL,
+            timeout=NETWORK_TIMEOUT,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        return subprocess.CompletedProcess(
+            ["git", *args], 124, b"", f"no answer in {NETWORK_TIMEOUT:.0f}s".encode()
+        )
+
+
+def _stderr(proc: subprocess.CompletedProcess[bytes]) -> str:
+    return proc.stderr.decode("utf-8", "replace").strip()
+
+
+def _unreachable(remote: Remote, verb: str, stderr: str) -> RemoteUnreachableError:
+    last = "; ".join(line.strip() for line in stderr.splitlines()[-3:] if line.strip())
+    return RemoteUnreachableError(
+        f"could not {verb} {remote.name}: {last or 'git gave no reason'}",
+        hint="nothing was exchanged and nothing local was lost; the daemon retries on "
+        "its own, or run `gitfactory sync` once the remote is back",
+    )
+
+
+# -- joining an existing factory ----------------------------------------------------------
+
+
+def adoptable(factory: Factory) -> list[tuple[str, str]]:
+    """(remote, commit) for every configured remote whose tracking ref holds a factory
+    branch, ``origin`` first: what a fresh clone can join."""
+    found = []
+    names = _remote_names_fast(factory)
+    for name in sorted(names, key=lambda n: (n != DEFAULT_REMOTE, n)):
+        try:
+            tip = read_ref_fast(factory.paths, f"refs/remotes/{name}/{factory.branch}")
+        except RefUnreadable:  # reftable or a symbolic ref: ask libgit2
+            ref = factory.store.repo.references.get(f"refs/remotes/{name}/{factory.branch}")
+            tip = str(ref.target) if ref is not None else None
+        if tip:
+            found.append((name, tip))
+    return found
+
+
+def _remote_names_fast(factory: Factory) -> list[str]:
+    """Remote names from the remote-tracking refs on disk (no libgit2 needed)."""
+    common = factory.paths.common_dir
+    names: set[str] = set()
+    base = common / "refs" / "remotes"
+    if base.is_dir():
+        names.update(p.name for p in base.iterdir() if p.is_dir())
+    try:
+        packed = (common / "packed-refs").read_text(encoding="utf-8")
+    except FileNotFoundError:
+        packed = ""
+    for line in packed.splitlines():
+        ref = line.split(" ", 1)[-1]
+        if ref.startswith("refs/remotes/") and ref.endswith(f"/{factory.branch}"):
+            names.add(ref[len("refs/remotes/") : -len(f"/{factory.branch}")])
+    return [n for n in names if _NAME.match(n)]
+
+
+def adopt(factory: Factory, remote: str, commit: str) -> bool:
+    """Create the local factory branch at ``commit`` (the remote's), tracking it.
+    False if the branch appeared meanwhile (another process joined first)."""
+    import pygit2
+
+    repo = factory.store.repo
+    try:
+        repo.create_reference_direct(
+            factory.refname,
+            pygit2.Oid(hex=commit),
+            False,
+            message=f"gitfactory: join the factory of {remote}",
+        )
+    except (pygit2.AlreadyExistsError, ValueError):
+        return False
+    config = repo.config
+    config[f"branch.{factory.branch}.remote"] = remote
+    config[f"branch.{factory.branch}.merge"] = factory.refname
+    return True

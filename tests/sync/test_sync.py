@@ -1,0 +1,202 @@
+"""`gitfactory sync`: three clones and one bare remote, over file:// and git://."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tests.conftest import commit_on_factory, event_bytes, event_path, gf, gf_json, git
+from tests.sync.conftest import make_clones, records
+
+
+def note(clone: Path, text: str) -> None:
+    gf(clone, "log", "append", "note", text)
+
+
+def test_records_written_anywhere_reach_every_clone(
+    tmp_path: Path, shared_remote: tuple[str, Path]
+) -> None:
+    url, bare = shared_remote
+    a, b, c = make_clones(tmp_path, url)
+    for n in range(3):
+        for clone in (a, b, c):
+            note(clone, f"{clone.name} {n}")  # unpushed, on three diverging clones
+    for clone in (a, b, c, a, b):
+        gf(clone, "sync")
+    assert records(a) == records(b) == records(c) == records(bare)
+    texts = [e["text"] for e in gf_json(c, "log", "--json", "--kind", "note")]
+    assert sorted(texts) == sorted(f"{x} {n}" for x in "abc" for n in range(3))
+
+
+def test_unpushed_records_survive_every_path(tmp_path: Path) -> None:
+    bare = tmp_path / "remote.git"
+    git(tmp_path, "init", "-q", "--bare", str(bare))
+    a, b = make_clones(tmp_path, bare.as_uri(), ("a", "b"))
+    note(a, "a only")
+    mine = records(a)
+    # --no-push takes in without sending; the remote never saw a's note
+    note(b, "b only")
+    gf(b, "sync")
+    report = gf_json(a, "sync", "--no-push", "--json")
+    assert report["received"] == {"event": 1} and not report["pushed"]
+    assert mine <= records(a) and not mine <= records(bare)
+    # a plain `git fetch` moved the tracking ref; the next sync merges and pushes
+    gf(b, "sync")
+    git(a, "fetch", "-q", "origin")
+    gf(a, "sync")
+    assert mine <= records(bare) and records(a) == records(bare)
+
+
+def test_a_fresh_clone_joins_with_one_command(tmp_path: Path) -> None:
+    bare = tmp_path / "remote.git"
+    git(tmp_path, "init", "-q", "--bare", str(bare))
+    (a,) = make_clones(tmp_path, bare.as_uri(), ("a",))
+    tid = gf(a, "task", "add", "ship it").stdout.strip()
+    note(a, "history")
+    gf(a, "sync")
+    git(tmp_path, "clone", "-q", bare.as_uri(), str(tmp_path / "new"))
+    new = tmp_path / "new"
+    shown = gf_json(new, "task", "show", tid[:8], "--json")
+    assert shown["title"] == "ship it"
+    assert records(new) == records(a)
+    assert git(new, "config", "branch.factory.remote").strip() == "origin"
+    # init there says so instead of creating an unrelated factory
+    git(tmp_path, "clone", "-q", bare.as_uri(), str(tmp_path / "new2"))
+    out = gf(tmp_path / "new2", "init").stdout
+    assert "joined factory 'shared'" in out and "nothing was created" in out
+    assert git(tmp_path / "new2", "rev-parse", "factory") == git(a, "rev-parse", "factory")
+
+
+def test_init_fetches_first_and_joins_rather_than_create_a_second_root(tmp_path: Path) -> None:
+    bare = tmp_path / "remote.git"
+    git(tmp_path, "init", "-q", "--bare", str(bare))
+    (a,) = make_clones(tmp_path, bare.as_uri(), ("a",))
+    late = tmp_path / "late"
+    git(tmp_path, "init", "-q", str(late))
+    git(late, "remote", "add", "origin", bare.as_uri())  # never fetched
+    result = gf_json(late, "init", "--json")
+    assert result["joined"] == "origin" and not result["created"]
+    assert git(late, "rev-parse", "factory") == git(a, "rev-parse", "factory")
+
+
+def test_a_force_push_back_is_healed_and_recorded(
+    tmp_path: Path, shared_remote: tuple[str, Path]
+) -> None:
+    url, bare = shared_remote
+    a, b, _ = make_clones(tmp_path, url)
+    old = git(a, "rev-parse", "factory").strip()
+    for n in range(4):
+        note(a, f"kept {n}")
+    gf(a, "sync")
+    gf(b, "sync")
+    # someone rewinds the remote's factory branch
+    git(a, "push", "-q", "--force", url, f"{old}:refs/heads/factory")
+    assert not records(a) <= records(bare)
+    report = gf_json(b, "sync", "--json")
+    assert report["rewound"] and report["restored"] == 4 and report["pushed"]
+    assert records(a) <= records(bare)
+    rewound = gf_json(b, "log", "--json", "--kind", "sync.rewound")
+    assert len(rewound) == 1 and rewound[0]["data"]["count"] == 4
+    # the clone that wrote them syncs too: nothing lost, nothing twice
+    gf(a, "sync")
+    assert records(a) == records(b) == records(bare)
+    assert gf(b, "verify").returncode == 0
+
+
+def test_a_remote_of_another_factory_is_refused(tmp_path: Path) -> None:
+    bare = tmp_path / "remote.git"
+    git(tmp_path, "init", "-q", "--bare", str(bare))
+    (a,) = make_clones(tmp_path, bare.as_uri(), ("a",))
+    other = tmp_path / "other"
+    git(tmp_path, "init", "-q", str(other))
+    gf(other, "init", "--name", "other")
+    git(other, "push", "-q", "--force", bare.as_uri(), "factory:factory")
+    before = git(a, "rev-parse", "factory")
+    proc = gf(a, "sync", code=1)
+    assert "shares no history" in proc.stderr and "another factory" in proc.stderr
+    assert git(a, "rev-parse", "factory") == before
+    theirs = git(other, "rev-parse", "factory").strip()
+    assert git(a, "rev-parse", f"refs/gitfactory/quarantine/origin/{theirs}").strip() == theirs
+
+
+def test_files_outside_the_protocol_are_refused_and_quarantined(tmp_path: Path) -> None:
+    bare = tmp_path / "remote.git"
+    git(tmp_path, "init", "-q", "--bare", str(bare))
+    a, b = make_clones(tmp_path, bare.as_uri(), ("a", "b"))
+    good = "01m8000000000000000000abcd"
+    huge = "01m8000000000000000000abce"
+    bad = commit_on_factory(b, {
+        ".factory/notes.txt": b"not a protocol file\n",
+        event_path(good): event_bytes(good, text="fine"),
+        event_path(huge): event_bytes(huge, text="x" * (1024 * 1024 + 10)),
+    })
+    git(b, "push", "-q", "origin", "factory")
+    before = git(a, "rev-parse", "factory")
+    proc = gf(a, "sync", "--json", code=1)
+    error = json.loads(proc.stderr)
+    reasons = {p["path"]: p["reason"] for p in error["problems"]}
+    assert set(reasons) == {".factory/notes.txt", event_path(huge)}
+    assert "not a file of the factory protocol" in reasons[".factory/notes.txt"]
+    assert "over the limit" in reasons[event_path(huge)]
+    assert git(a, "rev-parse", "factory") == before  # untouched: not even the good record
+    assert git(a, "rev-parse", f"refs/gitfactory/quarantine/origin/{bad}").strip() == bad
+
+
+def test_human_edited_files_merge_three_way(tmp_path: Path) -> None:
+    bare = tmp_path / "remote.git"
+    git(tmp_path, "init", "-q", "--bare", str(bare))
+    a, b = make_clones(tmp_path, bare.as_uri(), ("a", "b"))
+    base = "# Rules\n\nline one\n\nline two\n\nline three\n"
+    gf(a, "docs", "edit", "rules", "--file", "-", input=base)
+    gf(a, "sync")
+    gf(b, "sync")
+    gf(a, "docs", "edit", "rules", "--file", "-", input=base.replace("one", "ONE"))
+    gf(b, "docs", "edit", "rules", "--file", "-", input=base.replace("three", "THREE"))
+    gf(a, "sync")
+    report = gf_json(b, "sync", "--json")
+    assert report["merged"] == [".factory/docs/rules.md"]
+    merged = git(b, "show", "factory:.factory/docs/rules.md")
+    assert "ONE" in merged and "THREE" in merged
+    # both change the same line: refused with both texts, nothing merged
+    gf(a, "sync")
+    gf(a, "docs", "edit", "rules", "--file", "-", input=merged.replace("line two", "two (a)"))
+    gf(b, "docs", "edit", "rules", "--file", "-", input=merged.replace("line two", "two (b)"))
+    gf(a, "sync")
+    before = git(b, "rev-parse", "factory")
+    proc = gf(b, "sync", code=1)
+    assert "two (a)" in proc.stderr and "two (b)" in proc.stderr
+    assert "--resolve .factory/docs/rules.md=ours|theirs|FILE" in proc.stderr
+    assert git(b, "rev-parse", "factory") == before
+    settled = tmp_path / "settled.md"
+    settled.write_text(merged.replace("line two", "two (a and b)"))
+    gf(b, "sync", "--resolve", f".factory/docs/rules.md={settled}")
+    gf(a, "sync")
+    assert "two (a and b)" in git(a, "show", "factory:.factory/docs/rules.md")
+
+
+def test_a_merged_factory_yaml_that_does_not_parse_is_refused(tmp_path: Path) -> None:
+    bare = tmp_path / "remote.git"
+    git(tmp_path, "init", "-q", "--bare", str(bare))
+    a, b = make_clones(tmp_path, bare.as_uri(), ("a", "b"))
+    text = git(a, "show", "factory:.factory/factory.yaml")
+    commit_on_factory(b, {".factory/factory.yaml": (text + "\nnot: [valid\n").encode()})
+    git(b, "push", "-q", "origin", "factory")
+    before = git(a, "rev-parse", "factory")
+    proc = gf(a, "sync", code=1)
+    assert ".factory/factory.yaml: merged, it cannot be used" in proc.stderr
+    assert git(a, "rev-parse", "factory") == before
+
+
+def test_an_unreachable_remote_changes_nothing(tmp_path: Path) -> None:
+    bare = tmp_path / "remote.git"
+    git(tmp_path, "init", "-q", "--bare", str(bare))
+    (a,) = make_clones(tmp_path, bare.as_uri(), ("a",))
+    note(a, "offline")
+    before = git(a, "rev-parse", "factory")
+    bare.rename(tmp_path / "gone.git")
+    proc = gf(a, "sync", code=6)
+    assert "could not fetch from origin" in proc.stderr
+    assert git(a, "rev-parse", "factory") == before
+    (tmp_path / "gone.git").rename(bare)
+    gf(a, "sync")
+    assert records(a) == records(bare)
