@@ -173,12 +173,17 @@ def claim(obj: Context, task_id: str, actor: str | None, lease: str, as_json: bo
 
     Exactly one of any number of racing claimers wins. Keep the claim alive with
     `task heartbeat`; if the lease runs out the task goes back to the queue.
+
+    With `sync: remote:` in factory.yaml the remote decides among clones: the claim
+    counts once it was pushed there. Exit 6: the remote could not be reached, and
+    the claim is tentative (nothing may start on it) until `gitfactory sync`
+    confirms it or reports it lost.
     """
     from gitfactory.plan import steps
 
     lease_ms = clock.parse_duration(lease, "--lease")
     factory, tid, agent = task_view.target(obj, task_id, actor)
-    st = steps.claim(factory, tid, agent, lease_ms)
+    st = steps.claim(factory, tid, agent, lease_ms, keep_tentative=True)
     until = clock.format_time(st.lease_until or 0)
     task_view.print_state(
         st, as_json, f"claimed {task_view.short(factory, tid)} for {agent} until {until}"

@@ -90,7 +90,8 @@ def claim(
     """
     for _ in range(MAX_ROUNDS):
         try:
-            commit, outcome = _push_claim(factory, where, task_id, decide)
+            with remote.exclusive(factory):
+                commit, outcome = _push_claim(factory, where, task_id, decide)
         except remote.RemoteUnreachableError as exc:
             return _offline(factory, where, task_id, agent, decide, lease_ms, keep_tentative, exc)
         if commit == "":

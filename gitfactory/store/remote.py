@@ -13,11 +13,13 @@ from __future__ import annotations
 import hashlib
 import re
 import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
-from gitfactory.errors import FactoryError, UsageError
+from gitfactory.errors import BusyError, FactoryError, UsageError
 from gitfactory.store.git import RefUnreadable, git_env, read_ref_fast
 
 if TYPE_CHECKING:
@@ -86,6 +88,29 @@ def _looks_like_url(text: str) -> bool:
             ":" in text and "@" in text.split(":", 1)[0]  # scp-like user@host:path
         )
     )
+
+
+@contextmanager
+def exclusive(factory: Factory) -> Iterator[None]:
+    """This clone's talks with remotes, one at a time: concurrent fetches would fight
+    over the tracking ref's lock, and a claim round (fetch, decide, push) of one agent
+    would only make another's push lose."""
+    from filelock import FileLock, Timeout
+
+    factory.paths.factory_dir.mkdir(exist_ok=True)
+    lock = FileLock(str(factory.paths.factory_dir / "remote.lock"), timeout=3 * NETWORK_TIMEOUT)
+    try:
+        lock.acquire()
+    except Timeout:
+        raise BusyError(
+            f"another gitfactory process of this clone talked with a remote for "
+            f"{3 * NETWORK_TIMEOUT:.0f}s",
+            hint="retry once it is done (a slow remote, or a hung ssh)",
+        ) from None
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 # -- fetching ---------------------------------------------------------------------------

@@ -75,6 +75,18 @@ def sync(
     and :class:`BusyError` when other clones kept winning the push for
     ``MAX_ROUNDS`` rounds.
     """
+    with remote.exclusive(factory):
+        return _sync(factory, where, push, resolutions, check, actor)
+
+
+def _sync(
+    factory: Factory,
+    where: remote.Remote,
+    push: bool,
+    resolutions: dict[str, union.Resolution] | None,
+    check: union.InPlaceCheck | None,
+    actor: str,
+) -> Report:
     report = Report(where.name, factory.branch, local_before=factory.store.tip())
     for report.rounds in range(1, MAX_ROUNDS + 1):
         fetched = remote.fetch(factory, where)
