@@ -159,6 +159,11 @@ def status_cmd(obj: Context, as_json: bool) -> None:
     last = output.local_time(status["last_tick"]) if status else "not yet"
     ticks = status["ticks"] if status else 0
     output.echo(f"daemon running: pid {pid}, {ticks} tick(s), last tick {last}")
+    sync = (status or {}).get("sync") or {}
+    if sync.get("remote"):
+        state = "in touch" if sync.get("ok") else f"cannot sync: {sync.get('error')}"
+        output.echo(f"sync with {sync['remote']}: {state}; {sync.get('received', 0)} record(s) "
+                    f"in, {sync.get('sent', 0)} out since it started")  # fmt: skip
 
 
 def _lines(tick: TickReport, short: dict[str, str]) -> list[str]:
@@ -196,6 +201,7 @@ def _lines(tick: TickReport, short: dict[str, str]) -> list[str]:
         lines.append(f"         fix: {b.fix}")
     for b in tick.cleared:
         lines.append(f"resolved {b.what}")
+    lines.extend(tick.synced)
     if tick.violations_changed and tick.violations:
         lines.append(f"integrity: {tick.violations} record(s) deleted or changed on the factory "
                      "branch (human/* told; `verify --repair` restores them)")  # fmt: skip

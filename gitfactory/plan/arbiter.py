@@ -90,6 +90,9 @@ def claim(
     """
     for _ in range(MAX_ROUNDS):
         try:
+            down = remote.known_down(factory, where)
+            if down is not None:
+                raise down
             with remote.exclusive(factory):
                 commit, outcome = _push_claim(factory, where, task_id, decide)
         except remote.RemoteUnreachableError as exc:

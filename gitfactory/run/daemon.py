@@ -39,6 +39,7 @@ from gitfactory.errors import BusyError, FactoryError
 from gitfactory.run.blockers import EXIT_BLOCKED, Blocker
 from gitfactory.run.dispatch import Dispatcher
 from gitfactory.run.runs import ACTOR, Ended
+from gitfactory.run.syncer import Syncer
 from gitfactory.run.watch import Watcher, changed, snapshot
 from gitfactory.store import clock
 
@@ -78,6 +79,7 @@ class TickReport:
     blockers: list[Blocker] = field(default_factory=list)  # what holds work back now
     new_blockers: list[Blocker] = field(default_factory=list)  # ... new or changed this tick
     cleared: list[Blocker] = field(default_factory=list)  # blockers of the last tick now gone
+    synced: list[str] = field(default_factory=list)  # what the sync thread did meanwhile
 
     @property
     def busy(self) -> bool:
@@ -95,7 +97,7 @@ class TickReport:
             "expired": self.expired, "started": self.started, "finished": self.finished,
             "summarized": self.summarized, "merged": self.merged, "failed": self.failed,
             "running": self.running, "violations": self.violations,
-            "blockers": [b.to_json() for b in self.blockers],
+            "blockers": [b.to_json() for b in self.blockers], "synced": self.synced,
         }  # fmt: skip
 
 
@@ -119,6 +121,7 @@ class Daemon:
         self.stopping = False
         self.started = time.time()
         self.watcher = Watcher(factory.paths)
+        self.syncer = Syncer(factory)
         self.dispatcher = Dispatcher(factory, self._note)
         self.recovered: list[Ended] = []
         self.unsummarizable: set[str] = set()
@@ -138,6 +141,7 @@ class Daemon:
         self.factory.require_tip()
         with self._single_instance(), self._signals():
             self.watcher.start()
+            self.syncer.start()
             log.append(self.factory, [self._event("daemon.started", "watching for commits")])
             try:
                 self.recovered = self.dispatcher.recover()
@@ -157,6 +161,7 @@ class Daemon:
                 log.append(
                     self.factory, [self._event("daemon.stopped", f"after {self.ticks} ticks")]
                 )
+                self.syncer.stop()  # after the last record: it goes out too
                 self._status(running=False)
         return code
 
@@ -171,6 +176,9 @@ class Daemon:
         moved = changed(self.refs, now_refs)
         self.refs = now_refs
         result.moved = sorted(moved)
+        if any(r == self.factory.refname or r.startswith("refs/remotes/") for r in moved):
+            self.syncer.poke()  # ours to push, or a fetch someone made to merge
+        result.synced = self.syncer.drain()
         branches = [r[len("refs/heads/") :] for r in moved if r.startswith("refs/heads/")]
         mail = postmaster.ingest(self.factory, postmaster.watched(self.factory, branches))
         result.delivered, result.quarantined = len(mail.delivered), len(mail.quarantined)
@@ -368,6 +376,7 @@ class Daemon:
             "pid": os.getpid(), "running": running, "ticks": self.ticks,
             "started": clock.format_time(int(self.started * 1000)),
             "last_tick": clock.format_time(clock.now_ms()), "tip": self.factory.tip(),
+            "sync": self.syncer.state.to_json(),
         }  # fmt: skip
         _write_atomic(self.factory.paths.factory_dir / STATUS_FILE, json.dumps(status) + "\n")
 

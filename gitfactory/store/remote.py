@@ -11,8 +11,11 @@ URL), never straight into the local branch: that would drop local records.
 from __future__ import annotations
 
 import hashlib
+import json
+import os
 import re
 import subprocess
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -26,6 +29,10 @@ if TYPE_CHECKING:
     from gitfactory.store.factory import Factory
 
 DEFAULT_REMOTE = "origin"
+CONTACTS_FILE = "remotes.json"
+# After a failed contact, claims do not ask the remote again for this long (the
+# daemon's sync thread keeps asking): a remote that hangs must not stall every tick.
+DOWN_MEMORY_MS = 30_000
 # A remote that neither answers nor fails (a dead host behind a firewall) must not
 # hold a sync, or a claim, forever.
 NETWORK_TIMEOUT = 60.0
@@ -148,8 +155,12 @@ def fetch(factory: Factory, remote: Remote) -> Fetched:
     if proc.returncode != 0:
         stderr = _stderr(proc)
         if "couldn't find remote ref" in stderr or "could not find remote ref" in stderr:
+            _contact(factory, remote, None)
             return Fetched(before, None)
-        raise _unreachable(remote, "fetch from", stderr)
+        error = _unreachable(remote, "fetch from", stderr)
+        _contact(factory, remote, error)
+        raise error
+    _contact(factory, remote, None)
     tip = tracking_tip(factory, remote)
     rewound = bool(
         before
@@ -208,7 +219,9 @@ def push(factory: Factory, remote: Remote, commit: str) -> Pushed:
         )
     if "[rejected]" in text or "non-fast-forward" in text or "fetch first" in text:
         return Pushed.REJECTED
-    raise _unreachable(remote, "push to", text.strip())
+    error = _unreachable(remote, "push to", text.strip())
+    _contact(factory, remote, error)
+    raise error
 
 
 def _set_tracking(factory: Factory, remote: Remote, commit: str) -> None:
@@ -240,6 +253,58 @@ def _remote_reason(text: str) -> str:
         if ln.startswith("remote:") and ln.strip() != "remote:"
     ]
     return "; ".join(lines[-3:]) or "no reason given"
+
+
+# -- what the last contact with each remote said (private to this clone) ---------------
+
+
+def _contact(factory: Factory, remote: Remote, failed: RemoteUnreachableError | None) -> None:
+    """Note how talking with ``remote`` went just now (``failed``: it did not answer)."""
+    path = factory.paths.factory_dir / CONTACTS_FILE
+    now = int(time.time() * 1000)
+    seen = contacts(factory)
+    was = seen.get(remote.name, {})
+    if failed is None:
+        seen[remote.name] = {"ok": True, "at": now}
+    else:
+        since = was.get("down_since") if not was.get("ok", True) else None
+        seen[remote.name] = {"ok": False, "at": now, "down_since": since or now,
+                             "error": failed.message}  # fmt: skip
+    tmp = path.with_name(f".{CONTACTS_FILE}.{os.getpid()}.{id(seen)}.tmp")
+    try:
+        tmp.write_text(json.dumps(seen), encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError:
+        tmp.unlink(missing_ok=True)
+
+
+def contacts(factory: Factory) -> dict[str, dict[str, object]]:
+    """remote name -> {ok, at (ms), and when down: down_since, error}."""
+    try:
+        data = json.loads((factory.paths.factory_dir / CONTACTS_FILE).read_text("utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return (
+        {str(k): v for k, v in data.items() if isinstance(v, dict)}
+        if isinstance(data, dict)
+        else {}
+    )
+
+
+def known_down(factory: Factory, remote: Remote) -> RemoteUnreachableError | None:
+    """The error of the last contact with ``remote`` if it failed in the last
+    :data:`DOWN_MEMORY_MS` (None: it answered, or it is worth asking again)."""
+    last = contacts(factory).get(remote.name)
+    if not last or last.get("ok", True):
+        return None
+    at = last.get("at")
+    if not isinstance(at, int) or time.time() * 1000 - at > DOWN_MEMORY_MS:
+        return None
+    ago = (time.time() * 1000 - at) / 1000
+    return RemoteUnreachableError(
+        f"{remote.name} did not answer {ago:.0f}s ago: {last.get('error', '')}",
+        hint="the daemon keeps trying; `gitfactory sync` asks it again now",
+    )
 
 
 # -- the git CLI ------------------------------------------------------------------------
