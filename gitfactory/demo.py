@@ -132,7 +132,8 @@ def run(directory: Path | None, say: Callable[[str], None]) -> Factory:
     from gitfactory import create
     from gitfactory.plan import decisions
     from gitfactory.run import hooks
-    from gitfactory.run.daemon import Daemon, TickReport
+    from gitfactory.run.daemon import Daemon
+    from gitfactory.run.ticks import TickReport
 
     root = prepare(directory)
     repo = root / "stats"

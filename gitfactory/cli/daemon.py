@@ -11,8 +11,8 @@ from gitfactory.cli import Context, Group, output
 from gitfactory.errors import UsageError
 
 if TYPE_CHECKING:
-    from gitfactory.run.daemon import TickReport
     from gitfactory.run.hooks import HookState
+    from gitfactory.run.ticks import TickReport
 
 
 @click.group("daemon", cls=Group, invoke_without_command=True)

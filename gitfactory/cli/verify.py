@@ -31,6 +31,8 @@ def verify_cmd(obj: Context, full: bool, repair: bool, actor: str | None, as_jso
     back. verify walks the commits it has not seen yet (remembering where it
     stopped) and names every record deleted or changed after it was written, with
     the commit that did it. Exit 0: intact; 1: records are missing or changed.
+    It also lists each time a sync found the shared remote moved back (a
+    force-push that dropped records) and pushed the records back.
 
     \b
       gitfactory verify               what changed since the last check
@@ -56,11 +58,13 @@ def verify_cmd(obj: Context, full: bool, repair: bool, actor: str | None, as_jso
     if repair and not found.ok:
         report, commit = integrity.repair(factory, actors.who(factory, actor))
         repaired = {"count": len(found.violations), "commit": commit.oid if commit else None}
+    rewinds = _rewinds(factory)
     if as_json:
         out: dict[str, Any] = {
             "ok": report.ok, "tip": report.tip, "commits_read": found.commits,
             "full": found.full,
             "violations": [_violation_json(v) for v in found.violations],
+            "remote_rewinds": rewinds,
         }  # fmt: skip
         if repaired is not None:
             out["repaired"] = repaired
@@ -68,7 +72,22 @@ def verify_cmd(obj: Context, full: bool, repair: bool, actor: str | None, as_jso
         output.emit_json(out)
     else:
         _print(found, repaired, report.ok)
+        for r in rewinds:
+            output.echo(f"remote: {r['text']} (at {output.local_time(r['time'])}; "
+                        f"{r['actor']} pushed them back; event {r['id'][:10]})")  # fmt: skip
     sys.exit(0 if report.ok else 1)
+
+
+def _rewinds(factory: Any) -> list[dict[str, Any]]:
+    """The sync.rewound events: the shared remote moved back, and a sync healed it."""
+    from gitfactory.store.log import EventQuery
+    from gitfactory.store.sync import REWOUND
+
+    factory.index.refresh()
+    found = factory.index.events(EventQuery(kind=REWOUND))
+    return [{"id": e.id, "time": e.time, "actor": e.actor, "text": e.text,
+             **{k: e.data.get(k) for k in ("remote", "from", "to", "count")}}
+            for _, e in found]  # fmt: skip
 
 
 def _violation_json(v: Any) -> dict[str, Any]:

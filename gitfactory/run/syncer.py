@@ -26,6 +26,11 @@ if TYPE_CHECKING:
 _logger = logging.getLogger(__name__)
 
 GROUP_WRITES_S = 0.05  # after a local write: wait this long for more to push together
+# While records flow (in or out in the last minute) the remote is fetched at least
+# every second: a factory at work hears from its other clones within about a second,
+# an idle one asks only every sync.interval.
+BUSY_INTERVAL_S = 1.0
+BUSY_FOR_S = 60.0
 
 
 @dataclass
@@ -63,6 +68,7 @@ class Syncer:
         self._thread = threading.Thread(target=self._loop, name="gitfactory-sync", daemon=True)
         self._seen: tuple[str | None, str | None] = (None, None)  # (local, tracking) after a sync
         self._last_error = ""
+        self._busy_until = 0.0  # records moved recently: fetch every BUSY_INTERVAL_S until then
 
     def start(self) -> None:
         self._thread.start()
@@ -103,7 +109,10 @@ class Syncer:
 
     def _interval(self) -> float:
         config = self._config()
-        return config.sync.interval_ms / 1000 if config is not None else 5.0
+        interval = config.sync.interval_ms / 1000 if config is not None else 5.0
+        if time.monotonic() < self._busy_until:
+            return min(interval, BUSY_INTERVAL_S)
+        return interval
 
     def _config(self) -> Any:
         from gitfactory.config import factory_yaml
@@ -175,6 +184,8 @@ class Syncer:
                 self.state.events.append(f"sync: claim of {c['task'][:8]} lost: {c['why']}")
         self._last_error = ""
         self._seen = (self.factory.store.tip(), remote.tracking_tip(self.factory, where))
+        if got or sent:
+            self._busy_until = time.monotonic() + BUSY_FOR_S
 
     def _failed(self, message: str) -> None:
         with self._lock:

@@ -58,13 +58,13 @@ class Factory:
         return tip if tip is not None else self._join()
 
     def _join(self) -> str | None:
-        from gitfactory.store import remote
+        from gitfactory.store import join, remote
 
-        found = remote.adoptable(self)
+        found = join.adoptable(self)
         if not found or (len(found) > 1 and found[0][0] != remote.DEFAULT_REMOTE):
             return None  # none, or several and none is origin: `gitfactory sync REMOTE`
         name, commit = found[0]
-        if remote.adopt(self, name, commit):
+        if join.adopt(self, name, commit):
             self.joined = name
         return self.store.tip()
 
@@ -80,9 +80,9 @@ class Factory:
         return tip
 
     def _start_hint(self) -> str:
-        from gitfactory.store import remote
+        from gitfactory.store import join
 
-        several = [name for name, _ in remote.adoptable(self)]
+        several = [name for name, _ in join.adoptable(self)]
         if several:
             return (f"remotes {', '.join(several)} each have one: join one with "
                     f"`gitfactory sync {several[0]}`")  # fmt: skip

@@ -23,7 +23,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING
 
 from gitfactory.errors import BusyError, FactoryError, UsageError
-from gitfactory.store.git import RefUnreadable, git_env, read_ref_fast
+from gitfactory.store.git import git_env
 
 if TYPE_CHECKING:
     from gitfactory.store.factory import Factory
@@ -36,7 +36,7 @@ DOWN_MEMORY_MS = 30_000
 # A remote that neither answers nor fails (a dead host behind a firewall) must not
 # hold a sync, or a claim, forever.
 NETWORK_TIMEOUT = 60.0
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,99}$")
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,99}$")
 
 
 class RemoteUnreachableError(FactoryError):
@@ -84,7 +84,7 @@ def configured_remotes(factory: Factory) -> list[str]:
 
 
 def _is_configured(factory: Factory, name: str) -> bool:
-    return bool(_NAME.match(name)) and name in configured_remotes(factory)
+    return bool(NAME.match(name)) and name in configured_remotes(factory)
 
 
 def _looks_like_url(text: str) -> bool:
@@ -343,61 +343,3 @@ def _unreachable(remote: Remote, verb: str, stderr: str) -> RemoteUnreachableErr
         hint="nothing was exchanged and nothing local was lost; the daemon retries on "
         "its own, or run `gitfactory sync` once the remote is back",
     )
-
-
-# -- joining an existing factory ----------------------------------------------------------
-
-
-def adoptable(factory: Factory) -> list[tuple[str, str]]:
-    """(remote, commit) for every configured remote whose tracking ref holds a factory
-    branch, ``origin`` first: what a fresh clone can join."""
-    found = []
-    names = _remote_names_fast(factory)
-    for name in sorted(names, key=lambda n: (n != DEFAULT_REMOTE, n)):
-        try:
-            tip = read_ref_fast(factory.paths, f"refs/remotes/{name}/{factory.branch}")
-        except RefUnreadable:  # reftable or a symbolic ref: ask libgit2
-            ref = factory.store.repo.references.get(f"refs/remotes/{name}/{factory.branch}")
-            tip = str(ref.target) if ref is not None else None
-        if tip:
-            found.append((name, tip))
-    return found
-
-
-def _remote_names_fast(factory: Factory) -> list[str]:
-    """Remote names from the remote-tracking refs on disk (no libgit2 needed)."""
-    common = factory.paths.common_dir
-    names: set[str] = set()
-    base = common / "refs" / "remotes"
-    if base.is_dir():
-        names.update(p.name for p in base.iterdir() if p.is_dir())
-    try:
-        packed = (common / "packed-refs").read_text(encoding="utf-8")
-    except FileNotFoundError:
-        packed = ""
-    for line in packed.splitlines():
-        ref = line.split(" ", 1)[-1]
-        if ref.startswith("refs/remotes/") and ref.endswith(f"/{factory.branch}"):
-            names.add(ref[len("refs/remotes/") : -len(f"/{factory.branch}")])
-    return [n for n in names if _NAME.match(n)]
-
-
-def adopt(factory: Factory, remote: str, commit: str) -> bool:
-    """Create the local factory branch at ``commit`` (the remote's), tracking it.
-    False if the branch appeared meanwhile (another process joined first)."""
-    import pygit2
-
-    repo = factory.store.repo
-    try:
-        repo.create_reference_direct(
-            factory.refname,
-            pygit2.Oid(hex=commit),
-            False,
-            message=f"gitfactory: join the factory of {remote}",
-        )
-    except (pygit2.AlreadyExistsError, ValueError):
-        return False
-    config = repo.config
-    config[f"branch.{factory.branch}.remote"] = remote
-    config[f"branch.{factory.branch}.merge"] = factory.refname
-    return True

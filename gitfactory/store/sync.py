@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from gitfactory.errors import BusyError
-from gitfactory.store import integrity, records, remote, union
+from gitfactory.store import integrity, join, records, remote, union
 from gitfactory.store.log import Draft, stamp
 
 if TYPE_CHECKING:
@@ -138,7 +138,7 @@ def integrate(
     while True:
         ours = store.tip()
         if ours is None:
-            if remote.adopt(factory, where.name, theirs):
+            if join.adopt(factory, where.name, theirs):
                 report.joined = True
                 _count(factory, None, theirs, report.received)
                 return theirs
