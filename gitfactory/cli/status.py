@@ -29,7 +29,7 @@ def status(obj: Context, as_json: bool) -> int:
     listed with its file, field and reason.
     """
     from gitfactory.config import factory_yaml
-    from gitfactory.plan import tasks
+    from gitfactory.plan import sharing, tasks
     from gitfactory.run import service
     from gitfactory.run.daemon import read_status
     from gitfactory.store import clock
@@ -68,6 +68,7 @@ def status(obj: Context, as_json: bool) -> int:
         },
         "blockers": [b.to_json() for b in _blockers(factory)],
         "daemon": {"running": pid is not None, "pid": pid, "status": daemon},
+        "sync": sharing.state(factory),
         "records": index.counts(),
         "invalid": [{"path": e.path, "field": e.field, "reason": e.reason} for e in invalid],
         "integrity": integrity,
@@ -165,6 +166,8 @@ def _print(
         output.echo(f"daemon    running, pid {daemon['pid']}{since}")
     else:
         output.echo("daemon    not running (`gitfactory daemon start` runs it in the background)")
+    if report["sync"]:
+        _print_sync(report["sync"])
     counts = ", ".join(f"{k}: {n}" for k, n in sorted(report["records"].items())) or "none"
     output.echo(f"records   {counts}")
     output.echo(f"invalid   {len(invalid) or 'none'}")
@@ -220,3 +223,28 @@ def rebuild(obj: Context, as_json: bool) -> None:
             f"indexed {result.added} records ({result.invalid} invalid) at "
             f"{(result.tip or '')[:12]} in {seconds:.2f}s"
         )
+
+
+def _print_sync(sync: dict[str, Any]) -> None:
+    name = sync["remote"]
+    if sync["ahead"] < 0:
+        apart = f"{name} has no factory branch yet: `gitfactory sync` pushes it"
+    elif sync["ahead"] or sync["behind"]:
+        apart = (f"{sync['ahead']} commit(s) here not on {name} yet, {sync['behind']} there "
+                 "not merged here (as last fetched)")  # fmt: skip
+    else:
+        apart = f"in step with {name} (as last fetched)"
+    output.echo(f"sync      {apart}")
+    contact = sync["contact"] or {}
+    if contact and not contact.get("ok"):
+        since = output.local_time(_rfc3339(contact.get("down_since")))
+        output.echo(f"          {name} unreachable since {since}: {contact.get('error')}")
+    for t in sync["tentative"]:
+        output.echo(f"          tentative claim of {t['task'][:8]} for {t['agent']}: "
+                    "nothing starts on it until `gitfactory sync` confirms it")  # fmt: skip
+
+
+def _rfc3339(ms: Any) -> str:
+    from gitfactory.store import clock
+
+    return clock.format_time(ms if isinstance(ms, int) else 0)

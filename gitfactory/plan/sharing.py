@@ -71,3 +71,23 @@ def confirm(factory: Factory, where: remote.Remote, outcome: Outcome) -> None:
             outcome.lost.append({**entry, "why": exc.message})
             continue
         outcome.confirmed.append(entry)
+
+
+def state(factory: Factory) -> dict[str, Any] | None:
+    """What `status` says of sync (None: no ``sync.remote``): how far this clone and
+    the remote's branch as last fetched are apart, how the last contact went, and the
+    claims waiting for the remote. Reads no network."""
+    where = arbiter.configured(factory)
+    if where is None:
+        return None
+    local, theirs = factory.tip(), remote.tracking_tip(factory, where)
+    ahead = behind = 0
+    if local and theirs:
+        ahead, behind = factory.store.repo.ahead_behind(local, theirs)
+    elif local:
+        ahead = -1  # the remote has no factory branch yet (as last fetched)
+    waiting = [t for t in arbiter.tentative(factory) if t.remote == where.name]
+    return {"remote": where.name, "tracking": theirs, "ahead": ahead, "behind": behind,
+            "contact": remote.contacts(factory).get(where.name),
+            "tentative": [{"task": t.task, "agent": t.agent, "since_ms": t.since_ms}
+                          for t in waiting]}  # fmt: skip

@@ -60,7 +60,9 @@ guard() {{  # stdin: "old new ref" lines; fails when the factory branch would lo
         printf '%s\\n' "$lost" | head -n 20 | sed 's/^/    /' >&2
         [ "$n" -gt 20 ] && echo "    ... and $((n - 20)) more" >&2
         echo "A commit from a stale checkout of the branch, or moving it back, does this;" >&2
-        echo "build on its current tip instead (fetch it first, for a push)." >&2
+        echo "build on its current tip instead. Between clones, \\`gitfactory sync\\`" >&2
+        echo "merges both sides' records and pushes (never fetch over the branch or" >&2
+        echo "force-push it)." >&2
         echo "Change factory.yaml, documents and scenarios with \\`gitfactory config edit\\`" >&2
         echo "(or \\`docs edit\\`, \\`scenario edit\\`): they commit on the current tip." >&2
         return 1
