@@ -35,6 +35,10 @@ if TYPE_CHECKING:
     from gitfactory.store.factory import Factory
 
 MAX_ROUNDS = 8
+# A claim waits this long for another process of this clone to finish with the remote
+# (a sync on a remote that hangs holds it for up to a minute): a daemon's tick must
+# not stall behind it; the claim is then treated as made while the remote is away.
+CLAIM_LOCK_WAIT = 20.0
 TENTATIVE_DIR = "tentative"
 
 
@@ -90,10 +94,9 @@ def claim(
     """
     for _ in range(MAX_ROUNDS):
         try:
-            down = remote.known_down(factory, where)
-            if down is not None:
-                raise down
-            with remote.exclusive(factory):
+            _unless_down(factory, where)
+            with remote.exclusive(factory, where, wait=CLAIM_LOCK_WAIT):
+                _unless_down(factory, where)  # maybe learnt while it waited
                 commit, outcome = _push_claim(factory, where, task_id, decide)
         except remote.RemoteUnreachableError as exc:
             return _offline(factory, where, task_id, agent, decide, lease_ms, keep_tentative, exc)
@@ -118,6 +121,12 @@ def claim(
         f"for {MAX_ROUNDS} rounds",
         hint="other clones are pushing without pause; try again",
     )
+
+
+def _unless_down(factory: Factory, where: remote.Remote) -> None:
+    down = remote.known_down(factory, where)
+    if down is not None:
+        raise down
 
 
 def _push_claim(

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
-from gitfactory.errors import BusyError, FactoryError, UsageError
+from gitfactory.errors import FactoryError, UsageError
 from gitfactory.store.git import git_env
 
 if TYPE_CHECKING:
@@ -98,21 +98,24 @@ def _looks_like_url(text: str) -> bool:
 
 
 @contextmanager
-def exclusive(factory: Factory) -> Iterator[None]:
+def exclusive(
+    factory: Factory, remote: Remote, wait: float = 3 * NETWORK_TIMEOUT
+) -> Iterator[None]:
     """This clone's talks with remotes, one at a time: concurrent fetches would fight
     over the tracking ref's lock, and a claim round (fetch, decide, push) of one agent
-    would only make another's push lose."""
+    would only make another's push lose. Waiting longer than ``wait`` for the other
+    talker means the remote is slow or hangs: :class:`RemoteUnreachableError`."""
     from filelock import FileLock, Timeout
 
     factory.paths.factory_dir.mkdir(exist_ok=True)
-    lock = FileLock(str(factory.paths.factory_dir / "remote.lock"), timeout=3 * NETWORK_TIMEOUT)
+    lock = FileLock(str(factory.paths.factory_dir / "remote.lock"), timeout=wait)
     try:
         lock.acquire()
     except Timeout:
-        raise BusyError(
-            f"another gitfactory process of this clone talked with a remote for "
-            f"{3 * NETWORK_TIMEOUT:.0f}s",
-            hint="retry once it is done (a slow remote, or a hung ssh)",
+        raise RemoteUnreachableError(
+            f"another gitfactory process of this clone has been talking with {remote.name} "
+            f"for {wait:.0f}s: it is slow, or does not answer",
+            hint="the daemon keeps trying; run `gitfactory sync` to wait for it",
         ) from None
     try:
         yield

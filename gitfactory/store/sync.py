@@ -75,7 +75,7 @@ def sync(
     and :class:`BusyError` when other clones kept winning the push for
     ``MAX_ROUNDS`` rounds.
     """
-    with remote.exclusive(factory):
+    with remote.exclusive(factory, where):
         return _sync(factory, where, push, resolutions, check, actor)
 
 
