@@ -55,9 +55,15 @@ tentative), 70 internal error, 130 interrupted.
 class Context:
     """Per-invocation state: where to look for the repository."""
 
+    current: Context | None = None  # this invocation's, for what main() says at the end
+
     def __init__(self, directory: Path | None) -> None:
         self.directory = directory
         self._factory: Factory | None = None
+        Context.current = self
+
+    def notices(self) -> list[str]:
+        return list(self._factory.notices) if self._factory is not None else []
 
     @property
     def factory(self) -> Factory:
@@ -185,6 +191,8 @@ def main(argv: list[str] | None = None) -> None:
     try:
         _check_text(args)
         code = cli.main(args, prog_name="gitfactory", standalone_mode=False)
+        for notice in Context.current.notices() if Context.current else ():
+            output.progress(f"warning: {notice}")
     except FactoryError as exc:
         output.error(exc, as_json)
         code = exc.exit_code

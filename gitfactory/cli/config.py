@@ -158,7 +158,15 @@ def _missing_programs(obj: Context, cfg: FactoryConfig) -> list[str]:
         place = doctor.place_of(obj.factory, cfg)
     except FactoryError:  # --file outside a repository: only PATH can be searched
         place = None
-    checks = doctor.commands(cfg, place, versions=False)
+    checks = list(doctor.commands(cfg, place, versions=False))
+    if place is not None and cfg.sync.remote:
+        from gitfactory.store import remote
+
+        try:
+            remote.resolve(obj.factory, cfg.sync.remote)
+        except FactoryError as exc:
+            fix = f"`git remote add {cfg.sync.remote} URL` in every clone"
+            checks.append(doctor.Check("sync.remote", doctor.PROBLEM, exc.message, fix))
     return [f"{c.name}: {c.detail} (fix: {c.fix})" for c in checks if not c.ok]
 
 

@@ -226,6 +226,10 @@ def rebuild(obj: Context, as_json: bool) -> None:
 
 
 def _print_sync(sync: dict[str, Any]) -> None:
+    if sync.get("problem"):
+        output.echo(f"sync      problem: {sync['problem']}")
+        output.echo(f"          fix: {sync['hint']}")
+        return
     name = sync["remote"]
     if sync["ahead"] < 0:
         apart = f"{name} has no factory branch yet: `gitfactory sync` pushes it"
@@ -234,14 +238,30 @@ def _print_sync(sync: dict[str, Any]) -> None:
                  "not merged here (as last fetched)")  # fmt: skip
     else:
         apart = f"in step with {name} (as last fetched)"
-    output.echo(f"sync      {apart}")
     contact = sync["contact"] or {}
+    if isinstance(contact.get("at"), int):
+        apart += f", last contact {_ago(contact['at'])}"
+    output.echo(f"sync      {apart}")
+    if sync["ahead"] or sync["behind"]:
+        output.echo("          `gitfactory sync` exchanges them (the daemon does it on its own)")
+    if contact.get("blocked"):
+        output.echo(f"          blocked: {contact['blocked']}")
+        output.echo(f"          fix: {contact.get('fix') or 'run `gitfactory sync` to see why'}")
     if contact and not contact.get("ok"):
         since = output.local_time(_rfc3339(contact.get("down_since")))
         output.echo(f"          {name} unreachable since {since}: {contact.get('error')}")
     for t in sync["tentative"]:
         output.echo(f"          tentative claim of {t['task'][:8]} for {t['agent']}: "
                     "nothing starts on it until `gitfactory sync` confirms it")  # fmt: skip
+
+
+def _ago(ms: int) -> str:
+    import time
+
+    seconds = max(0, int(time.time() - ms / 1000))
+    if seconds < 120:
+        return f"{seconds}s ago"
+    return f"{seconds // 60}m ago" if seconds < 7200 else f"{seconds // 3600}h ago"
 
 
 def _rfc3339(ms: Any) -> str:

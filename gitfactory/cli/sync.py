@@ -53,10 +53,10 @@ def sync_cmd(
       gitfactory sync --no-push       only take in what the remote has
       gitfactory sync --resolve .factory/factory.yaml=theirs
     """
-    from gitfactory.plan import sharing
+    from gitfactory.run import syncer
 
     factory = obj.factory
-    outcome = sharing.sync(factory, remote, push=not no_push, resolutions=_resolutions(resolutions))
+    outcome = syncer.sync(factory, remote, push=not no_push, resolutions=_resolutions(resolutions))
     if as_json:
         output.emit_json(outcome.to_json())
         return
@@ -106,5 +106,5 @@ def _print(outcome: Any) -> None:
 
 def _kinds(counts: dict[str, int]) -> str:
     nouns = {"event": "event", "task": "task", "message": "message", "artifact": "artifact",
-             "content": "artifact content"}  # fmt: skip
+             "content": "artifact content", "in_place": "human-edited file"}  # fmt: skip
     return ", ".join(output.counted(n, nouns.get(k, k)) for k, n in sorted(counts.items()) if n)

@@ -4,7 +4,7 @@ A message says who it is from; that alone proves nothing, since anyone who can
 commit can write ``from: human/lead``. A delivered message is *verified* when one of
 these vouches for its ``from``:
 
-- it was written through gitfactory on this machine (`mail send`, `mail reply`, the
+- it was written through gitfactory in a clone of this factory (`mail send`, `mail reply`, the
   MCP server, the factory's own notices): the local CLI path;
 - it was committed on the task branch of a task its sender holds;
 - the commit that added it is signed (git's ssh signing) by a key that
@@ -39,7 +39,7 @@ class Vouch:
     signer: str | None = None  # the trust.signers entry whose key signed it
 
 
-LOCAL = Vouch(True, "written through gitfactory on this machine")
+LOCAL = Vouch(True, "written through gitfactory by its sender, in a clone of this factory")
 
 
 def local(factory: Factory, given: str | None) -> Vouch:
@@ -51,7 +51,7 @@ def local(factory: Factory, given: str | None) -> Vouch:
     caller = actors.default_actor(factory)
     if given == caller:
         return LOCAL
-    return Vouch(False, f"written through gitfactory on this machine by {caller}, "
+    return Vouch(False, f"written through gitfactory by {caller} (in a clone of this factory), "
                         f"as {given} (--as)")  # fmt: skip
 
 

@@ -22,11 +22,11 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 from gitfactory.config import factory_yaml
-from gitfactory.errors import BusyError, FactoryError
+from gitfactory.errors import BusyError, ConfigError, FactoryError, UsageError
 from gitfactory.plan import decisions
 from gitfactory.plan.decisions import ClaimedError, Decision
 from gitfactory.plan.tasks import WORKING, TaskState
-from gitfactory.store import remote
+from gitfactory.store import ids, remote
 from gitfactory.store import sync as syncing
 
 if TYPE_CHECKING:
@@ -55,7 +55,16 @@ class ClaimLostError(ClaimedError):
 def configured(factory: Factory) -> remote.Remote | None:
     """The remote that arbitrates claims (``sync.remote``), or None: claims are local."""
     name = factory_yaml.load(factory).sync.remote
-    return remote.resolve(factory, name) if name else None
+    if not name:
+        return None
+    try:
+        return remote.resolve(factory, name)
+    except UsageError as exc:
+        raise ConfigError(
+            f"{factory_yaml.CONFIG_PATH}: sync.remote names {name!r}, but {exc.message}",
+            hint=f"every clone needs that remote under that name: `git remote add {name} URL` "
+            "(or `git remote rename`); or change sync.remote with `gitfactory config edit`",
+        ) from None
 
 
 def remote_for(factory: Factory, name: str | None = None) -> remote.Remote:
@@ -160,7 +169,27 @@ def _offline(
     exc: remote.RemoteUnreachableError,
 ) -> TaskState:
     if factory_yaml.load(factory).sync.offline_claims == "local":
-        return decisions.act(factory, task_id, decide)
+        st = decisions.act(factory, task_id, decide)
+        factory.notices.append(
+            f"task {task_id[:8]}: claimed here only, {where.name} could not be reached "
+            "(sync.offline_claims: local): a claim another clone pushed meanwhile may win"
+        )
+        return st
+    # What this clone already knows decides now: a task that is not claimable here
+    # is refused, not kept waiting for the remote to say so.
+    factory.index.refresh()
+    drafts, error = decide(decisions.load(factory, task_id), ids.next_ms())
+    if error is not None and not any(d.kind == "task.claimed" for d in drafts):
+        raise error
+    if not drafts:
+        return decisions.load(factory, task_id)  # held already
+    other = next((t for t in tentative(factory) if t.task == task_id and t.agent != agent), None)
+    if other is not None:
+        raise ClaimedError(
+            f"task {task_id[:8]} has a tentative claim by {other.agent} on this clone, made "
+            f"while {other.remote} was away",
+            hint="pick another task; `gitfactory sync` confirms or drops that claim",
+        )
     if keep:
         remember(factory, Tentative(task_id, agent, lease_ms, where.name, int(time.time() * 1000)))
     kept = "kept as tentative: `gitfactory sync` confirms it" if keep else "not made"

@@ -217,7 +217,7 @@ def illegal(st: TaskState, verb: str, now: int) -> IllegalMoveError:
     state = st.effective(now)
     legal = st.legal_moves(now)
     moves = f"legal now: {', '.join(legal)}" if legal else "it is final: no move is legal"
-    what = "the step of task" if verb == MOVES["task.step_done"].verb else "task"
+    what = "of task" if verb == MOVES["task.step_done"].verb else "task"
     again = "reopen" if state == COMPLETED else "retry"
     hint = (f"a person gives it another go: gitfactory task {again} {st.task.id[:8]} "
             "[--from STEP]" if state in TERMINAL and again in legal else None)  # fmt: skip
@@ -266,6 +266,15 @@ def claim(
     return act(factory, task_id, claiming(factory, task_id, agent, lease_ms, step_of, check))
 
 
+def claimed_on(factory: Factory, task_id: str) -> str | None:
+    """The clone whose daemon made the claim in effect (``data.clone``), or None (a
+    claim made by hand, or before claims said)."""
+    st = load(factory, task_id, history=True)
+    claims = [e for e in st.history if e.kind == "task.claimed"]
+    clone = claims[-1].data.get("clone") if claims else None
+    return clone if isinstance(clone, str) else None
+
+
 def claiming(
     factory: Factory,
     task_id: str,
@@ -273,18 +282,29 @@ def claiming(
     lease_ms: int = DEFAULT_LEASE_MS,
     step_of: Callable[[TaskState], str] | None = None,
     check: Check | None = None,
+    clone: str | None = None,
 ) -> Decision:
     """The decision of :func:`claim`, for a caller that commits it another way (a
-    claim arbitrated by a remote, :mod:`gitfactory.plan.arbiter`)."""
+    claim arbitrated by a remote, :mod:`gitfactory.plan.arbiter`).
+
+    ``clone``: the claim is a daemon's, for an agent of factory.yaml that every clone's
+    daemon runs; the task held by that address is ours only if this clone claimed it.
+    """
 
     def decide(st: TaskState, now: int) -> tuple[list[Draft], FactoryError | None]:
         data: dict[str, Any] = {"lease_until": now + lease_ms}
         if step_of is not None:
             data["step"] = step_of(st)
+        if clone is not None:
+            data["clone"] = clone
         claimed = Draft(kind="task.claimed", actor=agent, data=data)
         if st.expired(now):
             return [expiry_draft(st, agent), claimed], None
         if st.state == WORKING and st.assignee == agent:
+            if clone is not None and claimed_on(factory, task_id) not in (clone, None):
+                return [], ClaimedError(
+                    f"task {task_id[:8]} is held by {agent} in another clone of this factory"
+                )
             return [], None  # already ours: claiming again is a no-op
         if st.state == WORKING:
             return [], ClaimedError(
@@ -336,7 +356,7 @@ def holder_move(
         if st.state not in move.sources:
             return [], illegal(st, move.verb, now)
         if st.assignee != agent:
-            what = "the step of task" if kind == "task.step_done" else "task"
+            what = "of task" if kind == "task.step_done" else "task"
             return [], ClaimedError(
                 f"cannot {move.verb} {what} {task_id[:8]}: it is held by {st.assignee}, not {agent}"
             )

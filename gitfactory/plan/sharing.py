@@ -42,14 +42,35 @@ def sync(
 ) -> Outcome:
     """Sync with the remote ``name`` (default: ``sync.remote``, else ``origin``)."""
     where = arbiter.remote_for(factory, name)
-    report = syncing.sync(
-        factory, where, push=push, resolutions=resolutions, check=arbiter.check_in_place,
-        actor=actor,
-    )  # fmt: skip
+    if factory.tip() is not None and _unset(factory):
+        factory.notices.append(
+            "factory.yaml sets no sync.remote, so each clone decides claims alone and two "
+            "clones can both win one task; set `sync: remote: "
+            f"{where.name}` (`gitfactory config edit`) to have the remote decide"
+        )
+    try:
+        report = syncing.sync(
+            factory, where, push=push, resolutions=resolutions, check=arbiter.check_in_place,
+            actor=actor,
+        )  # fmt: skip
+    except (union.MergeConflictError, union.IncomingRefusedError,
+            union.UnrelatedHistoryError) as exc:  # fmt: skip
+        remote.note_blocked(factory, where, exc.message.split("\n", 1)[0].rstrip(":"), exc.hint)
+        raise
+    remote.note_blocked(factory, where, None)
+    report.joined = report.joined or factory.joined == where.name
     outcome = Outcome(report)
     if push and factory.tip() is not None:
         confirm(factory, where, outcome)
     return outcome
+
+
+def _unset(factory: Factory) -> bool:
+    """Whether factory.yaml names no sync remote (one this clone lacks is said elsewhere)."""
+    try:
+        return arbiter.configured(factory) is None
+    except FactoryError:
+        return False
 
 
 def confirm(factory: Factory, where: remote.Remote, outcome: Outcome) -> None:
@@ -77,7 +98,10 @@ def state(factory: Factory) -> dict[str, Any] | None:
     """What `status` says of sync (None: no ``sync.remote``): how far this clone and
     the remote's branch as last fetched are apart, how the last contact went, and the
     claims waiting for the remote. Reads no network."""
-    where = arbiter.configured(factory)
+    try:
+        where = arbiter.configured(factory)
+    except FactoryError as exc:
+        return {"remote": None, "problem": exc.message, "hint": exc.hint}
     if where is None:
         return None
     local, theirs = factory.tip(), remote.tracking_tip(factory, where)

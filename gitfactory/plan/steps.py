@@ -8,6 +8,7 @@ under the store's compare-and-swap (:mod:`gitfactory.plan.decisions`).
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -86,6 +87,7 @@ def next_for(
         )
     role = role or role_of(agent)
     config = factory_yaml.load(factory)
+    _take_in(factory)
     factory.index.refresh()
     now = clock.now_ms()
     for task_id in states.held_by(factory, agent, now):
@@ -104,12 +106,26 @@ def next_for(
                 lease_ms if lease_ms is not None else tasks.DEFAULT_LEASE_MS,
                 keep_tentative=True,
             )  # fmt: skip
-        except arbiter.TentativeClaimError:
-            raise  # the remote is away: no claim can be confirmed now
+        except (arbiter.TentativeClaimError, UsageError):
+            raise  # the remote is away, or the setup is wrong: not "someone was faster"
         except FactoryError:
             continue  # another agent was faster, or it stopped being ready: try the next
         return _assignment(factory, claimed, claimed_now=True)
     raise _no_work(agent, role, others)
+
+
+def _take_in(factory: Factory) -> None:
+    """With a sync remote, what the other clones pushed is work too: fetch and merge it
+    first (nothing is pushed here; a claim pushes). A remote that is away leaves the
+    local queue, whose claims are then tentative."""
+    from gitfactory.store import remote
+    from gitfactory.store import sync as syncing
+
+    where = arbiter.configured(factory)
+    if where is None or remote.known_down(factory, where) is not None:
+        return
+    with contextlib.suppress(remote.RemoteUnreachableError):
+        syncing.sync(factory, where, push=False, check=arbiter.check_in_place)
 
 
 def _no_work(agent: str, role: str, others: dict[str, int]) -> NoWorkError:
@@ -157,19 +173,25 @@ def may_hold(
 
 
 def claim(
-    factory: Factory, task_id: str, agent: str, lease_ms: int, keep_tentative: bool = False
+    factory: Factory,
+    task_id: str,
+    agent: str,
+    lease_ms: int,
+    keep_tentative: bool = False,
+    clone: str | None = None,
 ) -> TaskState:
     """Claim the step the task is at, if the workflow lets ``agent`` hold it.
 
     With ``sync.remote`` set the remote decides (:mod:`gitfactory.plan.arbiter`);
     ``keep_tentative``: a claim the remote could not be asked about is kept for the
-    next sync to confirm (it still raises TentativeClaimError).
+    next sync to confirm (it still raises TentativeClaimError). ``clone``: a daemon's
+    claim (see :func:`gitfactory.plan.decisions.claiming`).
     """
     config = factory_yaml.load(factory)
     decide = decisions.claiming(
         factory, task_id, agent, lease_ms,
         step_of=lambda st: config.workflow(st.task.workflow).step(st.step).name,
-        check=lambda st: may_hold(config, st, agent, "claim"),
+        check=lambda st: may_hold(config, st, agent, "claim"), clone=clone,
     )  # fmt: skip
     where = arbiter.configured(factory)
     if where is None:

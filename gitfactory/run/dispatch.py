@@ -29,7 +29,7 @@ from gitfactory.errors import FactoryError
 from gitfactory.plan import states
 from gitfactory.run import ending, merging, recovery, runs, starting, worktrees
 from gitfactory.run.runs import ACTOR, Ended, Run, RunBook
-from gitfactory.store import clock
+from gitfactory.store import clock, remote
 from gitfactory.store.log import Draft, Event, EventQuery, stamp
 
 if TYPE_CHECKING:
@@ -54,6 +54,7 @@ class Dispatcher:
         self.merged: list[dict[str, Any]] = []  # merge steps done since the daemon last looked
         self.failed: list[dict[str, Any]] = []  # worktrees that could not be made ready
         self.waits: dict[str, str] = {}  # task id -> why it waits (said by _waiting)
+        self.clone = remote.clone_id(factory)  # what this daemon's claims carry
 
     # -- after a restart ---------------------------------------------------------------
 

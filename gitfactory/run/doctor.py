@@ -66,6 +66,8 @@ def run(factory: Factory, *, quick: bool = False) -> list[Check]:
     if config is not None:
         checks.append(_guarded("verify", lambda: _verify(factory, quick)))
     checks += [_guarded("hooks", lambda: _hooks(factory)), _daemon(factory)]
+    if config is not None and config.sync.remote:
+        checks.append(_guarded("sync", lambda: sync_remote(factory)))
     if config is not None:
         place = _place(factory, base, dispatch)
         checks += list(commands(config, place, versions=not quick))
@@ -190,6 +192,15 @@ def _hooks(factory: Factory) -> Check:
                      "so it is skipped", f"chmod +x {shlex.quote(str(state.chained))}")  # fmt: skip
     chained = f", running {state.chained.name} first" if state.chained else ""
     return Check("hooks", OK, f"installed in {state.path.parent}{chained}")
+
+
+def sync_remote(factory: Factory) -> Check:
+    """Whether ``sync.remote`` names a remote this clone has (every clone must)."""
+    from gitfactory.plan import arbiter
+
+    where = arbiter.configured(factory)  # raises, naming the fix, when it does not
+    assert where is not None
+    return Check("sync", OK, f"claims and records go through {where.name} ({where.url})")
 
 
 def _daemon(factory: Factory) -> Check:

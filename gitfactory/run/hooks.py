@@ -48,7 +48,8 @@ guard() {{  # stdin: "old new ref" lines; fails when the factory branch would lo
         zero_or_empty "$old" && continue  # created
         if zero_or_empty "$new"; then
             echo "gitfactory: refusing to delete {ref}: every record of the factory is on it." >&2
-            echo "If you mean it, run \\`gitfactory hooks uninstall\\` first." >&2
+            echo "If you mean it, run \\`gitfactory hooks uninstall\\` first" >&2
+            echo "(with --server on a shared remote)." >&2
             return 1
         fi
         lost=$(git diff-tree -r --no-renames --diff-filter=DMT --name-status "$old" "$new" \\

@@ -49,7 +49,7 @@ def merge_step(d: Dispatcher, task_id: str, wf: Workflow, step: Step) -> None:
     if seen is not None and seen[0] == tips and time.monotonic() - seen[1] < MERGE_RETRY_S:
         return  # it waits for the same reason as last time; said already
     try:
-        st = steps.claim(d.factory, task_id, MERGE_AGENT, MERGE_LEASE_MS)
+        st = steps.claim(d.factory, task_id, MERGE_AGENT, MERGE_LEASE_MS, clone=d.clone)
     except FactoryError:
         return
     result = None

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from gitfactory.plan import states
+from gitfactory.plan import decisions, states
 from gitfactory.run import runs, worktrees
 from gitfactory.run.runs import GATE_AGENT, MERGE_AGENT, Ended
 from gitfactory.store import clock
@@ -46,7 +46,8 @@ def recover(d: Dispatcher) -> list[Ended]:
     ours = [GATE_AGENT, MERGE_AGENT, *(a.address for a in d._config().agents.values())]
     for agent in ours:
         for task_id in states.held_by(d.factory, agent, now):
-            if task_id not in held:
+            # Another clone's daemon runs the same agents: what it holds is not ours.
+            if task_id not in held and decisions.claimed_on(d.factory, task_id) in (d.clone, None):
                 d._holder_move(
                     task_id, agent, "task.released", "claimed, but its run never started"
                 )

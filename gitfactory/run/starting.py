@@ -64,7 +64,7 @@ def start(
     timeout_s = step.timeout_s or (gate.timeout_s if gate else None)
     timeout_ms = timeout_s * 1000 if timeout_s else config.dispatch.default_timeout_ms
     try:
-        st = steps.claim(d.factory, task_id, agent, timeout_ms + LEASE_MARGIN_MS)
+        st = steps.claim(d.factory, task_id, agent, timeout_ms + LEASE_MARGIN_MS, clone=d.clone)
     except FactoryError:
         return None  # taken by someone else, or no longer ready
     after = [decisions.load(d.factory, dep).task for dep in st.task.depends_on]

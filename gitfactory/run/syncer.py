@@ -52,6 +52,27 @@ class SyncState:
                 "sent": self.sent}  # fmt: skip
 
 
+def sync(factory: Factory, name: str | None = None, **options: Any) -> Any:
+    """`gitfactory sync` (:func:`gitfactory.plan.sharing.sync`), and then what only
+    the upper floors can do: a generated document both sides changed (history.md) is
+    made again from the merged records, and that goes out too."""
+    from gitfactory.knowledge import documents
+    from gitfactory.plan import sharing
+
+    outcome = sharing.sync(factory, name, **options)
+    report = outcome.report
+    if report.regenerate and documents.regenerate(factory) is not None:
+        if options.get("push", True):
+            again = sharing.sync(factory, name, actor=options.get("actor", "factory/sync")).report
+            report.pushed = report.pushed or again.pushed
+            report.local_after, report.remote_after = again.local_after, again.remote_after
+            for kind, n in again.sent.items():
+                report.sent[kind] = report.sent.get(kind, 0) + n
+        else:
+            report.local_after = factory.tip()
+    return outcome
+
+
 class Syncer:
     """The sync thread of one daemon. :meth:`poke` after a local write or a move of a
     tracking ref; :meth:`stop` pushes what is left (once) and ends the thread."""
@@ -138,7 +159,7 @@ class Syncer:
     def _once(self) -> None:
         """One sync, if a remote is configured; every failure is reported, none stops
         the thread."""
-        from gitfactory.plan import arbiter, sharing
+        from gitfactory.plan import arbiter
         from gitfactory.store import remote
 
         try:
@@ -146,12 +167,13 @@ class Syncer:
             if where is None:
                 return
             self.state.remote = where.name
-            outcome = sharing.sync(self.factory, where.name, actor="factory/daemon")
+            outcome = sync(self.factory, where.name, actor="factory/daemon")
         except remote.RemoteUnreachableError as exc:
             self._failed(exc.message)
             return
         except FactoryError as exc:
-            self._failed(exc.message + (f" ({exc.hint})" if exc.hint else ""))
+            first = exc.message.split("\n", 1)[0].rstrip(":")  # a conflict shows whole diffs
+            self._failed(first + (f" ({exc.hint})" if exc.hint else ""))
             return
         except Exception as exc:  # a bug: keep the traceback, keep the thread
             _logger.exception("sync failed")

@@ -70,6 +70,11 @@ class Factory:
 
     joined: str | None = None  # the remote this clone joined the factory of, just now
 
+    @cached_property
+    def notices(self) -> list[str]:
+        """Warnings for whoever runs the command (the CLI prints them on stderr)."""
+        return []
+
     def require_tip(self) -> str:
         tip = self.tip()
         if tip is None:

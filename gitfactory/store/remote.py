@@ -35,7 +35,7 @@ CONTACTS_FILE = "remotes.json"
 DOWN_MEMORY_MS = 30_000
 # A remote that neither answers nor fails (a dead host behind a firewall) must not
 # hold a sync, or a claim, forever.
-NETWORK_TIMEOUT = 60.0
+NETWORK_TIMEOUT = 30.0
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,99}$")
 
 
@@ -121,6 +121,33 @@ def exclusive(
         yield
     finally:
         lock.release()
+
+
+def clone_id(factory: Factory) -> str:
+    """This clone's own name among the clones of a factory (random, made once, kept in
+    ``.git/gitfactory/clone-id``): a daemon's claims carry it, so that two daemons on
+    two machines, running the same agents of one factory.yaml, never take one step
+    both, and one never gives back what the other holds."""
+    import secrets
+
+    path = factory.paths.factory_dir / "clone-id"
+    try:
+        found = path.read_text(encoding="ascii").strip()
+        if re.fullmatch(r"[a-z0-9]{8,32}", found):
+            return found
+    except (OSError, UnicodeDecodeError):
+        pass
+    factory.paths.factory_dir.mkdir(exist_ok=True)
+    made = secrets.token_hex(6)
+    tmp = path.with_name(f".clone-id.{os.getpid()}.tmp")
+    tmp.write_text(made + "\n", encoding="ascii")
+    try:
+        os.link(tmp, path)  # first writer wins; a racing one reads the winner's
+    except FileExistsError:
+        return clone_id(factory)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return made
 
 
 # -- fetching ---------------------------------------------------------------------------
@@ -213,6 +240,8 @@ def push(factory: Factory, remote: Remote, commit: str) -> Pushed:
         _set_tracking(factory, remote, commit)
         return Pushed.OK
     text = out + _stderr(proc)
+    if any(race in text for race in _LOST_RACE):
+        return Pushed.REJECTED  # another push moved the branch while the remote took ours
     if "[remote rejected]" in text or "pre-receive hook declined" in text:
         reason = _remote_reason(text)
         raise RemoteRefusedError(
@@ -225,6 +254,12 @@ def push(factory: Factory, remote: Remote, commit: str) -> Pushed:
     error = _unreachable(remote, "push to", text.strip())
     _contact(factory, remote, error)
     raise error
+
+
+# What a remote's receive-pack says when another push moved the branch between its
+# check and its update (it holds no lock across both): a lost race, not a refusal.
+_LOST_RACE = ("failed to update ref", "failed to lock", "cannot lock ref",
+              "incorrect old value", "stale info")  # fmt: skip
 
 
 def _set_tracking(factory: Factory, remote: Remote, commit: str) -> None:
@@ -263,16 +298,33 @@ def _remote_reason(text: str) -> str:
 
 def _contact(factory: Factory, remote: Remote, failed: RemoteUnreachableError | None) -> None:
     """Note how talking with ``remote`` went just now (``failed``: it did not answer)."""
-    path = factory.paths.factory_dir / CONTACTS_FILE
     now = int(time.time() * 1000)
     seen = contacts(factory)
     was = seen.get(remote.name, {})
+    blocked: dict[str, object] = {k: was[k] for k in ("blocked", "fix") if k in was}
     if failed is None:
-        seen[remote.name] = {"ok": True, "at": now}
+        seen[remote.name] = {"ok": True, "at": now, **blocked}
     else:
         since = was.get("down_since") if not was.get("ok", True) else None
         seen[remote.name] = {"ok": False, "at": now, "down_since": since or now,
-                             "error": failed.message}  # fmt: skip
+                             "error": failed.message, **blocked}  # fmt: skip
+    _save_contacts(factory, seen)
+
+
+def note_blocked(factory: Factory, remote: Remote, why: str | None, fix: str | None = None) -> None:
+    """Note that syncing with ``remote`` is refused until someone acts (``why`` None:
+    it went through), for `status` to say."""
+    seen = contacts(factory)
+    entry = {k: v for k, v in seen.get(remote.name, {}).items() if k not in ("blocked", "fix")}
+    if why is not None:
+        entry.update(blocked=why, fix=fix)
+    if entry != seen.get(remote.name):
+        seen[remote.name] = entry
+        _save_contacts(factory, seen)
+
+
+def _save_contacts(factory: Factory, seen: dict[str, dict[str, object]]) -> None:
+    path = factory.paths.factory_dir / CONTACTS_FILE
     tmp = path.with_name(f".{CONTACTS_FILE}.{os.getpid()}.{id(seen)}.tmp")
     try:
         tmp.write_text(json.dumps(seen), encoding="utf-8")
@@ -340,7 +392,9 @@ def _stderr(proc: subprocess.CompletedProcess[bytes]) -> str:
 
 
 def _unreachable(remote: Remote, verb: str, stderr: str) -> RemoteUnreachableError:
-    last = "; ".join(line.strip() for line in stderr.splitlines()[-3:] if line.strip())
+    lines = [ln.strip().removeprefix("fatal: ").removeprefix("error: ")
+             for ln in stderr.splitlines() if ln.strip()]  # fmt: skip
+    last = " ".join(lines[:4])
     return RemoteUnreachableError(
         f"could not {verb} {remote.name}: {last or 'git gave no reason'}",
         hint="nothing was exchanged and nothing local was lost; the daemon retries on "

@@ -46,6 +46,7 @@ class Report:
     sent: dict[str, int] = field(default_factory=dict)  # by kind
     restored: int = 0  # records the remote had lost, pushed back to it
     merged: list[str] = field(default_factory=list)  # human-edited files merged three-way
+    regenerate: list[str] = field(default_factory=list)  # generated files to make again
     rewound: bool = False  # the remote's branch was moved back or aside since last seen
     joined: bool = False  # this clone had no factory branch: it now tracks the remote's
     pushed: bool = False
@@ -162,6 +163,7 @@ def integrate(
         found = union.incoming(store, tip, theirs, resolutions, check)
         merged[:] = found.merged
         kept[:] = found.kept
+        regenerate[:] = found.regenerate
         n = found.records
         return Change(
             files=found.files,
@@ -173,10 +175,12 @@ def integrate(
 
     merged: list[str] = []
     kept: list[str] = []
+    regenerate: list[str] = []
     commit = store.transact(build)
     assert commit is not None
     _count(factory, commit.parent, theirs, report.received)
     report.merged += merged
+    report.regenerate += [p for p in regenerate if p not in report.regenerate]
     report.lost.update(kept)
     return commit.oid
 
@@ -188,7 +192,9 @@ def _count(factory: Factory, old: str | None, new: str | None, into: dict[str, i
     for path, before, after, _ in store.diff_trees(
         store.factory_tree(old), store.factory_tree(new)
     ):
-        if before is None and after is not None and integrity.protected(path):
+        if not integrity.protected(path):
+            counts["in_place"] += 1  # factory.yaml, a document, a scenario: changed
+        elif before is None and after is not None:
             kind = records.kind_of(path)
             counts[kind.name if kind is not None else "content"] += 1
     for name, n in counts.items():

@@ -31,6 +31,9 @@ if TYPE_CHECKING:
 
 CONFIG = f"{records.FACTORY_DIR}/factory.yaml"
 IN_PLACE_DIRS = ("docs", "scenarios")
+# In-place files made from the records (knowledge.documents.HISTORY_PATH): changed on
+# both sides, this side's is kept and the caller makes it again from the merged records.
+GENERATED = frozenset({f"{records.FACTORY_DIR}/docs/history.md"})
 MAX_IN_PLACE_BYTES = 1024 * 1024
 MAX_LISTED = 20  # problems named in one error (the count is exact)
 _REGULAR = (pygit2.GIT_FILEMODE_BLOB, pygit2.GIT_FILEMODE_BLOB_EXECUTABLE)
@@ -108,6 +111,7 @@ class Incoming:
     records: int = 0  # new records (and artifact contents) that come in
     kept: list[str] = field(default_factory=list)  # records the other side lost; ours kept
     merged: list[str] = field(default_factory=list)  # in-place files merged three-way
+    regenerate: list[str] = field(default_factory=list)  # generated files to make again
 
 
 def incoming(
@@ -271,6 +275,9 @@ def _in_place(
         return None
     if resolution == "ours":
         return None
+    if path in GENERATED and mine is not None and new is not None:
+        out.regenerate.append(path)
+        return None
     if isinstance(resolution, bytes):
         out.files[path] = resolution
         out.merged.append(path)
@@ -363,12 +370,7 @@ def _refused(problems: list[Problem]) -> IncomingRefusedError:
 
 
 def _conflicted(conflicts: list[Conflict]) -> MergeConflictError:
-    shown = []
-    for c in conflicts:
-        shown.append(
-            f"--- {c.path}, here:\n{_text(c.ours) or '(deleted)'}\n"
-            f"--- {c.path}, on the other side:\n{_text(c.theirs) or '(deleted)'}"
-        )
+    shown = [_diff(c) for c in conflicts]
     paths = " ".join(f"--resolve {c.path}=ours|theirs|FILE" for c in conflicts)
     return MergeConflictError(
         f"{len(conflicts)} human-edited file{'s' * (len(conflicts) != 1)} changed here and "
@@ -376,6 +378,25 @@ def _conflicted(conflicts: list[Conflict]) -> MergeConflictError:
         conflicts,
         hint=f"settle each: `gitfactory sync {paths}` (FILE: a file with the merged text)",
     )
+
+
+def _diff(c: Conflict, most: int = 40) -> str:
+    """How the two sides differ, as a unified diff (here -> there), at most ``most``
+    lines; both whole texts are in the JSON error."""
+    import difflib
+
+    ours, theirs = _text(c.ours), _text(c.theirs)
+    if ours is None or theirs is None:
+        gone = "here" if ours is None else "on the other side"
+        return f"{c.path}: deleted {gone}, changed on the other"
+    lines = list(difflib.unified_diff(
+        ours.splitlines(), theirs.splitlines(), f"{c.path} (here)", f"{c.path} (there)",
+        lineterm="", n=2,
+    ))  # fmt: skip
+    more = (
+        f"\n... {len(lines) - most} more lines (--json has both texts)" if len(lines) > most else ""
+    )
+    return "\n".join(lines[:most]) + more
 
 
 def _text(data: bytes | None) -> str | None:

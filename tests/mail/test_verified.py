@@ -44,7 +44,7 @@ def test_the_local_cli_path_is_verified(factory_repo: Path) -> None:
     sent = gf_json(r, "mail", "send", "coder/ada", "-s", "from the cli")
     me = gf_json(r, "mail", "read", sent["id"], "--as", "coder/ada")["from"]
     row = inbox(r)["from the cli"]
-    assert row["verified"] is True and "gitfactory on this machine" in str(row["how"])
+    assert row["verified"] is True and "in a clone of this factory" in str(row["how"])
     detail = gf_json(r, "mail", "read", sent["id"], "--as", "coder/ada")
     assert detail["verified"] is True
     assert "Verified:    yes" in gf(r, "mail", "read", sent["id"], "--as", "coder/ada").stdout

@@ -107,16 +107,15 @@ def test_a_claim_with_the_remote_away_is_tentative_until_a_sync(tmp_path: Path) 
     assert f"tentative claim of {one[:8]} for coder/ada" in shown
     assert "origin unreachable since" in shown
     (tmp_path / "away.git").rename(bare)
-    # meanwhile b took the other task; a's sync confirms a's tentative claim
-    gf(b, "task", "claim", two, "--as", "coder/bob")
     report = gf_json(a, "sync", "--json")
     assert report["claims_confirmed"] == [{"task": one, "agent": "coder/ada"}]
     assert gf_json(a, "status", "--json")["sync"]["tentative"] == []
     assert gf_json(a, "task", "show", one, "--json")["assignee"] == "coder/ada"
-    # a tentative claim that another clone beat is reported lost
-    bare.rename(tmp_path / "away.git")
+    # a tentative claim that another clone beat meanwhile is reported lost
+    git(a, "remote", "set-url", "origin", str(tmp_path / "nowhere.git"))
+    gf(b, "task", "claim", two, "--as", "coder/bob")
     gf(a, "task", "claim", two, "--as", "coder/ada", code=6)
-    (tmp_path / "away.git").rename(bare)
+    git(a, "remote", "set-url", "origin", bare.as_uri())
     report = gf_json(a, "sync", "--json")
     assert [c["task"] for c in report["claims_lost"]] == [two]
     assert "coder/bob" in report["claims_lost"][0]["why"]
