@@ -105,3 +105,9 @@ class NoWorkError(FactoryError):
 
 class GitCommandError(FactoryError):
     """A git command failed; the message shows command, exit code and stderr."""
+
+
+class RemoteUnreachableError(FactoryError):
+    """The sync remote could not be reached (or refused to talk): nothing was exchanged."""
+
+    exit_code = 6

@@ -73,10 +73,27 @@ def _resolutions(given: tuple[str, ...]) -> dict[str, str | bytes]:
             out[path] = how
             continue
         try:
-            out[path] = Path(how).read_bytes()
+            data = Path(how).read_bytes()
         except OSError as exc:
             raise UsageError(f"--resolve {item!r}: cannot read {how}: {exc.strerror}") from None
+        _check_text(item, data)
+        out[path] = data
     return out
+
+
+def _check_text(item: str, data: bytes) -> None:
+    """A resolution is a human-edited file: text, within the same limit as any."""
+    from gitfactory.store.union import MAX_IN_PLACE_BYTES
+
+    if len(data) > MAX_IN_PLACE_BYTES:
+        raise UsageError(f"--resolve {item!r}: {len(data):,} bytes, over the limit of "
+                         f"{MAX_IN_PLACE_BYTES:,} for a human-edited file")  # fmt: skip
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise UsageError(f"--resolve {item!r}: not UTF-8 text") from None
+    if b"\0" in data:
+        raise UsageError(f"--resolve {item!r}: holds a NUL byte; it must be text")
 
 
 def _print(outcome: Any) -> None:

@@ -51,7 +51,7 @@ def local(factory: Factory, given: str | None) -> Vouch:
     caller = actors.default_actor(factory)
     if given == caller:
         return LOCAL
-    return Vouch(False, f"written through gitfactory by {caller} (in a clone of this factory), "
+    return Vouch(False, f"written through gitfactory in a clone of this factory by {caller}, "
                         f"as {given} (--as)")  # fmt: skip
 
 

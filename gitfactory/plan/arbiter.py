@@ -26,7 +26,7 @@ from gitfactory.errors import BusyError, ConfigError, FactoryError, UsageError
 from gitfactory.plan import decisions
 from gitfactory.plan.decisions import ClaimedError, Decision
 from gitfactory.plan.tasks import WORKING, TaskState
-from gitfactory.store import ids, remote
+from gitfactory.store import contacts, ids, remote
 from gitfactory.store import sync as syncing
 
 if TYPE_CHECKING:
@@ -133,7 +133,7 @@ def claim(
 
 
 def _unless_down(factory: Factory, where: remote.Remote) -> None:
-    down = remote.known_down(factory, where)
+    down = contacts.known_down(factory, where)
     if down is not None:
         raise down
 

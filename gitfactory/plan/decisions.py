@@ -267,10 +267,8 @@ def claim(
 
 
 def claimed_on(factory: Factory, task_id: str) -> str | None:
-    """The clone whose daemon made the claim in effect (``data.clone``), or None (a
-    claim made by hand, or before claims said)."""
-    st = load(factory, task_id, history=True)
-    claims = [e for e in st.history if e.kind == "task.claimed"]
+    """The clone whose daemon made the claim in effect (``data.clone``), or None."""
+    claims = [e for e in load(factory, task_id, history=True).history if e.kind == "task.claimed"]
     clone = claims[-1].data.get("clone") if claims else None
     return clone if isinstance(clone, str) else None
 

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from gitfactory.errors import FactoryError
 from gitfactory.plan import arbiter, steps
-from gitfactory.store import clock, remote, union
+from gitfactory.store import clock, contacts, remote, union
 from gitfactory.store import sync as syncing
 
 if TYPE_CHECKING:
@@ -55,9 +55,9 @@ def sync(
         )  # fmt: skip
     except (union.MergeConflictError, union.IncomingRefusedError,
             union.UnrelatedHistoryError) as exc:  # fmt: skip
-        remote.note_blocked(factory, where, exc.message.split("\n", 1)[0].rstrip(":"), exc.hint)
+        contacts.note_blocked(factory, where, exc.message.split("\n", 1)[0].rstrip(":"), exc.hint)
         raise
-    remote.note_blocked(factory, where, None)
+    contacts.note_blocked(factory, where, None)
     report.joined = report.joined or factory.joined == where.name
     outcome = Outcome(report)
     if push and factory.tip() is not None:
@@ -112,6 +112,6 @@ def state(factory: Factory) -> dict[str, Any] | None:
         ahead = -1  # the remote has no factory branch yet (as last fetched)
     waiting = [t for t in arbiter.tentative(factory) if t.remote == where.name]
     return {"remote": where.name, "tracking": theirs, "ahead": ahead, "behind": behind,
-            "contact": remote.contacts(factory).get(where.name),
+            "contact": contacts.contacts(factory).get(where.name),
             "tentative": [{"task": t.task, "agent": t.agent, "since_ms": t.since_ms}
                           for t in waiting]}  # fmt: skip

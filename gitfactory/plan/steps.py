@@ -118,11 +118,11 @@ def _take_in(factory: Factory) -> None:
     """With a sync remote, what the other clones pushed is work too: fetch and merge it
     first (nothing is pushed here; a claim pushes). A remote that is away leaves the
     local queue, whose claims are then tentative."""
-    from gitfactory.store import remote
+    from gitfactory.store import contacts, remote
     from gitfactory.store import sync as syncing
 
     where = arbiter.configured(factory)
-    if where is None or remote.known_down(factory, where) is not None:
+    if where is None or contacts.known_down(factory, where) is not None:
         return
     with contextlib.suppress(remote.RemoteUnreachableError):
         syncing.sync(factory, where, push=False, check=arbiter.check_in_place)

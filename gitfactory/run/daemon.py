@@ -143,6 +143,9 @@ class Daemon:
         ended = [*self.recovered, *self.dispatcher.reap()]
         self.recovered = []
         result.finished = [ended_json(e) for e in ended]
+        for e in ended:
+            if e.run.branch:
+                self.syncer.share(e.run.branch)  # the work goes where the factory goes
         self.dispatcher.tidy(ended)
         result.summarized = self._summarize()
         result.violations = self._verify()

@@ -21,7 +21,7 @@ from gitfactory.store.git import main_top
 if TYPE_CHECKING:
     from gitfactory.config.agents import AgentSpec
     from gitfactory.config.workflows import Step, Workflow
-    from gitfactory.plan.tasks import TaskState
+    from gitfactory.plan.tasks import Task, TaskState
     from gitfactory.run.dispatch import Dispatcher
 
 LEASE_MARGIN_MS = 120_000  # the lease outlasts the step's timeout by this much
@@ -53,6 +53,26 @@ def doer(d: Dispatcher, step: Step) -> AgentSpec | str | None:
     return None
 
 
+def _take_branch(d: Dispatcher, task: Task) -> None:
+    """With a sync remote, the task's work may have been done in another clone: take
+    its branch from the remote first (:mod:`gitfactory.run.branches`)."""
+    from gitfactory.plan import arbiter
+    from gitfactory.run import branches
+
+    try:
+        where = arbiter.configured(d.factory)
+    except FactoryError:
+        return
+    if where is None:
+        return
+    stem, branch = worktrees.names(d._config().dispatch, task)
+    said = branches.take(
+        d.factory, where, branch, worktrees.root(d.factory.paths, d._config().dispatch) / stem
+    )
+    if said is not None:
+        d.note(d._event("dispatch.branch", task.id, said, {"branch": branch}))
+
+
 def start(
     d: Dispatcher, task_id: str, wf: Workflow, step: Step, doer: AgentSpec | str
 ) -> Run | None:
@@ -69,6 +89,7 @@ def start(
         return None  # taken by someone else, or no longer ready
     after = [decisions.load(d.factory, dep).task for dep in st.task.depends_on]
     began = clock.now_ms()
+    _take_branch(d, st.task)
     try:
         space = worktrees.ensure(d.factory.paths, config.dispatch, st.task, after)
     except FactoryError as exc:

@@ -90,11 +90,18 @@ class Syncer:
         self._seen: tuple[str | None, str | None] = (None, None)  # (local, tracking) after a sync
         self._last_error = ""
         self._busy_until = 0.0  # records moved recently: fetch every BUSY_INTERVAL_S until then
+        self._branches: set[str] = set()  # task branches to push (their runs ended)
 
     def start(self) -> None:
         self._thread.start()
 
     def poke(self) -> None:
+        self._wake.set()
+
+    def share(self, branch: str) -> None:
+        """Push a task branch with the next sync (its run ended here)."""
+        with self._lock:
+            self._branches.add(branch)
         self._wake.set()
 
     def stop(self, timeout: float = 90.0) -> None:
@@ -121,7 +128,7 @@ class Syncer:
                 self._final()
                 return
             due = time.monotonic() >= next_fetch
-            if poked and not due and not self._changed():
+            if poked and not due and not self._changed() and not self._branches:
                 continue  # our own sync moved the refs: nothing new
             if poked:
                 time.sleep(GROUP_WRITES_S)  # let writes that come together go out together
@@ -180,6 +187,18 @@ class Syncer:
             self._failed(f"{type(exc).__name__}: {exc}")
             return
         self._done(outcome, where)
+        self._share(where)
+
+    def _share(self, where: Any) -> None:
+        from gitfactory.run import branches
+
+        with self._lock:
+            todo, self._branches = self._branches, set()
+        for branch in sorted(todo):
+            said = branches.share(self.factory, where, branch)
+            if said is not None:
+                with self._lock:
+                    self.state.events.append(f"sync: {said}")
 
     def _done(self, outcome: Any, where: Any) -> None:
         from gitfactory.store import remote
@@ -218,5 +237,5 @@ class Syncer:
 
     def _final(self) -> None:
         """At stop: push what is left, once (a remote that is down keeps it for later)."""
-        if self._changed():
+        if self._changed() or self._branches:
             self._once()

@@ -61,9 +61,11 @@ class Factory:
         from gitfactory.store import join, remote
 
         found = join.adoptable(self)
-        if not found or (len(found) > 1 and found[0][0] != remote.DEFAULT_REMOTE):
-            return None  # none, or several and none is origin: `gitfactory sync REMOTE`
+        if not found or (found[0][0] != remote.DEFAULT_REMOTE and len(join.remotes(self)) > 1):
+            return None  # only origin's, or the only remote's: others by `gitfactory sync NAME`
         name, commit = found[0]
+        if not join.acceptable(self, commit):
+            return None  # `gitfactory sync` says why (and quarantines it)
         if join.adopt(self, name, commit):
             self.joined = name
         return self.store.tip()

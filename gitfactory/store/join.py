@@ -48,6 +48,28 @@ def _remote_names_fast(factory: Factory) -> list[str]:
     return [n for n in names if NAME.match(n)]
 
 
+def remotes(factory: Factory) -> list[str]:
+    """The remotes this clone has fetched from (their tracking refs' folders)."""
+    return _remote_names_fast(factory)
+
+
+def acceptable(factory: Factory, commit: str) -> bool:
+    """Whether a remote's factory branch may be joined as it is: a commit whose tree
+    holds only protocol files, records at their places within their limits."""
+    import pygit2
+
+    from gitfactory.store import union
+
+    store = factory.store
+    try:
+        if store.repo[commit].type != pygit2.GIT_OBJECT_COMMIT:
+            return False
+        union.incoming(store, None, commit, deep=False)
+    except (union.IncomingRefusedError, KeyError, ValueError):
+        return False
+    return True
+
+
 def adopt(factory: Factory, remote: str, commit: str) -> bool:
     """Create the local factory branch at ``commit`` (the remote's), tracking it.
     False if the branch appeared meanwhile (another process joined first)."""

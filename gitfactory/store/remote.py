@@ -10,12 +10,11 @@ URL), never straight into the local branch: that would drop local records.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
-import json
 import os
 import re
 import subprocess
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -23,26 +22,18 @@ from enum import StrEnum
 from typing import TYPE_CHECKING
 
 from gitfactory.errors import FactoryError, UsageError
-from gitfactory.store.git import git_env
+from gitfactory.errors import RemoteUnreachableError as RemoteUnreachableError
+from gitfactory.store import contacts
+from gitfactory.store.git import git_env, main_top
 
 if TYPE_CHECKING:
     from gitfactory.store.factory import Factory
 
 DEFAULT_REMOTE = "origin"
-CONTACTS_FILE = "remotes.json"
-# After a failed contact, claims do not ask the remote again for this long (the
-# daemon's sync thread keeps asking): a remote that hangs must not stall every tick.
-DOWN_MEMORY_MS = 30_000
 # A remote that neither answers nor fails (a dead host behind a firewall) must not
 # hold a sync, or a claim, forever.
 NETWORK_TIMEOUT = 30.0
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,99}$")
-
-
-class RemoteUnreachableError(FactoryError):
-    """The remote could not be reached (or refused to talk): nothing was exchanged."""
-
-    exit_code = 6
 
 
 class RemoteRefusedError(FactoryError):
@@ -185,12 +176,15 @@ def fetch(factory: Factory, remote: Remote) -> Fetched:
     if proc.returncode != 0:
         stderr = _stderr(proc)
         if "couldn't find remote ref" in stderr or "could not find remote ref" in stderr:
-            _contact(factory, remote, None)
+            contacts.note(factory, remote, None)
+            if before is not None:  # the remote's branch is gone: so is what mirrored it
+                with contextlib.suppress(KeyError, ValueError):
+                    factory.store.repo.references.delete(remote.tracking)
             return Fetched(before, None)
         error = _unreachable(remote, "fetch from", stderr)
-        _contact(factory, remote, error)
+        contacts.note(factory, remote, error)
         raise error
-    _contact(factory, remote, None)
+    contacts.note(factory, remote, None)
     tip = tracking_tip(factory, remote)
     rewound = bool(
         before
@@ -200,6 +194,24 @@ def fetch(factory: Factory, remote: Remote) -> Fetched:
         and not factory.store.repo.descendant_of(tip, before)
     )
     return Fetched(before, tip, rewound)
+
+
+def fetch_branch(factory: Factory, remote: Remote, branch: str) -> str | None:
+    """Fetch another branch of the remote (a task's) beside the factory branch's
+    tracking ref; its commit there, or None if the remote has no such branch."""
+    tracking = remote.tracking[: -len(factory.branch)] + branch
+    proc = _git(factory, ["fetch", "--no-tags", "--no-write-fetch-head", "--quiet",
+                          "--no-recurse-submodules", "--", remote.url,
+                          f"+refs/heads/{branch}:{tracking}"])  # fmt: skip
+    if proc.returncode != 0:
+        stderr = _stderr(proc)
+        if "couldn't find remote ref" in stderr or "could not find remote ref" in stderr:
+            return None
+        error = _unreachable(remote, "fetch from", stderr)
+        contacts.note(factory, remote, error)
+        raise error
+    ref = factory.store.repo.references.get(tracking)
+    return str(ref.target) if ref is not None else None
 
 
 def tracking_tip(factory: Factory, remote: Remote) -> str | None:
@@ -215,14 +227,16 @@ class Pushed(StrEnum):
     REJECTED = "rejected"  # not a fast-forward: someone pushed first; fetch and retry
 
 
-def push(factory: Factory, remote: Remote, commit: str) -> Pushed:
-    """Push ``commit`` as the remote's factory branch, as a fast-forward only.
+def push(factory: Factory, remote: Remote, commit: str, branch: str | None = None) -> Pushed:
+    """Push ``commit`` as the remote's factory branch (or ``branch``, a task's), as a
+    fast-forward only.
 
     The remote's receive-pack moves its ref only if it still points where this push
     saw it, so a push is the remote's compare-and-swap (DESIGN I4). Hooks of this
-    repository (pre-push) are not run: the factory branch is not code.
+    repository (pre-push) are not run: these branches are the factory's, not yours.
     """
-    branch = factory.branch
+    task_branch = branch is not None
+    branch = branch or factory.branch
     proc = _git(
         factory,
         [
@@ -237,7 +251,8 @@ def push(factory: Factory, remote: Remote, commit: str) -> Pushed:
     out = proc.stdout.decode("utf-8", "replace")
     flags = [line[0] for line in out.splitlines() if "\t" in line and line[:1] in " +-*=!"]
     if proc.returncode == 0 and flags and "!" not in flags:
-        _set_tracking(factory, remote, commit)
+        if not task_branch:
+            _set_tracking(factory, remote, commit)
         return Pushed.OK
     text = out + _stderr(proc)
     if any(race in text for race in _LOST_RACE):
@@ -252,7 +267,7 @@ def push(factory: Factory, remote: Remote, commit: str) -> Pushed:
     if "[rejected]" in text or "non-fast-forward" in text or "fetch first" in text:
         return Pushed.REJECTED
     error = _unreachable(remote, "push to", text.strip())
-    _contact(factory, remote, error)
+    contacts.note(factory, remote, error)
     raise error
 
 
@@ -293,98 +308,35 @@ def _remote_reason(text: str) -> str:
     return "; ".join(lines[-3:]) or "no reason given"
 
 
-# -- what the last contact with each remote said (private to this clone) ---------------
-
-
-def _contact(factory: Factory, remote: Remote, failed: RemoteUnreachableError | None) -> None:
-    """Note how talking with ``remote`` went just now (``failed``: it did not answer)."""
-    now = int(time.time() * 1000)
-    seen = contacts(factory)
-    was = seen.get(remote.name, {})
-    blocked: dict[str, object] = {k: was[k] for k in ("blocked", "fix") if k in was}
-    if failed is None:
-        seen[remote.name] = {"ok": True, "at": now, **blocked}
-    else:
-        since = was.get("down_since") if not was.get("ok", True) else None
-        seen[remote.name] = {"ok": False, "at": now, "down_since": since or now,
-                             "error": failed.message, **blocked}  # fmt: skip
-    _save_contacts(factory, seen)
-
-
-def note_blocked(factory: Factory, remote: Remote, why: str | None, fix: str | None = None) -> None:
-    """Note that syncing with ``remote`` is refused until someone acts (``why`` None:
-    it went through), for `status` to say."""
-    seen = contacts(factory)
-    entry = {k: v for k, v in seen.get(remote.name, {}).items() if k not in ("blocked", "fix")}
-    if why is not None:
-        entry.update(blocked=why, fix=fix)
-    if entry != seen.get(remote.name):
-        seen[remote.name] = entry
-        _save_contacts(factory, seen)
-
-
-def _save_contacts(factory: Factory, seen: dict[str, dict[str, object]]) -> None:
-    path = factory.paths.factory_dir / CONTACTS_FILE
-    tmp = path.with_name(f".{CONTACTS_FILE}.{os.getpid()}.{id(seen)}.tmp")
-    try:
-        tmp.write_text(json.dumps(seen), encoding="utf-8")
-        os.replace(tmp, path)
-    except OSError:
-        tmp.unlink(missing_ok=True)
-
-
-def contacts(factory: Factory) -> dict[str, dict[str, object]]:
-    """remote name -> {ok, at (ms), and when down: down_since, error}."""
-    try:
-        data = json.loads((factory.paths.factory_dir / CONTACTS_FILE).read_text("utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return (
-        {str(k): v for k, v in data.items() if isinstance(v, dict)}
-        if isinstance(data, dict)
-        else {}
-    )
-
-
-def known_down(factory: Factory, remote: Remote) -> RemoteUnreachableError | None:
-    """The error of the last contact with ``remote`` if it failed in the last
-    :data:`DOWN_MEMORY_MS` (None: it answered, or it is worth asking again)."""
-    last = contacts(factory).get(remote.name)
-    if not last or last.get("ok", True):
-        return None
-    at = last.get("at")
-    if not isinstance(at, int) or time.time() * 1000 - at > DOWN_MEMORY_MS:
-        return None
-    ago = (time.time() * 1000 - at) / 1000
-    return RemoteUnreachableError(
-        f"{remote.name} did not answer {ago:.0f}s ago: {last.get('error', '')}",
-        hint="the daemon keeps trying; `gitfactory sync` asks it again now",
-    )
-
-
 # -- the git CLI ------------------------------------------------------------------------
 
 
 def _git(factory: Factory, args: list[str]) -> subprocess.CompletedProcess[bytes]:
-    cwd = factory.paths.work_tree or factory.paths.git_dir
-    env = git_env({"GIT_DIR": str(factory.paths.git_dir), "GIT_SSH_VARIANT": "auto", "LC_ALL": "C"})
+    """Run git for the network: from the top of the main worktree (a relative URL such
+    as ../remote.git means what it means to `git fetch` run there), never prompting,
+    and cut off with everything it started (ssh) after NETWORK_TIMEOUT."""
+    import signal
+
+    cwd = main_top(factory.paths)
+    env = git_env({"GIT_DIR": str(factory.paths.git_dir), "LC_ALL": "C"})
     # A remote that asks for a password must fail, not wait on a terminal: ssh in batch
-    # mode unless the user chose their own ssh command.
-    env.setdefault("GIT_SSH_COMMAND", "ssh -o BatchMode=yes -o ConnectTimeout=20")
+    # mode, unless the user chose their own ssh command.
+    chosen = "GIT_SSH_COMMAND" in env or "GIT_SSH" in env
+    if not chosen and "core.sshCommand" not in factory.store.repo.config:
+        env["GIT_SSH_COMMAND"] = "ssh -o BatchMode=yes -o ConnectTimeout=20"
+    proc = subprocess.Popen(["git", *args], cwd=cwd, env=env, stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            start_new_session=True)  # fmt: skip
     try:
-        return subprocess.run(
-            ["git", *args],
-            cwd=cwd,
-            env=env,
-            capture_output=True,
-            stdin=subprocess.DEVNULL,
-            timeout=NETWORK_TIMEOUT,
-            check=False,
-        )
+        out, err = proc.communicate(timeout=NETWORK_TIMEOUT)
     except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
         return subprocess.CompletedProcess(
             ["git", *args], 124, b"", f"no answer in {NETWORK_TIMEOUT:.0f}s".encode()
         )
+    return subprocess.CompletedProcess(["git", *args], proc.returncode, out, err)
 
 
 def _stderr(proc: subprocess.CompletedProcess[bytes]) -> str:

@@ -91,14 +91,18 @@ def _sync(
     report = Report(where.name, factory.branch, local_before=factory.store.tip())
     for report.rounds in range(1, MAX_ROUNDS + 1):
         fetched = remote.fetch(factory, where)
+        _commit_or_refuse(factory, where, fetched.tip)
         lost: list[str] = []
         if report.rounds == 1:
             report.remote_before = fetched.tip
             if fetched.rewound or (fetched.before and not fetched.tip):
                 lost = _dropped(factory, fetched)
-                report.rewound = True
+                report.rewound = bool(lost)
         if fetched.tip is not None:
-            integrate(factory, where, fetched.tip, report, resolutions, check)
+            # A resolution settles the texts it was shown for: the first round's. A
+            # later round (another clone pushed meanwhile) merges on top of it.
+            settle = resolutions if report.rounds == 1 else None
+            integrate(factory, where, fetched.tip, report, settle, check)
         if lost and factory.store.tip() is not None:  # once what came in is known to be ours
             _record_rewind(factory, where, fetched, lost, actor)
             report.lost.update(lost)
@@ -139,6 +143,11 @@ def integrate(
     while True:
         ours = store.tip()
         if ours is None:
+            try:  # all of it comes in: places, modes and sizes checked (the index parses)
+                union.incoming(store, None, theirs, check=check, deep=False)
+            except union.IncomingRefusedError:
+                quarantine(factory, where, theirs)
+                raise
             if join.adopt(factory, where.name, theirs):
                 report.joined = True
                 _count(factory, None, theirs, report.received)
@@ -168,7 +177,7 @@ def integrate(
         return Change(
             files=found.files,
             subject=f"sync: merge {where.label(factory.branch)} ({n} record{'s' * (n != 1)} in)",
-            replace=frozenset(found.in_place),
+            replace=frozenset(found.in_place | found.restored),
             remove=frozenset(found.remove),
             merge=(theirs,),
         )
@@ -202,16 +211,46 @@ def _count(factory: Factory, old: str | None, new: str | None, into: dict[str, i
 
 
 def _dropped(factory: Factory, fetched: remote.Fetched) -> list[str]:
-    """The records the remote's branch held when last fetched and lacks now."""
+    """The records the remote's branch held when last fetched, lacks now, and this
+    clone holds as they were (what it last fetched may have been refused content)."""
+    import pygit2
+
     store = factory.store
     assert fetched.before is not None
-    return [
-        path
-        for path, before, after, _ in store.diff_trees(
-            store.factory_tree(fetched.before), store.factory_tree(fetched.tip)
+    tip = store.tip()
+    if fetched.before not in store.repo or tip is None:
+        return []
+    local = store.repo[tip].peel(pygit2.Tree)
+    out = []
+    for path, before, after, _ in store.diff_trees(
+        store.factory_tree(fetched.before), store.factory_tree(fetched.tip)
+    ):
+        if before is None or after == before or not integrity.protected(path):
+            continue
+        try:
+            if str(local[path].id) == before:
+                out.append(path)
+        except KeyError:
+            continue
+    return out
+
+
+def _commit_or_refuse(factory: Factory, where: remote.Remote, tip: str | None) -> None:
+    """A remote branch that points at a tree or a tag is no factory history."""
+    import pygit2
+
+    if tip is None:
+        return
+    obj = factory.store.repo[tip]
+    if obj.type != pygit2.GIT_OBJECT_COMMIT:
+        what = {pygit2.GIT_OBJECT_TREE: "a tree", pygit2.GIT_OBJECT_TAG: "a tag",
+                pygit2.GIT_OBJECT_BLOB: "a file"}.get(obj.type, "an object")  # fmt: skip
+        raise union.IncomingRefusedError(
+            f"{where.label(factory.branch)} points at {what} ({tip[:10]}), not a commit; "
+            "nothing was merged",
+            [union.Problem(f"refs/heads/{factory.branch}", f"points at {what}")],
+            hint="whoever set it puts the remote's factory branch back on a commit",
         )
-        if before is not None and after != before and integrity.protected(path)
-    ]
 
 
 def _record_rewind(

@@ -23,8 +23,14 @@ from typing import TYPE_CHECKING
 
 import pygit2
 
-from gitfactory.errors import FactoryError, InvalidRecordError
+from gitfactory.errors import InvalidRecordError, UsageError
 from gitfactory.store import ids, records
+from gitfactory.store.refusals import Conflict as Conflict
+from gitfactory.store.refusals import IncomingRefusedError as IncomingRefusedError
+from gitfactory.store.refusals import MergeConflictError as MergeConflictError
+from gitfactory.store.refusals import Problem as Problem
+from gitfactory.store.refusals import UnrelatedHistoryError as UnrelatedHistoryError
+from gitfactory.store.refusals import conflicted, refused
 
 if TYPE_CHECKING:
     from gitfactory.store.branch import Store
@@ -35,7 +41,6 @@ IN_PLACE_DIRS = ("docs", "scenarios")
 # both sides, this side's is kept and the caller makes it again from the merged records.
 GENERATED = frozenset({f"{records.FACTORY_DIR}/docs/history.md"})
 MAX_IN_PLACE_BYTES = 1024 * 1024
-MAX_LISTED = 20  # problems named in one error (the count is exact)
 _REGULAR = (pygit2.GIT_FILEMODE_BLOB, pygit2.GIT_FILEMODE_BLOB_EXECUTABLE)
 _IN_PLACE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}\.md$")
 
@@ -44,61 +49,6 @@ Resolution = str | bytes
 # A check of an in-place file's merged bytes (factory.yaml must still parse): the
 # reason it cannot be used, or None.
 InPlaceCheck = Callable[[str, bytes], "str | None"]
-
-
-@dataclass(frozen=True)
-class Problem:
-    path: str
-    reason: str
-
-    def __str__(self) -> str:
-        return f"{self.path}: {self.reason}"
-
-
-@dataclass(frozen=True)
-class Conflict:
-    """An in-place file both sides changed in ways that do not merge."""
-
-    path: str
-    base: bytes | None
-    ours: bytes | None
-    theirs: bytes | None
-
-
-class UnrelatedHistoryError(FactoryError):
-    """The other factory branch shares no commit with ours: another factory."""
-
-
-class IncomingRefusedError(FactoryError):
-    """What came in breaks the protocol; nothing of it was merged."""
-
-    def __init__(self, message: str, problems: list[Problem], hint: str) -> None:
-        super().__init__(message, hint=hint)
-        self.problems = problems
-
-    def to_json(self) -> dict[str, object]:
-        out = super().to_json()
-        out["problems"] = [{"path": p.path, "reason": p.reason} for p in self.problems]
-        return out
-
-
-class MergeConflictError(FactoryError):
-    """Human-edited files changed on both sides in ways that do not merge."""
-
-    def __init__(self, message: str, conflicts: list[Conflict], hint: str) -> None:
-        super().__init__(message, hint=hint)
-        self.conflicts = conflicts
-
-    def to_json(self) -> dict[str, object]:
-        out = super().to_json()
-        out["conflicts"] = [
-            {
-                "path": c.path,
-                **{side: _text(getattr(c, side)) for side in ("base", "ours", "theirs")},
-            }
-            for c in self.conflicts
-        ]
-        return out
 
 
 @dataclass
@@ -112,6 +62,8 @@ class Incoming:
     kept: list[str] = field(default_factory=list)  # records the other side lost; ours kept
     merged: list[str] = field(default_factory=list)  # in-place files merged three-way
     regenerate: list[str] = field(default_factory=list)  # generated files to make again
+    resolved: set[str] = field(default_factory=set)  # in-place files the caller's text settled
+    restored: set[str] = field(default_factory=set)  # records ours had changed: first bytes back
 
 
 def incoming(
@@ -120,6 +72,7 @@ def incoming(
     theirs: str,
     resolutions: dict[str, Resolution] | None = None,
     check: InPlaceCheck | None = None,
+    deep: bool = True,
 ) -> Incoming:
     """What merging commit ``theirs`` into commit ``ours`` brings in.
 
@@ -127,6 +80,9 @@ def incoming(
     :class:`IncomingRefusedError` when ``theirs`` holds anything the protocol does
     not allow (every problem is listed), and :class:`MergeConflictError` for
     in-place files that do not merge and that ``resolutions`` does not settle.
+    ``ours`` None: all of ``theirs`` comes in (a clone joining); ``deep`` False
+    checks records' places, modes and sizes but does not parse them (the index
+    reports an invalid one as it reads it).
     """
     repo = store.repo
     base = _base(store, ours, theirs)
@@ -142,7 +98,7 @@ def incoming(
             problems.append(Problem(path, _mode_reason(mode)))
             continue
         if records.kind_of(path) is not None or _is_blob_path(path):
-            _record(store, path, old, new, mine, out, problems)
+            _record(store, path, (old, new, mine), (ours, theirs), out, problems, deep)
         elif _is_in_place(path):
             found = _in_place(store, path, old, new, mine, (resolutions or {}).get(path), out)
             if isinstance(found, Conflict):
@@ -152,16 +108,18 @@ def incoming(
         else:
             problems.append(Problem(path, _not_protocol(path)))
     if problems:
-        raise _refused(problems)
+        raise refused(problems)
     if conflicts:
-        raise _conflicted(conflicts)
+        raise conflicted(conflicts)
     if check is not None:
         for path in sorted(out.in_place & out.files.keys()):
             reason = check(path, out.files[path])
+            if reason is not None and path in out.resolved:
+                raise UsageError(f"--resolve {path}=FILE: that text cannot be used: {reason}")
             if reason is not None:
                 problems.append(Problem(path, f"merged, it cannot be used: {reason}"))
         if problems:
-            raise _refused(problems)
+            raise refused(problems)
     return out
 
 
@@ -204,27 +162,37 @@ def _blob(store: Store, tree: str | None, path: str) -> str | None:
 def _record(
     store: Store,
     path: str,
-    old: str | None,
-    new: str | None,
-    mine: str | None,
+    blobs: tuple[str | None, str | None, str | None],
+    tips: tuple[str | None, str],
     out: Incoming,
     problems: list[Problem],
+    deep: bool,
 ) -> None:
-    if old is not None:
-        # Deleted or changed over there: records are immutable, ours holds the
-        # original (or never had it), and the union keeps it.
-        if mine == old:
-            out.kept.append(path)
-        return
-    assert new is not None
+    old, new, mine = blobs
     if mine == new:
         return
+    if old is not None and new is None:
+        if mine is not None:
+            out.kept.append(path)  # deleted over there: the union keeps it
+        return
+    if old is not None and mine is not None:
+        # Changed on one side: records are immutable, so the bytes it was first written
+        # with win, on every clone alike (each keeping its own would never converge).
+        first = _first_written(store, path, tips)
+        if first == mine or first not in (mine, new):
+            out.kept.append(path)
+        else:
+            assert new is not None
+            out.files[path] = store.repo.odb.read(new)[1]
+            out.restored.add(path)
+        return
+    assert new is not None
     if mine is not None:
         problems.append(
             Problem(path, "this record exists here with other bytes; records are immutable")
         )
         return
-    reason = _check_record(store, path, new)
+    reason = _check_record(store, path, new, deep)
     if reason is not None:
         problems.append(Problem(path, reason))
         return
@@ -232,7 +200,25 @@ def _record(
     out.records += 1
 
 
-def _check_record(store: Store, path: str, blob: str) -> str | None:
+def _first_written(store: Store, path: str, tips: tuple[str | None, str]) -> str | None:
+    """The blob ``path`` had in the first commit of either history that added it."""
+    from gitfactory.errors import GitCommandError
+    from gitfactory.store.git import run_git
+
+    cwd = store.paths.git_dir
+    args = ["log", "--diff-filter=A", "--reverse", "--format=%H", *[t for t in tips if t],
+            "--", path]  # fmt: skip
+    try:
+        commits = run_git(args, cwd).stdout.decode().split()
+        if not commits:
+            return None
+        found = run_git(["rev-parse", "--verify", "-q", f"{commits[0]}:{path}"], cwd)
+    except GitCommandError:
+        return None
+    return found.stdout.decode().strip() or None
+
+
+def _check_record(store: Store, path: str, blob: str, deep: bool = True) -> str | None:
     """Why the file at ``path`` is not a valid record (None: it is), read within limits."""
     _, size = store.repo.odb.read_header(blob)
     kind = records.kind_of(path)
@@ -242,6 +228,12 @@ def _check_record(store: Store, path: str, blob: str) -> str | None:
         return None
     if size > kind.max_bytes:
         return f"record is {size:,} bytes, over the limit of {kind.max_bytes:,}"
+    if not deep:
+        try:
+            records.id_from_path(kind, path)
+        except InvalidRecordError as exc:
+            return exc.reason
+        return None
     try:
         records.decode(kind, path, store.repo.odb.read(blob)[1])
     except InvalidRecordError as exc:
@@ -261,6 +253,8 @@ def _in_place(
     """Merge one in-place file three-way into ``out``: a problem with what came in,
     a conflict, or None."""
     out.in_place.add(path)
+    if path == CONFIG and new is None:
+        return Problem(path, "deleted: a factory cannot run without its factory.yaml")
     if new is not None:
         _, size = store.repo.odb.read_header(new)
         if size > MAX_IN_PLACE_BYTES:
@@ -281,6 +275,7 @@ def _in_place(
     if isinstance(resolution, bytes):
         out.files[path] = resolution
         out.merged.append(path)
+        out.resolved.add(path)
         return None
     conflict = Conflict(path, _read(store, old), _read(store, mine), _read(store, new))
     if mine is None or new is None:  # changed on one side, deleted on the other
@@ -353,51 +348,3 @@ def _not_protocol(path: str) -> str:
 def _mode_reason(mode: int) -> str:
     what = {pygit2.GIT_FILEMODE_LINK: "a symlink", pygit2.GIT_FILEMODE_COMMIT: "a submodule"}
     return f"{what.get(mode, f'mode {mode:o}')}; the factory branch holds regular files only"
-
-
-def _refused(problems: list[Problem]) -> IncomingRefusedError:
-    listed = "\n".join(f"  {p}" for p in problems[:MAX_LISTED])
-    more = f"\n  ... and {len(problems) - MAX_LISTED} more" if len(problems) > MAX_LISTED else ""
-    n = len(problems)
-    return IncomingRefusedError(
-        f"the other factory branch holds {n} file{'s' * (n != 1)} the protocol does not "
-        f"allow; nothing was merged:\n{listed}{more}",
-        problems,
-        hint="whoever wrote them fixes the remote: put its factory branch back to the last "
-        "good commit (`git push --force-with-lease`); every clone's next sync restores "
-        "the good records written since",
-    )
-
-
-def _conflicted(conflicts: list[Conflict]) -> MergeConflictError:
-    shown = [_diff(c) for c in conflicts]
-    paths = " ".join(f"--resolve {c.path}=ours|theirs|FILE" for c in conflicts)
-    return MergeConflictError(
-        f"{len(conflicts)} human-edited file{'s' * (len(conflicts) != 1)} changed here and "
-        f"on the other side in ways that do not merge; nothing was merged:\n" + "\n".join(shown),
-        conflicts,
-        hint=f"settle each: `gitfactory sync {paths}` (FILE: a file with the merged text)",
-    )
-
-
-def _diff(c: Conflict, most: int = 40) -> str:
-    """How the two sides differ, as a unified diff (here -> there), at most ``most``
-    lines; both whole texts are in the JSON error."""
-    import difflib
-
-    ours, theirs = _text(c.ours), _text(c.theirs)
-    if ours is None or theirs is None:
-        gone = "here" if ours is None else "on the other side"
-        return f"{c.path}: deleted {gone}, changed on the other"
-    lines = list(difflib.unified_diff(
-        ours.splitlines(), theirs.splitlines(), f"{c.path} (here)", f"{c.path} (there)",
-        lineterm="", n=2,
-    ))  # fmt: skip
-    more = (
-        f"\n... {len(lines) - most} more lines (--json has both texts)" if len(lines) > most else ""
-    )
-    return "\n".join(lines[:most]) + more
-
-
-def _text(data: bytes | None) -> str | None:
-    return data.decode("utf-8", "replace") if data is not None else None

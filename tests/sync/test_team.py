@@ -36,8 +36,7 @@ def test_two_daemons_with_the_same_agents_run_each_step_once(
         git(clone, "add", "agent.sh")
         git(clone, "commit", "-qm", "the agent")
     with daemons([a, b]):
-        def done() -> bool:
-            gf(a, "sync")
+        def done() -> bool:  # a's daemon takes in what b's pushed, every second
             listed = gf_json(a, "task", "list", "--json", "--state", "completed")
             return set(ids) <= {t["id"] for t in listed}
         wait_for(done, "every task done by one of the two daemons", timeout=240)
@@ -105,3 +104,48 @@ def test_a_remote_this_clone_lacks_is_a_setup_error_not_no_work(tmp_path: Path) 
     assert "sync      problem:" in shown
     assert any("sync" in line and "PROBLEM" in line
                for line in gf(other, "doctor", code=None).stdout.splitlines())
+
+
+TWO_ROLES = """#!/bin/sh
+case "$GITFACTORY_AGENT" in
+coder/*) echo "done by $GITFACTORY_AGENT" > "work-$GITFACTORY_TASK.txt" ;;
+reviewer/*) test -f "work-$GITFACTORY_TASK.txt" || { echo "no work to review"; exit 1; }
+            echo ok > "review-$GITFACTORY_TASK.txt" ;;
+esac
+git add . && git commit -qm "$GITFACTORY_AGENT on $GITFACTORY_TASK"
+"""
+
+
+def test_the_work_travels_from_the_clone_that_did_it_to_the_next_step(tmp_path: Path) -> None:
+    bare = tmp_path / "remote.git"
+    git(tmp_path, "init", "-q", "--bare", str(bare))
+    a, b = make_clones(tmp_path, bare.as_uri(), ("a", "b"), remote_yaml=None)
+    (a / "agent.sh").write_text(TWO_ROLES)
+    (a / "agent.sh").chmod(0o755)
+    git(a, "add", "agent.sh")
+    git(a, "commit", "-qm", "the agents")
+    git(a, "push", "-q", "origin", "main")
+    git(b, "pull", "-q", "origin", "main")
+    text = git(a, "show", "factory:.factory/factory.yaml")
+    text = text.replace("agents: {}", "agents:\n  bot:\n    role: coder\n    command: ./agent.sh")
+    text = text.replace("\n# sync:\n", "\nsync:\n  remote: origin\n", 1)
+    text += ("  pair:\n    steps:\n      implement:\n        role: coder\n"
+             "        on_success: review\n      review:\n        role: reviewer\n"
+             "        on_success: done\n")
+    gf(a, "config", "edit", "--file", "-", input=text)
+    tid = gf(a, "task", "add", "two machines", "--workflow", "pair").stdout.strip()
+    gf(a, "sync")
+    # a's daemon implements; no agent plays reviewer yet, so it stops there (exit 4)
+    gf(a, "daemon", "--burst", code=4)
+    (started,) = gf_json(a, "log", "--json", "--kind", "dispatch.started")
+    branch = started["data"]["branch"]
+    assert branch and f"work-{tid}.txt" in git(bare, "ls-tree", "--name-only", branch)
+    # b gets a reviewer; its daemon reviews the work a's daemon did
+    gf(b, "sync")
+    text = git(b, "show", "factory:.factory/factory.yaml").replace(
+        "    command: ./agent.sh", "    command: ./agent.sh\n  rev:\n    role: reviewer\n"
+        "    command: ./agent.sh", 1)
+    gf(b, "config", "edit", "--file", "-", input=text + "\n")
+    gf(b, "daemon", "--burst")
+    assert gf_json(b, "task", "show", tid, "--json")["state"] == "completed"
+    assert f"review-{tid}.txt" in git(bare, "ls-tree", "--name-only", branch)
