@@ -186,14 +186,20 @@ def fetch(factory: Factory, remote: Remote) -> Fetched:
         raise error
     contacts.note(factory, remote, None)
     tip = tracking_tip(factory, remote)
-    rewound = bool(
-        before
-        and tip
-        and before != tip
-        and before in factory.store.repo
-        and not factory.store.repo.descendant_of(tip, before)
-    )
-    return Fetched(before, tip, rewound)
+    return Fetched(before, tip, _moved_back(factory, before, tip))
+
+
+def _moved_back(factory: Factory, before: str | None, tip: str | None) -> bool:
+    """Whether the remote's branch moved from ``before`` to a commit that lacks it."""
+    import pygit2
+
+    repo = factory.store.repo
+    if not before or not tip or before == tip or before not in repo:
+        return False
+    try:
+        return not repo.descendant_of(tip, before)
+    except (pygit2.InvalidError, ValueError):
+        return False  # not a commit on one side: the sync refuses it by itself
 
 
 def fetch_branch(factory: Factory, remote: Remote, branch: str) -> str | None:

@@ -202,3 +202,100 @@ def test_an_unreachable_remote_changes_nothing(tmp_path: Path) -> None:
     (tmp_path / "gone.git").rename(bare)
     gf(a, "sync")
     assert records(a) == records(bare)
+
+
+def test_what_would_stop_every_clone_is_refused(tmp_path: Path) -> None:
+    bare = tmp_path / "remote.git"
+    git(tmp_path, "init", "-q", "--bare", str(bare))
+    a, b = make_clones(tmp_path, bare.as_uri(), ("a", "b"))
+    before = git(a, "rev-parse", "factory")
+    # a peer deletes factory.yaml
+    commit_on_factory(b, {}, remove=[".factory/factory.yaml"])
+    git(b, "push", "-q", "origin", "factory")
+    proc = gf(a, "sync", code=1)
+    assert "a factory cannot run without its factory.yaml" in proc.stderr
+    assert git(a, "rev-parse", "factory") == before
+    gf(a, "status")  # still works
+    # the remote's branch is made to point at a tree: refused, not a crash
+    tree = git(a, "rev-parse", "factory^{tree}").strip()
+    git(a, "push", "-q", "--force", bare.as_uri(), f"{before.strip()}:refs/heads/factory")
+    (bare / "refs" / "heads" / "factory").write_text(tree + "\n")  # git itself refuses this
+    proc = gf(a, "sync", code=1)
+    assert "points at a tree" in proc.stderr
+    assert git(a, "rev-parse", "factory") == before
+    assert "not a commit" in gf(a, "status").stdout
+
+
+def test_a_fresh_clone_does_not_join_a_remote_that_breaks_the_protocol(tmp_path: Path) -> None:
+    bare = tmp_path / "remote.git"
+    git(tmp_path, "init", "-q", "--bare", str(bare))
+    a, b = make_clones(tmp_path, bare.as_uri(), ("a", "b"))
+    bad = commit_on_factory(b, {"README.evil": b"outside\n"},
+                            symlinks={".factory/docs/link.md": "/etc/passwd"})
+    git(b, "push", "-q", "origin", "factory")
+    git(tmp_path, "clone", "-q", bare.as_uri(), str(tmp_path / "new"))
+    new = tmp_path / "new"
+    proc = gf(new, "sync", code=1)
+    assert "README.evil" in proc.stderr and ".factory/docs/link.md: a symlink" in proc.stderr
+    assert git(new, "branch", "--list", "factory") == ""  # not joined
+    assert git(new, "rev-parse", f"refs/gitfactory/quarantine/origin/{bad}").strip() == bad
+    gf(new, "status", code=2)  # no factory here, and no crash
+
+
+def test_a_record_changed_on_the_remote_converges_to_its_first_bytes(tmp_path: Path) -> None:
+    bare = tmp_path / "remote.git"
+    git(tmp_path, "init", "-q", "--bare", str(bare))
+    a, b = make_clones(tmp_path, bare.as_uri(), ("a", "b"))
+    tid = gf(a, "task", "add", "victim").stdout.strip()
+    gf(a, "sync")
+    gf(b, "sync")
+    path = git(b, "ls-tree", "-r", "--name-only", "factory", ".factory/tasks").split()[0]
+    hacked = git(b, "show", f"factory:{path}").replace("victim", "HACKED")
+    commit_on_factory(b, {path: hacked.encode()})
+    git(b, "push", "-q", "origin", "factory")
+    git(tmp_path, "clone", "-q", bare.as_uri(), str(tmp_path / "e"))
+    e = tmp_path / "e"
+    gf(e, "status")  # joins the tampered branch as it is (verify tells)
+    for clone in (a, e, a, e):
+        gf(clone, "sync")
+    titles = {c.name: gf_json(c, "task", "show", tid, "--json")["title"] for c in (a, e)}
+    assert titles == {"a": "victim", "e": "victim"}
+    tips = [git(c, "rev-parse", "factory") for c in (a, e)]
+    gf(a, "sync")
+    gf(e, "sync")
+    assert [git(c, "rev-parse", "factory") for c in (a, e)] == tips  # no endless merges
+
+
+def test_a_resolution_that_cannot_be_used_is_the_users_error(tmp_path: Path) -> None:
+    bare = tmp_path / "remote.git"
+    git(tmp_path, "init", "-q", "--bare", str(bare))
+    a, b = make_clones(tmp_path, bare.as_uri(), ("a", "b"))
+    text = git(a, "show", "factory:.factory/factory.yaml")
+    gf(a, "config", "edit", "--file", "-", input=text.replace("max_body: 1MiB", "max_body: 2MiB"))
+    gf(b, "config", "edit", "--file", "-", input=text.replace("max_body: 1MiB", "max_body: 3MiB"))
+    gf(a, "sync")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: [\n")
+    proc = gf(b, "sync", "--resolve", f".factory/factory.yaml={bad}", code=2)
+    assert "--resolve .factory/factory.yaml=FILE: that text cannot be used" in proc.stderr
+    assert git(b, "for-each-ref", "refs/gitfactory/quarantine") == ""
+    big = tmp_path / "big.md"
+    big.write_bytes(b"x" * (1024 * 1024 + 1))
+    proc = gf(b, "sync", "--resolve", f".factory/factory.yaml={big}", code=2)
+    assert "over the limit" in proc.stderr
+    gf(b, "sync", "--resolve", ".factory/factory.yaml=theirs")
+    assert "max_body: 2MiB" in git(b, "show", "factory:.factory/factory.yaml")
+
+
+def test_a_deleted_remote_branch_is_recorded_once(tmp_path: Path) -> None:
+    bare = tmp_path / "remote.git"
+    git(tmp_path, "init", "-q", "--bare", str(bare))
+    (a,) = make_clones(tmp_path, bare.as_uri(), ("a",))
+    gf(a, "log", "append", "note", "kept")
+    gf(a, "sync")
+    git(bare, "branch", "-D", "factory")
+    for _ in range(3):
+        gf(a, "sync", "--no-push")
+    assert len(gf_json(a, "log", "--json", "--kind", "sync.rewound")) == 1
+    gf(a, "sync")
+    assert records(a) == records(bare)
