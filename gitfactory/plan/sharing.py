@@ -106,12 +106,11 @@ def state(factory: Factory) -> dict[str, Any] | None:
         return None
     local, theirs = factory.tip(), remote.tracking_tip(factory, where)
     ahead = behind = 0
+    if theirs and factory.store.repo[theirs].type_str != "commit":
+        return {"remote": where.name, "problem": f"{where.name}'s factory branch is not a "
+                "commit", "hint": "`gitfactory sync` says what it is"}  # fmt: skip
     if local and theirs:
-        try:
-            ahead, behind = factory.store.repo.ahead_behind(local, theirs)
-        except (ValueError, LookupError, RuntimeError):  # pygit2: not a commit there
-            return {"remote": where.name, "problem": f"{where.name}'s factory branch is not a "
-                    "commit", "hint": "`gitfactory sync` says what it is"}  # fmt: skip
+        ahead, behind = factory.store.repo.ahead_behind(local, theirs)
     elif local:
         ahead = -1  # the remote has no factory branch yet (as last fetched)
     waiting = [t for t in arbiter.tentative(factory) if t.remote == where.name]
