@@ -242,7 +242,7 @@ def _print_sync(sync: dict[str, Any]) -> None:
     if isinstance(contact.get("at"), int):
         apart += f", last contact {_ago(contact['at'])}"
     output.echo(f"sync      {apart}")
-    if sync["ahead"] or sync["behind"]:
+    if (sync["ahead"] or sync["behind"]) and not contact.get("blocked"):
         output.echo("          `gitfactory sync` exchanges them (the daemon does it on its own)")
     if contact.get("blocked"):
         output.echo(f"          blocked: {contact['blocked']}")

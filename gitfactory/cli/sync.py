@@ -108,6 +108,8 @@ def _print(outcome: Any) -> None:
     got, sent = _kinds(r.received), _kinds(r.sent)
     if got or sent:
         output.echo(f"received {got or 'nothing'}; sent {sent or 'nothing'}")
+    if outcome.config_changed:
+        output.echo("factory.yaml changed: what this clone runs follows the new one")
     for path in r.merged:
         output.echo(f"merged {output.sanitize(path)} three-way (changed here and there)")
     for claim in outcome.confirmed:

@@ -26,10 +26,11 @@ class Outcome:
     report: syncing.Report
     confirmed: list[dict[str, str]] = field(default_factory=list)  # task, agent
     lost: list[dict[str, str]] = field(default_factory=list)  # task, agent, why
+    config_changed: bool = False  # factory.yaml came in changed: what runs here changed
 
     def to_json(self) -> dict[str, Any]:
         return {**self.report.to_json(), "claims_confirmed": self.confirmed,
-                "claims_lost": self.lost}  # fmt: skip
+                "claims_lost": self.lost, "config_changed": self.config_changed}  # fmt: skip
 
 
 def sync(
@@ -60,9 +61,47 @@ def sync(
     contacts.note_blocked(factory, where, None)
     report.joined = report.joined or factory.joined == where.name
     outcome = Outcome(report)
+    if report.local_before and report.local_after and not report.joined:
+        outcome.config_changed = _config_came_in(factory, where, report, actor)
     if push and factory.tip() is not None:
         confirm(factory, where, outcome)
     return outcome
+
+
+def _config_came_in(
+    factory: Factory, where: remote.Remote, report: syncing.Report, actor: str
+) -> bool:
+    """Whether the sync changed factory.yaml here. It decides what runs, so it is said
+    (a notice), and recorded (``config.changed`` by the sync, naming the remote)."""
+    from gitfactory.config import factory_yaml
+    from gitfactory.store import log
+
+    path = factory_yaml.CONFIG_PATH
+    before = factory.store.snapshot(report.local_before).read(path)
+    after = factory.store.snapshot(report.local_after).read(path)
+    if before == after or before is None or after is None:
+        return False
+    try:
+        old, new = factory_yaml.parse(before, path), factory_yaml.parse(after, path)
+    except FactoryError:
+        return True  # the old one did not parse: nothing to compare it with
+    factory.notices.append(
+        f"factory.yaml came in changed from {where.name}: what this clone's daemon runs "
+        "follows it (`git log -p factory -- .factory/factory.yaml` shows the change)"
+    )
+    if old.sync.remote != new.sync.remote:
+        factory.notices.append(
+            f"sync.remote is now {new.sync.remote!r} (was {old.sync.remote!r}): claims and "
+            "records go there from now on"
+        )
+    log.append(factory, [log.stamp(log.Draft(
+        kind=factory_yaml.CHANGED, actor=actor,
+        text=f"factory.yaml changed by a sync with {where.name}",
+        data={"remote": where.name, "bytes": len(after), "agents": sorted(new.agents),
+              "gates": sorted(new.gates), "workflows": sorted(new.workflows),
+              "sync_remote": new.sync.remote},
+    ))])  # fmt: skip
+    return True
 
 
 def _unset(factory: Factory) -> bool:

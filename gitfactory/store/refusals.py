@@ -73,9 +73,10 @@ def refused(problems: list[Problem]) -> IncomingRefusedError:
         f"the other factory branch holds {n} file{'s' * (n != 1)} the protocol does not "
         f"allow; nothing was merged:\n{listed}{more}",
         problems,
-        hint="whoever wrote them fixes the remote: put its factory branch back to the last "
-        "good commit (`git push --force-with-lease`); every clone's next sync restores "
-        "the good records written since",
+        hint="whoever wrote them fixes the remote: a commit there that removes them, or "
+        "(for a bad record, which no commit may delete) the branch moved back to the last "
+        "good commit by whoever may force-push it; every clone's next sync restores the "
+        "good records written since",
     )
 
 

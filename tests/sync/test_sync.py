@@ -283,8 +283,11 @@ def test_a_resolution_that_cannot_be_used_is_the_users_error(tmp_path: Path) -> 
     big.write_bytes(b"x" * (1024 * 1024 + 1))
     proc = gf(b, "sync", "--resolve", f".factory/factory.yaml={big}", code=2)
     assert "over the limit" in proc.stderr
-    gf(b, "sync", "--resolve", ".factory/factory.yaml=theirs")
+    proc = gf(b, "sync", "--resolve", ".factory/factory.yaml=theirs")
     assert "max_body: 2MiB" in git(b, "show", "factory:.factory/factory.yaml")
+    assert "factory.yaml changed" in proc.stdout and "came in changed from origin" in proc.stderr
+    changed = gf_json(b, "log", "--json", "--kind", "config.changed")[-1]
+    assert changed["actor"] == "factory/sync" and changed["data"]["remote"] == "origin"
 
 
 def test_a_deleted_remote_branch_is_recorded_once(tmp_path: Path) -> None:
