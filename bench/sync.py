@@ -98,7 +98,9 @@ def shared(root: Path, served: Path, url_of: GitDaemon, name: str, clones: int,
     gf(first, "init", "--name", name)
     text = git(first, "show", "factory:.factory/factory.yaml")
     text = text.replace("\n# sync:\n", f"\nsync:\n{sync_yaml}", 1)
-    text += "\n  quick:\n    steps:\n      implement:\n        role: coder\n        on_success: done\n"
+    text += (
+        "\n  quick:\n    steps:\n      implement:\n        role: coder\n        on_success: done\n"
+    )
     edited = gf(first, "config", "edit", "--file", "-", stdin=text)
     assert edited.returncode == 0, edited.stderr
     assert gf(first, "sync").returncode == 0
@@ -123,8 +125,12 @@ def holds(repo: Path, path: str) -> bool:
                           env=GIT_ENV, capture_output=True).returncode == 0  # fmt: skip
 
 
-def latency(root: Path, served: Path, daemon: GitDaemon, interval: str, samples: int) -> list[float]:
-    a, b = shared(root, served, daemon, f"lat{interval}", 2, f"  remote: origin\n  interval: {interval}\n")
+def latency(
+    root: Path, served: Path, daemon: GitDaemon, interval: str, samples: int
+) -> list[float]:
+    a, b = shared(
+        root, served, daemon, f"lat{interval}", 2, f"  remote: origin\n  interval: {interval}\n"
+    )
     procs = [subprocess.Popen([*cli(), "daemon"], cwd=c, env=GIT_ENV, stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL) for c in (a, b)]  # fmt: skip
     time.sleep(3)
@@ -190,33 +196,28 @@ def plain_latency(root: Path, served: Path, daemon: GitDaemon, samples: int) -> 
 
 
 RACER = r"""
-import json, subprocess, sys
-cmd, agent = sys.argv[1:-1], sys.argv[-1]
-won = failed = 0
-while failed < 20:
-    p = subprocess.run([*cmd, "next", "--as", agent, "--json"], capture_output=True)
-    if p.returncode == 3:
-        break
-    if p.returncode != 0:
-        failed += 1
-        continue
-    won += 1
-    task = json.loads(p.stdout)["task"]["id"]
-    subprocess.run([*cmd, "step", "done", task, "--as", agent], capture_output=True)
+import subprocess, sys
+ids, cmd, agent = open(sys.argv[1]).read().split(), sys.argv[2:-1], sys.argv[-1]
+won = 0
+for task in ids:
+    p = subprocess.run([*cmd, "task", "claim", task, "--as", agent], capture_output=True)
+    won += p.returncode == 0
 print(won)
 """
 
 
 def claims(root: Path, served: Path, daemon: GitDaemon, tasks: int) -> tuple[float, int]:
     clones = shared(root, served, daemon, "claims", 3, "  remote: origin\n")
-    for i in range(tasks):
-        gf(clones[0], "task", "add", f"task {i}", "--workflow", "quick")
+    ids = [gf(clones[0], "task", "add", f"task {i}", "--workflow", "quick").stdout.strip()
+           for i in range(tasks)]  # fmt: skip
+    (root / "ids.txt").write_text("\n".join(ids))
     for c in clones:
         gf(c, "sync")
     racer = root / "racer.py"
     racer.write_text(RACER)
     started = time.perf_counter()
-    procs = [subprocess.Popen([sys.executable, str(racer), *cli(), f"coder/c{n}"], cwd=c,
+    procs = [subprocess.Popen([sys.executable, str(racer), str(root / "ids.txt"), *cli(),
+                               f"coder/c{n}"], cwd=c,
                               env=GIT_ENV, stdout=subprocess.PIPE, text=True)
              for n, c in enumerate(clones)]  # fmt: skip
     won = sum(int(p.communicate()[0].strip() or 0) for p in procs)
@@ -335,7 +336,9 @@ def main() -> None:
     parser.add_argument("--records", type=int, default=100_000)
     parser.add_argument("--tasks", type=int, default=60)
     parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--parts", default="1,2,3", help="which measures to run")
     args = parser.parse_args()
+    parts = set(args.parts.split(","))
     root = Path(tempfile.mkdtemp(prefix="gitfactory-bench-sync-"))
     served = root / "served"
     served.mkdir()
@@ -344,38 +347,49 @@ def main() -> None:
         version = sys.version.split()[0]
         print(f"gitfactory sync benchmark; {os.cpu_count()} cores; Python {version}; "
               "remote: git daemon on 127.0.0.1")  # fmt: skip
-        print(f"\n1. commit on A to visible on B, {args.samples} samples:")
-        print(f"{'how':<44} | {'p50':>8} | {'p99':>8}")
-        print("-" * 68)
-        for interval in ("5s", "1s"):
-            ms = latency(root, served, daemon, interval, args.samples)
-            label = f"gitfactory daemons, sync.interval {interval}"
-            print(f"{label:<44} | {statistics.median(ms):>5.0f} ms | {pct(ms, 99):>5.0f} ms",
-                  flush=True)  # fmt: skip
-        ms = plain_latency(root, served, daemon, args.samples)
-        label = "plain git: commit+push; pull every 1 s"
-        print(f"{label:<44} | {statistics.median(ms):>5.0f} ms | {pct(ms, 99):>5.0f} ms")
-
-        print(f"\n2. claims confirmed per second, 3 clones racing over {args.tasks} tasks:")
-        print(f"{'how':<44} | {'claims/s':>8} | {'won':>5}")
-        print("-" * 64)
-        rate, won = claims(root, served, daemon, args.tasks)
-        print(f"{'gitfactory next (pushed before it counts)':<44} | {rate:>8.1f} | {won:>5}")
-        rate, won = plain_claims(root, served, daemon, args.tasks)
-        print(f"{'plain git: commit a claim file, push':<44} | {rate:>8.1f} | {won:>5}",
-              flush=True)  # fmt: skip
-
-        print(f"\n3. sync when one record came in, {args.records:,} records, median of "
-              f"{args.rounds}:")  # fmt: skip
-        cost = sync_cost(root, served, daemon, args.records, args.rounds)
-        print(f"{'how':<44} | {'median':>8}")
-        print("-" * 56)
-        print(f"{'gitfactory sync (library call)':<44} | {cost['lib']:>5.0f} ms")
-        print(f"{'gitfactory sync (CLI process)':<44} | {cost['cli']:>5.0f} ms")
-        print(f"{'plain git pull --ff-only (checkout)':<44} | {cost['plain']:>5.0f} ms")
+        if "1" in parts:
+            _latencies(root, served, daemon, args.samples)
+        if "2" in parts:
+            _claims(root, served, daemon, args.tasks)
+        if "3" in parts:
+            _cost(root, served, daemon, args.records, args.rounds)
     finally:
         daemon.stop()
         shutil.rmtree(root, ignore_errors=True)
+
+
+def _latencies(root: Path, served: Path, daemon: GitDaemon, samples: int) -> None:
+    print(f"\n1. commit on A to visible on B, {samples} samples:")
+    print(f"{'how':<44} | {'p50':>8} | {'p99':>8}")
+    print("-" * 68)
+    for interval in ("5s", "1s"):
+        ms = latency(root, served, daemon, interval, samples)
+        label = f"gitfactory daemons, sync.interval {interval}"
+        print(f"{label:<44} | {statistics.median(ms):>5.0f} ms | {pct(ms, 99):>5.0f} ms",
+              flush=True)  # fmt: skip
+    ms = plain_latency(root, served, daemon, samples)
+    label = "plain git: commit+push; pull every 1 s"
+    print(f"{label:<44} | {statistics.median(ms):>5.0f} ms | {pct(ms, 99):>5.0f} ms", flush=True)
+
+
+def _claims(root: Path, served: Path, daemon: GitDaemon, tasks: int) -> None:
+    print(f"\n2. claims confirmed per second, 3 clones racing through the same {tasks} tasks:")
+    print(f"{'how':<44} | {'claims/s':>8} | {'won':>5}")
+    print("-" * 64)
+    rate, won = claims(root, served, daemon, tasks)
+    print(f"{'gitfactory task claim (pushed to count)':<44} | {rate:>8.1f} | {won:>5}")
+    rate, won = plain_claims(root, served, daemon, tasks)
+    print(f"{'plain git: commit a claim file, push':<44} | {rate:>8.1f} | {won:>5}", flush=True)
+
+
+def _cost(root: Path, served: Path, daemon: GitDaemon, records_n: int, rounds: int) -> None:
+    print(f"\n3. sync when one record came in, {records_n:,} records, median of {rounds}:")
+    cost = sync_cost(root, served, daemon, records_n, rounds)
+    print(f"{'how':<44} | {'median':>8}")
+    print("-" * 56)
+    print(f"{'gitfactory sync (library call)':<44} | {cost['lib']:>5.0f} ms")
+    print(f"{'gitfactory sync (CLI process)':<44} | {cost['cli']:>5.0f} ms")
+    print(f"{'plain git pull --ff-only (checkout)':<44} | {cost['plain']:>5.0f} ms")
 
 
 if __name__ == "__main__":

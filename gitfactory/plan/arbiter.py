@@ -39,6 +39,7 @@ MAX_ROUNDS = 8
 # (a sync on a remote that hangs holds it for up to a minute): a daemon's tick must
 # not stall behind it; the claim is then treated as made while the remote is away.
 CLAIM_LOCK_WAIT = 20.0
+FRESH_S = 1.0  # a fetch this recent (by the same process) is the remote's state
 TENTATIVE_DIR = "tentative"
 
 
@@ -101,12 +102,15 @@ def claim(
     ``sync.offline_claims``) when the remote cannot be reached; with
     ``keep_tentative`` the claim is kept for the next sync to confirm.
     """
-    for _ in range(MAX_ROUNDS):
+    for n in range(MAX_ROUNDS):
+        # Just fetched (by `next`, say): decide on that; the push is the arbiter anyway,
+        # and a lost race fetches again.
+        fresh = n == 0 and remote.fetched_within(factory, where, FRESH_S)
         try:
             _unless_down(factory, where)
             with remote.exclusive(factory, where, wait=CLAIM_LOCK_WAIT):
                 _unless_down(factory, where)  # maybe learnt while it waited
-                commit, outcome = _push_claim(factory, where, task_id, decide)
+                commit, outcome = _push_claim(factory, where, task_id, decide, fresh)
         except remote.RemoteUnreachableError as exc:
             return _offline(factory, where, task_id, agent, decide, lease_ms, keep_tentative, exc)
         if commit == "":
@@ -139,14 +143,15 @@ def _unless_down(factory: Factory, where: remote.Remote) -> None:
 
 
 def _push_claim(
-    factory: Factory, where: remote.Remote, task_id: str, decide: Decision
+    factory: Factory, where: remote.Remote, task_id: str, decide: Decision, fresh: bool
 ) -> tuple[str | None, FactoryError | None]:
-    """One round: fetch and merge the remote, decide on the result, push the claim.
-    The commit that the remote now holds (None: nothing to write; "": the push lost
-    the race) and the error to raise."""
-    fetched = remote.fetch(factory, where)
-    if fetched.tip is not None:
-        syncing.integrate(factory, where, fetched.tip, check=check_in_place)
+    """One round: fetch and merge the remote (unless ``fresh``), decide on the result,
+    push the claim. The commit that the remote now holds (None: nothing to write; "":
+    the push lost the race) and the error to raise."""
+    if not fresh:
+        fetched = remote.fetch(factory, where)
+        if fetched.tip is not None:
+            syncing.integrate(factory, where, fetched.tip, check=check_in_place)
     snap = factory.store.snapshot()
     outcome: list[FactoryError | None] = [None]
     change = decisions.decided(factory, task_id, decide, snap, outcome)

@@ -15,6 +15,7 @@ import hashlib
 import os
 import re
 import subprocess
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -155,9 +156,19 @@ class Fetched:
     rewound: bool = False
 
 
+_FETCHED: dict[tuple[str, str], float] = {}  # (git dir, tracking ref) -> when, this process
+
+
+def fetched_within(factory: Factory, remote: Remote, seconds: float) -> bool:
+    """Whether this process fetched ``remote`` in the last ``seconds``."""
+    at = _FETCHED.get((str(factory.paths.git_dir), remote.tracking))
+    return at is not None and time.monotonic() - at < seconds
+
+
 def fetch(factory: Factory, remote: Remote) -> Fetched:
     """Fetch the remote's factory branch into its tracking ref (forced: the tracking
     ref mirrors the remote, rewinds included; the local branch is never touched)."""
+    _FETCHED[(str(factory.paths.git_dir), remote.tracking)] = time.monotonic()
     before = tracking_tip(factory, remote)
     branch = factory.branch
     proc = _git(
