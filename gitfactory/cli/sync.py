@@ -9,6 +9,7 @@ import click
 
 from gitfactory.cli import Context, output
 from gitfactory.errors import UsageError
+from gitfactory.store import union
 
 
 @click.command("sync")
@@ -69,6 +70,12 @@ def _resolutions(given: tuple[str, ...]) -> dict[str, str | bytes]:
         path, sep, how = item.partition("=")
         if not sep or not path or not how:
             raise UsageError(f"--resolve {item!r}: write PATH=ours, PATH=theirs or PATH=FILE")
+        if not union.is_in_place(path):
+            raise UsageError(
+                f"--resolve {item!r}: {path} is not a human-edited file of the factory",
+                hint="name it as the conflict does: .factory/factory.yaml, "
+                ".factory/docs/NAME.md or .factory/scenarios/NAME.md",
+            )
         if how in ("ours", "theirs"):
             out[path] = how
             continue

@@ -99,7 +99,7 @@ def incoming(
             continue
         if records.kind_of(path) is not None or _is_blob_path(path):
             _record(store, path, (old, new, mine), (ours, theirs), out, problems, deep)
-        elif _is_in_place(path):
+        elif is_in_place(path):
             found = _in_place(store, path, old, new, mine, (resolutions or {}).get(path), out)
             if isinstance(found, Conflict):
                 conflicts.append(found)
@@ -322,7 +322,8 @@ def _is_blob_path(path: str) -> bool:
     return ids.is_id(name) and path == prefix + records.shard_path(name) + name
 
 
-def _is_in_place(path: str) -> bool:
+def is_in_place(path: str) -> bool:
+    """Whether ``path`` is a human-edited file of the factory branch (merged three-way)."""
     if path == CONFIG:
         return True
     parts = path.split("/")

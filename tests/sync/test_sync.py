@@ -169,6 +169,8 @@ def test_human_edited_files_merge_three_way(tmp_path: Path) -> None:
     assert "two (a)" in proc.stderr and "two (b)" in proc.stderr
     assert "--resolve .factory/docs/rules.md=ours|theirs|FILE" in proc.stderr
     assert git(b, "rev-parse", "factory") == before
+    typo = gf(b, "sync", "--resolve", "rules=theirs", code=2)
+    assert "not a human-edited file of the factory" in typo.stderr
     settled = tmp_path / "settled.md"
     settled.write_text(merged.replace("line two", "two (a and b)"))
     gf(b, "sync", "--resolve", f".factory/docs/rules.md={settled}")
