@@ -100,6 +100,7 @@ def _look_for_remote(factory: Factory) -> str | None:
 
     if factory.tip() is not None:  # here already, or just joined from a fetched remote
         return None
+    _refused_here(factory)
     names = remote.configured_remotes(factory)
     name = remote.DEFAULT_REMOTE if remote.DEFAULT_REMOTE in names else None
     if name is None and len(names) == 1:
@@ -112,7 +113,23 @@ def _look_for_remote(factory: Factory) -> str | None:
         return (f"could not ask {name} whether it has a factory already ({exc.message}); if it "
                 f"has, `gitfactory sync` will refuse to merge this new one")  # fmt: skip
     factory.tip()  # joins what was fetched, if anything
+    _refused_here(factory)
     return None
+
+
+def _refused_here(factory: Factory) -> None:
+    """A remote's factory that this clone would not join is no reason to make another:
+    its next sync would be refused as an unrelated history."""
+    from gitfactory.store import join
+
+    found = join.adoptable(factory)
+    if found and factory.tip() is None:
+        name = found[0][0]
+        raise FactoryError(
+            f"{name}/{factory.branch} exists, but this clone did not join it: it holds "
+            "files the protocol does not allow; nothing was created",
+            hint=f"`gitfactory sync {name}` names them (and keeps that commit aside)",
+        )
 
 
 def _missing_agents(config: FactoryConfig, agents: dict[str, dict[str, str]]) -> list[str]:

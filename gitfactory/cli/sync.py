@@ -112,6 +112,11 @@ def _print(outcome: Any) -> None:
         output.echo(f"{where} had moved back or aside since the last sync, dropping records; "
                     f"this clone still held {r.restored} of them "
                     "and pushed them back")  # fmt: skip
+    if r.changed_there:
+        n = len(r.changed_there)
+        output.echo(f"{where} holds {n} record{'s' * (n != 1)} changed after being written "
+                    "(records are immutable): this clone kept the bytes first written "
+                    "and sends them back; `git log -p` on the remote shows who")  # fmt: skip
     got, sent = _kinds(r.received), _kinds(r.sent)
     if got or sent:
         output.echo(f"received {got or 'nothing'}; sent {sent or 'nothing'}")

@@ -150,6 +150,7 @@ def _push_claim(
     the push lost the race) and the error to raise."""
     if not fresh:
         fetched = remote.fetch(factory, where)
+        syncing.commit_or_refuse(factory, where, fetched.tip)
         if fetched.tip is not None:
             syncing.integrate(factory, where, fetched.tip, check=check_in_place)
     snap = factory.store.snapshot()

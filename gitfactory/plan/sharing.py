@@ -75,6 +75,7 @@ def _config_came_in(
     (a notice), and recorded (``config.changed`` by the sync, naming the remote)."""
     from gitfactory.config import factory_yaml
     from gitfactory.store import log
+    from gitfactory.store.log import EventQuery
 
     path = factory_yaml.CONFIG_PATH
     before = factory.store.snapshot(report.local_before).read(path)
@@ -90,16 +91,24 @@ def _config_came_in(
         "follows it (`git log -p factory -- .factory/factory.yaml` shows the change)"
     )
     if old.sync.remote != new.sync.remote:
-        factory.notices.append(
-            f"sync.remote is now {new.sync.remote!r} (was {old.sync.remote!r}): claims and "
-            "records go there from now on"
-        )
+        now = "is no longer set: claims are decided by each clone"
+        if new.sync.remote:
+            now = f"is now {new.sync.remote!r}: claims and records go there from now on"
+        factory.notices.append(f"sync.remote {now} (was {old.sync.remote!r})")
+    import hashlib
+
+    # One record per text, not one per clone that took it in.
+    blob = hashlib.sha1(b"blob %d\0" % len(after) + after).hexdigest()  # git's blob id
+    factory.index.refresh()
+    seen = factory.index.events(EventQuery(kind=factory_yaml.CHANGED))
+    if any(e.data.get("blob") == blob for _, e in seen):
+        return True
     log.append(factory, [log.stamp(log.Draft(
         kind=factory_yaml.CHANGED, actor=actor,
         text=f"factory.yaml changed by a sync with {where.name}",
-        data={"remote": where.name, "bytes": len(after), "agents": sorted(new.agents),
-              "gates": sorted(new.gates), "workflows": sorted(new.workflows),
-              "sync_remote": new.sync.remote},
+        data={"remote": where.name, "bytes": len(after), "blob": blob,
+              "agents": sorted(new.agents), "gates": sorted(new.gates),
+              "workflows": sorted(new.workflows), "sync_remote": new.sync.remote},
     ))])  # fmt: skip
     return True
 

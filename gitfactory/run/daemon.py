@@ -82,6 +82,7 @@ class Daemon:
         self.dispatcher = Dispatcher(factory, self._note)
         self.recovered: list[Ended] = []
         self.unsummarizable: set[str] = set()
+        self.others: set[str] = set()  # finished tasks another clone's daemon summarizes
         self.violations = 0
         self.blocked: dict[str, Blocker] = {}  # the blockers of the last tick, by key
 
@@ -197,7 +198,7 @@ class Daemon:
         for task_id in documents.pending(self.factory):
             if len(done) >= SUMMARIES_PER_TICK:
                 break
-            if task_id in self.unsummarizable or task_id in running:
+            if task_id in self.unsummarizable or task_id in running or not self._ours(task_id):
                 # An agent that finished the task with its own `step done` may still
                 # run: its session ends with the run, whose transcript is kept then.
                 continue
@@ -210,6 +211,18 @@ class Daemon:
                 _logger.exception("session summary of task %s failed", task_id)
                 self._unsummarizable(task_id, f"{type(exc).__name__}: {exc}")
         return done
+
+    def _ours(self, task_id: str) -> bool:
+        """Whether this clone's daemon writes the task's summary: the one whose claim
+        ended it (every clone's daemon sees the task finished; one summary is enough)."""
+        from gitfactory.plan import decisions
+
+        if task_id in self.others:
+            return False
+        if decisions.claimed_on(self.factory, task_id) in (self.dispatcher.clone, None):
+            return True
+        self.others.add(task_id)  # its summary comes from that clone
+        return False
 
     def _verify(self) -> int:
         """The incremental integrity check; tell ``human/*`` once of each commit (or move

@@ -89,10 +89,13 @@ class Factory:
     def _start_hint(self) -> str:
         from gitfactory.store import join
 
-        several = [name for name, _ in join.adoptable(self)]
-        if several:
-            return (f"remotes {', '.join(several)} each have one: join one with "
-                    f"`gitfactory sync {several[0]}`")  # fmt: skip
+        found = [name for name, _ in join.adoptable(self)]
+        if len(found) == 1:
+            return (f"{found[0]}/{self.branch} has one that was not joined: "
+                    f"`gitfactory sync {found[0]}` joins it or says why not")  # fmt: skip
+        if found:
+            return (f"remotes {', '.join(found)} each have one: join one with "
+                    f"`gitfactory sync {found[0]}`")  # fmt: skip
         return (
             "run `gitfactory init` to create it (or `gitfactory sync REMOTE` to join the "
             "factory another clone pushed)"

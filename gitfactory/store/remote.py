@@ -123,16 +123,19 @@ def clone_id(factory: Factory) -> str:
     import secrets
 
     path = factory.paths.factory_dir / "clone-id"
+    here = str(factory.paths.common_dir.resolve())
     try:
-        found = path.read_text(encoding="ascii").strip()
-        if re.fullmatch(r"[a-z0-9]{8,32}", found):
+        found, _, where = path.read_text(encoding="utf-8").strip().partition(" ")
+        if re.fullmatch(r"[a-z0-9]{8,32}", found) and where == here:
             return found
+        if where != here:  # a copy of another clone's .git: it is a clone of its own
+            path.unlink(missing_ok=True)
     except (OSError, UnicodeDecodeError):
         pass
     factory.paths.factory_dir.mkdir(exist_ok=True)
     made = secrets.token_hex(6)
     tmp = path.with_name(f".clone-id.{os.getpid()}.tmp")
-    tmp.write_text(made + "\n", encoding="ascii")
+    tmp.write_text(f"{made} {here}\n", encoding="utf-8")
     try:
         os.link(tmp, path)  # first writer wins; a racing one reads the winner's
     except FileExistsError:

@@ -47,6 +47,7 @@ class Report:
     restored: int = 0  # records the remote had lost, pushed back to it
     merged: list[str] = field(default_factory=list)  # human-edited files merged three-way
     regenerate: list[str] = field(default_factory=list)  # generated files to make again
+    changed_there: list[str] = field(default_factory=list)  # records the remote changed
     rewound: bool = False  # the remote's branch was moved back or aside since last seen
     joined: bool = False  # this clone had no factory branch: it now tracks the remote's
     pushed: bool = False
@@ -172,6 +173,7 @@ def integrate(
         found = union.incoming(store, tip, theirs, resolutions, check)
         merged[:] = found.merged
         kept[:] = found.kept
+        changed[:] = found.changed_there
         regenerate[:] = found.regenerate
         n = found.records
         return Change(
@@ -184,6 +186,7 @@ def integrate(
 
     merged: list[str] = []
     kept: list[str] = []
+    changed: list[str] = []
     regenerate: list[str] = []
     commit = store.transact(build)
     assert commit is not None
@@ -191,6 +194,7 @@ def integrate(
     report.merged += merged
     report.regenerate += [p for p in regenerate if p not in report.regenerate]
     report.lost.update(kept)
+    report.changed_there += [p for p in changed if p not in report.changed_there]
     return commit.oid
 
 
@@ -233,6 +237,11 @@ def _dropped(factory: Factory, fetched: remote.Fetched) -> list[str]:
         except KeyError:
             continue
     return out
+
+
+def commit_or_refuse(factory: Factory, where: remote.Remote, tip: str | None) -> None:
+    """Refuse a remote factory branch that is not a commit (what a claim checks too)."""
+    _commit_or_refuse(factory, where, tip)
 
 
 def _commit_or_refuse(factory: Factory, where: remote.Remote, tip: str | None) -> None:

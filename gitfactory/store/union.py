@@ -64,6 +64,7 @@ class Incoming:
     regenerate: list[str] = field(default_factory=list)  # generated files to make again
     resolved: set[str] = field(default_factory=set)  # in-place files the caller's text settled
     restored: set[str] = field(default_factory=set)  # records ours had changed: first bytes back
+    changed_there: list[str] = field(default_factory=list)  # records the other side changed
 
 
 def incoming(
@@ -181,10 +182,15 @@ def _record(
         first = _first_written(store, path, tips)
         if first == mine or first not in (mine, new):
             out.kept.append(path)
-        else:
-            assert new is not None
-            out.files[path] = store.repo.odb.read(new)[1]
-            out.restored.add(path)
+            out.changed_there.append(path)
+            return
+        assert new is not None
+        reason = _check_record(store, path, new, deep)
+        if reason is not None:
+            problems.append(Problem(path, reason))
+            return
+        out.files[path] = store.repo.odb.read(new)[1]
+        out.restored.add(path)
         return
     assert new is not None
     if mine is not None:
@@ -206,8 +212,10 @@ def _first_written(store: Store, path: str, tips: tuple[str | None, str]) -> str
     from gitfactory.store.git import run_git
 
     cwd = store.paths.git_dir
-    args = ["log", "--diff-filter=A", "--reverse", "--format=%H", *[t for t in tips if t],
-            "--", path]  # fmt: skip
+    # Topological: an ancestor before its descendants whatever the dates say (a commit
+    # date is whatever its author typed, so a re-adding commit can claim to be older).
+    args = ["log", "--diff-filter=A", "--topo-order", "--reverse", "--format=%H",
+            *[t for t in tips if t], "--", path]  # fmt: skip
     try:
         commits = run_git(args, cwd).stdout.decode().split()
         if not commits:

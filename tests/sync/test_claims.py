@@ -179,3 +179,16 @@ def test_claim_storm_three_clones_three_agents_each(
 ) -> None:
     url, _ = shared_remote
     storm(tmp_path, url, rounds=3, tasks=20)
+
+
+def test_a_claim_refuses_a_remote_branch_that_is_no_commit(tmp_path: Path) -> None:
+    bare = tmp_path / "remote.git"
+    git(tmp_path, "init", "-q", "--bare", str(bare))
+    (a,) = make_clones(tmp_path, bare.as_uri(), ("a",))
+    with_quick_workflow(a)
+    (one,) = add_tasks(a, 1)
+    gf(a, "sync")
+    tree = git(a, "rev-parse", "factory^{tree}").strip()
+    (bare / "refs" / "heads" / "factory").write_text(tree + "\n")
+    proc = gf(a, "task", "claim", one, "--as", "coder/ada", code=1)
+    assert "points at a tree" in proc.stderr

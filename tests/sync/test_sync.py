@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 from tests.conftest import commit_on_factory, event_bytes, event_path, gf, gf_json, git
@@ -304,3 +305,42 @@ def test_a_deleted_remote_branch_is_recorded_once(tmp_path: Path) -> None:
     assert len(gf_json(a, "log", "--json", "--kind", "sync.rewound")) == 1
     gf(a, "sync")
     assert records(a) == records(bare)
+
+
+def test_a_backdated_rewrite_of_a_record_does_not_win(tmp_path: Path) -> None:
+    bare = tmp_path / "remote.git"
+    git(tmp_path, "init", "-q", "--bare", str(bare))
+    a, b = make_clones(tmp_path, bare.as_uri(), ("a", "b"))
+    note_id = gf(a, "log", "append", "note", "original text").stdout.strip()
+    gf(a, "sync")
+    gf(b, "sync")
+    path = event_path(note_id)
+    original = git(b, "show", f"factory:{path}")
+    # delete it, then add it again with other bytes, both commits dated 1970
+    old = {**os.environ, "GIT_COMMITTER_DATE": "@100000 +0000", "GIT_AUTHOR_DATE": "@100000 +0000"}
+    os.environ.update({k: old[k] for k in ("GIT_COMMITTER_DATE", "GIT_AUTHOR_DATE")})
+    try:
+        commit_on_factory(b, {}, remove=[path], message="del")
+        commit_on_factory(b, {path: original.replace("original", "EVIL").encode()}, message="re")
+    finally:
+        for k in ("GIT_COMMITTER_DATE", "GIT_AUTHOR_DATE"):
+            os.environ.pop(k, None)
+    git(b, "push", "-q", "origin", "factory")
+    out = gf(a, "sync").stdout
+    assert "changed after being written" in out
+    gf(b, "sync")
+    for clone in (a, b):
+        assert "original text" in git(clone, "show", f"factory:{path}")
+    assert "original text" in git(bare, "show", f"factory:{path}")
+
+
+def test_init_does_not_make_a_second_factory_beside_a_refused_one(tmp_path: Path) -> None:
+    bare = tmp_path / "remote.git"
+    git(tmp_path, "init", "-q", "--bare", str(bare))
+    a, b = make_clones(tmp_path, bare.as_uri(), ("a", "b"))
+    commit_on_factory(b, {"README.evil": b"outside\n"})
+    git(b, "push", "-q", "origin", "factory")
+    git(tmp_path, "clone", "-q", bare.as_uri(), str(tmp_path / "new"))
+    proc = gf(tmp_path / "new", "init", code=1)
+    assert "did not join it" in proc.stderr and "gitfactory sync origin" in proc.stderr
+    assert git(tmp_path / "new", "branch", "--list", "factory") == ""

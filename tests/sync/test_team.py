@@ -149,3 +149,16 @@ def test_the_work_travels_from_the_clone_that_did_it_to_the_next_step(tmp_path: 
     gf(b, "daemon", "--burst")
     assert gf_json(b, "task", "show", tid, "--json")["state"] == "completed"
     assert f"review-{tid}.txt" in git(bare, "ls-tree", "--name-only", branch)
+
+
+def test_a_copied_git_dir_is_a_clone_of_its_own(tmp_path: Path) -> None:
+    from gitfactory.store import remote
+    from gitfactory.store.factory import Factory
+
+    bare = tmp_path / "remote.git"
+    git(tmp_path, "init", "-q", "--bare", str(bare))
+    (a,) = make_clones(tmp_path, bare.as_uri(), ("a",))
+    first = remote.clone_id(Factory.discover(a))
+    assert remote.clone_id(Factory.discover(a)) == first  # stable
+    subprocess.run(["cp", "-a", str(a), str(tmp_path / "copy")], check=True)
+    assert remote.clone_id(Factory.discover(tmp_path / "copy")) != first
