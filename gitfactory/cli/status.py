@@ -239,8 +239,8 @@ def _print_sync(sync: dict[str, Any]) -> None:
     else:
         apart = f"in step with {name} (as last fetched)"
     contact = sync["contact"] or {}
-    if isinstance(contact.get("at"), int):
-        apart += f", last contact {_ago(contact['at'])}"
+    if isinstance(contact.get("at"), int) and contact.get("ok"):
+        apart += f", last answered {_ago(contact['at'])}"
     output.echo(f"sync      {apart}")
     if (sync["ahead"] or sync["behind"]) and not contact.get("blocked"):
         output.echo("          `gitfactory sync` exchanges them (the daemon does it on its own)")

@@ -218,8 +218,16 @@ def heartbeat(obj: Context, task_id: str, actor: str | None, lease: str, as_json
 @click.option("--json", "as_json", is_flag=True, help="Print the task as JSON.")
 @click.pass_obj
 def release(obj: Context, task_id: str, actor: str | None, as_json: bool) -> None:
-    """Give a task back to the queue."""
+    """Give a task back to the queue (or withdraw your tentative claim of it)."""
+    from gitfactory.plan import arbiter
+
     factory, tid, agent = task_view.target(obj, task_id, actor)
+    if arbiter.withdraw(factory, tid, agent):
+        st = decisions.load(factory, tid)
+        short = task_view.short(factory, tid)
+        task_view.print_state(st, as_json, f"withdrew the tentative claim of {short}: it "
+                              "was never written, and no sync will confirm it now")  # fmt: skip
+        return
     st = decisions.holder_move(factory, tid, agent, "task.released")
     task_view.print_state(st, as_json, f"released {task_view.short(factory, tid)}")
 

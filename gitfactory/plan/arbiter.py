@@ -198,7 +198,8 @@ def _offline(
         )
     if keep:
         remember(factory, Tentative(task_id, agent, lease_ms, where.name, int(time.time() * 1000)))
-    kept = "kept as tentative: `gitfactory sync` confirms it" if keep else "not made"
+    kept = ("kept as tentative: the next sync (yours or the daemon's) confirms it, "
+            "`task release` withdraws it" if keep else "not made")  # fmt: skip
     raise TentativeClaimError(
         f"task {task_id[:8]}: the claim is {kept} once {where.name} is back; nothing was "
         f"written and nothing may start on it yet ({exc.message})",
@@ -233,6 +234,15 @@ def remember(factory: Factory, claim: Tentative) -> None:
 
 def forget(factory: Factory, task_id: str) -> None:
     (_dir(factory) / f"{task_id}.json").unlink(missing_ok=True)
+
+
+def withdraw(factory: Factory, task_id: str, agent: str) -> bool:
+    """Drop ``agent``'s tentative claim of the task (it was never written anywhere);
+    False if there is none."""
+    if any(t.task == task_id and t.agent == agent for t in tentative(factory)):
+        forget(factory, task_id)
+        return True
+    return False
 
 
 def tentative(factory: Factory) -> list[Tentative]:

@@ -77,7 +77,29 @@ def find(factory: Factory, waits: Mapping[str, str] | None = None) -> list[Block
                                  f"{why}", again, (task_id,)))  # fmt: skip
     found += _questions(factory, now)
     found += _dependencies(factory)
+    found += _remote_away(factory, config, [r["id"] for r in ready if r["id"] not in explained])
     return found
+
+
+def _remote_away(factory: Factory, config: FactoryConfig, ready: list[str]) -> list[Blocker]:
+    """Ready steps wait for a sync remote that does not answer (a claim counts only once
+    the remote has it, unless sync.offline_claims is local)."""
+    from gitfactory.store import contacts, remote
+
+    if not ready or not config.sync.remote or config.sync.offline_claims == "local":
+        return []
+    try:
+        where = remote.resolve(factory, config.sync.remote)
+    except FactoryError:
+        return []
+    last = contacts.contacts(factory).get(where.name) or {}
+    if last.get("ok", True):
+        return []
+    return [Blocker("remote", where.name,
+                    f"{_ready(ready)} for {where.name}, which does not answer: a claim "
+                    "counts only once the remote has it", "bring the remote back (the daemon "
+                    "retries on its own), or set sync.offline_claims: local to work offline",
+                    tuple(ready))]  # fmt: skip
 
 
 def _base(factory: Factory, config: FactoryConfig, ready: list[dict[str, Any]]) -> Blocker | None:

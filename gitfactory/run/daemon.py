@@ -41,7 +41,7 @@ from gitfactory.run.runs import ACTOR, Ended
 from gitfactory.run.syncer import Syncer
 from gitfactory.run.ticks import TickReport, ended_json
 from gitfactory.run.watch import Watcher, changed, snapshot
-from gitfactory.store import clock
+from gitfactory.store import clock, contacts
 
 if TYPE_CHECKING:
     from types import FrameType
@@ -99,6 +99,7 @@ class Daemon:
         self.factory.require_tip()
         with self._single_instance(), self._signals():
             self.watcher.start()
+            contacts.forget_down(self.factory)  # what an earlier run learnt may be old
             self.syncer.start()
             log.append(self.factory, [self._event("daemon.started", "watching for commits")])
             try:

@@ -20,6 +20,7 @@ from gitfactory.store.git import main_top
 
 if TYPE_CHECKING:
     from gitfactory.config.agents import AgentSpec
+    from gitfactory.config.factory_yaml import FactoryConfig
     from gitfactory.config.workflows import Step, Workflow
     from gitfactory.plan.tasks import Task, TaskState
     from gitfactory.run.dispatch import Dispatcher
@@ -41,7 +42,7 @@ def doer(d: Dispatcher, step: Step) -> AgentSpec | str | None:
     busy = {r.agent for r in d.active.values()}
     for agent in config.agents.values():
         fits = agent.role == role if role else plays(agent.role, step)
-        if agent.address in busy or not fits:
+        if agent.address in busy or not fits or not _runs_here(d, config, agent):
             continue
         limit = config.dispatch.max_per_role.get(agent.role)
         if (
@@ -51,6 +52,21 @@ def doer(d: Dispatcher, step: Step) -> AgentSpec | str | None:
             continue
         return agent
     return None
+
+
+def _runs_here(d: Dispatcher, config: FactoryConfig, agent: AgentSpec) -> bool:
+    """Whether this clone can start ``agent``. With other clones (a sync remote), a
+    step whose program is not on this machine is left to a clone that has it, instead
+    of failing here; alone, it runs and fails with the shell's word for it."""
+    from gitfactory.run import programs
+    from gitfactory.store.git import main_top
+
+    if not config.sync.remote:
+        return True
+    paths = d.factory.paths
+    base = worktrees.base(paths, config.dispatch)  # where relative programs are looked up
+    place = programs.Place(main_top(paths), paths.common_dir, base, config.dispatch.setup_copy)
+    return programs.find(agent.command, place, agent.env).ok
 
 
 def _take_branch(d: Dispatcher, task: Task) -> None:

@@ -73,6 +73,16 @@ def contacts(factory: Factory) -> dict[str, dict[str, object]]:
     )
 
 
+def forget_down(factory: Factory) -> None:
+    """Ask every remote again, now (a daemon that starts must not trust an old "down")."""
+    seen = contacts(factory)
+    fresh = {name: {k: v for k, v in entry.items() if k not in ("ok", "at", "down_since",
+                                                              "error")}
+             for name, entry in seen.items()}  # fmt: skip
+    if fresh != seen:
+        _save_contacts(factory, fresh)
+
+
 def known_down(factory: Factory, remote: Remote) -> RemoteUnreachableError | None:
     """The error of the last contact with ``remote`` if it failed in the last
     :data:`DOWN_MEMORY_MS` (None: it answered, or it is worth asking again)."""

@@ -192,3 +192,18 @@ def test_a_claim_refuses_a_remote_branch_that_is_no_commit(tmp_path: Path) -> No
     (bare / "refs" / "heads" / "factory").write_text(tree + "\n")
     proc = gf(a, "task", "claim", one, "--as", "coder/ada", code=1)
     assert "points at a tree" in proc.stderr
+
+
+def test_a_tentative_claim_can_be_withdrawn(tmp_path: Path) -> None:
+    bare = tmp_path / "remote.git"
+    git(tmp_path, "init", "-q", "--bare", str(bare))
+    (a,) = make_clones(tmp_path, bare.as_uri(), ("a",))
+    with_quick_workflow(a)
+    (one,) = add_tasks(a, 1)
+    gf(a, "sync")
+    bare.rename(tmp_path / "away.git")
+    gf(a, "task", "claim", one, "--as", "coder/ada", code=6)
+    assert "withdrew the tentative claim" in gf(a, "task", "release", one, "--as", "coder/ada").stdout
+    (tmp_path / "away.git").rename(bare)
+    assert gf_json(a, "sync", "--json")["claims_confirmed"] == []
+    assert gf_json(a, "task", "show", one, "--json")["state"] == "submitted"

@@ -86,6 +86,7 @@ def test_no_agent_starts_on_a_claim_the_remote_does_not_have(
         wait_for(lambda: ((gf_json(a, "daemon", "status")["status"] or {}).get("sync") or {})
                  .get("error"), "the daemon to find the remote away")
         assert "could not fetch from origin" in gf(a, "daemon", "status").stdout
+        assert "1 ready task waits for origin, which does not answer" in gf(a, "status").stdout
         started = gf_json(a, "log", "--json", "--kind", "dispatch.started")
         assert started == [] and gf_json(a, "task", "show", tid, "--json")["state"] == "submitted"
         git_daemon.start()
