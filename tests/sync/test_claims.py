@@ -178,7 +178,7 @@ def test_claim_storm_three_clones_three_agents_each(
     tmp_path: Path, shared_remote: tuple[str, Path]
 ) -> None:
     url, _ = shared_remote
-    storm(tmp_path, url, rounds=3, tasks=20)
+    storm(tmp_path, url, rounds=3, tasks=60)
 
 
 def test_a_claim_refuses_a_remote_branch_that_is_no_commit(tmp_path: Path) -> None:
