@@ -70,6 +70,16 @@ def acceptable(factory: Factory, commit: str) -> bool:
     return True
 
 
+def track(factory: Factory, remote: str, configured: bool) -> None:
+    """Make the local factory branch track the remote's (as a joined clone's does), so
+    `git log factory..origin/factory` and `git status` work the same on every clone."""
+    config = factory.store.repo.config
+    key = f"branch.{factory.branch}.remote"
+    if configured and key not in config:
+        config[key] = remote
+        config[f"branch.{factory.branch}.merge"] = factory.refname
+
+
 def adopt(factory: Factory, remote: str, commit: str) -> bool:
     """Create the local factory branch at ``commit`` (the remote's), tracking it.
     False if the branch appeared meanwhile (another process joined first)."""

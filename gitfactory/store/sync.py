@@ -114,6 +114,7 @@ def _sync(
         if remote.push(factory, where, local) == remote.Pushed.OK:
             _count(factory, fetched.tip, local, report.sent)
             report.pushed, report.remote_after = True, local
+            join.track(factory, where.name, where.url == where.name)
             break
         time.sleep(min(0.05 * report.rounds, 0.5))  # another clone pushed first
     else:

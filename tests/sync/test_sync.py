@@ -25,6 +25,7 @@ def test_records_written_anywhere_reach_every_clone(
     for clone in (a, b, c, a, b):
         gf(clone, "sync")
     assert records(a) == records(b) == records(c) == records(bare)
+    assert all(git(x, "config", "branch.factory.remote").strip() == "origin" for x in (a, b, c))
     texts = [e["text"] for e in gf_json(c, "log", "--json", "--kind", "note")]
     assert sorted(texts) == sorted(f"{x} {n}" for x in "abc" for n in range(3))
 
