@@ -16,6 +16,7 @@ import random
 import subprocess
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -212,15 +213,24 @@ class Store:
         decision it makes (a claim, say) is valid at the commit it lands on.
         Returns None if ``build`` returned None (nothing to do).
         """
+        with self._locked():
+            return self._transact_locked(build)
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        """This machine's write lock (a writer waiting longer than LOCK_TIMEOUT is busy)."""
         try:
-            with self._lock:
-                return self._transact_locked(build)
+            self._lock.acquire()
         except Timeout:
             raise BusyError(
                 f"another gitfactory writer held {self._lock.lock_file} for {LOCK_TIMEOUT:.0f}s",
                 hint="retry; if no gitfactory process is running, the lock is free "
                 "and this was a slow filesystem",
             ) from None
+        try:
+            yield
+        finally:
+            self._lock.release()
 
     def _transact_locked(self, build: Callable[[Snapshot], Change | None]) -> Commit | None:
         deadline = time.monotonic() + CAS_DEADLINE
@@ -251,18 +261,12 @@ class Store:
     def fast_forward(self, expected: str | None, new: str, reason: str) -> bool:
         """Move the branch from ``expected`` to ``new`` (which holds it) under the write
         lock, by compare-and-swap; False if the branch was not at ``expected``."""
-        try:
-            with self._lock:
-                ref = self.repo.references.get(self.refname)
-                current = str(ref.target) if ref is not None else None
-                if current != expected:
-                    return False
-                return self._move_branch(ref, pygit2.Oid(hex=new), reason)
-        except Timeout:
-            raise BusyError(
-                f"another gitfactory writer held {self._lock.lock_file} for {LOCK_TIMEOUT:.0f}s",
-                hint="retry; if no gitfactory process is running, the lock is free",
-            ) from None
+        with self._locked():
+            ref = self.repo.references.get(self.refname)
+            current = str(ref.target) if ref is not None else None
+            if current != expected:
+                return False
+            return self._move_branch(ref, pygit2.Oid(hex=new), reason)
 
     def commit_on(self, snap: Snapshot, change: Change) -> Commit:
         """Commit ``change`` on ``snap`` without moving the branch (the commit is pushed
