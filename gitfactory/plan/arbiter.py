@@ -16,7 +16,6 @@ once, and a claim another clone pushed meanwhile may still win when the two meet
 from __future__ import annotations
 
 import json
-import os
 import time
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
@@ -28,6 +27,7 @@ from gitfactory.plan.decisions import ClaimedError, Decision
 from gitfactory.plan.tasks import WORKING, TaskState
 from gitfactory.store import contacts, ids, remote
 from gitfactory.store import sync as syncing
+from gitfactory.store.git import replace_file
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -227,9 +227,7 @@ def _dir(factory: Factory) -> Path:
 def remember(factory: Factory, claim: Tentative) -> None:
     folder = _dir(factory)
     folder.mkdir(parents=True, exist_ok=True)
-    tmp = folder / f".{claim.task}.{os.getpid()}.tmp"
-    tmp.write_text(json.dumps(asdict(claim)), encoding="utf-8")
-    os.replace(tmp, folder / f"{claim.task}.json")
+    replace_file(folder / f"{claim.task}.json", json.dumps(asdict(claim)))
 
 
 def forget(factory: Factory, task_id: str) -> None:

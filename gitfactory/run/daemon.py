@@ -42,6 +42,7 @@ from gitfactory.run.syncer import Syncer
 from gitfactory.run.ticks import TickReport, ended_json
 from gitfactory.run.watch import Watcher, changed, snapshot
 from gitfactory.store import clock, contacts
+from gitfactory.store.git import replace_file
 
 if TYPE_CHECKING:
     from types import FrameType
@@ -315,7 +316,7 @@ class Daemon:
             ) from None
         pid_file = directory / PID_FILE
         try:
-            _write_atomic(pid_file, f"{os.getpid()}\n")
+            replace_file(pid_file, f"{os.getpid()}\n")
             yield
         finally:
             pid_file.unlink(missing_ok=True)
@@ -352,7 +353,7 @@ class Daemon:
             "last_tick": clock.format_time(clock.now_ms()), "tip": self.factory.tip(),
             "sync": self.syncer.state.to_json(),
         }  # fmt: skip
-        _write_atomic(self.factory.paths.factory_dir / STATUS_FILE, json.dumps(status) + "\n")
+        replace_file(self.factory.paths.factory_dir / STATUS_FILE, json.dumps(status) + "\n")
 
 
 def read_pid(directory: Path) -> int | None:
@@ -368,9 +369,3 @@ def read_status(directory: Path) -> dict[str, Any] | None:
     except (OSError, ValueError):
         return None
     return status
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)

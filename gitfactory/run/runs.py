@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from gitfactory.store.actors import ENV_RUN
+from gitfactory.store.git import replace_file
 
 RUNS_DIR = "runs"
 MARKER = ENV_RUN  # in every run's environment: how its processes are found again
@@ -90,9 +91,7 @@ class RunBook:
     def save(self, run: Run) -> None:
         directory = self.directory(run.id)
         directory.mkdir(parents=True, exist_ok=True)
-        tmp = directory / "run.json.tmp"
-        tmp.write_text(json.dumps(run.to_json(), indent=2) + "\n", encoding="utf-8")
-        os.replace(tmp, directory / "run.json")
+        replace_file(directory / "run.json", json.dumps(run.to_json(), indent=2) + "\n")
 
     def active(self) -> list[Run]:
         """Runs not yet finished (their directory has run.json and no finished.json)."""

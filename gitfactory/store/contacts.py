@@ -6,12 +6,13 @@ not ask a remote that failed moments ago (the daemon's sync thread keeps asking)
 
 from __future__ import annotations
 
+import contextlib
 import json
-import os
 import time
 from typing import TYPE_CHECKING
 
 from gitfactory.errors import RemoteUnreachableError
+from gitfactory.store.git import replace_file
 
 if TYPE_CHECKING:
     from gitfactory.store.factory import Factory
@@ -51,13 +52,8 @@ def note_blocked(factory: Factory, remote: Remote, why: str | None, fix: str | N
 
 
 def _save_contacts(factory: Factory, seen: dict[str, dict[str, object]]) -> None:
-    path = factory.paths.factory_dir / CONTACTS_FILE
-    tmp = path.with_name(f".{CONTACTS_FILE}.{os.getpid()}.{id(seen)}.tmp")
-    try:
-        tmp.write_text(json.dumps(seen), encoding="utf-8")
-        os.replace(tmp, path)
-    except OSError:
-        tmp.unlink(missing_ok=True)
+    with contextlib.suppress(OSError):  # derived: the next contact says it again
+        replace_file(factory.paths.factory_dir / CONTACTS_FILE, json.dumps(seen))
 
 
 def contacts(factory: Factory) -> dict[str, dict[str, object]]:

@@ -134,6 +134,20 @@ def read_ref_fast(paths: RepoPaths, refname: str) -> str | None:
     return None
 
 
+def replace_file(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` in one step (a temporary file beside it, renamed over
+    it): a reader sees the old file or the new one, never half of one. The temporary's
+    name is this process's and this thread's (the daemon writes from two threads)."""
+    import threading
+
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 def open_repo(paths: RepoPaths) -> pygit2.Repository:
     import pygit2
 

@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from gitfactory.store import records
+from gitfactory.store.git import replace_file
 from gitfactory.store.log import Draft, stamp
 
 if TYPE_CHECKING:
@@ -229,14 +229,9 @@ def _save(factory: Factory, tip: str, still: list[Violation]) -> None:
     path = _state_path(factory)
     data = {"version": _VERSION, "ref": factory.refname, "tip": tip,
             "open": [asdict(v) for v in still]}  # fmt: skip
-    tmp = path.with_name(f".{STATE_FILE}.{os.getpid()}.tmp")
-    try:
+    with contextlib.suppress(OSError):  # derived: the next check walks again
         path.parent.mkdir(exist_ok=True)
-        tmp.write_text(json.dumps(data), encoding="utf-8")
-        os.replace(tmp, path)
-    except OSError:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
+        replace_file(path, json.dumps(data))
 
 
 def cached(factory: Factory) -> dict[str, Any] | None:

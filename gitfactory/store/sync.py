@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
@@ -21,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from gitfactory.errors import BusyError
 from gitfactory.store import integrity, join, records, remote, union
+from gitfactory.store.git import replace_file
 from gitfactory.store.log import Draft, stamp
 
 if TYPE_CHECKING:
@@ -317,9 +317,5 @@ def _note(factory: Factory, entry: dict[str, Any]) -> None:
     if any(isinstance(n, dict) and n.get("commit") == entry["commit"] for n in notes):
         return
     notes = [*notes, entry][-100:]
-    tmp = path.with_name(f".quarantine.{os.getpid()}.tmp")
-    try:
-        tmp.write_text(json.dumps(notes, indent=1), encoding="utf-8")
-        os.replace(tmp, path)
-    except OSError:
-        tmp.unlink(missing_ok=True)
+    with contextlib.suppress(OSError):  # a note only: the quarantine ref is what keeps it
+        replace_file(path, json.dumps(notes, indent=1))
