@@ -116,7 +116,7 @@ def _walk(
         if not repo.descendant_of(tip, since) and since != tip:
             # Moved back or rewritten: what the old tip held and the new one lacks.
             moved = f"the branch moved from {since[:10]} to {tip[:10]}, back or aside"
-            yield list(_lost(store, store.factory_tree(since), store.factory_tree(tip),
+            yield list(lost(store, store.factory_tree(since), store.factory_tree(tip),
                              None, moved))  # fmt: skip
     for commit in walker:
         subject = commit.message.split("\n", 1)[0][:200]
@@ -124,7 +124,7 @@ def _walk(
         found: list[Violation] = []
         for parent in commit.parents:
             old = store.factory_tree(str(parent.id))
-            found.extend(_lost(store, old, new, str(commit.id), subject))
+            found.extend(lost(store, old, new, str(commit.id), subject))
         yield found
 
 
@@ -142,12 +142,13 @@ def _reflog(factory: Factory, repo: pygit2.Repository) -> Iterator[list[Violatio
             continue
         if old != new and not repo.descendant_of(new, old):
             moved = f"the branch moved from {old[:10]} to {new[:10]}, back or aside (reflog)"
-            yield list(_lost(store, store.factory_tree(old), store.factory_tree(new), None, moved))
+            yield list(lost(store, store.factory_tree(old), store.factory_tree(new), None, moved))
 
 
-def _lost(
-    store: Any, old: str | None, new: str | None, commit: str | None, subject: str
+def lost(
+    store: Any, old: str | None, new: str | None, commit: str | None = None, subject: str = ""
 ) -> Iterator[Violation]:
+    """The records of ``.factory`` tree ``old`` that tree ``new`` deletes or changes."""
     for path, before, after, _ in store.diff_trees(old, new):
         if before is not None and after != before and protected(path):
             how = "deleted" if after is None else "changed"

@@ -173,34 +173,30 @@ def fetch(factory: Factory, remote: Remote) -> Fetched:
     ref mirrors the remote, rewinds included; the local branch is never touched)."""
     _FETCHED[(str(factory.paths.git_dir), remote.tracking)] = time.monotonic()
     before = tracking_tip(factory, remote)
-    branch = factory.branch
-    proc = _git(
-        factory,
-        [
-            "fetch",
-            "--no-tags",
-            "--no-write-fetch-head",
-            "--quiet",
-            "--no-recurse-submodules",
-            "--",
-            remote.url,
-            f"+refs/heads/{branch}:{remote.tracking}",
-        ],
-    )
-    if proc.returncode != 0:
-        stderr = _stderr(proc)
-        if "couldn't find remote ref" in stderr or "could not find remote ref" in stderr:
-            contacts.note(factory, remote, None)
-            if before is not None:  # the remote's branch is gone: so is what mirrored it
-                with contextlib.suppress(KeyError, ValueError):
-                    factory.store.repo.references.delete(remote.tracking)
-            return Fetched(before, None)
+    if not _fetch_ref(factory, remote, factory.branch, remote.tracking):
+        if before is not None:  # the remote's branch is gone: so is what mirrored it
+            with contextlib.suppress(KeyError, ValueError):
+                factory.store.repo.references.delete(remote.tracking)
+        return Fetched(before, None)
+    tip = tracking_tip(factory, remote)
+    return Fetched(before, tip, _moved_back(factory, before, tip))
+
+
+def _fetch_ref(factory: Factory, remote: Remote, branch: str, tracking: str) -> bool:
+    """Fetch the remote's ``branch`` into ``tracking`` (forced); False if the remote has
+    no such branch. Raises :class:`RemoteUnreachableError`; notes how the contact went."""
+    proc = _git(factory, ["fetch", "--no-tags", "--no-write-fetch-head", "--quiet",
+                          "--no-recurse-submodules", "--", remote.url,
+                          f"+refs/heads/{branch}:{tracking}"])  # fmt: skip
+    stderr = _stderr(proc)
+    if proc.returncode != 0 and not (
+        "couldn't find remote ref" in stderr or "could not find remote ref" in stderr
+    ):
         error = _unreachable(remote, "fetch from", stderr)
         contacts.note(factory, remote, error)
         raise error
     contacts.note(factory, remote, None)
-    tip = tracking_tip(factory, remote)
-    return Fetched(before, tip, _moved_back(factory, before, tip))
+    return proc.returncode == 0
 
 
 def _moved_back(factory: Factory, before: str | None, tip: str | None) -> bool:
@@ -220,16 +216,8 @@ def fetch_branch(factory: Factory, remote: Remote, branch: str) -> str | None:
     """Fetch another branch of the remote (a task's) beside the factory branch's
     tracking ref; its commit there, or None if the remote has no such branch."""
     tracking = remote.tracking[: -len(factory.branch)] + branch
-    proc = _git(factory, ["fetch", "--no-tags", "--no-write-fetch-head", "--quiet",
-                          "--no-recurse-submodules", "--", remote.url,
-                          f"+refs/heads/{branch}:{tracking}"])  # fmt: skip
-    if proc.returncode != 0:
-        stderr = _stderr(proc)
-        if "couldn't find remote ref" in stderr or "could not find remote ref" in stderr:
-            return None
-        error = _unreachable(remote, "fetch from", stderr)
-        contacts.note(factory, remote, error)
-        raise error
+    if not _fetch_ref(factory, remote, branch, tracking):
+        return None
     ref = factory.store.repo.references.get(tracking)
     return str(ref.target) if ref is not None else None
 

@@ -227,16 +227,11 @@ def _dropped(factory: Factory, fetched: remote.Fetched) -> list[str]:
         return []
     local = store.repo[tip].peel(pygit2.Tree)
     out = []
-    for path, before, after, _ in store.diff_trees(
-        store.factory_tree(fetched.before), store.factory_tree(fetched.tip)
-    ):
-        if before is None or after == before or not integrity.protected(path):
-            continue
-        try:
-            if str(local[path].id) == before:
-                out.append(path)
-        except KeyError:
-            continue
+    for gone in integrity.lost(store, store.factory_tree(fetched.before),
+                               store.factory_tree(fetched.tip)):  # fmt: skip
+        with contextlib.suppress(KeyError):
+            if str(local[gone.path].id) == gone.blob:
+                out.append(gone.path)
     return out
 
 
