@@ -95,10 +95,9 @@ def _config_came_in(
         if new.sync.remote:
             now = f"is now {new.sync.remote!r}: claims and records go there from now on"
         factory.notices.append(f"sync.remote {now} (was {old.sync.remote!r})")
-    import hashlib
+    import pygit2
 
-    # One record per text, not one per clone that took it in.
-    blob = hashlib.sha1(b"blob %d\0" % len(after) + after).hexdigest()  # git's blob id
+    blob = str(pygit2.hash(after))  # one record per text, not one per clone that took it in
     factory.index.refresh()
     seen = factory.index.events(EventQuery(kind=factory_yaml.CHANGED))
     if any(e.data.get("blob") == blob for _, e in seen):

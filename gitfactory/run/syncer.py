@@ -120,7 +120,6 @@ class Syncer:
     def _loop(self) -> None:
         next_fetch = 0.0
         while True:
-            interval = self._interval()
             timeout = max(0.0, next_fetch - time.monotonic())
             poked = self._wake.wait(timeout)
             self._wake.clear()
@@ -133,7 +132,7 @@ class Syncer:
             if poked:
                 time.sleep(GROUP_WRITES_S)  # let writes that come together go out together
             self._once()
-            next_fetch = time.monotonic() + interval
+            next_fetch = time.monotonic() + self._interval()  # after it: busy now, or not
 
     def _interval(self) -> float:
         config = self._config()
