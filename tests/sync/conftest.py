@@ -21,6 +21,13 @@ def records(clone: Path, ref: str = "factory") -> set[str]:
             if p.split("/")[1] in ("log", "tasks", "mail", "artifacts", "blobs")}
 
 
+def bare_remote(tmp: Path, name: str = "remote.git") -> Path:
+    """An empty bare repository under ``tmp``: the remote the clones share."""
+    bare = tmp / name
+    git(tmp, "init", "-q", "--bare", str(bare))
+    return bare
+
+
 def make_clones(tmp: Path, url: str, names: tuple[str, ...] = ("a", "b", "c"),
                 remote_yaml: str | None = "origin") -> list[Path]:
     """The first clone creates the factory (with ``sync: remote:`` set) and pushes it;
@@ -108,11 +115,8 @@ def git_daemon(tmp_path: Path) -> Iterator[GitDaemon]:
 def shared_remote(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str, Path]]:
     """A bare remote, as (url, path), over file:// or over git:// on 127.0.0.1."""
     if request.param == "file":
-        bare = tmp_path / "remote.git"
-        git(tmp_path, "init", "-q", "--bare", str(bare))
+        bare = bare_remote(tmp_path)
         yield bare.as_uri(), bare
         return
     daemon = request.getfixturevalue("git_daemon")
-    bare = daemon.base / "remote.git"
-    git(daemon.base, "init", "-q", "--bare", str(bare))
-    yield daemon.url("remote.git"), bare
+    yield daemon.url("remote.git"), bare_remote(daemon.base)

@@ -4,7 +4,6 @@ claim the remote does not have."""
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 from collections import Counter
@@ -13,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import gf, gf_json, git
-from tests.sync.conftest import make_clones, records, set_sync
+from tests.sync.conftest import bare_remote, make_clones, records, set_sync
 
 QUICK = """\
   quick:
@@ -71,14 +70,20 @@ def claims_of(clone: Path) -> Counter[str]:
     return Counter(e["task"] for e in gf_json(clone, "log", "--json", "--kind", "task.claimed"))
 
 
+def with_tasks(tmp: Path, names: tuple[str, ...], n: int) -> tuple[Path, list[Path], list[str]]:
+    """A bare remote, clones of one factory with the quick workflow, ``n`` tasks added
+    on the first, every clone synced: (remote, clones, task ids)."""
+    bare = bare_remote(tmp)
+    clones = make_clones(tmp, bare.as_uri(), names)
+    with_quick_workflow(clones[0])
+    ids = add_tasks(clones[0], n)
+    for clone in clones:
+        gf(clone, "sync")
+    return bare, clones, ids
+
+
 def test_two_clones_race_for_one_task_and_one_wins(tmp_path: Path) -> None:
-    bare = tmp_path / "remote.git"
-    git(tmp_path, "init", "-q", "--bare", str(bare))
-    a, b = make_clones(tmp_path, bare.as_uri(), ("a", "b"))
-    with_quick_workflow(a)
-    first, second = add_tasks(a, 2)
-    gf(a, "sync")
-    gf(b, "sync")
+    _, (a, b), (first, second) = with_tasks(tmp_path, ("a", "b"), 2)
     gf(a, "task", "claim", first, "--as", "coder/ada")
     lost = gf(b, "task", "claim", first, "--as", "coder/bob", code=1)
     assert "coder/ada" in lost.stderr  # the loser is told the holder
@@ -91,13 +96,7 @@ def test_two_clones_race_for_one_task_and_one_wins(tmp_path: Path) -> None:
 
 
 def test_a_claim_with_the_remote_away_is_tentative_until_a_sync(tmp_path: Path) -> None:
-    bare = tmp_path / "remote.git"
-    git(tmp_path, "init", "-q", "--bare", str(bare))
-    a, b = make_clones(tmp_path, bare.as_uri(), ("a", "b"))
-    with_quick_workflow(a)
-    one, two = add_tasks(a, 2)
-    gf(a, "sync")
-    gf(b, "sync")
+    bare, (a, b), (one, two) = with_tasks(tmp_path, ("a", "b"), 2)
     bare.rename(tmp_path / "away.git")
     before = git(a, "rev-parse", "factory")
     proc = gf(a, "next", "--as", "coder/ada", code=6)
@@ -122,8 +121,7 @@ def test_a_claim_with_the_remote_away_is_tentative_until_a_sync(tmp_path: Path) 
 
 
 def test_offline_claims_local_start_at_once(tmp_path: Path) -> None:
-    bare = tmp_path / "remote.git"
-    git(tmp_path, "init", "-q", "--bare", str(bare))
+    bare = bare_remote(tmp_path)
     (a,) = make_clones(tmp_path, bare.as_uri(), ("a",), remote_yaml=None)
     set_sync(a, "  remote: origin\n  offline_claims: local\n")
     with_quick_workflow(a)
@@ -182,12 +180,7 @@ def test_claim_storm_three_clones_three_agents_each(
 
 
 def test_a_claim_refuses_a_remote_branch_that_is_no_commit(tmp_path: Path) -> None:
-    bare = tmp_path / "remote.git"
-    git(tmp_path, "init", "-q", "--bare", str(bare))
-    (a,) = make_clones(tmp_path, bare.as_uri(), ("a",))
-    with_quick_workflow(a)
-    (one,) = add_tasks(a, 1)
-    gf(a, "sync")
+    bare, (a,), (one,) = with_tasks(tmp_path, ("a",), 1)
     tree = git(a, "rev-parse", "factory^{tree}").strip()
     (bare / "refs" / "heads" / "factory").write_text(tree + "\n")
     proc = gf(a, "task", "claim", one, "--as", "coder/ada", code=1)
@@ -195,12 +188,7 @@ def test_a_claim_refuses_a_remote_branch_that_is_no_commit(tmp_path: Path) -> No
 
 
 def test_a_tentative_claim_can_be_withdrawn(tmp_path: Path) -> None:
-    bare = tmp_path / "remote.git"
-    git(tmp_path, "init", "-q", "--bare", str(bare))
-    (a,) = make_clones(tmp_path, bare.as_uri(), ("a",))
-    with_quick_workflow(a)
-    (one,) = add_tasks(a, 1)
-    gf(a, "sync")
+    bare, (a,), (one,) = with_tasks(tmp_path, ("a",), 1)
     bare.rename(tmp_path / "away.git")
     gf(a, "task", "claim", one, "--as", "coder/ada", code=6)
     assert "withdrew the tentative claim" in gf(a, "task", "release", one, "--as", "coder/ada").stdout

@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from tests.conftest import gf, gf_json, git, wait_for
-from tests.sync.conftest import GitDaemon, make_clones, records, set_sync
+from tests.sync.conftest import GitDaemon, bare_remote, make_clones, records, set_sync
 
 
 @contextmanager
@@ -37,8 +37,7 @@ def same_everywhere(clones: list[Path], bare: Path) -> bool:
 
 
 def test_daemons_ride_out_a_remote_that_goes_away(tmp_path: Path, git_daemon: GitDaemon) -> None:
-    bare = git_daemon.base / "remote.git"
-    git(git_daemon.base, "init", "-q", "--bare", str(bare))
+    bare = bare_remote(git_daemon.base)
     clones = make_clones(tmp_path, git_daemon.url("remote.git"), remote_yaml=None)
     set_sync(clones[0], "  remote: origin\n  interval: 1s\n")
     for clone in clones:
@@ -67,8 +66,7 @@ git add . && git commit -qm "work on $GITFACTORY_TASK"
 def test_no_agent_starts_on_a_claim_the_remote_does_not_have(
     tmp_path: Path, git_daemon: GitDaemon
 ) -> None:
-    bare = git_daemon.base / "remote.git"
-    git(git_daemon.base, "init", "-q", "--bare", str(bare))
+    bare_remote(git_daemon.base)
     (a,) = make_clones(tmp_path, git_daemon.url("remote.git"), ("a",), remote_yaml=None)
     (a / "agent.sh").write_text(AGENT)
     (a / "agent.sh").chmod(0o755)

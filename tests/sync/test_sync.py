@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 from tests.conftest import commit_on_factory, event_bytes, event_path, gf, gf_json, git
-from tests.sync.conftest import make_clones, records
+from tests.sync.conftest import bare_remote, make_clones, records
 
 
 def note(clone: Path, text: str) -> None:
@@ -31,8 +31,7 @@ def test_records_written_anywhere_reach_every_clone(
 
 
 def test_unpushed_records_survive_every_path(tmp_path: Path) -> None:
-    bare = tmp_path / "remote.git"
-    git(tmp_path, "init", "-q", "--bare", str(bare))
+    bare = bare_remote(tmp_path)
     a, b = make_clones(tmp_path, bare.as_uri(), ("a", "b"))
     note(a, "a only")
     mine = records(a)
@@ -50,8 +49,7 @@ def test_unpushed_records_survive_every_path(tmp_path: Path) -> None:
 
 
 def test_a_fresh_clone_joins_with_one_command(tmp_path: Path) -> None:
-    bare = tmp_path / "remote.git"
-    git(tmp_path, "init", "-q", "--bare", str(bare))
+    bare = bare_remote(tmp_path)
     (a,) = make_clones(tmp_path, bare.as_uri(), ("a",))
     tid = gf(a, "task", "add", "ship it").stdout.strip()
     note(a, "history")
@@ -70,8 +68,7 @@ def test_a_fresh_clone_joins_with_one_command(tmp_path: Path) -> None:
 
 
 def test_init_fetches_first_and_joins_rather_than_create_a_second_root(tmp_path: Path) -> None:
-    bare = tmp_path / "remote.git"
-    git(tmp_path, "init", "-q", "--bare", str(bare))
+    bare = bare_remote(tmp_path)
     (a,) = make_clones(tmp_path, bare.as_uri(), ("a",))
     late = tmp_path / "late"
     git(tmp_path, "init", "-q", str(late))
@@ -108,8 +105,7 @@ def test_a_force_push_back_is_healed_and_recorded(
 
 
 def test_a_remote_of_another_factory_is_refused(tmp_path: Path) -> None:
-    bare = tmp_path / "remote.git"
-    git(tmp_path, "init", "-q", "--bare", str(bare))
+    bare = bare_remote(tmp_path)
     (a,) = make_clones(tmp_path, bare.as_uri(), ("a",))
     other = tmp_path / "other"
     git(tmp_path, "init", "-q", str(other))
@@ -124,8 +120,7 @@ def test_a_remote_of_another_factory_is_refused(tmp_path: Path) -> None:
 
 
 def test_files_outside_the_protocol_are_refused_and_quarantined(tmp_path: Path) -> None:
-    bare = tmp_path / "remote.git"
-    git(tmp_path, "init", "-q", "--bare", str(bare))
+    bare = bare_remote(tmp_path)
     a, b = make_clones(tmp_path, bare.as_uri(), ("a", "b"))
     good = "01m8000000000000000000abcd"
     huge = "01m8000000000000000000abce"
@@ -147,8 +142,7 @@ def test_files_outside_the_protocol_are_refused_and_quarantined(tmp_path: Path) 
 
 
 def test_human_edited_files_merge_three_way(tmp_path: Path) -> None:
-    bare = tmp_path / "remote.git"
-    git(tmp_path, "init", "-q", "--bare", str(bare))
+    bare = bare_remote(tmp_path)
     a, b = make_clones(tmp_path, bare.as_uri(), ("a", "b"))
     base = "# Rules\n\nline one\n\nline two\n\nline three\n"
     gf(a, "docs", "edit", "rules", "--file", "-", input=base)
@@ -181,8 +175,7 @@ def test_human_edited_files_merge_three_way(tmp_path: Path) -> None:
 
 
 def test_a_merged_factory_yaml_that_does_not_parse_is_refused(tmp_path: Path) -> None:
-    bare = tmp_path / "remote.git"
-    git(tmp_path, "init", "-q", "--bare", str(bare))
+    bare = bare_remote(tmp_path)
     a, b = make_clones(tmp_path, bare.as_uri(), ("a", "b"))
     text = git(a, "show", "factory:.factory/factory.yaml")
     commit_on_factory(b, {".factory/factory.yaml": (text + "\nnot: [valid\n").encode()})
@@ -194,8 +187,7 @@ def test_a_merged_factory_yaml_that_does_not_parse_is_refused(tmp_path: Path) ->
 
 
 def test_an_unreachable_remote_changes_nothing(tmp_path: Path) -> None:
-    bare = tmp_path / "remote.git"
-    git(tmp_path, "init", "-q", "--bare", str(bare))
+    bare = bare_remote(tmp_path)
     (a,) = make_clones(tmp_path, bare.as_uri(), ("a",))
     note(a, "offline")
     before = git(a, "rev-parse", "factory")
@@ -209,8 +201,7 @@ def test_an_unreachable_remote_changes_nothing(tmp_path: Path) -> None:
 
 
 def test_what_would_stop_every_clone_is_refused(tmp_path: Path) -> None:
-    bare = tmp_path / "remote.git"
-    git(tmp_path, "init", "-q", "--bare", str(bare))
+    bare = bare_remote(tmp_path)
     a, b = make_clones(tmp_path, bare.as_uri(), ("a", "b"))
     before = git(a, "rev-parse", "factory")
     # a peer deletes factory.yaml
@@ -231,8 +222,7 @@ def test_what_would_stop_every_clone_is_refused(tmp_path: Path) -> None:
 
 
 def test_a_fresh_clone_does_not_join_a_remote_that_breaks_the_protocol(tmp_path: Path) -> None:
-    bare = tmp_path / "remote.git"
-    git(tmp_path, "init", "-q", "--bare", str(bare))
+    bare = bare_remote(tmp_path)
     a, b = make_clones(tmp_path, bare.as_uri(), ("a", "b"))
     bad = commit_on_factory(b, {"README.evil": b"outside\n"},
                             symlinks={".factory/docs/link.md": "/etc/passwd"})
@@ -247,8 +237,7 @@ def test_a_fresh_clone_does_not_join_a_remote_that_breaks_the_protocol(tmp_path:
 
 
 def test_a_record_changed_on_the_remote_converges_to_its_first_bytes(tmp_path: Path) -> None:
-    bare = tmp_path / "remote.git"
-    git(tmp_path, "init", "-q", "--bare", str(bare))
+    bare = bare_remote(tmp_path)
     a, b = make_clones(tmp_path, bare.as_uri(), ("a", "b"))
     tid = gf(a, "task", "add", "victim").stdout.strip()
     gf(a, "sync")
@@ -271,8 +260,7 @@ def test_a_record_changed_on_the_remote_converges_to_its_first_bytes(tmp_path: P
 
 
 def test_a_resolution_that_cannot_be_used_is_the_users_error(tmp_path: Path) -> None:
-    bare = tmp_path / "remote.git"
-    git(tmp_path, "init", "-q", "--bare", str(bare))
+    bare = bare_remote(tmp_path)
     a, b = make_clones(tmp_path, bare.as_uri(), ("a", "b"))
     text = git(a, "show", "factory:.factory/factory.yaml")
     gf(a, "config", "edit", "--file", "-", input=text.replace("max_body: 1MiB", "max_body: 2MiB"))
@@ -295,8 +283,7 @@ def test_a_resolution_that_cannot_be_used_is_the_users_error(tmp_path: Path) -> 
 
 
 def test_a_deleted_remote_branch_is_recorded_once(tmp_path: Path) -> None:
-    bare = tmp_path / "remote.git"
-    git(tmp_path, "init", "-q", "--bare", str(bare))
+    bare = bare_remote(tmp_path)
     (a,) = make_clones(tmp_path, bare.as_uri(), ("a",))
     gf(a, "log", "append", "note", "kept")
     gf(a, "sync")
@@ -309,8 +296,7 @@ def test_a_deleted_remote_branch_is_recorded_once(tmp_path: Path) -> None:
 
 
 def test_a_backdated_rewrite_of_a_record_does_not_win(tmp_path: Path) -> None:
-    bare = tmp_path / "remote.git"
-    git(tmp_path, "init", "-q", "--bare", str(bare))
+    bare = bare_remote(tmp_path)
     a, b = make_clones(tmp_path, bare.as_uri(), ("a", "b"))
     note_id = gf(a, "log", "append", "note", "original text").stdout.strip()
     gf(a, "sync")
@@ -336,8 +322,7 @@ def test_a_backdated_rewrite_of_a_record_does_not_win(tmp_path: Path) -> None:
 
 
 def test_init_does_not_make_a_second_factory_beside_a_refused_one(tmp_path: Path) -> None:
-    bare = tmp_path / "remote.git"
-    git(tmp_path, "init", "-q", "--bare", str(bare))
+    bare = bare_remote(tmp_path)
     a, b = make_clones(tmp_path, bare.as_uri(), ("a", "b"))
     commit_on_factory(b, {"README.evil": b"outside\n"})
     git(b, "push", "-q", "origin", "factory")

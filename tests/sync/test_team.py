@@ -10,7 +10,7 @@ from collections import Counter
 from pathlib import Path
 
 from tests.conftest import gf, gf_json, git, wait_for
-from tests.sync.conftest import GitDaemon, make_clones, records
+from tests.sync.conftest import GitDaemon, bare_remote, make_clones, records
 from tests.sync.test_claims import add_tasks, with_quick_workflow
 from tests.sync.test_daemon_sync import AGENT, daemons
 
@@ -18,8 +18,7 @@ from tests.sync.test_daemon_sync import AGENT, daemons
 def test_two_daemons_with_the_same_agents_run_each_step_once(
     tmp_path: Path, git_daemon: GitDaemon
 ) -> None:
-    bare = git_daemon.base / "remote.git"
-    git(git_daemon.base, "init", "-q", "--bare", str(bare))
+    bare_remote(git_daemon.base)
     a, b = make_clones(tmp_path, git_daemon.url("remote.git"), ("a", "b"), remote_yaml=None)
     for clone in (a, b):  # the agent's program is part of the project, in every clone
         (clone / "agent.sh").write_text(AGENT)
@@ -67,8 +66,7 @@ def test_clones_syncing_at_once_all_get_through(
 
 
 def test_the_generated_history_is_made_again_not_merged(tmp_path: Path) -> None:
-    bare = tmp_path / "remote.git"
-    git(tmp_path, "init", "-q", "--bare", str(bare))
+    bare = bare_remote(tmp_path)
     a, b = make_clones(tmp_path, bare.as_uri(), ("a", "b"))
     with_quick_workflow(a)
     gf(a, "sync")
@@ -89,8 +87,7 @@ def test_the_generated_history_is_made_again_not_merged(tmp_path: Path) -> None:
 
 
 def test_a_remote_this_clone_lacks_is_a_setup_error_not_no_work(tmp_path: Path) -> None:
-    bare = tmp_path / "remote.git"
-    git(tmp_path, "init", "-q", "--bare", str(bare))
+    bare = bare_remote(tmp_path)
     (a,) = make_clones(tmp_path, bare.as_uri(), ("a",))
     with_quick_workflow(a)
     add_tasks(a, 1)
@@ -117,8 +114,7 @@ git add . && git commit -qm "$GITFACTORY_AGENT on $GITFACTORY_TASK"
 
 
 def test_the_work_travels_from_the_clone_that_did_it_to_the_next_step(tmp_path: Path) -> None:
-    bare = tmp_path / "remote.git"
-    git(tmp_path, "init", "-q", "--bare", str(bare))
+    bare = bare_remote(tmp_path)
     a, b = make_clones(tmp_path, bare.as_uri(), ("a", "b"), remote_yaml=None)
     (a / "agent.sh").write_text(TWO_ROLES)
     (a / "agent.sh").chmod(0o755)
@@ -155,8 +151,7 @@ def test_a_copied_git_dir_is_a_clone_of_its_own(tmp_path: Path) -> None:
     from gitfactory.store import remote
     from gitfactory.store.factory import Factory
 
-    bare = tmp_path / "remote.git"
-    git(tmp_path, "init", "-q", "--bare", str(bare))
+    bare = bare_remote(tmp_path)
     (a,) = make_clones(tmp_path, bare.as_uri(), ("a",))
     first = remote.clone_id(Factory.discover(a))
     assert remote.clone_id(Factory.discover(a)) == first  # stable
