@@ -92,7 +92,7 @@ def _sync(
     report = Report(where.name, factory.branch, local_before=factory.store.tip())
     for report.rounds in range(1, MAX_ROUNDS + 1):
         fetched = remote.fetch(factory, where)
-        _commit_or_refuse(factory, where, fetched.tip)
+        commit_or_refuse(factory, where, fetched.tip)
         lost: list[str] = []
         if report.rounds == 1:
             report.remote_before = fetched.tip
@@ -236,12 +236,8 @@ def _dropped(factory: Factory, fetched: remote.Fetched) -> list[str]:
 
 
 def commit_or_refuse(factory: Factory, where: remote.Remote, tip: str | None) -> None:
-    """Refuse a remote factory branch that is not a commit (what a claim checks too)."""
-    _commit_or_refuse(factory, where, tip)
-
-
-def _commit_or_refuse(factory: Factory, where: remote.Remote, tip: str | None) -> None:
-    """A remote branch that points at a tree or a tag is no factory history."""
+    """A remote branch that points at a tree or a tag is no factory history: refused
+    (by a sync, and by a claim)."""
     import pygit2
 
     if tip is None:
