@@ -28,7 +28,7 @@ FLOORS: list[set[str]] = [
     {"config"},
     {"plan"},
     {"mail", "knowledge"},
-    {"qa"},
+    {"qa", "peers"},
     {"run"},
     {"cli", "mcp", "demo", "create", "entry", "__main__"},
 ]

@@ -97,6 +97,7 @@ _COMMANDS = {
     "mcp": "mcp:mcp_cmd",
     "verify": "verify:verify_cmd",
     "sync": "sync:sync_cmd",
+    "peers": "peers:peers_group",
     "doctor": "doctor:doctor_cmd",
     "man": "manpage:man_cmd",
 }

@@ -98,9 +98,13 @@ def report_sent(sent: messages.Sent, as_json: bool) -> None:
         output.emit_json(
             {"id": sent.message.id, "thread": sent.message.thread_name, "commit": sent.commit,
              "delivered": list(sent.delivered),
-             "no_route": [{"to": a, "status": messages.NO_ROUTE} for a in sent.no_route]}
+             "no_route": [{"to": a, "status": messages.NO_ROUTE} for a in sent.no_route],
+             "abroad": [{"peer": p, "parcel": i} for p, i in sent.abroad]}
         )  # fmt: skip
         return
     output.echo(sent.message.id)
+    for peer, _ in sent.abroad:
+        output.progress(f"to {peer}: in its outbox; it travels at the next exchange "
+                        "(the daemon, or `gitfactory peers sync`)")  # fmt: skip
     for address in sent.no_route:
         output.progress(f"warning: {address}: {messages.NO_ROUTE}")

@@ -68,3 +68,8 @@ def local_time(rfc3339: str) -> str:
     """A record time shown in the reader's local zone, to the second."""
     dt = datetime.fromisoformat(rfc3339.replace("Z", "+00:00"))
     return dt.astimezone().strftime("%Y-%m-%d %H:%M:%S")
+
+
+def local_time_ms(ms: int) -> str:
+    """A time in milliseconds since the epoch, in the reader's local zone."""
+    return datetime.fromtimestamp(ms / 1000).astimezone().strftime("%Y-%m-%d %H:%M:%S")

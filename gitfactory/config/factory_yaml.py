@@ -9,6 +9,7 @@ from weakref import WeakKeyDictionary
 
 from gitfactory.config.agents import AgentSpec, DispatchConfig, parse_agents, parse_dispatch
 from gitfactory.config.gates import COMMAND, Gate, parse_gates
+from gitfactory.config.peers import Peer, parse_peers
 from gitfactory.config.workflows import DEFAULT_WORKFLOW, SIMPLE, Step, Workflow, parse_workflows
 from gitfactory.errors import ConfigError, FactoryError, NotInitializedError
 from gitfactory.resources import template_file
@@ -59,6 +60,7 @@ class FactoryConfig:
     # Signing keys (OpenSSH public key lines) by actor address or role: trust.signers.
     signers: dict[str, tuple[str, ...]] = field(default_factory=dict)
     sync: SyncConfig = SyncConfig()
+    peers: dict[str, Peer] = field(default_factory=dict)  # other factories (SPEC §20)
 
     def gate(self, step: Step) -> Gate:
         """The gate a step runs: the one its ``gate:`` names, else that text as a command."""
@@ -138,6 +140,7 @@ def parse(data: bytes, source: str = CONFIG_PATH) -> FactoryConfig:
         gates=_gates(doc, source),
         signers=_signers(doc, source),
         sync=_sync(doc, source),
+        peers=parse_peers(doc, source, str(doc["name"])),
     )
 
 

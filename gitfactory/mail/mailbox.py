@@ -25,6 +25,7 @@ from gitfactory.mail.messages import (
     compose,
     delivery,
     files_of,
+    parcels_for,
     reaches,
 )
 from gitfactory.mail.verify import LOCAL, Vouch
@@ -45,17 +46,20 @@ def send(factory: Factory, message: Message, vouch: Vouch = LOCAL) -> Sent:
     from gitfactory.store.branch import Change
 
     factory.require_tip()
-    receipt = delivery(message, message.sender, "send", vouch.verified, vouch.how)
+    abroad = parcels_for(factory, message)
+    receipt = delivery(message, message.sender, "send", vouch.verified, vouch.how, abroad)
     commit = factory.store.write(
         Change(
-            files=files_of(message, receipt),
+            files=files_of(message, receipt, abroad),
             subject=f"mail: {message.sender} to {clip(', '.join(message.to), 80)}: "
             f"{clip(message.subject, 60)}",
             trailers=[("Factory-Record", f"message {message.id}"),
-                      ("Factory-Record", f"event {receipt.id}")],
+                      ("Factory-Record", f"event {receipt.id}"),
+                     *(("Factory-Record", f"parcel {p.id}") for p in abroad)],
         )
     )  # fmt: skip
-    return Sent(message, commit.oid, tuple(receipt.data["to"]), tuple(receipt.data["no_route"]))
+    return Sent(message, commit.oid, tuple(receipt.data["to"]), tuple(receipt.data["no_route"]),
+                tuple((p.to, p.id) for p in abroad))  # fmt: skip
 
 
 def reply(

@@ -7,8 +7,9 @@ factory branch, ``mail.read`` and ``mail.acked`` per reader. Reading never consu
 or hides a message; an inbox is a query, not a queue.
 
 Addresses: ``role/name`` is one agent, ``role/*`` every agent of the role,
-``human/name`` a person. ``factory:role/name`` is an agent of another factory: such
-a message is stored, and its delivery receipt says there is no route to it yet.
+``human/name`` a person. ``factory:role/name`` is an agent of another factory, a
+peer of this one (factory.yaml's ``peers:``): the message goes out as a parcel in
+that peer's outbox (SPEC §20), written in the same commit as the message.
 
 Here: the message and its addresses, and the records a message becomes. Sending and
 reading them is :mod:`gitfactory.mail.mailbox`.
@@ -21,7 +22,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from gitfactory.errors import FactoryError, InvalidRecordError, UsageError
-from gitfactory.store import actors, clock, ids, records
+from gitfactory.store import actors, clock, ids, parcels, records
 from gitfactory.store.log import Draft, Event, stamp
 from gitfactory.store.records import MESSAGE
 
@@ -31,7 +32,7 @@ if TYPE_CHECKING:
 
 PRIORITIES = ("low", "normal", "high", "urgent")
 POSTMASTER = "factory/mail"  # the sender of the factory's own notices
-NO_ROUTE = "no route yet: delivery to other factories comes with peers (a later version)"
+NO_ROUTE = "no route: that factory is not a peer of this one (factory.yaml's peers:)"
 # A body this small never needs factory.yaml's mail.max_body (which cannot be lower),
 # so a short message is sent without loading the YAML configuration.
 _SMALL_BODY = 64 * 1024
@@ -97,7 +98,8 @@ class Sent:
     message: Message
     commit: str
     delivered: tuple[str, ...]  # local recipients
-    no_route: tuple[str, ...]  # other factories' addresses
+    no_route: tuple[str, ...]  # addresses in factories that are not peers
+    abroad: tuple[tuple[str, str], ...] = ()  # (peer, parcel id) for other factories
 
 
 def is_remote(address: str) -> bool:
@@ -160,25 +162,84 @@ def compose(
     return message
 
 
-def delivery(message: Message, actor: str, via: str, verified: bool, how: str) -> Event:
+def delivery(
+    message: Message,
+    actor: str,
+    via: str,
+    verified: bool,
+    how: str,
+    abroad: Iterable[parcels.Parcel] = (),
+) -> Event:
     """The ``mail.delivered`` receipt of a message that reached the factory branch,
-    with whether anything vouches for its sender, and what (:mod:`gitfactory.mail.verify`)."""
+    with whether anything vouches for its sender, and what (:mod:`gitfactory.mail.verify`),
+    and the parcels that carry it to other factories."""
     everyone = [*message.to, *message.cc]
+    sent = {p.to: p.id for p in abroad}
+    data: dict[str, Any] = {
+        "message": message.id, "to": [a for a in everyone if not is_remote(a)],
+        "no_route": [a for a in everyone if is_remote(a) and a.split(":", 1)[0] not in sent],
+        "via": via, "verified": verified, "how": how,
+    }  # fmt: skip
+    if sent:
+        data["peers"] = sent
     return stamp(
-        Draft(
-            kind="mail.delivered", actor=actor, task=message.task, text=message.subject,
-            data={"message": message.id, "to": [a for a in everyone if not is_remote(a)],
-                  "no_route": [a for a in everyone if is_remote(a)], "via": via,
-                  "verified": verified, "how": how},
-        )
+        Draft(kind="mail.delivered", actor=actor, task=message.task, text=message.subject,
+              data=data)
     )  # fmt: skip
 
 
-def files_of(message: Message, receipt: Event) -> dict[str, bytes]:
-    return {
+def files_of(
+    message: Message, receipt: Event, abroad: Iterable[parcels.Parcel] = ()
+) -> dict[str, bytes]:
+    files = {
         message.path: records.encode(message.to_record(), MESSAGE),
         receipt.path: records.encode(receipt.to_record()),
     }
+    files.update((p.outbox_path(), p.encode()) for p in abroad)
+    return files
+
+
+def factories_of(message: Message) -> dict[str, list[str]]:
+    """Other factories' addresses among the recipients, by factory name."""
+    out: dict[str, list[str]] = {}
+    for address in (*message.to, *message.cc):
+        if is_remote(address):
+            out.setdefault(address.split(":", 1)[0], []).append(address)
+    return out
+
+
+def parcels_for(factory: Factory, message: Message) -> list[parcels.Parcel]:
+    """One mail parcel per peer factory the message is addressed to; a usage error
+    for a factory that is not a peer, or a message too large to travel."""
+    from gitfactory.config import factory_yaml
+
+    wanted = factories_of(message)
+    if not wanted:
+        return []
+    config = factory_yaml.load(factory)
+    out = []
+    for name, addresses in wanted.items():
+        if name == config.name:
+            local = addresses[0].split(":", 1)[1]
+            raise UsageError(
+                f"{addresses[0]!r} names this factory itself ({name!r})",
+                hint=f"write {local} for someone here",
+            )
+        if name not in config.peers:
+            raise UsageError(
+                f"{addresses[0]!r}: factory {name!r} is not a peer of this one",
+                hint=f"add it under peers: in factory.yaml (`gitfactory peers --help`); "
+                f"peers now: {', '.join(sorted(config.peers)) or 'none'}",
+            )
+        try:
+            out.append(parcels.new(config.name, name, parcels.MAIL, message.sender,
+                                   message=message.to_record()))  # fmt: skip
+        except InvalidRecordError as exc:
+            raise UsageError(
+                f"the message cannot travel to {name!r}: {exc.reason}",
+                hint="a parcel holds at most 1 MiB: send a shorter body",
+            ) from None
+    return out
 
 
 def change_for(messages: list[tuple[Message, Event]], subject: str) -> Change:

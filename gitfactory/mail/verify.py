@@ -17,10 +17,6 @@ itself is the sender's and is never changed.
 
 from __future__ import annotations
 
-import contextlib
-import os
-import re
-import tempfile
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -53,9 +49,6 @@ def local(factory: Factory, given: str | None) -> Vouch:
         return LOCAL
     return Vouch(False, f"written through gitfactory in a clone of this factory by {caller}, "
                         f"as {given} (--as)")  # fmt: skip
-
-
-_GOOD = re.compile(r'Good "git" signature for (\S+) with')
 
 
 def for_branch(
@@ -95,19 +88,15 @@ def _signed(
     wrote exactly ``blob`` and is signed by a key trust.signers lists for ``sender``
     or its role. Git runs with every program it could be configured to run for this
     pinned (the repository's configuration is writable by agents)."""
-    import shutil
-
+    from gitfactory.store import signing
     from gitfactory.store.git import main_top, run_git
 
     entries = {who: keys for who, keys in config.signers.items()
                if who in (sender, actors.role(sender))}  # fmt: skip
-    keygen = shutil.which("ssh-keygen")
-    if not entries or keygen is None:
+    safe = signing.safe_options()
+    if not entries or safe is None:
         return None
     top = main_top(factory.paths)
-    safe = ["-c", "core.hooksPath=/dev/null", "-c", "core.fsmonitor=false",
-            "-c", f"gpg.ssh.program={keygen}", "-c", "gpg.program=false",
-            "-c", "gpg.x509.program=false", "-c", "gpg.ssh.revocationFile=/dev/null"]  # fmt: skip
     found = run_git([*safe, "log", "-1", "--format=%H", f"refs/heads/{branch}", "--", path],
                     top, check=False)  # fmt: skip
     commit = found.stdout.decode().strip()
@@ -116,19 +105,8 @@ def _signed(
     written = run_git(["rev-parse", "-q", "--verify", f"{commit}:{path}"], top, check=False)
     if written.stdout.decode().strip() != blob:
         return None  # changed since by a commit nobody signed
-    fd, allowed = tempfile.mkstemp(prefix="gitfactory-signers-")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            for who, keys in entries.items():
-                fh.writelines(f"{who} {key}\n" for key in keys)
-        proc = run_git([*safe, "-c", f"gpg.ssh.allowedSignersFile={allowed}", "verify-commit",
-                        commit], top, check=False)  # fmt: skip
-    finally:
-        with contextlib.suppress(OSError):
-            os.unlink(allowed)
-    said = proc.stderr.decode("utf-8", "replace")
-    good = _GOOD.search(said)
-    if proc.returncode != 0 or good is None or good.group(1) not in entries:
+    who = signing.signer(factory, commit, entries)
+    if who is None:
         return None
     return Vouch(True, f"in commit {commit[:10]}, signed by a key trust.signers lists for "
-                       f"{good.group(1)}", signer=good.group(1))  # fmt: skip
+                       f"{who}", signer=who)  # fmt: skip

@@ -132,10 +132,10 @@ CHAINED = _chained(HOOK)
 
 
 def _render(paths: RepoPaths, hook: str, branch: str) -> str:
-    from gitfactory.store.records import BLOBS_DIR, FACTORY_DIR, KINDS
+    from gitfactory.store.records import FACTORY_DIR, RECORD_DIRS
 
     ref = f"refs/heads/{branch}"
-    dirs = [f"{FACTORY_DIR}/{k.directory}" for k in KINDS.values()] + [f"{FACTORY_DIR}/{BLOBS_DIR}"]
+    dirs = [f"{FACTORY_DIR}/{d}" for d in RECORD_DIRS]
     guard = _GUARD.format(ref=_shell_quote(ref), paths=" ".join(_shell_quote(d) for d in dirs))
     if hook == SERVER_HOOK:
         return _SERVER_SCRIPT.format(marker=_marker(hook), guard=guard,

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 # Bump on every change to the tables below, or to the plan's own tables in this file
 # (gitfactory.plan.states): an index file at this version is opened without replaying
 # the schema, and any other version is deleted and rebuilt.
-SCHEMA_VERSION = "9"  # 9: task.retried and task.reopened fold
+SCHEMA_VERSION = "10"  # 10: parcels (SPEC §20)
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS records(
@@ -44,6 +44,10 @@ CREATE TABLE IF NOT EXISTS tasks(id TEXT PRIMARY KEY, record TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS task_dirty(id TEXT PRIMARY KEY);
 CREATE TABLE IF NOT EXISTS artifacts(id TEXT PRIMARY KEY, task TEXT, record TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS artifacts_task ON artifacts(task, id);
+CREATE TABLE IF NOT EXISTS parcels(
+    path TEXT PRIMARY KEY, id TEXT NOT NULL, box TEXT NOT NULL, peer TEXT NOT NULL,
+    type TEXT NOT NULL, record TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS parcels_peer ON parcels(box, peer, type, id);
 """
 _ID_TABLES = ("tasks", "messages", "artifacts", "events")
 _FEW = 64  # up to this many ids get their short forms from their neighbours alone
@@ -51,7 +55,7 @@ _EVENT_COLUMNS = "id, kind, actor, time, task, text, data"
 # In task_dirty: every task is to be folded again (the plan's tables start over).
 ALL_TASKS = "*"
 _DATA_TABLES = (
-    "records", "invalid", "events", "tasks", "task_dirty", "artifacts",
+    "records", "invalid", "events", "tasks", "task_dirty", "artifacts", "parcels",
     *index_mail.TABLES
 )  # fmt: skip
 
@@ -213,6 +217,8 @@ class Index:
             index_mail.forget_message(self.db, row[0])
         elif row[1] == records.ARTIFACT.name:
             self.db.execute("DELETE FROM artifacts WHERE id = ?", (row[0],))
+        elif row[1] == records.PARCEL:
+            self.db.execute("DELETE FROM parcels WHERE path = ?", (path,))
         return 1
 
     def _insert(
@@ -252,6 +258,13 @@ class Index:
                 "INSERT OR REPLACE INTO artifacts VALUES (?, ?, ?)",
                 (record["id"], record.get("task"), json.dumps(record, ensure_ascii=False)),
             )
+        if kind.name == records.PARCEL:
+            box, peer = kind.directory.split("/")
+            self.db.execute(
+                "INSERT OR REPLACE INTO parcels VALUES (?, ?, ?, ?, ?, ?)",
+                (path, record["id"], box, peer, record["type"],
+                 json.dumps(record, ensure_ascii=False)),
+            )  # fmt: skip
 
     # -- queries ----------------------------------------------------------------
 

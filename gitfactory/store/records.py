@@ -12,6 +12,7 @@ import json
 import math
 import re
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 from gitfactory.errors import InvalidRecordError
@@ -66,13 +67,30 @@ BLOBS_DIR = "blobs"
 MAX_BLOB_BYTES = 32 * 1024 * 1024  # of one artifact's content
 KINDS: dict[str, RecordKind] = {k.name: k for k in (EVENT, TASK, MESSAGE, ARTIFACT)}
 _BY_DIRECTORY = {k.directory: k for k in KINDS.values()}
+# Parcels (SPEC §20) live one folder deeper, by peer: outbox/<peer>/ holds what this
+# factory sends the peer, inbox/<peer>/ what it took in from the peer.
+PARCEL = "parcel"
+OUTBOX, INBOX = "outbox", "inbox"
+PEER_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+# Every directory that holds immutable files (the hooks refuse changes under them).
+RECORD_DIRS = (*(k.directory for k in KINDS.values()), BLOBS_DIR, OUTBOX, INBOX)
+
+
+@cache
+def parcel_kind(box: str, peer: str) -> RecordKind:
+    """The kind of the parcels in ``box`` (outbox or inbox) for ``peer``."""
+    return RecordKind(PARCEL, f"{box}/{peer}", ".json", time_fields=("created",))
 
 
 def kind_of(path: str) -> RecordKind | None:
     """The record kind whose directory holds ``path``, or None for other files."""
-    parts = path.split("/", 2)
+    parts = path.split("/", 3)
     if len(parts) < 3 or parts[0] != FACTORY_DIR:
         return None
+    if parts[1] in (OUTBOX, INBOX):
+        if len(parts) < 4 or not PEER_NAME.match(parts[2]):
+            return None
+        return parcel_kind(parts[1], parts[2])
     return _BY_DIRECTORY.get(parts[1])
 
 

@@ -183,16 +183,20 @@ def fetch(factory: Factory, remote: Remote) -> Fetched:
 
 
 def _fetch_ref(factory: Factory, remote: Remote, branch: str, tracking: str) -> bool:
-    """Fetch the remote's ``branch`` into ``tracking`` (forced); False if the remote has
-    no such branch. Raises :class:`RemoteUnreachableError`; notes how the contact went."""
-    proc = _git(factory, ["fetch", "--no-tags", "--no-write-fetch-head", "--quiet",
+    return fetch_ref(factory, remote, f"refs/heads/{branch}", tracking)
+
+
+def fetch_ref(factory: Factory, remote: Remote, source: str, tracking: str) -> bool:
+    """Fetch the remote's ref ``source`` into ``tracking`` (forced); False if the remote
+    has no such ref. Raises :class:`RemoteUnreachableError`; notes how the contact went."""
+    proc = git(factory, ["fetch", "--no-tags", "--no-write-fetch-head", "--quiet",
                           "--no-recurse-submodules", "--", remote.url,
-                          f"+refs/heads/{branch}:{tracking}"])  # fmt: skip
-    stderr = _stderr(proc)
+                          f"+{source}:{tracking}"])  # fmt: skip
+    stderr = stderr_of(proc)
     if proc.returncode != 0 and not (
         "couldn't find remote ref" in stderr or "could not find remote ref" in stderr
     ):
-        error = _unreachable(remote, "fetch from", stderr)
+        error = unreachable(remote, "fetch from", stderr)
         contacts.note(factory, remote, error)
         raise error
     contacts.note(factory, remote, None)
@@ -245,7 +249,7 @@ def push(factory: Factory, remote: Remote, commit: str, branch: str | None = Non
     """
     task_branch = branch is not None
     branch = branch or factory.branch
-    proc = _git(
+    proc = git(
         factory,
         [
             "push",
@@ -262,7 +266,7 @@ def push(factory: Factory, remote: Remote, commit: str, branch: str | None = Non
         if not task_branch:
             _set_tracking(factory, remote, commit)
         return Pushed.OK
-    text = out + _stderr(proc)
+    text = out + stderr_of(proc)
     if any(race in text for race in _LOST_RACE):
         return Pushed.REJECTED  # another push moved the branch while the remote took ours
     if "[remote rejected]" in text or "pre-receive hook declined" in text:
@@ -274,7 +278,7 @@ def push(factory: Factory, remote: Remote, commit: str, branch: str | None = Non
         )
     if "[rejected]" in text or "non-fast-forward" in text or "fetch first" in text:
         return Pushed.REJECTED
-    error = _unreachable(remote, "push to", text.strip())
+    error = unreachable(remote, "push to", text.strip())
     contacts.note(factory, remote, error)
     raise error
 
@@ -319,7 +323,7 @@ def _remote_reason(text: str) -> str:
 # -- the git CLI ------------------------------------------------------------------------
 
 
-def _git(factory: Factory, args: list[str]) -> subprocess.CompletedProcess[bytes]:
+def git(factory: Factory, args: list[str]) -> subprocess.CompletedProcess[bytes]:
     """Run git for the network: from the top of the main worktree (a relative URL such
     as ../remote.git means what it means to `git fetch` run there), never prompting,
     and cut off with everything it started (ssh) after NETWORK_TIMEOUT."""
@@ -347,11 +351,11 @@ def _git(factory: Factory, args: list[str]) -> subprocess.CompletedProcess[bytes
     return subprocess.CompletedProcess(["git", *args], proc.returncode, out, err)
 
 
-def _stderr(proc: subprocess.CompletedProcess[bytes]) -> str:
+def stderr_of(proc: subprocess.CompletedProcess[bytes]) -> str:
     return proc.stderr.decode("utf-8", "replace").strip()
 
 
-def _unreachable(remote: Remote, verb: str, stderr: str) -> RemoteUnreachableError:
+def unreachable(remote: Remote, verb: str, stderr: str) -> RemoteUnreachableError:
     lines = [ln.strip().removeprefix("fatal: ").removeprefix("error: ")
              for ln in stderr.splitlines() if ln.strip()]  # fmt: skip
     last = " ".join(lines[:4])

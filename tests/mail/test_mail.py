@@ -158,16 +158,15 @@ def test_body_size_limit_is_configurable(factory_repo: Path) -> None:
     assert "mail.max_body" in proc.stderr and "between 64KiB and 16MiB" in proc.stderr
 
 
-def test_other_factories_are_stored_with_no_route_yet(factory_repo: Path) -> None:
-    sent = gf_json(factory_repo, "mail", "send", "factory:billing/bot", "coder/ada",
-                   "-s", "Invoice format", "--as", "human/lead")
-    assert sent["delivered"] == ["coder/ada"]
-    assert sent["no_route"][0]["to"] == "factory:billing/bot"
-    assert "no route yet" in sent["no_route"][0]["status"]
-    proc = gf(factory_repo, "mail", "send", "factory:billing/bot", "-s", "x")
-    assert "no route yet" in proc.stderr
-    receipt = gf_json(factory_repo, "log", "--kind", "mail.delivered")[0]
-    assert receipt["data"]["no_route"] == ["factory:billing/bot"]
+def test_mail_to_a_factory_that_is_not_a_peer_is_refused_with_the_way_to_add_it(
+    factory_repo: Path,
+) -> None:
+    before = git(factory_repo, "rev-parse", "factory")
+    proc = gf(factory_repo, "mail", "send", "billing:bot/x", "coder/ada", "-s", "Invoice format",
+              "--as", "human/lead", code=2)
+    assert "factory 'billing' is not a peer" in proc.stderr
+    assert "peers:" in proc.stderr and "factory.yaml" in proc.stderr
+    assert git(factory_repo, "rev-parse", "factory") == before  # nothing half-sent
 
 
 def test_search_is_full_text_and_never_query_syntax(factory_repo: Path) -> None:

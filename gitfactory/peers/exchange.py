@@ -1,0 +1,141 @@
+"""One round with the peers: fetch, take in, send word, publish, push (SPEC §20).
+
+1. *collect*: fetch each peer's ``refs/factory/outbox/<us>`` (what it leaves for us
+   to fetch) into ``refs/factory/fetched/<peer>``;
+2. *take in* what those refs and ``refs/factory/inbox/*`` (what peers pushed) hold
+   (:mod:`gitfactory.peers.inbound`);
+3. *send word*: receipts and task updates the peers have not had (:mod:`news`);
+4. *publish* our outbox for each peer as ``refs/factory/outbox/<peer>``, and
+5. *push* it to the peer's ``refs/factory/inbox/<us>`` where ``deliver: push``.
+
+A peer that does not answer is noted and skipped: the round goes on with the others,
+and everything waiting for it goes out at the first round it answers (its outbox ref
+holds every parcel ever written for it; the receiver takes each in once).
+"""
+
+from __future__ import annotations
+
+from contextlib import suppress
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from gitfactory.config.peers import PUSH
+from gitfactory.errors import FactoryError
+from gitfactory.peers import inbound, news
+from gitfactory.store import courier
+
+if TYPE_CHECKING:
+    from gitfactory.config.factory_yaml import FactoryConfig
+    from gitfactory.config.peers import Peer
+    from gitfactory.store.factory import Factory
+
+
+@dataclass
+class PeerRound:
+    name: str
+    url: str
+    deliver: str
+    fetched: str | None = None  # the peer's outbox for us, as fetched
+    published: str | None = None  # our outbox ref for the peer
+    pushed: bool = False  # a push moved the peer's inbox ref for us
+    errors: list[str] = field(default_factory=list)
+    unreachable: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+@dataclass
+class Round:
+    peers: list[PeerRound] = field(default_factory=list)
+    taken: list[dict[str, Any]] = field(default_factory=list)
+    strangers: list[str] = field(default_factory=list)
+    sent: int = 0  # receipts and updates written this round
+
+    @property
+    def unreachable(self) -> list[str]:
+        return [p.name for p in self.peers if p.unreachable]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"peers": [p.to_json() for p in self.peers], "taken": self.taken,
+                "strangers": self.strangers, "sent": self.sent}  # fmt: skip
+
+
+def exchange(factory: Factory, only: str | None = None) -> Round:
+    """One round with every peer (or the one called ``only``)."""
+    from gitfactory.config import factory_yaml
+
+    factory.require_tip()
+    config = factory_yaml.load(factory)
+    peers = select(config, only)
+    with _one_round_at_a_time(factory):
+        out = Round(peers=[PeerRound(p.name, p.url, p.deliver) for p in peers])
+        for peer, state in zip(peers, out.peers, strict=True):
+            _guarded(state, lambda p=peer: courier.collect(factory, p.name, p.url, config.name),
+                     "fetched")  # fmt: skip
+        intake = inbound.receive(factory, config)
+        out.taken, out.strangers = intake.taken, intake.strangers
+        out.sent = len(news.report(factory, config))
+        for peer, state in zip(peers, out.peers, strict=True):
+            _send(factory, config, peer, state)
+    return out
+
+
+def select(config: FactoryConfig, only: str | None) -> list[Peer]:
+    from gitfactory.errors import UsageError
+
+    if only is None:
+        return list(config.peers.values())
+    if only not in config.peers:
+        raise UsageError(
+            f"no peer {only!r} in factory.yaml",
+            hint=f"peers: {', '.join(sorted(config.peers)) or 'none'} (`gitfactory peers list`)",
+        )
+    return [config.peers[only]]
+
+
+def _send(factory: Factory, config: FactoryConfig, peer: Peer, state: PeerRound) -> None:
+    if state.unreachable:
+        return  # it did not answer the fetch: the push would wait as long again
+    if not _guarded(state, lambda: courier.publish(factory, peer.name, peer.sign), "published"):
+        return
+    if peer.deliver == PUSH and state.published is not None:
+        commit = state.published
+        _guarded(state, lambda: courier.deliver(factory, peer.name, peer.url, config.name,
+                                                commit), "pushed")  # fmt: skip
+
+
+def _guarded(state: PeerRound, step: Any, into: str) -> bool:
+    """Run one step for one peer; its failure is noted on the peer, not raised."""
+    from gitfactory.errors import RemoteUnreachableError
+
+    try:
+        setattr(state, into, step())
+    except RemoteUnreachableError as exc:
+        state.unreachable = True
+        state.errors.append(exc.message)
+        return False
+    except FactoryError as exc:
+        state.errors.append(exc.message)
+        return False
+    return True
+
+
+class _Round:
+    def __init__(self, factory: Factory) -> None:
+        from filelock import FileLock
+
+        factory.paths.factory_dir.mkdir(exist_ok=True)
+        self.lock = FileLock(str(factory.paths.factory_dir / "peers.lock"))
+
+    def __enter__(self) -> None:
+        self.lock.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        with suppress(Exception):
+            self.lock.release()
+
+
+def _one_round_at_a_time(factory: Factory) -> _Round:
+    """Rounds of this clone, one at a time: two would fetch into the same refs."""
+    return _Round(factory)
