@@ -69,7 +69,7 @@ def mail_group() -> None:
       role/name           one agent (coder/ada)
       role/*              every agent of a role (reviewer/*)
       human/name          a person
-      factory:role/name   an agent of another factory (stored; no route yet)
+      peer:role/name      an agent of a peer factory (`gitfactory peers`)
     Any unique prefix of a message id will do (`mail inbox` shows the shortest), and
     so will a unique tail of 4 or more characters.
     """

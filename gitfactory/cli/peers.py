@@ -96,7 +96,8 @@ def sync_cmd(obj: Context, peer: str | None, as_json: bool) -> None:
     work on their requests, and delivers what waits for each. A peer that does
     not answer is skipped; what waits for it goes at the next round.
 
-    Exit 0: every peer answered; 6: one or more could not be reached.
+    Exit 0: every exchange went through; 6: a peer could not be reached; 1: a
+    peer answered but refused our parcels, or ours could not be signed.
     """
     from gitfactory.peers import exchange
 
@@ -107,6 +108,8 @@ def sync_cmd(obj: Context, peer: str | None, as_json: bool) -> None:
         _print_round(result)
     if result.unreachable:
         sys.exit(6)
+    if result.failed:
+        sys.exit(1)
 
 
 def _print_round(result: Any) -> None:

@@ -56,6 +56,11 @@ class Round:
     def unreachable(self) -> list[str]:
         return [p.name for p in self.peers if p.unreachable]
 
+    @property
+    def failed(self) -> list[str]:
+        """Peers that answered, but a step with them failed (refused, unsigned)."""
+        return [p.name for p in self.peers if p.errors and not p.unreachable]
+
     def to_json(self) -> dict[str, Any]:
         return {"peers": [p.to_json() for p in self.peers], "taken": self.taken,
                 "strangers": self.strangers, "sent": self.sent}  # fmt: skip
@@ -116,7 +121,7 @@ def _guarded(state: PeerRound, step: Any, into: str) -> bool:
         state.errors.append(exc.message)
         return False
     except FactoryError as exc:
-        state.errors.append(exc.message)
+        state.errors.append(f"{exc.message} (hint: {exc.hint})" if exc.hint else exc.message)
         return False
     return True
 

@@ -118,7 +118,10 @@ def _arrivals(
             old_tree = None
     signer = None
     if peer.signers:
-        signer = signing.signer(factory, str(commit.id), {f"peer:{peer.name}": peer.signers})
+        keys = {f"peer:{peer.name}": peer.signers}
+        signer = signing.signer(factory, str(commit.id), keys)
+        if signer is not None and last is not None and signing.signer(factory, last, keys) is None:
+            old_tree = None  # signed now, not before: what was refused unsigned is judged again
     out = []
     for path, _, blob, mode in factory.store.diff_trees(old_tree, str(commit.tree.id), ""):
         if blob is not None:

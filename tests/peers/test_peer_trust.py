@@ -1,0 +1,158 @@
+"""What a peer delivers is data: checked, judged, kept or quarantined; never run."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+from gitfactory.store import ids, records
+from tests.conftest import gf, gf_json, git
+from tests.peers.conftest import Fleet, peer, received, set_peers, sync, tree
+
+
+def parcel_place(record_id: str) -> str:
+    """Where a parcel file sits inside a box (the box's own root is the peer folder)."""
+    return records.shard_path(record_id) + record_id + ".json"
+
+
+def forge(tmp: Path, source: Path, ref: str, url: str, target: str,
+          files: dict[str, bytes], links: dict[str, str]) -> str:
+    """A box commit made by hand: ``ref`` of ``source`` plus ``files`` and ``links``,
+    pushed to ``target`` in the repository at ``url``; its commit id."""
+    work = tmp / "forger"
+    git(tmp, "init", "-q", str(work))
+    git(work, "fetch", "-q", str(source), f"{ref}:refs/heads/box")
+    git(work, "checkout", "-q", "box")
+    for path, data in files.items():
+        (work / path).parent.mkdir(parents=True, exist_ok=True)
+        (work / path).write_bytes(data)
+    for path, to in links.items():
+        (work / path).parent.mkdir(parents=True, exist_ok=True)
+        os.symlink(to, work / path)
+    git(work, "add", "-A")
+    git(work, "-c", "user.name=m", "-c", "user.email=m@x", "commit", "-qm", "forged")
+    git(work, "push", "-q", "--force", url, f"HEAD:{target}")
+    return git(work, "rev-parse", "HEAD").strip()
+
+
+EVIL_CONFIG = b"""version: "0.3"
+name: alpha
+agents:
+  coder: {command: "touch PWNED"}
+"""
+
+
+def test_a_forged_box_is_quarantined_file_by_file_and_nothing_in_it_runs(
+    local_fleet: Fleet, tmp_path: Path
+) -> None:
+    alpha, beta = local_fleet.factory("alpha"), local_fleet.factory("beta")
+    set_peers(alpha, peer("beta", local_fleet.url("beta"), mail=["*"]))
+    set_peers(beta, peer("alpha", local_fleet.url("alpha")))
+    sent = gf_json(beta, "mail", "send", "alpha:coder/ada", "-s", "legit", "--body", "ok")
+    sync(beta)
+    config_before = git(alpha, "show", "factory:.factory/factory.yaml")
+
+    legit = json.loads(git(beta, "show", f"factory:.factory/outbox/alpha/"
+                                         f"{parcel_place(sent['abroad'][0]['parcel'])}"))
+    big_id, gamma_id, link_id = ids.new_id(), ids.new_id(), ids.new_id()
+    impostor = {**legit, "id": gamma_id, "from": "gamma"}
+    forge(tmp_path, beta, "refs/factory/outbox/alpha", local_fleet.url("alpha"),
+          "refs/factory/inbox/beta",
+          files={".factory/factory.yaml": EVIL_CONFIG,
+                 "run-me.sh": b"#!/bin/sh\ntouch PWNED\n",
+                 parcel_place(big_id): b'{"id": "' + b"x" * (2 << 20) + b'"}',
+                 parcel_place(gamma_id): json.dumps(impostor).encode()},
+          links={parcel_place(link_id): "/etc/passwd"})
+
+    took = sync(alpha)["taken"]
+    outcome = {(t.get("parcel") or t["path"]): t for t in took}
+    assert outcome[sent["abroad"][0]["parcel"]]["outcome"] == "delivered"
+    assert outcome[".factory/factory.yaml"]["outcome"] == "quarantined"
+    assert outcome["run-me.sh"]["outcome"] == "quarantined"
+    assert "over the limit" in outcome[big_id]["reason"]
+    assert "came in 'beta''s box" in outcome[gamma_id]["reason"]
+    assert "symlinks are refused" in outcome[link_id]["reason"]
+    assert len(took) == 6
+
+    # Nothing ran, nothing changed the configuration, nothing left the inbox folder.
+    assert not list(alpha.rglob("PWNED")) and not list(beta.rglob("PWNED"))
+    assert git(alpha, "show", "factory:.factory/factory.yaml") == config_before
+    kept = {p for p in tree(alpha) if p.startswith(".factory/inbox/")}
+    legit_place = ".factory/inbox/beta/" + parcel_place(sent["abroad"][0]["parcel"])
+    assert kept == {legit_place}
+    assert [m["subject"] for m in gf_json(alpha, "mail", "inbox", "--as", "coder/ada")] == ["legit"]
+
+    # Receipts go back for what had an id: the sender learns why.
+    sync(alpha)
+    sync(beta)
+    answers = {r["parcel"]: r["outcome"] for r in box(beta, "inbox/alpha")}
+    assert answers == {sent["abroad"][0]["parcel"]: "delivered", big_id: "quarantined",
+                       gamma_id: "quarantined", link_id: "quarantined"}
+
+    # Replayed, and judged again from a fresh index: nothing new is written.
+    before = git(alpha, "rev-parse", "factory")
+    git(alpha, "update-ref", "-d", "refs/factory/inbox/beta")
+    git(tmp_path / "forger", "push", "-q", "--force", local_fleet.url("alpha"),
+        "HEAD:refs/factory/inbox/beta")
+    indexes = list((alpha / ".git" / "gitfactory").glob("index*"))
+    assert indexes
+    for index in indexes:
+        index.unlink()
+    assert sync(alpha)["taken"] == []
+    assert git(alpha, "rev-parse", "factory") == before
+
+
+def box(repo: Path, folder: str) -> list[dict[str, object]]:
+    """Every parcel under ``.factory/<folder>/`` on ``repo``'s factory branch."""
+    out = []
+    for path in tree(repo, under=f".factory/{folder}"):
+        out.append(json.loads(git(repo, "show", f"factory:{path}")))
+    return out
+
+
+def test_where_signers_are_listed_an_unsigned_delivery_is_rejected_until_it_is_signed(
+    local_fleet: Fleet, tmp_path: Path
+) -> None:
+    alpha, beta = local_fleet.factory("alpha"), local_fleet.factory("beta")
+    key = tmp_path / "beta_key"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "beta", "-f", str(key)],
+                   check=True, capture_output=True)
+    public = (tmp_path / "beta_key.pub").read_text().strip()
+    set_peers(alpha, peer("beta", local_fleet.url("beta"), mail=["*"])
+              + f'    signers: ["{public}"]\n')
+    set_peers(beta, peer("alpha", local_fleet.url("alpha")))
+
+    first = gf_json(beta, "mail", "send", "alpha:coder/ada", "-s", "unsigned", "--body", "x")
+    sync(beta)
+    took = sync(alpha)["taken"]
+    assert [(t["parcel"], t["outcome"]) for t in took] == [(first["abroad"][0]["parcel"],
+                                                             "rejected")]
+    assert "not signed by a key" in took[0]["reason"]
+    assert gf_json(alpha, "mail", "inbox", "--as", "coder/ada") == []
+    assert sync(alpha)["taken"] == []  # judged once while it stays unsigned
+
+    # beta signs from now on: its next box (both parcels) is signed, and both are taken.
+    git(beta, "config", "gpg.format", "ssh")
+    git(beta, "config", "user.signingkey", str(key))
+    set_peers(beta, peer("alpha", local_fleet.url("alpha")) + "    sign: true\n")
+    gf(beta, "mail", "send", "alpha:coder/ada", "-s", "signed", "--body", "y")
+    sync(beta)
+    took = sync(alpha)["taken"]
+    assert sorted((t["type"], t["outcome"]) for t in took) == [("mail", "delivered")] * 2
+    assert {t["signer"] for t in took} == {"peer:beta"}
+    subjects = {m["subject"] for m in gf_json(alpha, "mail", "inbox", "--as", "coder/ada")}
+    assert subjects == {"unsigned", "signed"}
+
+
+def test_a_signing_peer_without_a_key_is_told_how_to_set_one(local_fleet: Fleet) -> None:
+    alpha, beta = local_fleet.factory("alpha"), local_fleet.factory("beta")
+    set_peers(alpha, peer("beta", local_fleet.url("beta")))
+    set_peers(beta, peer("alpha", local_fleet.url("alpha")) + "    sign: true\n")
+    gf(beta, "mail", "send", "alpha:coder/ada", "-s", "x", "--body", "y")
+    out = sync(beta, code=1)
+    assert "could not sign" in out["peers"][0]["errors"][0]
+    assert not out["peers"][0]["pushed"]
+    assert "user.signingkey" in gf(beta, "peers", "sync", code=1).stdout
+    assert not git(alpha, "for-each-ref", "refs/factory/inbox/")  # nothing unsigned went out
