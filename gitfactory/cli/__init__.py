@@ -81,7 +81,7 @@ _COMMANDS = {
     "index": "status:index_group",
     "demo": "demo:demo_cmd",
     "task": "task:task_group",
-    "ready": "task:ready_cmd",
+    "ready": "task_view:ready_cmd",
     "next": "work:next_cmd",
     "step": "work:step_group",
     "workflow": "work:workflow_group",

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
 
-from gitfactory.cli import Context, Group, output, task_edit, task_view
+from gitfactory.cli import Context, Group, output, task_edit, task_peers, task_view
 from gitfactory.errors import UsageError
 from gitfactory.plan import decisions, tasks
 from gitfactory.store import actors, clock
@@ -50,6 +49,7 @@ def task_group() -> None:
 @click.option("--label", "labels", multiple=True, help="A label (lowercase). Repeatable.")
 @click.option("--workflow", help="The workflow in factory.yaml the task follows.")
 @click.option("--parent", metavar="ID", help="The task this one is part of.")
+@click.option("--in", "peer", metavar="PEER", help="Ask the peer factory PEER for it instead.")
 @click.option("--as", "actor", metavar="ACTOR", help="Who asks for it (default: you).")
 @click.option("--json", "as_json", is_flag=True, help='Print {"id": ...}.')
 @click.pass_obj
@@ -63,19 +63,33 @@ def add(
     labels: tuple[str, ...],
     workflow: str | None,
     parent: str | None,
+    peer: str | None,
     actor: str | None,
     as_json: bool,
 ) -> None:
     """Add a task to the plan and print its id.
 
+    With --in PEER, the task is asked of a peer factory instead: a proxy task here
+    stands for it and moves as the peer's task does (a dependency on it is met when
+    the peer's task completes). A --depends-on PEER:ID names such a task by the id
+    it has at the peer.
+
     \b
     Examples:
       gitfactory task add "Fix the off-by-one in stats.mean" --label bug --priority 1
       gitfactory task add "Release 1.2" --depends-on 4jrc7 --depends-on 150ht
+      gitfactory task add --in api "Add /v2/users" --body "paginated, JSON"
     """
     if body is not None and body_file is not None:
         raise UsageError("give --body or --file, not both")
     text = body_file.read_text(encoding="utf-8") if body_file else (body or "")
+    if peer is not None:
+        if depends_on or parent or workflow:
+            raise UsageError("--in asks a peer: --depends-on, --parent and --workflow are "
+                             "for tasks of this plan")  # fmt: skip
+        fields = {"title": title, "body": text, "priority": priority, "labels": labels}
+        task_peers.add_in(obj, peer, fields, actor, as_json)
+        return
     factory = obj.factory
     task = decisions.add(factory, title=title, requester=actors.who(factory, actor), body=text,
                     priority=priority, labels=labels, depends_on=depends_on, parent=parent,
@@ -125,6 +139,8 @@ def show(obj: Context, task_id: str, as_json: bool) -> None:
         out["attempts"] = st.attempts  # how often each step was entered since the last retry
         out["history"] = [e.to_record() for e in st.history]
         out["artifacts"] = [a.to_record() for a in produced]
+        if st.remote:
+            out["remote"] = st.remote  # all its peer said: step, question, merge, reason
         output.emit_json(out)
         return
     t = st.task
@@ -141,6 +157,8 @@ def show(obj: Context, task_id: str, as_json: bool) -> None:
         output.echo(f"lease      until {clock.format_time(st.lease_until)}")
     if st.cancel_requested:
         output.echo(f"cancel     requested: {st.cancel_requested}")
+    if st.remote:
+        task_peers.show_remote(st)
     output.echo(f"priority   {t.priority}   labels: {', '.join(t.labels) or '-'}")
     if t.depends_on:
         deps = factory.index.short_ids("tasks", t.depends_on)
@@ -335,6 +353,8 @@ def answer(
 ) -> None:
     """Answer a task's question; it goes back to working for its assignee."""
     factory, tid, who = task_view.target(obj, task_id, actor)
+    if decisions.load(factory, tid).remote is not None:
+        return task_peers.answer_proxy(obj, tid, text, who, as_json)
     st = decisions.answer(
         factory,
         tid,
@@ -346,38 +366,5 @@ def answer(
     task_view.print_state(st, as_json, f"answered {short}; {st.assignee} can go on")
 
 
-@click.command("ready")
-@click.option("--role", help="Only tasks whose current workflow step is for this role.")
-@click.option("--label", help="Only tasks with this label.")
-@click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
-@click.pass_obj
-def ready_cmd(obj: Context, role: str | None, label: str | None, as_json: bool) -> None:
-    """Tasks ready to be worked on: submitted, every dependency completed.
-
-    Most urgent first (priority 0 before 9), then oldest. A task whose lease ran out
-    is ready again. With --role, only tasks waiting at a step of that role (the
-    factory's own gates and actions have the role `factory`).
-    """
-    from gitfactory.config import factory_yaml
-
-    factory = obj.factory
-    factory.require_tip()
-    factory.index.refresh()
-    texts = task_view.summaries(factory, clock.now_ms(), ready=True, label=label)
-    if role is not None:
-        from gitfactory.config import workflows
-
-        config = factory_yaml.load(factory)
-
-        def for_role(text: str) -> bool:
-            row = json.loads(text)
-            return workflows.plays(role, config.workflow(row["workflow"]).step(row["step"]))
-
-        texts = [t for t in texts if for_role(t)]
-    given = task_view.filters(role=role, label=label)
-    empty = f"no ready task matches {given}" if given else "no task is ready"
-    task_view.print_summaries(factory, texts, as_json, empty)
-
-
-for _command in task_edit.COMMANDS:
+for _command in (*task_edit.COMMANDS, *task_peers.COMMANDS):
     task_group.add_command(_command)

@@ -58,6 +58,8 @@ def print_summaries(factory: Factory, texts: list[str], as_json: bool, empty: st
         held = f"  {t['assignee']}" if t["assignee"] else ""
         labels = f"  [{', '.join(t['labels'])}]" if t["labels"] else ""
         step = f" {t['step']}" if t["step"] and t["state"] not in tasks.TERMINAL else ""
+        if t.get("remote"):
+            step = f" @{t['remote']['peer']}"  # a proxy: the peer's task moves it
         output.echo(
             f"{short[t['id']]:<8} P{t['priority']}  {t['state'] + step:<22} "
             f"{t['title']}{labels}{held}"
@@ -80,3 +82,36 @@ def print_state(st: TaskState, as_json: bool, message: str) -> None:
         output.emit_json(to_json(st, now))
     else:
         output.echo(message)
+
+
+@click.command("ready")
+@click.option("--role", help="Only tasks whose current workflow step is for this role.")
+@click.option("--label", help="Only tasks with this label.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
+@click.pass_obj
+def ready_cmd(obj: Context, role: str | None, label: str | None, as_json: bool) -> None:
+    """Tasks ready to be worked on: submitted, every dependency completed.
+
+    Most urgent first (priority 0 before 9), then oldest. A task whose lease ran out
+    is ready again. With --role, only tasks waiting at a step of that role (the
+    factory's own gates and actions have the role `factory`).
+    """
+    from gitfactory.config import factory_yaml
+
+    factory = obj.factory
+    factory.require_tip()
+    factory.index.refresh()
+    texts = summaries(factory, clock.now_ms(), ready=True, label=label)
+    if role is not None:
+        from gitfactory.config import workflows
+
+        config = factory_yaml.load(factory)
+
+        def for_role(text: str) -> bool:
+            row = json.loads(text)
+            return workflows.plays(role, config.workflow(row["workflow"]).step(row["step"]))
+
+        texts = [t for t in texts if for_role(t)]
+    given = filters(role=role, label=label)
+    empty = f"no ready task matches {given}" if given else "no task is ready"
+    print_summaries(factory, texts, as_json, empty)

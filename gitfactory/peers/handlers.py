@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 from gitfactory.errors import InvalidRecordError
 from gitfactory.mail.messages import Message, delivery
 from gitfactory.peers.work import ACTOR, DELIVERED, NOTED, REJECTED, Arrival, Outcome, Work
+from gitfactory.plan.tasks import REMOTE_NEWS, REMOTE_STATES
 from gitfactory.store import actors, parcels, records
 from gitfactory.store.log import Draft, stamp
 from gitfactory.store.records import MESSAGE, OUTBOX
@@ -107,6 +108,14 @@ def receipt(work: Work, arrival: Arrival, parcel: parcels.Parcel) -> Outcome:
         return Outcome(REJECTED, raise_text, receipt=False)
     outcome = str(parcel.get("outcome"))
     events = []
+    if about.type == parcels.REQUEST and outcome in REMOTE_STATES:
+        data = {"peer": arrival.peer.name, "request": about.id, "parcel": parcel.id,
+                "state": outcome, "task_id": parcel.get("record"),
+                "reason": parcel.get("reason")}  # fmt: skip
+        kept = {k: v for k, v in data.items() if v is not None}
+        events.append(stamp(Draft(kind=REMOTE_NEWS, actor=ACTOR, task=_task_of(about),
+                                  text=f"{arrival.peer.name}: request {outcome}",
+                                  data=kept)))  # fmt: skip
     reader = parcel.get("reader")
     if about.type == parcels.MAIL and outcome in ("read", "acked") and isinstance(reader, str):
         message = about.get("message") or {}

@@ -101,7 +101,7 @@ def _updates(factory: Factory, config: FactoryConfig) -> list[parcels.Parcel]:
     return out
 
 
-_FIELDS = ("state", "step", "question", "merge", "reason")
+_FIELDS = ("state", "step", "holder", "question", "asker", "merge", "reason")
 
 
 def _same(last: parcels.Parcel, now: dict[str, Any]) -> bool:
@@ -115,10 +115,13 @@ def _news(st: Any) -> dict[str, Any]:
 
     state = st.effective(clock.now_ms())
     news: dict[str, Any] = {"state": state, "step": st.step}
+    if state == "working" and st.assignee and ":" not in st.assignee:
+        news["holder"] = st.assignee
     events = list(st.history)
     if state == "input_required":
         asked = [e for e in events if e.kind == "task.asked"]
         news["question"] = asked[-1].text if asked else None
+        news["asker"] = asked[-1].actor if asked and ":" not in asked[-1].actor else None
     if state == "completed":
         merged = [e for e in events if e.kind == "merge.result" and e.data.get("pass")]
         if merged:

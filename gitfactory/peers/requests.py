@@ -11,15 +11,15 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from gitfactory.config.peers import ASK, AUTO
+from gitfactory.errors import FactoryError
 from gitfactory.peers.work import ACTOR, DELIVERED, NOTED, PENDING, REJECTED, Arrival, Outcome, Work
+from gitfactory.plan.tasks import INPUT_REQUIRED, REMOTE_NEWS
 from gitfactory.store import clock, ids, parcels, records
 from gitfactory.store.log import Draft, stamp
 from gitfactory.store.records import INBOX, OUTBOX, TASK
 
 if TYPE_CHECKING:
     from gitfactory.plan.tasks import Task
-
-REMOTE = "task.remote"  # news of a requested task, on its proxy here
 
 
 def take(work: Work, arrival: Arrival, parcel: parcels.Parcel) -> Outcome:
@@ -83,18 +83,62 @@ def news(work: Work, arrival: Arrival, parcel: parcels.Parcel) -> Outcome:
         return Outcome(REJECTED, f"is news of request {parcel.get('request')}, which we "
                                  f"never sent {arrival.peer.name!r}")  # fmt: skip
     proxy = str(about.get("proxy"))
-    data = {key: parcel.get(key) for key in ("state", "step", "question", "merge", "reason")
-            if parcel.get(key) is not None}  # fmt: skip
-    data.update(peer=arrival.peer.name, task_id=parcel.get("task_id"), request=about.id)
+    data = {key: parcel.get(key) for key in _NEWS if parcel.get(key) is not None}
+    data.update(peer=arrival.peer.name, task_id=parcel.get("task_id"), request=about.id,
+                parcel=parcel.id)  # fmt: skip
     text = f"{arrival.peer.name}: {parcel.get('state')}"
-    event = stamp(Draft(kind=REMOTE, actor=ACTOR, task=proxy, text=text, data=data))
-    return Outcome(NOTED, task=proxy, events=[event], receipt=False)
+    event = stamp(Draft(kind=REMOTE_NEWS, actor=ACTOR, task=proxy, text=text, data=data))
+    out = Outcome(NOTED, task=proxy, events=[event], receipt=False)
+    question = parcel.get("question")
+    if parcel.get("state") == INPUT_REQUIRED and isinstance(question, str):
+        _ask_requester(work, arrival, parcel, proxy, question, out)
+    return out
+
+
+_NEWS = ("state", "step", "holder", "question", "asker", "merge", "reason")
+
+
+def _ask_requester(work: Work, arrival: Arrival, parcel: parcels.Parcel, proxy: str,
+                   question: str, out: Outcome) -> None:  # fmt: skip
+    """The peer's task asks a question: it reaches whoever asked for the task here,
+    once per question."""
+    from gitfactory.mail.messages import compose, delivery
+    from gitfactory.plan import decisions
+
+    try:
+        st = decisions.load(work.factory, proxy)
+    except FactoryError:
+        return
+    if (st.remote or {}).get("question") == question and st.state == INPUT_REQUIRED:
+        return  # told already
+    asker = parcel.get("asker")
+    peer = arrival.peer.name
+    sender = f"{peer}:{asker}" if isinstance(asker, str) else f"{peer}:{ACTOR}"
+    body = (f"{question.rstrip()}\n\n---\nAsked on {peer}'s task {parcel.get('task_id')}, "
+            f"requested here as task {proxy}.\nAnswer with: gitfactory task answer "
+            f"{proxy[:8]} 'TEXT'\n")  # fmt: skip
+    try:
+        message = compose(work.factory, sender=sender, to=[st.task.requester],
+                          subject=f"Question from {peer}: {st.task.title}"[:200], body=body,
+                          task=proxy)  # fmt: skip
+    except FactoryError:
+        return  # a requester that is no address (a plain-git client's): the proxy shows it
+    out.files[message.path] = records.encode(message.to_record(), records.MESSAGE)
+    out.events.append(
+        delivery(
+            message,
+            ACTOR,
+            f"peer:{peer}",
+            False,
+            f"a question of factory {peer!r} on a task requested there",
+        )
+    )
 
 
 def answered(work: Work, arrival: Arrival, parcel: parcels.Parcel) -> Outcome:
     """The answer to a question asked on a task the peer requested."""
     from gitfactory.plan import decisions
-    from gitfactory.plan.tasks import DEFAULT_LEASE_MS, INPUT_REQUIRED
+    from gitfactory.plan.tasks import DEFAULT_LEASE_MS
 
     request = str(parcel.get("request"))
     if parcels.find(work.factory, INBOX, request) is None:
@@ -113,3 +157,61 @@ def answered(work: Work, arrival: Arrival, parcel: parcels.Parcel) -> Outcome:
                         text=str(parcel.get("text")),
                         data={"lease_until": lease, "seq": st.seq}))  # fmt: skip
     return Outcome(DELIVERED, record=task_id, task=task_id, events=[event])
+
+
+# -- a person decides on a request kept for them (accept.tasks: ask) -------------------
+
+ACCEPTED, DECLINED = "peer.request.accepted", "peer.request.rejected"
+
+
+def decide(factory: Any, text: str, actor: str, reason: str | None = None) -> dict[str, Any]:
+    """Accept (``reason`` None) or reject a pending request: the task it becomes (on
+    accept), an event, and a receipt for the peer, in one commit decided at its tip."""
+    from gitfactory.config import factory_yaml
+    from gitfactory.peers import listing
+    from gitfactory.plan.decisions import TaskNotFoundError
+    from gitfactory.store.branch import Change
+
+    factory.require_tip()
+    config = factory_yaml.load(factory)
+    out: dict[str, Any] = {}
+
+    def build(snap: Any) -> Change | None:
+        factory.index.refresh(str(snap.tip) if snap.tip else None)
+        waiting = {p.id: p for p in listing.pending_requests(factory)}
+        wanted = ids.typed(text, "request", TaskNotFoundError)
+        found = [i for i in waiting if i.startswith(wanted)]
+        request_id = ids.pick("request", text, found, TaskNotFoundError,
+                              listing="`gitfactory task requests`",
+                              describe=lambda some: [f"{i[:10]} ({waiting[i].sender}: "
+                                                     f"{waiting[i].get('task')['title']})"
+                                                     for i in some])  # fmt: skip
+        parcel = waiting[request_id]
+        files: dict[str, bytes] = {}
+        data: dict[str, Any] = {"peer": parcel.sender, "request": parcel.id}
+        if reason is None:
+            task, files, created = made(parcel.sender, parcel, actor)
+            files[created.path] = records.encode(created.to_record())
+            data["task"] = task.id
+            outcome, record, note = DELIVERED, task.id, ""
+        else:
+            data["reason"] = reason
+            outcome, record, note = REJECTED, None, reason or "rejected by a person"
+        receipt = parcels.new(config.name, parcel.sender, parcels.RECEIPT, actor,
+                              parcel=parcel.id, outcome=outcome, record=record,
+                              reason=note or None)  # fmt: skip
+        kind = ACCEPTED if reason is None else DECLINED
+        event = stamp(Draft(kind=kind, actor=actor, task=data.get("task"),
+                            text=f"{parcel.sender}: {parcel.get('task')['title']}"[:500],
+                            data=data))  # fmt: skip
+        files[event.path] = records.encode(event.to_record())
+        files[receipt.outbox_path()] = receipt.encode()
+        out.clear()
+        out.update(data, outcome=outcome, title=parcel.get("task")["title"])
+        verb = "accept" if reason is None else "reject"
+        return Change(files, f"peers: {verb} {parcel.sender}'s request {parcel.id[:8]}",
+                      trailers=[("Factory-Record", f"event {event.id}"),
+                                ("Factory-Record", f"parcel {receipt.id}")])  # fmt: skip
+
+    factory.store.transact(build)
+    return out

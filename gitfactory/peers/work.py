@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from gitfactory.plan.tasks import PEERS_ACTOR
 from gitfactory.store import clock, parcels, records
 from gitfactory.store.log import Draft, Event, stamp
 
@@ -15,7 +16,7 @@ if TYPE_CHECKING:
     from gitfactory.store.branch import Change, Snapshot
     from gitfactory.store.factory import Factory
 
-ACTOR = "factory/peers"  # who writes what the peers pass decides
+ACTOR = PEERS_ACTOR  # who writes what the peers pass decides
 RECEIVED = "peer.received"
 DELIVERED, PENDING, REJECTED, QUARANTINED, NOTED = (
     "delivered", "pending", "rejected", "quarantined", "noted"

@@ -68,10 +68,28 @@ def refused(
 
 
 def resolve(factory: Factory, text: str) -> str:
-    """The full id of the task whose id starts with ``text`` (any unique prefix)."""
+    """The full id of the task whose id starts with ``text`` (any unique prefix);
+    ``peer:ID`` names the proxy of a task requested of a peer factory, by the peer's
+    task id (or the proxy's own)."""
+    if ":" in text:
+        return _proxy(factory, *text.split(":", 1))
     wanted = ids.typed(text, "task", TaskNotFoundError)
     found = factory.index.ids_starting("tasks", wanted)
     return ids.pick("task", text, found, TaskNotFoundError, listing="`gitfactory task list`",
+                    describe=lambda some: _described(factory, some))  # fmt: skip
+
+
+def _proxy(factory: Factory, peer: str, text: str) -> str:
+    wanted = ids.typed(text, "task", TaskNotFoundError)
+    found = states.proxies(factory, peer, wanted)
+    if not found:
+        raise TaskNotFoundError(
+            f"no task of {peer!r} known here as {text!r}",
+            hint=f"ask {peer} for one with `gitfactory task add --in {peer} TITLE`, and "
+            f"name it by its id there or here (`gitfactory task list` shows proxies)",
+        )
+    return ids.pick("task", f"{peer}:{text}", found, TaskNotFoundError,
+                    listing="`gitfactory task list`",
                     describe=lambda some: _described(factory, some))  # fmt: skip
 
 
@@ -194,6 +212,9 @@ def decided(
 
     factory.index.refresh(str(snap.tip) if snap.tip else None)
     st = load(factory, task_id)
+    if st.remote is not None:
+        outcome[0] = proxy_error(st)
+        return None
     # One time for the decision and the events: the fold judges a move by its
     # event's time, so a lease decided on one clock reading and stamped with
     # another (ids stay monotonic when the clock steps back) could void it.
@@ -211,6 +232,19 @@ def decided(
                 f"by {events[-1].actor}",
         trailers=[("Factory-Record", f"event {e.id}") for e in events],
     )  # fmt: skip
+
+
+def proxy_error(st: TaskState) -> IllegalMoveError:
+    """Why a proxy task takes no local move (SPEC §20)."""
+    assert st.remote is not None
+    peer = st.remote["peer"]
+    theirs = st.remote.get("task_id")
+    what = f"{peer}'s task {theirs[:8]}" if theirs else f"a task requested of {peer}"
+    return IllegalMoveError(
+        f"task {st.task.id[:8]} stands for {what}: it moves only when that task does",
+        hint=f"answer its question with `gitfactory task answer {st.task.id[:8]} TEXT`; "
+        f"for anything else, write to {peer} (gitfactory mail send {peer}:human/* ...)",
+    )
 
 
 def illegal(st: TaskState, verb: str, now: int) -> IllegalMoveError:

@@ -92,6 +92,18 @@ def task_states(factory: Factory) -> list[dict[str, Any]]:
     return [json.loads(r[0]) for r in rows]
 
 
+def proxies(factory: Factory, peer: str, prefix: str) -> list[str]:
+    """Ids of the proxy tasks of requests to ``peer`` whose own id, or the id of the
+    peer's task, starts with ``prefix``."""
+    rows = _db(factory).execute(
+        "SELECT id FROM task_state WHERE json_extract(data, '$.remote.peer') = ? AND "
+        "(substr(id, 1, ?) = ? OR substr(json_extract(data, '$.remote.task_id'), 1, ?) = ?) "
+        "ORDER BY id",
+        (peer, len(prefix), prefix, len(prefix), prefix),
+    )
+    return [str(r[0]) for r in rows]
+
+
 def lapsed(factory: Factory, now_ms: int) -> list[str]:
     """Ids of working tasks whose lease ran out by ``now`` (to be expired)."""
     rows = _db(factory).execute(

@@ -80,6 +80,18 @@ UNNAMED_START = "None"
 # Moves that take a finished task back to the queue (a person's decision).
 RESTARTS = frozenset({"task.retried", "task.reopened"})
 OVERRIDER_ROLE = "human"
+# A proxy task stands here for a task asked of a peer factory (SPEC §20): its
+# task.created event names the peer and the request (data.remote), and only news of
+# the peer's task, task.remote events written by the peers pass, move it.
+PEERS_ACTOR = "factory/peers"
+REMOTE_NEWS = "task.remote"
+# The peer's word (a receipt of the request, an update of its task) -> our state.
+REMOTE_STATES = {
+    "sent": WORKING, "pending": WORKING, "delivered": WORKING, SUBMITTED: WORKING,
+    WORKING: WORKING, INPUT_REQUIRED: INPUT_REQUIRED, COMPLETED: COMPLETED, FAILED: FAILED,
+    CANCELED: CANCELED, REJECTED: REJECTED, "quarantined": REJECTED,
+}  # fmt: skip
+_REMOTE_KEYS = ("state", "task_id", "step", "holder", "question", "asker", "merge", "reason")
 
 
 @dataclass(frozen=True)
@@ -131,6 +143,7 @@ class TaskState:
     attempts: dict[str, int] = field(default_factory=dict)  # claims per step
     last_step: dict[str, Any] | None = None  # data of the last step end (STEP_ENDS)
     superseded_by: str | None = None
+    remote: dict[str, Any] | None = None  # a proxy's peer, request and the peer's news
     history: tuple[Event, ...] = field(default=())
 
     def expired(self, now_ms: int) -> bool:
@@ -210,6 +223,7 @@ def fold(task: Task, events: Iterable[Event]) -> TaskState:
     kept: list[Event] = []
     requests: list[Event] = []
     restarted = ""  # the id of the last restart: cancel requests before it are spent
+    news: list[Event] = []
     for event in sorted(events, key=lambda e: (_seq(e), e.id)):
         if event.kind not in MOVES:
             kept.append(event)  # task.created, edits, cancel requests, notes about the task
@@ -217,15 +231,54 @@ def fold(task: Task, events: Iterable[Event]) -> TaskState:
                 requests.append(event)
             elif event.kind in ("task.edited", "task.depends"):
                 st = replace(st, task=revise(st.task, event.data))
+            elif event.kind == "task.created" and st.remote is None:
+                st = replace(st, remote=_proxy_of(event))
+            elif event.kind == REMOTE_NEWS and event.actor == PEERS_ACTOR:
+                news.append(event)
+        elif st.remote is not None:
+            continue  # a proxy moves only by its peer's news
         elif _seq(event) == st.seq and (moved := _apply(st, event)) is not None:
             st = moved
             kept.append(event)
             if event.kind in RESTARTS:
                 restarted = event.id
+    if st.remote is not None:
+        st = _proxy_state(st, news)
+        requests = []
     requests = [r for r in requests if r.id > restarted]
     if requests and st.state not in TERMINAL:
         st = replace(st, cancel_requested=requests[-1].text or "cancel requested")
     return replace(st, history=tuple(sorted(kept, key=lambda e: e.id)))
+
+
+def _proxy_of(created: Event) -> dict[str, Any] | None:
+    remote = created.data.get("remote")
+    if not isinstance(remote, dict):
+        return None
+    peer, request = remote.get("peer"), remote.get("request")
+    if not (isinstance(peer, str) and isinstance(request, str)):
+        return None
+    return {"peer": peer, "request": request, "state": "sent"}
+
+
+def _proxy_state(st: TaskState, news: list[Event]) -> TaskState:
+    """A proxy's state: the latest word of its peer about its request (latest by the
+    id of the parcel that brought it: the peer's own order)."""
+    assert st.remote is not None
+    remote = dict(st.remote)
+    mine = [e for e in news if e.data.get("request") == remote["request"]]
+    for event in sorted(mine, key=lambda e: (str(e.data.get("parcel") or ""), e.id)):
+        if event.data.get("state") not in REMOTE_STATES:
+            continue
+        task_id = event.data.get("task_id") or remote.get("task_id")
+        remote = {"peer": remote["peer"], "request": remote["request"], "task_id": task_id}
+        remote.update((k, event.data[k]) for k in _REMOTE_KEYS if event.data.get(k) is not None)
+        remote["task_id"] = task_id
+    state = REMOTE_STATES[remote["state"]]
+    holder = remote.get("asker") if state == INPUT_REQUIRED else remote.get("holder")
+    assignee = f"{remote['peer']}:{holder}" if holder and state != SUBMITTED else None
+    return replace(st, state=state, assignee=assignee, lease_until=None, step=None,
+                   remote={k: v for k, v in remote.items() if v is not None})  # fmt: skip
 
 
 def revise(task: Task, change: dict[str, Any]) -> Task:
@@ -270,7 +323,7 @@ def state_to_json(st: TaskState) -> dict[str, Any]:
         "task": st.task.to_record(), "state": st.state, "assignee": st.assignee,
         "lease_until": st.lease_until, "seq": st.seq, "cancel_requested": st.cancel_requested,
         "step": st.step, "attempts": st.attempts, "last_step": st.last_step,
-        "superseded_by": st.superseded_by,
+        "superseded_by": st.superseded_by, "remote": st.remote,
     }  # fmt: skip
 
 
@@ -279,7 +332,7 @@ def state_from_json(d: dict[str, Any]) -> TaskState:
         task=Task.from_record(d["task"]), state=d["state"], assignee=d["assignee"],
         lease_until=d["lease_until"], seq=d["seq"], cancel_requested=d["cancel_requested"],
         step=d["step"], attempts=d["attempts"], last_step=d["last_step"],
-        superseded_by=d["superseded_by"],
+        superseded_by=d["superseded_by"], remote=d.get("remote"),
     )  # fmt: skip
 
 
@@ -294,8 +347,14 @@ def summary(st: TaskState) -> dict[str, Any]:
         "created": t.created, "assignee": st.assignee if held else None,
         "lease_until": clock.format_time(st.lease_until) if st.lease_until else None,
         "lease_expired": False, "cancel_requested": st.cancel_requested,
-        "superseded_by": st.superseded_by,
+        "superseded_by": st.superseded_by, "remote": _remote_summary(st.remote),
     }  # fmt: skip
+
+
+def _remote_summary(remote: dict[str, Any] | None) -> dict[str, Any] | None:
+    if remote is None:
+        return None
+    return {k: remote[k] for k in ("peer", "task_id", "state") if k in remote}
 
 
 def as_of(stored: dict[str, Any], now_ms: int) -> dict[str, Any]:

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 # Bump on every change to the tables below, or to the plan's own tables in this file
 # (gitfactory.plan.states): an index file at this version is opened without replaying
 # the schema, and any other version is deleted and rebuilt.
-SCHEMA_VERSION = "10"  # 10: parcels (SPEC §20)
+SCHEMA_VERSION = "11"  # 11: proxy tasks (SPEC §20)
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS records(

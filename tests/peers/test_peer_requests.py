@@ -1,0 +1,92 @@
+"""Task requests between factories: request, accept, work, news back, dependents."""
+
+from __future__ import annotations
+
+from tests.conftest import gf, gf_json, git
+from tests.peers.conftest import Fleet, peer, received, set_peers, sync
+
+
+def test_a_request_kept_for_a_person_is_accepted_and_its_news_moves_the_proxy(
+    local_fleet: Fleet,
+) -> None:
+    web, api = local_fleet.factory("web"), local_fleet.factory("api")
+    set_peers(web, peer("api", local_fleet.url("api"), mail=["human"]))
+    set_peers(api, peer("web", local_fleet.url("web"), tasks="ask"))
+
+    made = gf_json(web, "task", "add", "--in", "api", "Add /v2/users", "--body", "paginated",
+                   "--label", "api", "--as", "human/lead")
+    proxy = made["id"]
+    page = gf_json(web, "task", "add", "Users page", "--depends-on", proxy)["id"]
+    assert [t["id"] for t in gf_json(web, "ready")] == []  # waits for api's task
+    shown = gf_json(web, "task", "show", proxy)
+    assert shown["state"] == "working" and shown["remote"]["state"] == "sent"
+    gf(web, "task", "claim", proxy, "--as", "coder/ada", code=1)  # only api's word moves it
+
+    sync(web)
+    took = sync(api)["taken"]
+    assert [(t["type"], t["outcome"]) for t in took] == [("request", "pending")]
+    waiting = gf_json(api, "task", "requests")
+    assert [(r["peer"], r["title"], r["labels"]) for r in waiting] == [
+        ("web", "Add /v2/users", ["api"])]
+    accepted = gf_json(api, "task", "accept", waiting[0]["id"][:6], "--as", "human/boss")
+    theirs = accepted["task"]
+    assert gf_json(api, "task", "requests") == []
+    task = gf_json(api, "task", "show", theirs)
+    assert task["title"] == "Add /v2/users" and task["requester"] == "web:human/lead"
+
+    sync(api)  # the receipt (delivered, with the task id) and a first update go out
+    sync(web)
+    shown = gf_json(web, "task", "show", proxy)
+    assert shown["remote"]["task_id"] == theirs and shown["remote"]["state"] == "submitted"
+    assert gf_json(web, "task", "show", f"api:{theirs[:6]}")["id"] == proxy
+
+    # api's agent asks a question; it reaches web's requester, whose answer goes back.
+    gf(api, "task", "claim", theirs, "--as", "coder/bob")
+    gf(api, "task", "ask", theirs, "cursor or offset pagination?", "--as", "coder/bob")
+    sync(api)
+    sync(web)
+    shown = gf_json(web, "task", "show", proxy)
+    assert shown["state"] == "input_required" and shown["assignee"] == "api:coder/bob"
+    inbox = gf_json(web, "mail", "inbox", "--as", "human/lead")
+    assert [m["from"] for m in inbox] == ["api:coder/bob"]
+    assert "cursor or offset" in gf_json(web, "mail", "read", inbox[0]["id"],
+                                         "--as", "human/lead")["body"]
+    gf(web, "task", "answer", proxy, "cursor, please", "--as", "human/lead")
+    sync(web)
+    sync(api)
+    answered = gf_json(api, "task", "show", theirs)
+    assert answered["state"] == "working"
+    assert [e["actor"] for e in answered["history"] if e["kind"] == "task.answered"] == [
+        "web:human/lead"]
+
+    gf(api, "step", "done", theirs, "--as", "coder/bob")
+    while gf_json(api, "task", "show", theirs)["state"] != "completed":  # gates, review, merge
+        gf(api, "step", "done", theirs, "--override", "--reason", "by hand", "--as", "human/boss")
+    sync(api)
+    sync(web)
+    assert gf_json(web, "task", "show", proxy)["state"] == "completed"
+    assert [t["id"] for t in gf_json(web, "ready")] == [page]
+
+
+def test_requests_the_policy_does_not_allow_are_rejected_and_the_proxy_says_why(
+    local_fleet: Fleet,
+) -> None:
+    web, api = local_fleet.factory("web"), local_fleet.factory("api")
+    set_peers(web, peer("api", local_fleet.url("api")))
+    set_peers(api, peer("web", local_fleet.url("web"), tasks="auto", labels=["api"]))
+    wrong = gf_json(web, "task", "add", "--in", "api", "Paint it", "--label", "css")["id"]
+    right = gf_json(web, "task", "add", "--in", "api", "Add an index", "--label", "api")["id"]
+    sync(web)
+    took = {t["outcome"] for t in sync(api)["taken"]}
+    assert took == {"rejected", "delivered"}
+    sync(api)
+    sync(web)
+    refused = gf_json(web, "task", "show", wrong)
+    assert refused["state"] == "rejected"
+    assert "label(s) css" in refused["remote"]["reason"]
+    assert gf_json(web, "task", "show", right)["state"] == "working"
+    listed = gf_json(api, "task", "list")
+    assert [t["title"] for t in listed] == ["Add an index"]
+    assert received(api, outcome="rejected")[0]["peer"] == "web"
+    assert "rejected" in gf(web, "task", "show", wrong).stdout
+    assert git(web, "rev-parse", "factory")
