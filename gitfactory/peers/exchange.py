@@ -66,8 +66,19 @@ class Round:
                 "strangers": self.strangers, "sent": self.sent}  # fmt: skip
 
 
-def exchange(factory: Factory, only: str | None = None) -> Round:
-    """One round with every peer (or the one called ``only``)."""
+def exchange(
+    factory: Factory,
+    only: str | None = None,
+    *,
+    fetch: bool = True,
+    at_peer: dict[str, str] | None = None,
+) -> Round:
+    """One round with every peer (or the one called ``only``).
+
+    ``fetch=False`` skips step 1 (a round for what was pushed to us or written here,
+    with no network call unless something must go out); ``at_peer`` maps a peer to
+    the box commit it is known to have, so that it is not pushed again (the daemon's
+    memory; updated here)."""
     from gitfactory.config import factory_yaml
 
     factory.require_tip()
@@ -76,13 +87,14 @@ def exchange(factory: Factory, only: str | None = None) -> Round:
     with _one_round_at_a_time(factory):
         out = Round(peers=[PeerRound(p.name, p.url, p.deliver) for p in peers])
         for peer, state in zip(peers, out.peers, strict=True):
-            _guarded(state, lambda p=peer: courier.collect(factory, p.name, p.url, config.name),
-                     "fetched")  # fmt: skip
+            if fetch:
+                _guarded(state, lambda p=peer: courier.collect(factory, p.name, p.url,
+                                                               config.name), "fetched")  # fmt: skip
         intake = inbound.receive(factory, config)
         out.taken, out.strangers = intake.taken, intake.strangers
         out.sent = len(news.report(factory, config))
         for peer, state in zip(peers, out.peers, strict=True):
-            _send(factory, config, peer, state)
+            _send(factory, config, peer, state, at_peer)
     return out
 
 
@@ -99,15 +111,23 @@ def select(config: FactoryConfig, only: str | None) -> list[Peer]:
     return [config.peers[only]]
 
 
-def _send(factory: Factory, config: FactoryConfig, peer: Peer, state: PeerRound) -> None:
+def _send(factory: Factory, config: FactoryConfig, peer: Peer, state: PeerRound,
+          at_peer: dict[str, str] | None) -> None:  # fmt: skip
     if state.unreachable:
         return  # it did not answer the fetch: the push would wait as long again
     if not _guarded(state, lambda: courier.publish(factory, peer.name, peer.sign), "published"):
         return
-    if peer.deliver == PUSH and state.published is not None:
-        commit = state.published
-        _guarded(state, lambda: courier.deliver(factory, peer.name, peer.url, config.name,
-                                                commit), "pushed")  # fmt: skip
+    commit = state.published
+    if peer.deliver != PUSH or commit is None:
+        return
+    if at_peer is not None and at_peer.get(peer.name) == commit:
+        return  # it has this box already
+
+    def push() -> bool:
+        return courier.deliver(factory, peer.name, peer.url, config.name, commit)
+
+    if _guarded(state, push, "pushed") and at_peer is not None:
+        at_peer[peer.name] = commit
 
 
 def _guarded(state: PeerRound, step: Any, into: str) -> bool:

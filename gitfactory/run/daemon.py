@@ -37,11 +37,13 @@ from typing import TYPE_CHECKING, Any
 from gitfactory.errors import BusyError, FactoryError
 from gitfactory.run.blockers import EXIT_BLOCKED, Blocker
 from gitfactory.run.dispatch import Dispatcher
+from gitfactory.run.envoy import Envoy
 from gitfactory.run.runs import ACTOR, Ended
 from gitfactory.run.syncer import Syncer
 from gitfactory.run.ticks import TickReport, ended_json
 from gitfactory.run.watch import Watcher, changed, snapshot
 from gitfactory.store import clock, contacts
+from gitfactory.store.courier import INBOX_REFS
 from gitfactory.store.git import replace_file
 
 if TYPE_CHECKING:
@@ -52,6 +54,7 @@ if TYPE_CHECKING:
 _logger = logging.getLogger(__name__)
 
 SUMMARIES_PER_TICK = 20
+FIRST_EXCHANGE_S = 120.0  # a burst waits at most this long for its first round with peers
 IDLE_WAKE_S = 5.0  # the longest a daemon sleeps without a wake-up (leases, escalation)
 RUN_POLL_S = 0.5  # while runs are active: how often to look at processes not our children
 STATUS_FILE = "daemon.json"
@@ -80,6 +83,7 @@ class Daemon:
         self.started = time.time()
         self.watcher = Watcher(factory.paths)
         self.syncer = Syncer(factory)
+        self.envoy = Envoy(factory)
         self.dispatcher = Dispatcher(factory, self._note)
         self.recovered: list[Ended] = []
         self.unsummarizable: set[str] = set()
@@ -102,6 +106,9 @@ class Daemon:
             self.watcher.start()
             contacts.forget_down(self.factory)  # what an earlier run learnt may be old
             self.syncer.start()
+            self.envoy.start()
+            if self.burst:
+                self.envoy.wait_first(FIRST_EXCHANGE_S)  # what peers sent is work too
             log.append(self.factory, [self._event("daemon.started", "watching for commits")])
             try:
                 self.recovered = self.dispatcher.recover()
@@ -121,6 +128,7 @@ class Daemon:
                 log.append(
                     self.factory, [self._event("daemon.stopped", f"after {self.ticks} ticks")]
                 )
+                self.envoy.stop()  # what waits for peers goes out (word of this run too)
                 self.syncer.stop()  # after the last record: it goes out too
                 self._status(running=False)
         return code
@@ -138,7 +146,9 @@ class Daemon:
         result.moved = sorted(moved)
         if any(r == self.factory.refname or r.startswith("refs/remotes/") for r in moved):
             self.syncer.poke()  # ours to push, or a fetch someone made to merge
-        result.synced = self.syncer.drain()
+        if any(r == self.factory.refname or r.startswith(INBOX_REFS) for r in moved):
+            self.envoy.poke()  # a parcel to send, or one a peer pushed
+        result.synced = self.syncer.drain() + self.envoy.drain()
         branches = [r[len("refs/heads/") :] for r in moved if r.startswith("refs/heads/")]
         mail = postmaster.ingest(self.factory, postmaster.watched(self.factory, branches))
         result.delivered, result.quarantined = len(mail.delivered), len(mail.quarantined)
@@ -351,7 +361,7 @@ class Daemon:
             "pid": os.getpid(), "running": running, "ticks": self.ticks,
             "started": clock.format_time(int(self.started * 1000)),
             "last_tick": clock.format_time(clock.now_ms()), "tip": self.factory.tip(),
-            "sync": self.syncer.state.to_json(),
+            "sync": self.syncer.state.to_json(), "peers": self.envoy.state(),
         }  # fmt: skip
         replace_file(self.factory.paths.factory_dir / STATUS_FILE, json.dumps(status) + "\n")
 

@@ -31,8 +31,9 @@ if TYPE_CHECKING:
 
 
 def snapshot(paths: RepoPaths) -> dict[str, str]:
-    """Every local branch and remote-tracking ref, and the HEAD of every worktree whose
-    HEAD is detached, with the commit each points at."""
+    """Every local branch and remote-tracking ref, the inbox refs that peer factories
+    push to, and the HEAD of every worktree whose HEAD is detached, with the commit
+    each points at."""
     from pygit2.enums import ReferenceType
 
     from gitfactory.store.git import open_repo
@@ -40,7 +41,7 @@ def snapshot(paths: RepoPaths) -> dict[str, str]:
     repo = open_repo(paths)
     refs: dict[str, str] = {}
     for name in repo.references:
-        if name.startswith(("refs/heads/", "refs/remotes/")):
+        if name.startswith(("refs/heads/", "refs/remotes/", "refs/factory/inbox/")):
             ref = repo.references.get(name)
             if ref is not None and ref.type == ReferenceType.DIRECT:  # symbolic: follows one
                 refs[name] = str(ref.target)

@@ -40,8 +40,44 @@ class Fleet:
         self.repos[name] = repo
         return repo
 
+    def working_factory(self, name: str) -> Path:
+        """A factory whose scripted agent does every task (a line in work.txt, a commit,
+        `step done`), a gate that checks the file, and the merge into main."""
+        repo = self.factory(name)
+        (repo / "agent.sh").write_text(AGENT)
+        (repo / "agent.sh").chmod(0o755)
+        git(repo, "add", "agent.sh")
+        git(repo, "commit", "-qm", "the agent")
+        gf(repo, "config", "edit", "--file", "-", input=WORKING.format(name=name))
+        return repo
+
     def __getitem__(self, name: str) -> Path:
         return self.repos[name]
+
+
+AGENT = """#!/bin/sh
+set -e
+echo "$GITFACTORY_TASK" >> work.txt
+git add work.txt
+git commit -qm "work on $GITFACTORY_TASK"
+gitfactory step done "$GITFACTORY_TASK" --note "wrote work.txt"
+"""
+
+WORKING = """protocol: "0.3"
+name: {name}
+agents:
+  agent: {{role: coder, command: ./agent.sh}}
+dispatch: {{kill_grace: 1s}}
+gates:
+  tests: {{command: test -s work.txt}}
+workflows:
+  default:
+    start: implement
+    steps:
+      implement: {{role: coder, requires_change: true, on_success: test, on_failure: implement}}
+      test: {{gate: tests, on_success: merge, on_failure: implement}}
+      merge: {{action: merge, strategy: merge, on_success: done, on_failure: implement}}
+"""
 
 
 def set_peers(repo: Path, block: str) -> None:
