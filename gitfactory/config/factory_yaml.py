@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 CONFIG_PATH = f"{FACTORY_DIR}/factory.yaml"
 CHANGED = "config.changed"  # the event committed with every change made through gitfactory
-PROTOCOL_VERSION = "0.3"
+PROTOCOL_VERSION = "0.4"
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 _SIZE_RE = re.compile(r"^(\d+) ?(B|KiB|MiB)?$")
 _SIZE_UNITS = {None: 1, "B": 1, "KiB": 1024, "MiB": 1024 * 1024}
