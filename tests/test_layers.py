@@ -30,7 +30,7 @@ FLOORS: list[set[str]] = [
     {"mail", "knowledge"},
     {"qa", "peers"},
     {"run"},
-    {"cli", "mcp", "demo", "create", "entry", "__main__"},
+    {"cli", "mcp", "demo", "demo_peers", "create", "entry", "__main__"},
 ]
 
 

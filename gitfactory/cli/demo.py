@@ -15,8 +15,13 @@ from gitfactory.store.log import EventQuery
 
 @click.command("demo")
 @click.argument("directory", required=False, type=click.Path(file_okay=False, path_type=Path))
+@click.option(
+    "--federation",
+    is_flag=True,
+    help="The two-factory demo instead: a web factory asks an api factory for work.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print {repo, events} as JSON at the end.")
-def demo_cmd(directory: Path | None, as_json: bool) -> None:
+def demo_cmd(directory: Path | None, federation: bool, as_json: bool) -> None:
     """Run a complete factory on a built-in sample project, offline, in seconds.
 
     Builds a small Python project with a real bug in DIRECTORY (default: a new
@@ -30,7 +35,16 @@ def demo_cmd(directory: Path | None, as_json: bool) -> None:
     second attempt passes. The agents talk by mail. At the end the demo prints the
     timeline, the artifacts, the failed gate's report and the regenerated history
     document, and leaves the repository for you to inspect.
+
+    With --federation: two repositories, web and api, served by `git daemon` on
+    127.0.0.1, each with its factory and its daemon. web asks api for an endpoint
+    (a task request, pushed to api's inbox ref); api's agent does it and merges;
+    the news flows back, web's page task (which depends on it) becomes ready and
+    its agent builds the page against the commit where api's work landed. Both
+    timelines are printed. Offline; about half a minute.
     """
+    if federation:
+        return _federation(directory, as_json)
     factory = demo.run(directory, output.progress if as_json else output.echo)
     rows, _ = log.query(factory, EventQuery())
     repo = factory.paths.work_tree
@@ -104,3 +118,35 @@ def _evidence(factory: Factory) -> None:
     output.echo("the history document, regenerated after each task (gitfactory docs show history):")
     for line in documents.read(factory, documents.HISTORY).decode("utf-8").splitlines():
         output.echo(f"  | {line}")
+
+
+def _federation(directory: Path | None, as_json: bool) -> None:
+    from gitfactory import demo_peers
+
+    web, api, root = demo_peers.run(directory, output.progress if as_json else output.echo)
+    timeline = []
+    for name, factory in (("web", web), ("api", api)):
+        rows, _ = log.query(factory, EventQuery())
+        timeline += [(event.time, name, event) for _, event in rows]
+    timeline.sort(key=lambda row: (row[0], row[1]))
+    if as_json:
+        output.emit_json(
+            {
+                "repos": {"web": str(web.paths.work_tree), "api": str(api.paths.work_tree)},
+                "events": [{"factory": n, **e.to_record()} for _, n, e in timeline],
+            }
+        )
+        return
+    output.echo("")
+    output.echo("both timelines, merged (gitfactory log in each repository):")
+    for _, name, event in timeline:
+        if event.kind in ("session.summary", "daemon.started", "daemon.stopped"):
+            continue
+        output.echo(f"  {output.local_time(event.time)}  {name:<3}  {event.actor:<15} "
+                    f"{event.kind:<20} {event.text[:70]}")  # fmt: skip
+    output.echo("")
+    output.echo(f"the repositories are in {root}; look around:")
+    output.echo(f"  git -C {root}/web show main:users.html     # built against api's merge")
+    output.echo(f"  git -C {root}/api log --oneline main         # the endpoint, merged")
+    output.echo(f"  {_command()} -C {root}/web task list          # the proxy, completed")
+    output.echo(f"  {_command()} -C {root}/api peers              # web, what it sent")

@@ -126,7 +126,7 @@ def _news(st: Any) -> dict[str, Any]:
         merged = [e for e in events if e.kind == "merge.result" and e.data.get("pass")]
         if merged:
             data = merged[-1].data
-            news["merge"] = {k: str(data[k]) for k in ("commit", "branch") if data.get(k)}
+            news["merge"] = {k: str(data[k]) for k in ("commit", "branch", "target") if data.get(k)}
     if state in ("failed", "rejected", "canceled"):
         ends = [e for e in events if e.kind.startswith("task.") and e.text]
         news["reason"] = ends[-1].text[:4000] if ends else None

@@ -6,12 +6,14 @@ The task model and the fold of its events are in :mod:`gitfactory.plan.tasks`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from gitfactory.errors import FactoryError, InvalidRecordError, UsageError
 from gitfactory.plan import states
+from gitfactory.plan.lookup import TaskNotFoundError as TaskNotFoundError
+from gitfactory.plan.lookup import resolve as resolve
 from gitfactory.plan.tasks import (
     COMPLETED,
     DEFAULT_LEASE_MS,
@@ -33,10 +35,6 @@ from gitfactory.store.log import Draft, clip, stamp
 if TYPE_CHECKING:
     from gitfactory.store.branch import Change, Snapshot
     from gitfactory.store.factory import Factory
-
-
-class TaskNotFoundError(UsageError):
-    """No task, or more than one, has an id starting with what was typed."""
 
 
 class IllegalMoveError(FactoryError):
@@ -65,39 +63,6 @@ def refused(
     draft = Draft(kind="task.refused", actor=actor, text=reason,
                   data={"verb": verb, "step": st.step, "state": st.state})  # fmt: skip
     return [draft], RefusedError(reason, hint=hint)
-
-
-def resolve(factory: Factory, text: str) -> str:
-    """The full id of the task whose id starts with ``text`` (any unique prefix);
-    ``peer:ID`` names the proxy of a task requested of a peer factory, by the peer's
-    task id (or the proxy's own)."""
-    if ":" in text:
-        return _proxy(factory, *text.split(":", 1))
-    wanted = ids.typed(text, "task", TaskNotFoundError)
-    found = factory.index.ids_starting("tasks", wanted)
-    return ids.pick("task", text, found, TaskNotFoundError, listing="`gitfactory task list`",
-                    describe=lambda some: _described(factory, some))  # fmt: skip
-
-
-def _proxy(factory: Factory, peer: str, text: str) -> str:
-    wanted = ids.typed(text, "task", TaskNotFoundError)
-    found = states.proxies(factory, peer, wanted)
-    if not found:
-        raise TaskNotFoundError(
-            f"no task of {peer!r} known here as {text!r}",
-            hint=f"ask {peer} for one with `gitfactory task add --in {peer} TITLE`, and "
-            f"name it by its id there or here (`gitfactory task list` shows proxies)",
-        )
-    return ids.pick("task", f"{peer}:{text}", found, TaskNotFoundError,
-                    listing="`gitfactory task list`",
-                    describe=lambda some: _described(factory, some))  # fmt: skip
-
-
-def _described(factory: Factory, task_ids: Sequence[str]) -> list[str]:
-    """Tasks as an ambiguous id names them: short id and title."""
-    short = factory.index.short_ids("tasks", task_ids)
-    titles = {t: (factory.index.task_record(t) or {}).get("title", "") for t in task_ids}
-    return [f"{short[t]} ({titles[t]})" for t in task_ids]
 
 
 def load(factory: Factory, task_id: str, history: bool = False) -> TaskState:
