@@ -128,3 +128,37 @@ def _print_round(result: Any) -> None:
         output.echo(f"{p.name}: ok ({went})")
     if not result.peers:
         output.echo("no peers in factory.yaml (`gitfactory peers --help`)")
+
+
+@peers_group.command("check")
+@click.argument("peer", required=False)
+@click.option("--json", "as_json", is_flag=True, help="Print what was found as JSON.")
+@click.pass_obj
+def check_cmd(obj: Context, peer: str | None, as_json: bool) -> None:
+    """Can each peer (or PEER) be reached, and will our parcels get there?
+
+    Changes nothing: lists the peer's box refs, tries a dry-run push where we
+    deliver by push, and checks that we can sign where we must.
+
+    Exit 0: all good; 6: a peer could not be reached; 1: another problem.
+    """
+    from gitfactory.peers import check
+
+    found = check.check(obj.factory, peer)
+    if as_json:
+        output.emit_json([c.to_json() for c in found])
+    else:
+        for c in found:
+            if c.reachable:
+                there = {None: "it fetches ours", True: "it has our latest parcels",
+                         False: "our latest parcels are not there yet"}[c.ours_there]  # fmt: skip
+                left = "it left parcels for us" if c.theirs else "nothing left for us to fetch"
+                output.echo(f"{c.name}: reached in {c.ms} ms; {there}; {left}")
+            for problem in c.problems:
+                output.echo(f"{c.name}: {problem}")
+        if not found:
+            output.echo("no peers in factory.yaml (`gitfactory peers --help`)")
+    if any(not c.reachable for c in found):
+        sys.exit(6)
+    if any(c.problems for c in found):
+        sys.exit(1)

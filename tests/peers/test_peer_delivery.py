@@ -3,9 +3,10 @@ once; a pull peer fetches what we leave for it."""
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
-from tests.conftest import gf, gf_json, git
+from tests.conftest import gf, gf_json, git, wait_for
 from tests.peers.conftest import Fleet, peer, set_peers, sync
 from tests.sync.conftest import GitDaemon
 
@@ -66,3 +67,40 @@ def test_a_pull_peer_fetches_what_we_leave_for_it(local_fleet: Fleet) -> None:
     sync(alpha)  # alpha fetches beta's receipt the same way
     listed = gf_json(alpha, "peers", "list", "--json")["peers"][0]
     assert listed["unanswered"] == 0 and listed["deliver"] == "pull"
+
+
+def test_peers_check_says_what_works_and_what_to_do(tmp_path: Path) -> None:
+    base = tmp_path / "served"
+    base.mkdir()
+    daemon = GitDaemon(base)
+    daemon.start()
+    try:
+        fleet = Fleet(base, daemon)
+        alpha, beta = fleet.factory("alpha"), fleet.factory("beta")
+        set_peers(alpha, peer("beta", fleet.url("beta"))
+                  + peer("gone", fleet.url("nowhere"), deliver="pull"))
+        gf(alpha, "mail", "send", "beta:human/eve", "-s", "hi", "--body", "x")
+        found = {c["name"]: c for c in gf_json(alpha, "peers", "check", "--json", code=6)}
+        assert found["beta"]["reachable"] and found["beta"]["ours_there"] is False  # not sent
+        assert found["gone"]["reachable"] is False and "git ls-remote" in found["gone"]["problems"][0]
+        sync(alpha, "beta")
+        beta_view = gf_json(alpha, "peers", "check", "beta", "--json")[0]
+        assert beta_view["ours_there"] is True and beta_view["problems"] == []
+        gf(alpha, "mail", "send", "beta:human/eve", "-s", "again", "--body", "y")
+        assert gf_json(alpha, "peers", "check", "beta", "--json")[0]["ours_there"] is False
+        assert "not there yet" in gf(alpha, "peers", "check", "beta").stdout
+    finally:
+        daemon.stop()
+    # Served read-only (no receive-pack): reachable, but it takes no push from us.
+    readonly = subprocess.Popen(
+        ["git", "daemon", "--reuseaddr", "--export-all", f"--base-path={base}",
+         "--listen=127.0.0.1", f"--port={daemon.port}", str(base)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        wait_for(lambda: gf(alpha, "peers", "check", "beta", code=None).returncode != 6,
+                 "the read-only git daemon")
+        proc = gf(alpha, "peers", "check", "beta", code=1)
+        assert "does not take pushes" in proc.stdout and "deliver: pull" in proc.stdout
+    finally:
+        readonly.terminate()
+        readonly.wait(timeout=30)
