@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from gitfactory.cli import output
@@ -59,7 +60,12 @@ def vouch(message: Message, receipts: list[dict[str, Any]]) -> tuple[bool, str]:
     return vouch(delivered["data"] if delivered else None)
 
 
-def print_message(factory: Factory, message: Message, receipts: list[dict[str, Any]]) -> None:
+def print_message(
+    factory: Factory,
+    message: Message,
+    receipts: list[dict[str, Any]],
+    abroad: Sequence[dict[str, Any]] = (),
+) -> None:
     """One message in full: its own id whole, the ids it refers to in their short forms."""
     verified, how = vouch(message, receipts)
     thread = message.thread_name
@@ -86,6 +92,8 @@ def print_message(factory: Factory, message: Message, receipts: list[dict[str, A
     if message.ack_required:
         acked = sorted({r["actor"] for r in receipts if r["kind"] == "mail.acked"})
         rows.append(("Ack", f"required; acknowledged by {', '.join(acked) or 'nobody yet'}"))
+    for sent in abroad:
+        rows.append(("Peer", f"{sent['peer']}: {peer_receipts(sent)}"))
     for name, value in rows:
         if value:
             output.echo(f"{name + ':':<12} {value}")
@@ -108,3 +116,13 @@ def report_sent(sent: messages.Sent, as_json: bool) -> None:
                         "(the daemon, or `gitfactory peers sync`)")  # fmt: skip
     for address in sent.no_route:
         output.progress(f"warning: {address}: {messages.NO_ROUTE}")
+
+
+def peer_receipts(sent: dict[str, Any]) -> str:
+    """What a peer said of a message we sent it: delivered, read by whom, or why not."""
+    said = []
+    for r in sent["receipts"]:
+        who = f" by {sent['peer']}:{r['reader']}" if r.get("reader") else ""
+        why = f" ({r['reason']})" if r.get("reason") else ""
+        said.append(f"{r['outcome']}{who}{why}")
+    return "; ".join(said) or "no receipt yet (it goes at the next `gitfactory peers sync`)"

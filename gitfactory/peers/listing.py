@@ -82,3 +82,17 @@ def pending_requests(factory: Factory, peer: str | None = None) -> list[parcels.
         if found is not None and (peer is None or found.sender == peer):
             out.append(found)
     return out
+
+
+def abroad(factory: Factory, message_id: str) -> list[dict[str, Any]]:
+    """What became of a message of ours in each peer factory it went to: per peer,
+    the parcel and the receipts it sent back (delivered or rejected, with the reason;
+    read and acked, with the reader), oldest first. The caller refreshed the index."""
+    out = []
+    sent = parcels.listed(factory, OUTBOX, None, parcels.MAIL, {"message.id": message_id})
+    for parcel in sent:
+        back = parcels.listed(factory, INBOX, parcel.to, parcels.RECEIPT, {"parcel": parcel.id})
+        out.append({"peer": parcel.to, "parcel": parcel.id,
+                    "receipts": [{k: r.get(k) for k in ("outcome", "reason", "reader")
+                                  if r.get(k) is not None} for r in back]})  # fmt: skip
+    return out

@@ -37,8 +37,14 @@ def test_mail_crosses_to_a_peer_role_and_read_receipts_and_replies_come_back(
 
     receipts = received(alpha, type="receipt")
     assert {r["outcome"] for r in receipts} == {"noted"}
+    shown = gf_json(alpha, "mail", "read", message_id, "--as", "human/lead")["abroad"]
+    assert [(a["peer"], [r["outcome"] for r in a["receipts"]]) for a in shown] == [
+        ("beta", ["delivered", "read"])]
+    assert "Peer:        beta: delivered; read by beta:coder/bob" in gf(
+        alpha, "mail", "read", message_id, "--as", "human/lead").stdout
     reads = gf_json(alpha, "log", "--kind", "mail.read")
-    assert [(e["actor"], e["data"]["message"]) for e in reads] == [("beta:coder/bob", message_id)]
+    assert [(e["actor"], e["data"]["message"]) for e in reads if ":" in e["actor"]] == [
+        ("beta:coder/bob", message_id)]
     thread = gf_json(alpha, "mail", "thread", message_id)
     assert [m["from"] for m in thread] == ["human/lead", "beta:coder/bob"]
     assert "unique index added" in thread[1]["body"]
@@ -68,6 +74,8 @@ def test_mail_to_a_role_the_policy_does_not_open_is_rejected_with_a_receipt(
     sync(alpha)
     receipt = received(alpha, type="receipt")
     assert len(receipt) == 1 and "may not write to role(s) coder" in receipt[0]["reason"]
+    mid = gf_json(alpha, "mail", "search", "hi")[0]["id"]
+    assert "beta: rejected (" in gf(alpha, "mail", "read", mid, "--as", "human/lead").stdout
     shown = gf(alpha, "peers", "list").stdout
     assert "0 without a receipt yet" in shown
 
