@@ -89,4 +89,16 @@ def test_requests_the_policy_does_not_allow_are_rejected_and_the_proxy_says_why(
     assert [t["title"] for t in listed] == ["Add an index"]
     assert received(api, outcome="rejected")[0]["peer"] == "web"
     assert "rejected" in gf(web, "task", "show", wrong).stdout
-    assert git(web, "rev-parse", "factory")
+
+    # A local task names the peer's task by its id there; api gives up on it, and
+    # the reason comes back with the news.
+    theirs = gf_json(web, "task", "show", right)["remote"]["task_id"]
+    after = gf_json(web, "task", "add", "Use the index", "--depends-on", f"api:{theirs[:8]}")
+    assert gf_json(web, "task", "show", after["id"])["depends_on"] == [right]
+    gf(web, "task", "add", "x", "--depends-on", "api:zzzzzzzz", code=2)
+    gf(api, "task", "cancel", theirs, "--reason", "the index exists already", "--as", "human/boss")
+    sync(api)
+    sync(web)
+    gone = gf_json(web, "task", "show", right)
+    assert gone["state"] == "canceled" and "exists already" in gone["remote"]["reason"]
+    assert [t["id"] for t in gf_json(web, "ready")] == []  # its dependency will never complete
