@@ -41,7 +41,7 @@ def demo_cmd(directory: Path | None, federation: bool, as_json: bool) -> None:
     (a task request, pushed to api's inbox ref); api's agent does it and merges;
     the news flows back, web's page task (which depends on it) becomes ready and
     its agent builds the page against the commit where api's work landed. Both
-    timelines are printed. Offline; about half a minute.
+    timelines are printed. Offline; a few seconds.
     """
     if federation:
         return _federation(directory, as_json)

@@ -66,6 +66,7 @@ def _show(v: dict[str, Any]) -> None:
     accept = v["accept"]
     mail = ", ".join(accept["mail"]) or "no one"
     labels = "any label" if accept["labels"] is None else ", ".join(accept["labels"]) or "none"
+    requests = accept["tasks"] if accept["tasks"] == "no" else f"{accept['tasks']} ({labels})"
     contact = v["contact"]
     if not contact:
         reached = "never exchanged with"
@@ -76,7 +77,7 @@ def _show(v: dict[str, Any]) -> None:
             contact.get("error", "")
         )
     output.echo(f"{v['name']}  {v['url']}  ({v['deliver']})")
-    output.echo(f"  may send: mail to {mail}; task requests: {accept['tasks']} ({labels}); "
+    output.echo(f"  may send: mail to {mail}; task requests: {requests}; "
                 f"at most {accept['per_day']} a day")  # fmt: skip
     output.echo(f"  {reached}")
     waiting = v["pending_requests"]
@@ -137,8 +138,9 @@ def _print_round(result: Any) -> None:
 def check_cmd(obj: Context, peer: str | None, as_json: bool) -> None:
     """Can each peer (or PEER) be reached, and will our parcels get there?
 
-    Changes nothing: lists the peer's box refs, tries a dry-run push where we
-    deliver by push, and checks that we can sign where we must.
+    Changes nothing but the note of when each peer was last reached: lists the
+    peer's box refs, tries a dry-run push where we deliver by push, and checks
+    that we can sign where we must.
 
     Exit 0: all good; 6: a peer could not be reached; 1: another problem.
     """
@@ -152,7 +154,7 @@ def check_cmd(obj: Context, peer: str | None, as_json: bool) -> None:
             if c.reachable:
                 there = {None: "it fetches ours", True: "it has our latest parcels",
                          False: "our latest parcels are not there yet"}[c.ours_there]  # fmt: skip
-                left = "it left parcels for us" if c.theirs else "nothing left for us to fetch"
+                left = "new parcels wait for us there" if c.theirs else "nothing new for us there"
                 output.echo(f"{c.name}: reached in {c.ms} ms; {there}; {left}")
             for problem in c.problems:
                 output.echo(f"{c.name}: {problem}")

@@ -128,7 +128,9 @@ def show_remote(st: Any) -> None:
         output.echo(f"           answer: gitfactory task answer {st.task.id[:8]} 'TEXT'")
     if remote.get("merge"):
         merge = remote["merge"]
-        output.echo(f"landed     {merge.get('commit', '?')[:12]} on {merge.get('branch', '?')}")
+        into = f"merged into {merge['target']}" if merge.get("target") else "merged"
+        source = f" (from {merge['branch']})" if merge.get("branch") else ""
+        output.echo(f"landed     {into} there as {merge.get('commit', '?')[:12]}{source}")
     if remote.get("reason"):
         output.echo(f"reason     {remote['reason']}")
 

@@ -58,8 +58,10 @@ def print_summaries(factory: Factory, texts: list[str], as_json: bool, empty: st
         held = f"  {t['assignee']}" if t["assignee"] else ""
         labels = f"  [{', '.join(t['labels'])}]" if t["labels"] else ""
         step = f" {t['step']}" if t["step"] and t["state"] not in tasks.TERMINAL else ""
-        if t.get("remote"):
-            step = f" @{t['remote']['peer']}"  # a proxy: the peer's task moves it
+        remote = t.get("remote")
+        if remote:  # a proxy: the peer's task moves it
+            said = remote.get("state", "")
+            step = f" @{remote['peer']}" + (f":{said}" if said and said != t["state"] else "")
         output.echo(
             f"{short[t['id']]:<8} P{t['priority']}  {t['state'] + step:<22} "
             f"{t['title']}{labels}{held}"

@@ -166,8 +166,10 @@ def _from_branch(
             if not regular:
                 raise InvalidRecordError(path, None, "not a regular file (symlinks are refused)")
             record = records.decode(MESSAGE, path, data)
-            message = _admit(Message.from_record(record), path, config.mail.max_body)
+            message = Message.from_record(record)
             on_factory = snap.read(path)
+            if on_factory is None:  # on the factory branch: delivered there already
+                _admit(message, path, config.mail.max_body)
             _check_place(snap, path)
             if on_factory is not None and on_factory != data:
                 raise InvalidRecordError(

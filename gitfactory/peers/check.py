@@ -26,7 +26,7 @@ class Checked:
     url: str
     reachable: bool = False
     ms: int | None = None  # how long the peer took to list its refs
-    theirs: bool = False  # it left a box for us to fetch
+    theirs: bool = False  # it left a box for us that we have not fetched yet
     ours_there: bool | None = None  # its inbox ref for us holds our latest box
     problems: list[str] = field(default_factory=list)
 
@@ -61,7 +61,9 @@ def _one(factory: Factory, own: str, peer: Peer) -> Checked:
     for line in proc.stdout.decode().splitlines():
         oid, _, name = line.partition("\t")
         refs[name] = oid
-    out.theirs = courier.OUTBOX_REFS + own in refs
+    box = refs.get(courier.OUTBOX_REFS + own)
+    have = {oid for _, oid in courier.arrived(factory, peer.name)}
+    out.theirs = box is not None and box not in have
     if peer.deliver == PUSH:
         out.ours_there = _delivered(factory, peer.name, refs.get(courier.INBOX_REFS + own))
         _can_push(factory, own, peer, out)

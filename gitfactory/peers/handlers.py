@@ -53,9 +53,18 @@ def mail(work: Work, arrival: Arrival, parcel: parcels.Parcel) -> Outcome:
         if existing != data:
             return rejected(f"another message with the id {message.id} is already here")
         return Outcome(DELIVERED, record=message.id)  # the same message by another parcel
-    signed = f", in a commit signed by a key of peers.{peer.name}.signers" if arrival.signer else ""
-    receipt = delivery(message, ACTOR, f"peer:{peer.name}", bool(arrival.signer),
-                       f"delivered by factory {peer.name!r} from its outbox{signed}")  # fmt: skip
+    if arrival.signer:
+        how = f"from factory {peer.name!r}, in a box signed by a key of peers.{peer.name}.signers"
+    else:
+        how = (
+            f"from factory {peer.name!r}'s box, unsigned: anyone who may push to "
+            f"{arrival.refname} could have sent it (list peers.{peer.name}.signers)"
+        )
+        if work.config.mail.unverified == "quarantine":
+            return rejected(f"this factory takes only mail something vouches for "
+                            f"(mail.unverified: quarantine), and {peer.name!r} does not sign "
+                            f"(peers.{peer.name}.signers)")  # fmt: skip
+    receipt = delivery(message, ACTOR, f"peer:{peer.name}", bool(arrival.signer), how)
     return Outcome(DELIVERED, record=message.id, files={message.path: data},
                    events=[receipt])  # fmt: skip
 

@@ -205,10 +205,12 @@ def proxy_error(st: TaskState) -> IllegalMoveError:
     peer = st.remote["peer"]
     theirs = st.remote.get("task_id")
     what = f"{peer}'s task {theirs[:8]}" if theirs else f"a task requested of {peer}"
+    write = f"write to {peer}: gitfactory mail send '{peer}:human/*' -s ... --body ..."
+    if st.state == INPUT_REQUIRED:
+        write = f"answer its question with `gitfactory task answer {st.task.id[:8]} TEXT`; " + write
     return IllegalMoveError(
         f"task {st.task.id[:8]} stands for {what}: it moves only when that task does",
-        hint=f"answer its question with `gitfactory task answer {st.task.id[:8]} TEXT`; "
-        f"for anything else, write to {peer} (gitfactory mail send {peer}:human/* ...)",
+        hint=write,
     )
 
 

@@ -201,6 +201,7 @@ def finished_without(factory: Factory, kind: str) -> list[str]:
     final = ", ".join(repr(state) for state in sorted(TERMINAL))
     rows = _db(factory).execute(
         f"SELECT id FROM task_state s WHERE state IN ({final}) AND NOT {_SINCE_START}"
+        " AND json_extract(s.data, '$.remote') IS NULL"  # a proxy: its session was elsewhere
         " ORDER BY created, id",
         {"kind": kind},
     )

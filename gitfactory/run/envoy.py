@@ -134,6 +134,7 @@ class Envoy:
                 self._down.pop(p.name, None)
             if p.pushed:
                 self._busy_until = time.monotonic() + BUSY_FOR_S
+                self._say(f"peers: delivered our parcels to {p.name}")
 
     def _say(self, line: str) -> None:
         with self._lock:

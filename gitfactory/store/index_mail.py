@@ -87,9 +87,12 @@ def vouch(delivered: dict[str, Any] | None) -> tuple[bool, str]:
 
 
 # A delivery receipt counts when its writer could write it: the sender's own client
-# (`mail send`), or the postmaster. One by anyone else says nothing about the sender.
+# (`mail send`), the postmaster, or the peers pass (mail from another factory). One by
+# anyone else says nothing about the sender.
 POSTMASTER = "factory/mail"
-_TRUSTED = f"r.kind = 'mail.delivered' AND r.actor IN (m.sender, '{POSTMASTER}')"
+PEERS = "factory/peers"
+DELIVERERS = (POSTMASTER, PEERS)
+_TRUSTED = f"r.kind = 'mail.delivered' AND r.actor IN (m.sender, '{POSTMASTER}', '{PEERS}')"
 _DELIVERED = (
     f"(SELECT r.data FROM receipts r WHERE r.message = m.id AND {_TRUSTED}"
     " ORDER BY r.event LIMIT 1)"

@@ -28,6 +28,10 @@ def test_mail_crosses_to_a_peer_role_and_read_receipts_and_replies_come_back(
     assert [(m["from"], m["subject"]) for m in inbox] == [("alpha:human/lead", "Schema change")]
     message_id = inbox[0]["id"]
     assert message_id == sent["id"]  # one message, one id, in both factories
+    assert inbox[0]["verified"] is False and "unsigned" in inbox[0]["how"]
+    gf(beta, "mail", "ingest")  # the postmaster leaves what the peers pass delivered alone
+    gf(beta, "daemon", "--burst", code=None)
+    assert [m["id"] for m in gf_json(beta, "mail", "inbox", "--as", "coder/bob")] == [message_id]
 
     gf(beta, "mail", "read", message_id, "--as", "coder/bob")
     gf(beta, "mail", "reply", message_id, "--body", "done: unique index added",
