@@ -183,22 +183,13 @@ def read_cmd(obj: Context, message_id: str, actor: str | None, as_json: bool) ->
     factory = obj.factory
     message, first = mailbox.read(factory, message_id, actors.who(factory, actor))
     receipts = mailbox.receipts(factory, message.id)
-    sent = _abroad(factory, message)
+    sent = mail_view.abroad(factory, message)
     if as_json:
         verified, how = mail_view.vouch(message, receipts)
         output.emit_json({**message.to_record(), "verified": verified, "how": how,
                           "receipts": receipts, "first_read": first, "abroad": sent})  # fmt: skip
     else:
         mail_view.print_message(factory, message, receipts, sent)
-
-
-def _abroad(factory: Any, message: Any) -> list[dict[str, Any]]:
-    """Receipts from the peer factories the message went to (none for local mail)."""
-    if not any(":" in a for a in (*message.to, *message.cc)):
-        return []
-    from gitfactory.peers import listing
-
-    return listing.abroad(factory, message.id)
 
 
 @mail_group.command("ack")

@@ -126,3 +126,12 @@ def peer_receipts(sent: dict[str, Any]) -> str:
         why = f" ({r['reason']})" if r.get("reason") else ""
         said.append(f"{r['outcome']}{who}{why}")
     return "; ".join(said) or "no receipt yet (it goes at the next `gitfactory peers sync`)"
+
+
+def abroad(factory: Factory, message: Message) -> list[dict[str, Any]]:
+    """Receipts from the peer factories the message went to (none for local mail)."""
+    if not any(":" in a for a in (*message.to, *message.cc)):
+        return []
+    from gitfactory.peers import listing
+
+    return listing.abroad(factory, message.id)

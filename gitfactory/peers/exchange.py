@@ -1,7 +1,10 @@
 """One round with the peers: fetch, take in, send word, publish, push (SPEC §20).
 
 1. *collect*: fetch each peer's ``refs/factory/outbox/<us>`` (what it leaves for us
-   to fetch) into ``refs/factory/fetched/<peer>``;
+   to fetch, and what it pushed to us: a push to our inbox ref counts only once the
+   peer's own repository serves it, unless the peer signs) into
+   ``refs/factory/fetched/<peer>``; a round without fetching still fetches from a
+   peer whose push to our inbox ref rang since;
 2. *take in* what those refs and ``refs/factory/inbox/*`` (what peers pushed) hold
    (:mod:`gitfactory.peers.inbound`);
 3. *send word*: receipts and task updates the peers have not had (:mod:`news`);
@@ -87,15 +90,35 @@ def exchange(
     with _one_round_at_a_time(factory):
         out = Round(peers=[PeerRound(p.name, p.url, p.deliver) for p in peers])
         for peer, state in zip(peers, out.peers, strict=True):
-            if fetch:
-                _guarded(state, lambda p=peer: courier.collect(factory, p.name, p.url,
-                                                               config.name), "fetched")  # fmt: skip
+            bell = courier.tip(factory, courier.INBOX_REFS + peer.name)
+            if fetch or (bell is not None and bell != _rang(factory, peer.name)):
+                got = _guarded(state, _collector(factory, peer, config.name), "fetched")
+                if got and bell is not None:
+                    _ring(factory, peer.name, bell)
         intake = inbound.receive(factory, config)
         out.taken, out.strangers = intake.taken, intake.strangers
         out.sent = len(news.report(factory, config))
         for peer, state in zip(peers, out.peers, strict=True):
             _send(factory, config, peer, state, at_peer)
     return out
+
+
+def _collector(factory: Factory, peer: Peer, own: str) -> Any:
+    return lambda: courier.collect(factory, peer.name, peer.url, own)
+
+
+_RANG = "peers-rang:"  # index meta: the inbox ref commit a fetch from the peer answered
+
+
+def _rang(factory: Factory, peer: str) -> str | None:
+    row = factory.index.db.execute("SELECT value FROM meta WHERE key = ?",
+                                   (_RANG + peer,)).fetchone()  # fmt: skip
+    return str(row[0]) if row else None
+
+
+def _ring(factory: Factory, peer: str, commit: str) -> None:
+    factory.index.db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (_RANG + peer, commit))
+    factory.index.db.commit()
 
 
 def select(config: FactoryConfig, only: str | None) -> list[Peer]:

@@ -60,11 +60,11 @@ def receive(factory: Factory, config: FactoryConfig) -> Intake:
     strangers: list[tuple[str, str, str]] = []
     db = factory.index.db
     for name in sorted(set(config.peers) | set(courier.senders(factory))):
+        peer = config.peers.get(name)
         for refname, oid in courier.arrived(factory, name):
-            if _seen(db, refname) == oid:
+            if _seen(db, refname) == oid or (peer is not None and not trusted(peer, refname)):
                 continue
             moved[refname] = oid
-            peer = config.peers.get(name)
             if peer is None:
                 strangers.append((name, refname, oid))
             else:
@@ -90,6 +90,15 @@ def receive(factory: Factory, config: FactoryConfig) -> Intake:
     intake = result[0] if result else Intake()
     intake.commit = commit.oid if commit is not None and commit.paths else None
     return intake
+
+
+def trusted(peer: Peer, refname: str) -> bool:
+    """Whether a box ref may bring ``peer``'s parcels. What we fetched from the peer's
+    own URL may; what was pushed to our inbox ref for it only if the peer signs (we
+    check each box's signature): anyone who may push to this repository can fill any
+    inbox ref, so for a peer that does not sign the push only rings the bell, and the
+    round fetches the peer's box from its URL (:mod:`gitfactory.peers.exchange`)."""
+    return refname.startswith(courier.FETCHED_REFS) or bool(peer.signers)
 
 
 def _seen(db: Any, refname: str) -> str | None:

@@ -181,6 +181,8 @@ def decide(factory: Any, text: str, actor: str, reason: str | None = None) -> di
         waiting = {p.id: p for p in listing.pending_requests(factory)}
         wanted = ids.typed(text, "request", TaskNotFoundError)
         found = [i for i in waiting if i.startswith(wanted)]
+        if not found:
+            _decided_already(factory, wanted)
         request_id = ids.pick("request", text, found, TaskNotFoundError,
                               listing="`gitfactory task requests`",
                               describe=lambda some: [f"{i[:10]} ({waiting[i].sender}: "
@@ -215,3 +217,27 @@ def decide(factory: Any, text: str, actor: str, reason: str | None = None) -> di
 
     factory.store.transact(build)
     return out
+
+
+def _decided_already(factory: Any, wanted: str) -> None:
+    """Refuse, saying so, a decision on a request that a person already decided."""
+    from gitfactory.plan.decisions import IllegalMoveError
+
+    row = factory.index.db.execute(
+        "SELECT kind, actor, json_extract(data, '$.request'), json_extract(data, '$.task') "
+        "FROM events WHERE kind IN (?, ?) AND substr(json_extract(data, '$.request'), 1, ?) = ? "
+        "ORDER BY id LIMIT 1",
+        (ACCEPTED, DECLINED, len(wanted), wanted),
+    ).fetchone()
+    if row is None:
+        return
+    kind, actor, request, task = row
+    if kind == ACCEPTED:
+        raise IllegalMoveError(
+            f"request {request[:10]} was accepted already, by {actor}: it is task {task[:8]}",
+            hint=f"gitfactory task show {task[:8]}",
+        )
+    raise IllegalMoveError(
+        f"request {request[:10]} was rejected already, by {actor}",
+        hint="the requester can send it again with `task add --in`",
+    )

@@ -70,13 +70,16 @@ class Work:
         it is still unsigned (signed later, it is judged again)."""
         row = self.factory.index.db.execute(
             "SELECT 1 FROM events WHERE kind = ? AND json_extract(data, '$.peer') = ? "
-            "AND json_extract(data, '$.blob') = ? AND (json_extract(data, '$.outcome') = ? "
+            "AND json_extract(data, '$.blob') = ? AND json_extract(data, '$.path') = ? "
+            "AND (json_extract(data, '$.outcome') = ? "
             "OR (json_extract(data, '$.unsigned') AND ?)) LIMIT 1",
-            (RECEIVED, arrival.peer.name, arrival.blob, QUARANTINED, arrival.signer is None),
-        ).fetchone()
+            (RECEIVED, arrival.peer.name, arrival.blob, arrival.path, QUARANTINED,
+             arrival.signer is None),
+        ).fetchone()  # fmt: skip
         return row is not None or any(
-            t.get("blob") == arrival.blob and t["peer"] == arrival.peer.name for t in self.taken
-        )
+            t.get("blob") == arrival.blob and t.get("path") == arrival.path
+            and t["peer"] == arrival.peer.name for t in self.taken
+        )  # fmt: skip
 
     def within_limit(self, peer: Peer) -> bool:
         """Whether one more message or request from ``peer`` fits accept.per_day."""

@@ -125,6 +125,8 @@ def split(factory: Factory, task_id: str, actor: str, titles: list[str]) -> list
     refused = _final(parent, "split")
     if refused is not None:
         raise refused
+    if parent.remote is not None:  # its dependencies could never change the peer's task
+        raise decisions.proxy_error(parent)
     _check_titles(titles)  # all of them before any is added
     children = [
         decisions.add(factory, title=title, requester=actor, parent=task_id,

@@ -100,11 +100,26 @@ def check_type(parcel: Parcel) -> str | None:
 def decode(box: str, peer: str, path: str, data: bytes) -> Parcel:
     """A parcel file of ``box`` for ``peer``, read and checked (InvalidRecordError)."""
     record = records.decode(parcel_kind(box, peer), path, data)
+    _no_duplicate_keys(path, data)
     parcel = Parcel.from_record(record)
     missing = check_type(parcel)
     if missing is not None:
         raise InvalidRecordError(path, missing, f"a {parcel.type} parcel needs it")
     return parcel
+
+
+def _no_duplicate_keys(path: str, data: bytes) -> None:
+    """A key twice in one object: readers that keep the first and readers that keep
+    the last would see two different parcels (the bytes were already bounded)."""
+
+    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
+        keys = [k for k, _ in items]
+        if len(keys) != len(set(keys)):
+            twice = next(k for k in keys if keys.count(k) > 1)
+            raise InvalidRecordError(path, twice, "appears twice in one object")
+        return dict(items)
+
+    json.loads(data, object_pairs_hook=pairs)
 
 
 def box_prefix(box: str, peer: str) -> str:

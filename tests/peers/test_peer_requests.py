@@ -31,6 +31,8 @@ def test_a_request_kept_for_a_person_is_accepted_and_its_news_moves_the_proxy(
     accepted = gf_json(api, "task", "accept", waiting[0]["id"][:6], "--as", "human/boss")
     theirs = accepted["task"]
     assert gf_json(api, "task", "requests") == []
+    again = gf(api, "task", "reject", waiting[0]["id"][:6], "--reason", "no", code=1)
+    assert f"accepted already, by human/boss: it is task {theirs[:8]}" in again.stderr
     task = gf_json(api, "task", "show", theirs)
     assert task["title"] == "Add /v2/users" and task["requester"] == "web:human/lead"
 

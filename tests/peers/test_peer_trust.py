@@ -56,14 +56,17 @@ def test_a_forged_box_is_quarantined_file_by_file_and_nothing_in_it_runs(
 
     legit = json.loads(git(beta, "show", f"factory:.factory/outbox/alpha/"
                                          f"{parcel_place(sent['abroad'][0]['parcel'])}"))
-    big_id, gamma_id, link_id = ids.new_id(), ids.new_id(), ids.new_id()
+    big_id, gamma_id, link_id, twice_id = (ids.new_id() for _ in range(4))
     impostor = {**legit, "id": gamma_id, "from": "gamma"}
-    forge(tmp_path, beta, "refs/factory/outbox/alpha", local_fleet.url("alpha"),
-          "refs/factory/inbox/beta",
+    twice = json.dumps({**legit, "id": twice_id})[:-1] + ', "by": "human/lead"}'
+    # beta turned hostile: the box its own repository serves for alpha is forged.
+    forge(tmp_path, beta, "refs/factory/outbox/alpha", local_fleet.url("beta"),
+          "refs/factory/outbox/alpha",
           files={".factory/factory.yaml": EVIL_CONFIG,
                  "run-me.sh": b"#!/bin/sh\ntouch PWNED\n",
                  parcel_place(big_id): b'{"id": "' + b"x" * (2 << 20) + b'"}',
-                 parcel_place(gamma_id): json.dumps(impostor).encode()},
+                 parcel_place(gamma_id): json.dumps(impostor).encode(),
+                 parcel_place(twice_id): twice.encode()},
           links={parcel_place(link_id): "/etc/passwd"})
 
     took = sync(alpha)["taken"]
@@ -74,7 +77,8 @@ def test_a_forged_box_is_quarantined_file_by_file_and_nothing_in_it_runs(
     assert "over the limit" in outcome[big_id]["reason"]
     assert "came in 'beta''s box" in outcome[gamma_id]["reason"]
     assert "symlinks are refused" in outcome[link_id]["reason"]
-    assert len(took) == 6
+    assert "appears twice" in outcome[twice_id]["reason"]
+    assert len(took) == 7
 
     # Nothing ran, nothing changed the configuration, nothing left the inbox folder.
     assert not list(alpha.rglob("PWNED")) and not list(beta.rglob("PWNED"))
@@ -89,11 +93,12 @@ def test_a_forged_box_is_quarantined_file_by_file_and_nothing_in_it_runs(
     sync(beta)
     answers = {r["parcel"]: r["outcome"] for r in box(beta, "inbox/alpha")}
     assert answers == {sent["abroad"][0]["parcel"]: "delivered", big_id: "quarantined",
-                       gamma_id: "quarantined", link_id: "quarantined"}
+                       gamma_id: "quarantined", link_id: "quarantined", twice_id: "quarantined"}
 
     # Replayed, and judged again from a fresh index: nothing new is written.
     before = git(alpha, "rev-parse", "factory")
-    git(alpha, "update-ref", "-d", "refs/factory/inbox/beta")
+    for ref in ("refs/factory/inbox/beta", "refs/factory/fetched/beta"):
+        git(alpha, "update-ref", "-d", ref)
     git(tmp_path / "forger", "push", "-q", "--force", local_fleet.url("alpha"),
         "HEAD:refs/factory/inbox/beta")
     indexes = list((alpha / ".git" / "gitfactory").glob("index*"))
@@ -156,3 +161,62 @@ def test_a_signing_peer_without_a_key_is_told_how_to_set_one(local_fleet: Fleet)
     assert not out["peers"][0]["pushed"]
     assert "user.signingkey" in gf(beta, "peers", "sync", code=1).stdout
     assert not git(alpha, "for-each-ref", "refs/factory/inbox/")  # nothing unsigned went out
+
+
+def test_a_push_to_a_peers_inbox_ref_does_not_make_its_sender_that_peer(
+    local_fleet: Fleet, tmp_path: Path
+) -> None:
+    alpha, beta, gamma = (local_fleet.factory(n) for n in ("alpha", "beta", "gamma"))
+    set_peers(alpha, peer("beta", local_fleet.url("beta"), mail=["*"], tasks="auto")
+              + peer("gamma", local_fleet.url("gamma"), mail=["*"]))
+    set_peers(beta, peer("alpha", local_fleet.url("alpha"), tasks="auto"))
+    set_peers(gamma, peer("alpha", local_fleet.url("alpha")))
+    proxy = gf_json(alpha, "task", "add", "--in", "beta", "Real work")["id"]
+    real = gf_json(beta, "mail", "send", "alpha:coder/ada", "-s", "from beta", "--body", "x")
+    sync(alpha)
+    sync(beta)  # beta's box (receipt, update, mail) is in beta's repository and in alpha's inbox
+
+    # gamma writes parcels that say they are beta's, and pushes them to alpha's inbox ref
+    # for beta: a request (beta may ask tasks), and news that alpha's request is done.
+    request = json.loads(git(alpha, "show", "factory:" + next(
+        p for p in tree(alpha, under=".factory/outbox/beta"))))
+    fake_mail = {**json.loads(git(beta, "show", "factory:.factory/outbox/alpha/"
+                                  + parcel_place(real["abroad"][0]["parcel"]))),
+                 "id": ids.new_id()}
+    done = {"id": ids.new_id(), "type": "update", "from": "beta", "to": "alpha",
+            "created": "2026-12-01T10:00:00.000Z", "by": "coder/x", "request": request["id"],
+            "task_id": ids.random_id(), "state": "completed"}
+    wish = {"id": ids.new_id(), "type": "request", "from": "beta", "to": "alpha",
+            "created": "2026-12-01T10:00:00.000Z", "by": "human/x",
+            "task": {"title": "injected"}, "proxy": ids.random_id()}
+    forge(tmp_path, beta, "refs/factory/outbox/alpha", local_fleet.url("alpha"),
+          "refs/factory/inbox/beta",
+          files={parcel_place(p["id"]): json.dumps(p).encode() for p in (fake_mail, done, wish)},
+          links={})
+    took = sync(alpha)["taken"]
+    assert {t["parcel"] for t in took} & {fake_mail["id"], done["id"], wish["id"]} == set()
+    assert gf_json(alpha, "task", "show", proxy)["state"] == "working"  # not completed
+    assert "injected" not in [t["title"] for t in gf_json(alpha, "task", "list")]
+    subjects = [m["subject"] for m in gf_json(alpha, "mail", "inbox", "--as", "coder/ada")]
+    assert subjects == ["from beta"]  # beta's own mail, fetched from beta's repository
+    assert sync(alpha)["taken"] == []  # and the push is never read later either
+
+
+def test_the_same_bytes_refused_at_a_wrong_place_are_taken_at_the_right_one(
+    local_fleet: Fleet, tmp_path: Path
+) -> None:
+    alpha, beta = local_fleet.factory("alpha"), local_fleet.factory("beta")
+    set_peers(alpha, peer("beta", local_fleet.url("beta"), mail=["*"]))
+    set_peers(beta, peer("alpha", local_fleet.url("alpha")))
+    sent = gf_json(beta, "mail", "send", "alpha:coder/ada", "-s", "moved", "--body", "x")
+    place = parcel_place(sent["abroad"][0]["parcel"])
+    data = git(beta, "show", f"factory:.factory/outbox/alpha/{place}").encode()
+    sync(beta)
+    # beta's box also holds the same bytes at a wrong place (a bug of beta's)
+    forge(tmp_path, beta, "refs/factory/outbox/alpha", local_fleet.url("beta"),
+          "refs/factory/outbox/alpha", files={"wrong/" + place.rsplit("/", 1)[1]: data},
+          links={})
+    took = sync(alpha)["taken"]
+    assert {(t["path"].startswith("wrong/"), t["outcome"]) for t in took} == {
+        (True, "quarantined"), (False, "delivered")}
+    assert [m["subject"] for m in gf_json(alpha, "mail", "inbox", "--as", "coder/ada")] == ["moved"]
