@@ -115,7 +115,7 @@ def sync_cmd(obj: Context, peer: str | None, as_json: bool) -> None:
 
 def _print_round(result: Any) -> None:
     for t in result.taken:
-        what = f"{t.get('type') or 'file'} {str(t.get('parcel') or t.get('path') or '')[:10]}"
+        what = f"{t['type']} {t['parcel'][:10]}" if t.get("parcel") else f"file {t.get('path')}"
         reason = f": {t['reason']}" if t.get("reason") else ""
         output.echo(f"from {t['peer']}: {what} {t['outcome']}{reason}")
     if result.sent:

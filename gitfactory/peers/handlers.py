@@ -174,4 +174,5 @@ def stranger(work: Work, name: str, refname: str, oid: str) -> None:
     ))  # fmt: skip
     work.add_event(event)
     work.taken.append({"peer": name, "parcel": None, "type": None, "outcome": "ignored",
-                       "reason": "not a peer of this factory", "ref": refname})  # fmt: skip
+                       "reason": "not a peer of this factory", "ref": refname,
+                       "path": refname})  # fmt: skip

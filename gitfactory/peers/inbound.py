@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from gitfactory.store.branch import Change, Snapshot
     from gitfactory.store.factory import Factory
 
+BATCH = 400  # files judged per commit
 _SEEN_KEY = "parcels-seen:"  # index meta: the last box commit taken in, by ref
 _REGULAR = (0o100644, 0o100755)
 _HANDLERS: dict[str, Callable[[Work, Arrival, parcels.Parcel], Outcome]] = {
@@ -71,25 +72,40 @@ def receive(factory: Factory, config: FactoryConfig) -> Intake:
                 found += _arrivals(factory, peer, refname, oid, _seen(db, refname))
     if not moved:
         return Intake()
-    result: list[Intake] = []
+    intake = Intake(strangers=sorted({s[0] for s in strangers}))
+    # One commit per batch: a peer that sends thousands of files holds the factory's
+    # write lock for one batch at a time, and other writers go in between.
+    for first in range(0, max(len(found), 1), BATCH):
+        taken, commit = _take(factory, config, found[first : first + BATCH],
+                              strangers if first == 0 else [])  # fmt: skip
+        intake.taken += taken
+        intake.commit = commit or intake.commit
+    for refname, oid in moved.items():
+        db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (_SEEN_KEY + refname, oid))
+    db.commit()
+    return intake
+
+
+def _take(
+    factory: Factory, config: FactoryConfig, batch: list[Arrival],
+    strangers: list[tuple[str, str, str]],
+) -> tuple[list[dict[str, Any]], str | None]:  # fmt: skip
+    """Judge ``batch`` in one commit decided at its tip: what was judged, the commit."""
+    result: list[Work] = []
 
     def build(snap: Snapshot) -> Change | None:
         factory.index.refresh(str(snap.tip) if snap.tip else None)
         work = Work(factory, config, snap)
-        for arrival in found:
+        for arrival in batch:
             _judge(work, arrival)
         for name, refname, oid in strangers:
             handlers.stranger(work, name, refname, oid)
-        result[:] = [Intake(work.taken, sorted({s[0] for s in strangers}))]
+        result[:] = [work]
         return work.change()
 
     commit = factory.store.transact(build)
-    for refname, oid in moved.items():
-        db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (_SEEN_KEY + refname, oid))
-    db.commit()
-    intake = result[0] if result else Intake()
-    intake.commit = commit.oid if commit is not None and commit.paths else None
-    return intake
+    taken = result[0].taken if result else []
+    return taken, commit.oid if commit is not None and commit.paths else None
 
 
 def trusted(peer: Peer, refname: str) -> bool:
@@ -163,7 +179,9 @@ def _read(work: Work, arrival: Arrival, place: str) -> parcels.Parcel:
     """The parcel in the file, under every limit before anything is built from it."""
     assert arrival.blob is not None
     if arrival.mode not in _REGULAR:
-        raise InvalidRecordError(place, None, "not a regular file (symlinks are refused)")
+        raise InvalidRecordError(
+            place, None, "not a regular file (symlinks and submodules are refused)"
+        )
     if records.kind_of(place) is None:
         raise InvalidRecordError(place, None, "not a parcel's place (<id shards>/<id>.json)")
     size = work.factory.store.repo.odb.read_header(arrival.blob)[1]

@@ -119,7 +119,7 @@ class Envoy:
         if result.taken or result.sent:
             self._busy_until = time.monotonic() + BUSY_FOR_S
         for t in result.taken:
-            what = f"{t.get('type') or 'file'} {str(t.get('parcel') or t.get('path') or '')[:10]}"
+            what = f"{t['type']} {t['parcel'][:10]}" if t.get("parcel") else f"file {t.get('path')}"
             reason = f": {t['reason']}" if t.get("reason") else ""
             self._say(f"peers: from {t['peer']}: {what} {t['outcome']}{reason}")
         for p in result.peers:
