@@ -257,8 +257,13 @@ def release(obj: Context, task_id: str, actor: str | None, as_json: bool) -> Non
 @click.option("--json", "as_json", is_flag=True, help="Print the task as JSON.")
 @click.pass_obj
 def cancel(obj: Context, task_id: str, reason: str, actor: str | None, as_json: bool) -> None:
-    """Cancel a task. One being worked on gets a request its assignee honours."""
+    """Cancel a task. One being worked on gets a request its assignee honours.
+
+    A proxy (a task asked of a peer factory) is withdrawn: canceled here, and the
+    peer is asked to stop its task. Only a person withdraws one."""
     factory, tid, who = task_view.target(obj, task_id, actor)
+    if decisions.load(factory, tid).remote is not None:
+        return task_peers.withdraw(obj, tid, who, reason, as_json)
     st = decisions.cancel(factory, tid, who, reason)
     done = st.state == tasks.CANCELED
     short = task_view.short(factory, tid)

@@ -42,6 +42,18 @@ def answer_proxy(obj: Context, task_id: str, text: str, actor: str | None,
                 "next `gitfactory peers sync`")  # fmt: skip
 
 
+def withdraw(obj: Context, task_id: str, actor: str, reason: str, as_json: bool) -> None:
+    from gitfactory.peers import asking
+
+    parcel = asking.withdraw(obj.factory, task_id, actor, reason)
+    if as_json:
+        output.emit_json({"id": task_id, "state": "canceled", "peer": parcel.to,
+                          "withdraw": parcel.id})  # fmt: skip
+        return
+    output.echo(f"canceled {task_id[:8]}; {parcel.to} is asked to stop its task at the next "
+                "`gitfactory peers sync`")  # fmt: skip
+
+
 @click.command("requests")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
 @click.pass_obj

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from gitfactory.errors import InvalidRecordError, UsageError
 from gitfactory.plan import decisions
 from gitfactory.plan.tasks import INPUT_REQUIRED, Task
-from gitfactory.store import clock, ids, parcels, records
+from gitfactory.store import actors, clock, ids, parcels, records
 from gitfactory.store.log import Draft, stamp
 
 if TYPE_CHECKING:
@@ -116,3 +116,44 @@ def answer(factory: Factory, proxy_id: str, actor: str, text: str) -> parcels.Pa
 
 def is_proxy(factory: Factory, task_id: str) -> bool:
     return decisions.load(factory, task_id).remote is not None
+
+
+def withdraw(factory: Factory, proxy_id: str, actor: str, reason: str) -> parcels.Parcel:
+    """A person withdraws a request: the proxy is canceled here (what waits for it
+    is stuck, as for any canceled task), and the peer is asked to stop its task."""
+    from gitfactory.config import factory_yaml
+    from gitfactory.plan.tasks import OVERRIDER_ROLE, TERMINAL
+
+    factory.require_tip()
+    if actors.role(actor) != OVERRIDER_ROLE:
+        raise UsageError(
+            f"only a person (human/NAME) withdraws a request, not {actor}",
+            hint="a person decides that a peer's work is no longer needed",
+        )
+    config = factory_yaml.load(factory)
+    sent: list[parcels.Parcel] = []
+
+    def build(snap: Snapshot) -> Change | None:
+        from gitfactory.store.branch import Change
+
+        factory.index.refresh(str(snap.tip) if snap.tip else None)
+        st = decisions.load(factory, proxy_id)
+        remote = st.remote or {}
+        if st.state in TERMINAL:
+            raise decisions.IllegalMoveError(f"task {proxy_id[:8]} is {st.state} already")
+        peer = str(remote["peer"])
+        parcel = parcels.new(config.name, peer, parcels.WITHDRAW, actor,
+                             request=remote["request"], task_id=remote.get("task_id"),
+                             text=reason or None)  # fmt: skip
+        event = stamp(Draft(kind="task.canceled", actor=actor, task=proxy_id, text=reason,
+                            data={"withdrawn": {"peer": peer, "parcel": parcel.id}}))  # fmt: skip
+        sent[:] = [parcel]
+        return Change(
+            {parcel.outbox_path(): parcel.encode(), event.path: records.encode(event.to_record())},
+            f"task: withdraw the request to {peer} for {proxy_id[:6]}",
+            trailers=[("Factory-Record", f"parcel {parcel.id}"),
+                      ("Factory-Record", f"event {event.id}")],
+        )  # fmt: skip
+
+    factory.store.transact(build)
+    return sent[0]

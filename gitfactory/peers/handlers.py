@@ -162,6 +162,12 @@ def answer(work: Work, arrival: Arrival, parcel: parcels.Parcel) -> Outcome:
     return requests.answered(work, arrival, parcel)
 
 
+def withdraw(work: Work, arrival: Arrival, parcel: parcels.Parcel) -> Outcome:
+    from gitfactory.peers import requests
+
+    return requests.withdrawn(work, arrival, parcel)
+
+
 # -- strangers -------------------------------------------------------------------------
 
 

@@ -42,6 +42,7 @@ _HANDLERS: dict[str, Callable[[Work, Arrival, parcels.Parcel], Outcome]] = {
     parcels.REQUEST: handlers.request,
     parcels.UPDATE: handlers.update,
     parcels.ANSWER: handlers.answer,
+    parcels.WITHDRAW: handlers.withdraw,
 }
 
 

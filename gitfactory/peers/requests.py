@@ -241,3 +241,23 @@ def _decided_already(factory: Any, wanted: str) -> None:
         f"request {request[:10]} was rejected already, by {actor}",
         hint="the requester can send it again with `task add --in`",
     )
+
+
+def withdrawn(work: Work, arrival: Arrival, parcel: parcels.Parcel) -> Outcome:
+    """The requester no longer needs a task it asked for: its holder here is asked to
+    stop (``task.cancel_requested``), or a request still waiting for a person leaves
+    the queue."""
+    request = str(parcel.get("request"))
+    peer = arrival.peer.name
+    if parcels.find(work.factory, INBOX, request) is None:
+        return Outcome(REJECTED, f"withdraws request {request}, which {peer!r} never sent us")
+    reason = str(parcel.get("text") or "")
+    why = f"{peer} withdrew its request" + (f": {reason}" if reason else "")
+    actor = f"{peer}:{parcel.by}"
+    task_id = origin_task(work.factory, peer, request)
+    if task_id is None:
+        event = stamp(Draft(kind=DECLINED, actor=actor, text=why[:500],
+                            data={"peer": peer, "request": request, "reason": why}))  # fmt: skip
+        return Outcome(DELIVERED, why, events=[event])
+    event = stamp(Draft(kind="task.cancel_requested", actor=actor, task=task_id, text=why[:4000]))
+    return Outcome(DELIVERED, why, record=task_id, task=task_id, events=[event])

@@ -224,6 +224,7 @@ def fold(task: Task, events: Iterable[Event]) -> TaskState:
     requests: list[Event] = []
     restarted = ""  # the id of the last restart: cancel requests before it are spent
     news: list[Event] = []
+    withdrawn: Event | None = None
     for event in sorted(events, key=lambda e: (_seq(e), e.id)):
         if event.kind not in MOVES:
             kept.append(event)  # task.created, edits, cancel requests, notes about the task
@@ -235,8 +236,9 @@ def fold(task: Task, events: Iterable[Event]) -> TaskState:
                 st = replace(st, remote=_proxy_of(event))
             elif event.kind == REMOTE_NEWS and event.actor == PEERS_ACTOR:
                 news.append(event)
-        elif st.remote is not None:
-            continue  # a proxy moves only by its peer's news
+        elif st.remote is not None:  # a proxy moves only by its peer's news, but a
+            if event.kind == "task.canceled" and actors.role(event.actor) == OVERRIDER_ROLE:
+                withdrawn = withdrawn or event  # person may withdraw it (SPEC §20)
         elif _seq(event) == st.seq and (moved := _apply(st, event)) is not None:
             st = moved
             kept.append(event)
@@ -244,6 +246,9 @@ def fold(task: Task, events: Iterable[Event]) -> TaskState:
                 restarted = event.id
     if st.remote is not None:
         st = _proxy_state(st, news)
+        if withdrawn is not None:
+            kept.append(withdrawn)
+            st = replace(st, state=CANCELED, assignee=None)
         requests = []
     requests = [r for r in requests if r.id > restarted]
     if requests and st.state not in TERMINAL:

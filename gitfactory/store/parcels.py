@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from gitfactory.store.factory import Factory
 
 MAIL, REQUEST, UPDATE, ANSWER, RECEIPT = "mail", "request", "update", "answer", "receipt"
+WITHDRAW = "withdraw"
 # What each type must carry besides id, type, from, to, created and by.
 REQUIRED: dict[str, tuple[str, ...]] = {
     MAIL: ("message",),
@@ -33,6 +34,7 @@ REQUIRED: dict[str, tuple[str, ...]] = {
     UPDATE: ("request", "task_id", "state"),
     ANSWER: ("request", "task_id", "text"),
     RECEIPT: ("parcel", "outcome"),
+    WITHDRAW: ("request",),
 }
 _HEAD = ("id", "type", "from", "to", "created", "by")
 

@@ -104,3 +104,33 @@ def test_requests_the_policy_does_not_allow_are_rejected_and_the_proxy_says_why(
     gone = gf_json(web, "task", "show", right)
     assert gone["state"] == "canceled" and "exists already" in gone["remote"]["reason"]
     assert [t["id"] for t in gf_json(web, "ready")] == []  # its dependency will never complete
+
+
+def test_a_person_withdraws_a_request_and_the_peer_is_asked_to_stop(local_fleet: Fleet) -> None:
+    web, api = local_fleet.factory("web"), local_fleet.factory("api")
+    set_peers(web, peer("api", local_fleet.url("api")))
+    set_peers(api, peer("web", local_fleet.url("web"), tasks="auto"))
+    proxy = gf_json(web, "task", "add", "--in", "api", "Maybe later")["id"]
+    waiting = gf_json(web, "task", "add", "Needs it", "--depends-on", proxy)["id"]
+    sync(web)
+    sync(api)
+    sync(web)
+    theirs = gf_json(web, "task", "show", proxy)["remote"]["task_id"]
+    gf(api, "task", "claim", theirs, "--as", "coder/bob")
+
+    gf(web, "task", "cancel", proxy, "--reason", "plans changed", "--as", "coder/ada", code=2)
+    out = gf(web, "task", "cancel", proxy, "--reason", "plans changed", "--as", "human/lead")
+    assert "api is asked to stop its task" in out.stdout
+    assert gf_json(web, "task", "show", proxy)["state"] == "canceled"
+    assert waiting not in [t["id"] for t in gf_json(web, "ready")]  # it waits for ever
+    sync(web)
+    sync(api)
+    asked = gf_json(api, "task", "show", theirs)
+    assert asked["state"] == "working"  # its holder decides; it is asked to stop
+    assert asked["cancel_requested"] == "web withdrew its request: plans changed"
+    gf(api, "task", "release", theirs, "--as", "coder/bob")
+    gf(api, "task", "cancel", theirs, "--as", "human/boss")
+    sync(api)
+    sync(web)
+    shown = gf_json(web, "task", "show", proxy)
+    assert shown["state"] == "canceled" and shown["remote"]["state"] == "canceled"

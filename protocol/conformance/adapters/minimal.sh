@@ -136,6 +136,9 @@ def fold(task, events):
             st["remote"] = data["remote"]
         if kind == "task.remote" and e["actor"] == "factory/peers":
             news.append(e)
+        if st["remote"] and kind == "task.canceled" and \
+                e["actor"].split(":")[-1].split("/")[0] == "human":
+            st["withdrawn"] = True  # a person withdrew the request (SPEC §20)
         if kind not in MOVES or st["remote"] or seq(e) != st["seq"]:
             continue
         sources, target = MOVES[kind]
@@ -177,6 +180,8 @@ def fold(task, events):
         who = said.get("asker") if st["state"] == "input_required" else said.get("holder")
         st["holder"] = f"{st['remote']['peer']}:{who}" if who else None
         st["lease"] = None
+        if st.get("withdrawn"):
+            st["state"], st["holder"] = "canceled", None
     return st
 
 clock = ms(now) if now else None
