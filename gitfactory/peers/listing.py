@@ -54,10 +54,16 @@ def views(factory: Factory) -> tuple[list[PeerView], list[str]]:
         out.append(PeerView(
             peer=peer, sent=len(ours), unanswered=sum(p.id not in answered for p in asked),
             received=len(theirs), pending=len(pending_requests(factory, peer.name)),
-            contact=seen.get(courier.endpoint(peer.name, peer.url).name, {}),
+            contact=_contact(seen, peer),
         ))  # fmt: skip
     strangers = [s for s in courier.senders(factory) if s not in config.peers]
     return out, strangers
+
+
+def _contact(seen: dict[str, dict[str, Any]], peer: Peer) -> dict[str, Any]:
+    """How the last exchange with the peer went, if it was with its url of now."""
+    found = seen.get(courier.endpoint(peer.name, peer.url).name, {})
+    return found if found.get("url", peer.url) == peer.url else {}
 
 
 def pending_requests(factory: Factory, peer: str | None = None) -> list[parcels.Parcel]:

@@ -31,11 +31,11 @@ def note(factory: Factory, remote: Remote, failed: RemoteUnreachableError | None
     was = seen.get(remote.name, {})
     blocked: dict[str, object] = {k: was[k] for k in ("blocked", "fix") if k in was}
     if failed is None:
-        seen[remote.name] = {"ok": True, "at": now, **blocked}
+        seen[remote.name] = {"ok": True, "at": now, "url": remote.url, **blocked}
     else:
         since = was.get("down_since") if not was.get("ok", True) else None
         seen[remote.name] = {"ok": False, "at": now, "down_since": since or now,
-                             "error": failed.message, **blocked}  # fmt: skip
+                             "error": failed.message, "url": remote.url, **blocked}  # fmt: skip
     _save_contacts(factory, seen)
 
 
