@@ -29,6 +29,7 @@ def status(obj: Context, as_json: bool) -> int:
     listed with its file, field and reason.
     """
     from gitfactory.config import factory_yaml
+    from gitfactory.peers import listing
     from gitfactory.plan import sharing, tasks
     from gitfactory.run import service
     from gitfactory.run.daemon import read_status
@@ -69,6 +70,7 @@ def status(obj: Context, as_json: bool) -> int:
         "blockers": [b.to_json() for b in _blockers(factory)],
         "daemon": {"running": pid is not None, "pid": pid, "status": daemon},
         "sync": sharing.state(factory),
+        "peers": listing.summary(factory),
         "records": index.counts(),
         "invalid": [{"path": e.path, "field": e.field, "reason": e.reason} for e in invalid],
         "integrity": integrity,
@@ -168,6 +170,7 @@ def _print(
         output.echo("daemon    not running (`gitfactory daemon start` runs it in the background)")
     if report["sync"]:
         _print_sync(report["sync"])
+    _print_peers(report["peers"])
     counts = ", ".join(f"{k}: {n}" for k, n in sorted(report["records"].items())) or "none"
     output.echo(f"records   {counts}")
     output.echo(f"invalid   {len(invalid) or 'none'}")
@@ -223,6 +226,20 @@ def rebuild(obj: Context, as_json: bool) -> None:
             f"indexed {result.added} records ({result.invalid} invalid) at "
             f"{(result.tip or '')[:12]} in {seconds:.2f}s"
         )
+
+
+def _print_peers(peers: dict[str, Any] | None) -> None:
+    if peers is None:
+        return
+    waiting = peers["pending_requests"]
+    ask = (
+        f"; {waiting} task request(s) wait for you (`gitfactory task requests`)" if waiting else ""
+    )
+    output.echo(f"peers     {', '.join(peers['peers']) or 'none'}{ask if waiting else ''}")
+    for name, error in peers["unreachable"].items():
+        output.echo(f"          {name} unreachable: {error}")
+    for name in peers["strangers"]:
+        output.echo(f"          {name!r} pushed to refs/factory/inbox/{name} but is not a peer")
 
 
 def _print_sync(sync: dict[str, Any]) -> None:

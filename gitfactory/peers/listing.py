@@ -102,3 +102,22 @@ def abroad(factory: Factory, message_id: str) -> list[dict[str, Any]]:
                     "receipts": [{k: r.get(k) for k in ("outcome", "reason", "reader")
                                   if r.get(k) is not None} for r in back]})  # fmt: skip
     return out
+
+
+def summary(factory: Factory) -> dict[str, Any] | None:
+    """What `status` says of the peers: who they are, what waits for a person here,
+    which did not answer, and who pushed to us without being a peer (None: no peers)."""
+    from gitfactory.config import factory_yaml
+
+    config = factory_yaml.load(factory)
+    strangers = [s for s in courier.senders(factory) if s not in config.peers]
+    if not config.peers and not strangers:
+        return None
+    seen = contacts.contacts(factory)
+    down = {p.name: _contact(seen, p) for p in config.peers.values()}
+    return {
+        "peers": sorted(config.peers),
+        "pending_requests": len(pending_requests(factory)),
+        "unreachable": {n: c.get("error") for n, c in down.items() if c and not c.get("ok")},
+        "strangers": strangers,
+    }

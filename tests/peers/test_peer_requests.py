@@ -25,6 +25,8 @@ def test_a_request_kept_for_a_person_is_accepted_and_its_news_moves_the_proxy(
     sync(web)
     took = sync(api)["taken"]
     assert [(t["type"], t["outcome"]) for t in took] == [("request", "pending")]
+    assert gf_json(api, "status")["peers"]["pending_requests"] == 1
+    assert "1 task request(s) wait for you" in gf(api, "status").stdout
     waiting = gf_json(api, "task", "requests")
     assert [(r["peer"], r["title"], r["labels"]) for r in waiting] == [
         ("web", "Add /v2/users", ["api"])]
