@@ -114,10 +114,10 @@ def sync_cmd(obj: Context, peer: str | None, as_json: bool) -> None:
 
 
 def _print_round(result: Any) -> None:
+    from gitfactory.peers.exchange import line
+
     for t in result.taken:
-        what = f"{t['type']} {t['parcel'][:10]}" if t.get("parcel") else f"file {t.get('path')}"
-        reason = f": {t['reason']}" if t.get("reason") else ""
-        output.echo(f"from {t['peer']}: {what} {t['outcome']}{reason}")
+        output.echo(line(t))
     if result.sent:
         output.echo(f"wrote {result.sent} receipt(s) and update(s) for peers")
     for p in result.peers:

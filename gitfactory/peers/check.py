@@ -62,7 +62,8 @@ def _one(factory: Factory, own: str, peer: Peer) -> Checked:
         oid, _, name = line.partition("\t")
         refs[name] = oid
     box = refs.get(courier.OUTBOX_REFS + own)
-    have = {oid for _, oid in courier.arrived(factory, peer.name)}
+    have = {courier.tip(factory, ref + peer.name) for ref in (courier.INBOX_REFS,
+                                                            courier.FETCHED_REFS)}  # fmt: skip
     out.theirs = box is not None and box not in have
     if peer.deliver == PUSH:
         out.ours_there = _delivered(factory, peer.name, refs.get(courier.INBOX_REFS + own))

@@ -69,6 +69,16 @@ class Round:
                 "strangers": self.strangers, "sent": self.sent}  # fmt: skip
 
 
+def line(t: dict[str, Any]) -> str:
+    """One judged file, as the console and `peers sync` print it."""
+    if t.get("parcel"):
+        what = f"{t.get('type') or 'parcel'} {t['parcel'][:10]}"
+    else:
+        what = f"file {t.get('path')}"
+    reason = f": {t['reason']}" if t.get("reason") else ""
+    return f"from {t['peer']}: {what} {t['outcome']}{reason}"
+
+
 def exchange(
     factory: Factory,
     only: str | None = None,
@@ -104,7 +114,12 @@ def exchange(
 
 
 def _collector(factory: Factory, peer: Peer, own: str) -> Any:
-    return lambda: courier.collect(factory, peer.name, peer.url, own)
+    def collect() -> str | None:
+        fetched = courier.collect(factory, peer.name, peer.url, own)
+        inbound.keep_fetched(factory, peer.name, fetched)
+        return fetched
+
+    return collect
 
 
 _RANG = "peers-rang:"  # index meta: the inbox ref commit a fetch from the peer answered

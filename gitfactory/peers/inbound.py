@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 
 BATCH = 400  # files judged per commit
 _SEEN_KEY = "parcels-seen:"  # index meta: the last box commit taken in, by ref
+_FETCHED_KEY = "parcels-fetched:"  # index meta: the commit the last fetch from a peer brought
 _REGULAR = (0o100644, 0o100755)
 _HANDLERS: dict[str, Callable[[Work, Arrival, parcels.Parcel], Outcome]] = {
     parcels.MAIL: handlers.mail,
@@ -63,7 +64,7 @@ def receive(factory: Factory, config: FactoryConfig) -> Intake:
     db = factory.index.db
     for name in sorted(set(config.peers) | set(courier.senders(factory))):
         peer = config.peers.get(name)
-        for refname, oid in courier.arrived(factory, name):
+        for refname, oid in courier.arrived(factory, name, _meta(db, _FETCHED_KEY + name)):
             if _seen(db, refname) == oid or (peer is not None and not trusted(peer, refname)):
                 continue
             moved[refname] = oid
@@ -119,8 +120,23 @@ def trusted(peer: Peer, refname: str) -> bool:
 
 
 def _seen(db: Any, refname: str) -> str | None:
-    row = db.execute("SELECT value FROM meta WHERE key = ?", (_SEEN_KEY + refname,)).fetchone()
+    return _meta(db, _SEEN_KEY + refname)
+
+
+def _meta(db: Any, key: str) -> str | None:
+    row = db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
     return str(row[0]) if row else None
+
+
+def keep_fetched(factory: Factory, peer: str, commit: str | None) -> None:
+    """Remember the box commit a fetch from ``peer``'s own repository brought: the
+    only fetched box the next pass reads (a ref here could have been pushed to)."""
+    db = factory.index.db
+    if commit is None:
+        db.execute("DELETE FROM meta WHERE key = ?", (_FETCHED_KEY + peer,))
+    else:
+        db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (_FETCHED_KEY + peer, commit))
+    db.commit()
 
 
 def _arrivals(

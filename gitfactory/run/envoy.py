@@ -118,10 +118,10 @@ class Envoy:
     def _report(self, result: Round) -> None:
         if result.taken or result.sent:
             self._busy_until = time.monotonic() + BUSY_FOR_S
+        from gitfactory.peers.exchange import line
+
         for t in result.taken:
-            what = f"{t['type']} {t['parcel'][:10]}" if t.get("parcel") else f"file {t.get('path')}"
-            reason = f": {t['reason']}" if t.get("reason") else ""
-            self._say(f"peers: from {t['peer']}: {what} {t['outcome']}{reason}")
+            self._say("peers: " + line(t))
         for p in result.peers:
             error = "; ".join(p.errors)
             if error and self._down.get(p.name) != error:

@@ -130,23 +130,44 @@ def _reason(text: str) -> str:
 
 
 def collect(factory: Factory, peer: str, url: str, own_name: str) -> str | None:
-    """Fetch the peer's outbox for us into ``refs/factory/fetched/<peer>``; its commit,
-    or None if the peer has none (it pushes to us, or wrote us nothing yet)."""
+    """Fetch the peer's outbox for us; the commit its own repository serves, or None
+    if it has none (it pushes to us, or wrote us nothing yet).
+
+    The commit is what this fetch brought, not what a ref says afterwards: anyone who
+    may push to this repository can write any ref, ``refs/factory/fetched/<peer>``
+    included. So the fetch goes to a ref of a name nobody can guess, is read there
+    and the ref removed; ``refs/factory/fetched/<peer>`` is then set for people to
+    look at, and the caller keeps the commit (:mod:`gitfactory.peers.exchange`)."""
+    import secrets
+
     where = endpoint(peer, url)
-    if not remote.fetch_ref(factory, where, OUTBOX_REFS + own_name, where.tracking):
+    landing = f"refs/factory/fetching/{peer}/{secrets.token_hex(16)}"
+    try:
+        if not remote.fetch_ref(factory, where, OUTBOX_REFS + own_name, landing):
+            with contextlib.suppress(KeyError, ValueError):
+                factory.store.repo.references.delete(where.tracking)
+            return None
+        fetched = tip(factory, landing)
+    finally:
         with contextlib.suppress(KeyError, ValueError):
-            factory.store.repo.references.delete(where.tracking)
-        return None
-    return tip(factory, where.tracking)
+            factory.store.repo.references.delete(landing)
+    if fetched is not None:
+        import pygit2
+
+        factory.store.repo.references.create(where.tracking, pygit2.Oid(hex=fetched), force=True)
+    return fetched
 
 
-def arrived(factory: Factory, peer: str) -> list[tuple[str, str]]:
-    """(ref, object id) of every ref that brought parcels from ``peer``."""
+def arrived(factory: Factory, peer: str, fetched: str | None = None) -> list[tuple[str, str]]:
+    """(ref, commit) of every box that brought parcels from ``peer``: what was pushed
+    to our inbox ref for it, and ``fetched``, the commit our last fetch from the
+    peer's own repository brought (never what ``refs/factory/fetched/<peer>`` says)."""
     found = []
-    for refname in (INBOX_REFS + peer, FETCHED_REFS + peer):
-        oid = tip(factory, refname)
-        if oid is not None:
-            found.append((refname, oid))
+    pushed = tip(factory, INBOX_REFS + peer)
+    if pushed is not None:
+        found.append((INBOX_REFS + peer, pushed))
+    if fetched is not None:
+        found.append((FETCHED_REFS + peer, fetched))
     return found
 
 

@@ -220,3 +220,35 @@ def test_the_same_bytes_refused_at_a_wrong_place_are_taken_at_the_right_one(
     assert {(t["path"].startswith("wrong/"), t["outcome"]) for t in took} == {
         (True, "quarantined"), (False, "delivered")}
     assert [m["subject"] for m in gf_json(alpha, "mail", "inbox", "--as", "coder/ada")] == ["moved"]
+
+
+def test_a_push_to_our_fetched_ref_is_not_what_we_fetched(
+    local_fleet: Fleet, tmp_path: Path
+) -> None:
+    alpha, carol = local_fleet.factory("alpha"), local_fleet.factory("carol")
+    set_peers(alpha, peer("carol", local_fleet.url("carol"), mail=["*"]))
+    set_peers(carol, peer("alpha", local_fleet.url("alpha")))
+    gf(carol, "mail", "send", "alpha:human/r", "-s", "genuine", "--body", "x")
+    sync(carol)
+    sync(alpha)
+    # An impostor with push access to alpha's repository writes refs/factory/fetched/carol.
+    fake = local_fleet.factory("fake")
+    gf(fake, "config", "edit", "--file", "-",
+       input=git(fake, "show", "factory:.factory/factory.yaml").replace("name: fake",
+                                                                         "name: carol"))
+    set_peers(fake, peer("alpha", local_fleet.url("alpha"), deliver="pull"))
+    gf(fake, "mail", "send", "alpha:human/r", "-s", "FORGED", "--body", "x")
+    sync(fake)
+    git(fake, "push", "-q", "--force", local_fleet.url("alpha"),
+        "refs/factory/outbox/alpha:refs/factory/fetched/carol")
+    # carol is away: the fetch fails, and the forged ref must not be read instead.
+    (local_fleet.base / "carol").rename(local_fleet.base / "carol.away")
+    assert sync(alpha, code=6)["taken"] == []
+    # A round that does not fetch (the daemon's, after any local write) reads nothing either.
+    gf(alpha, "mail", "send", "human/r", "-s", "poke", "--body", "x")
+    gf(alpha, "daemon", "--burst", code=None)
+    (local_fleet.base / "carol.away").rename(local_fleet.base / "carol")
+    sync(alpha)
+    subjects = sorted(m["subject"] for m in gf_json(alpha, "mail", "inbox", "--as", "human/r"))
+    assert subjects == ["genuine", "poke"]
+    assert not received(alpha, ref="refs/factory/fetched/carol", type="mail", outcome="delivered")[1:]
