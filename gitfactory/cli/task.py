@@ -356,7 +356,11 @@ def ask(obj: Context, task_id: str, question: str, actor: str | None, as_json: b
 def answer(
     obj: Context, task_id: str, text: str, actor: str | None, lease: str, as_json: bool
 ) -> None:
-    """Answer a task's question; it goes back to working for its assignee."""
+    """Answer a task's question; it goes back to working for its assignee.
+
+    For a proxy (a task asked of a peer factory, `task add --in`), the answer
+    goes to the peer, whose task asked it (its question also reached the
+    requester's inbox)."""
     factory, tid, who = task_view.target(obj, task_id, actor)
     if decisions.load(factory, tid).remote is not None:
         return task_peers.answer_proxy(obj, tid, text, who, as_json)
