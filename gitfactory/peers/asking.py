@@ -19,8 +19,12 @@ from gitfactory.store import actors, clock, ids, parcels, records
 from gitfactory.store.log import Draft, stamp
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from gitfactory.plan.tasks import TaskState
     from gitfactory.store.branch import Change, Snapshot
     from gitfactory.store.factory import Factory
+    from gitfactory.store.log import Event
 
 ANSWER_SENT = "task.answer_sent"  # our answer to a proxy's question left for the peer
 
@@ -78,19 +82,10 @@ def request(
 
 def answer(factory: Factory, proxy_id: str, actor: str, text: str) -> parcels.Parcel:
     """Answer the question the peer's task asks, through its proxy here."""
-    from gitfactory.config import factory_yaml
-
-    factory.require_tip()
-    config = factory_yaml.load(factory)
     if not text.strip():
         raise UsageError("an empty answer", hint="give the answer's text")
-    sent: list[parcels.Parcel] = []
 
-    def build(snap: Snapshot) -> Change | None:
-        from gitfactory.store.branch import Change
-
-        factory.index.refresh(str(snap.tip) if snap.tip else None)
-        st = decisions.load(factory, proxy_id)
+    def write(st: TaskState, own: str) -> tuple[parcels.Parcel, Event, str]:
         remote = st.remote or {}
         if st.state != INPUT_REQUIRED or not remote.get("task_id"):
             raise decisions.IllegalMoveError(
@@ -98,59 +93,62 @@ def answer(factory: Factory, proxy_id: str, actor: str, text: str) -> parcels.Pa
                 hint="`gitfactory task show` shows what its peer last said",
             )
         peer = str(remote["peer"])
-        parcel = parcels.new(config.name, peer, parcels.ANSWER, actor, text=text,
+        parcel = parcels.new(own, peer, parcels.ANSWER, actor, text=text,
                              request=remote["request"], task_id=remote["task_id"])  # fmt: skip
         event = stamp(Draft(kind=ANSWER_SENT, actor=actor, task=proxy_id, text=text[:4000],
                             data={"peer": peer, "parcel": parcel.id}))  # fmt: skip
-        sent[:] = [parcel]
-        return Change(
-            {parcel.outbox_path(): parcel.encode(), event.path: records.encode(event.to_record())},
-            f"task: answer {peer}'s question on {proxy_id[:6]}",
-            trailers=[("Factory-Record", f"parcel {parcel.id}"),
-                      ("Factory-Record", f"event {event.id}")],
-        )  # fmt: skip
+        return parcel, event, f"task: answer {peer}'s question on {proxy_id[:6]}"
 
-    factory.store.transact(build)
-    return sent[0]
-
-
-def is_proxy(factory: Factory, task_id: str) -> bool:
-    return decisions.load(factory, task_id).remote is not None
+    return _on_proxy(factory, proxy_id, write)
 
 
 def withdraw(factory: Factory, proxy_id: str, actor: str, reason: str) -> parcels.Parcel:
     """A person withdraws a request: the proxy is canceled here (what waits for it
     is stuck, as for any canceled task), and the peer is asked to stop its task."""
-    from gitfactory.config import factory_yaml
     from gitfactory.plan.tasks import OVERRIDER_ROLE, TERMINAL
 
-    factory.require_tip()
     if actors.role(actor) != OVERRIDER_ROLE:
         raise UsageError(
             f"only a person (human/NAME) withdraws a request, not {actor}",
             hint="a person decides that a peer's work is no longer needed",
         )
-    config = factory_yaml.load(factory)
+
+    def write(st: TaskState, own: str) -> tuple[parcels.Parcel, Event, str]:
+        remote = st.remote or {}
+        if st.state in TERMINAL:
+            raise decisions.IllegalMoveError(f"task {proxy_id[:8]} is {st.state} already")
+        peer = str(remote["peer"])
+        parcel = parcels.new(own, peer, parcels.WITHDRAW, actor, request=remote["request"],
+                             task_id=remote.get("task_id"), text=reason or None)  # fmt: skip
+        event = stamp(Draft(kind="task.canceled", actor=actor, task=proxy_id, text=reason,
+                            data={"withdrawn": {"peer": peer, "parcel": parcel.id}}))  # fmt: skip
+        return parcel, event, f"task: withdraw the request to {peer} for {proxy_id[:6]}"
+
+    return _on_proxy(factory, proxy_id, write)
+
+
+def _on_proxy(
+    factory: Factory,
+    proxy_id: str,
+    write: Callable[[TaskState, str], tuple[parcels.Parcel, Event, str]],
+) -> parcels.Parcel:
+    """One commit, decided on the proxy as folded at the tip it lands on: the parcel
+    for its peer and the event here that ``write`` makes of it (or refuses)."""
+    from gitfactory.config import factory_yaml
+
+    factory.require_tip()
+    own = factory_yaml.load(factory).name
     sent: list[parcels.Parcel] = []
 
     def build(snap: Snapshot) -> Change | None:
         from gitfactory.store.branch import Change
 
         factory.index.refresh(str(snap.tip) if snap.tip else None)
-        st = decisions.load(factory, proxy_id)
-        remote = st.remote or {}
-        if st.state in TERMINAL:
-            raise decisions.IllegalMoveError(f"task {proxy_id[:8]} is {st.state} already")
-        peer = str(remote["peer"])
-        parcel = parcels.new(config.name, peer, parcels.WITHDRAW, actor,
-                             request=remote["request"], task_id=remote.get("task_id"),
-                             text=reason or None)  # fmt: skip
-        event = stamp(Draft(kind="task.canceled", actor=actor, task=proxy_id, text=reason,
-                            data={"withdrawn": {"peer": peer, "parcel": parcel.id}}))  # fmt: skip
+        parcel, event, subject = write(decisions.load(factory, proxy_id), own)
         sent[:] = [parcel]
         return Change(
             {parcel.outbox_path(): parcel.encode(), event.path: records.encode(event.to_record())},
-            f"task: withdraw the request to {peer} for {proxy_id[:6]}",
+            subject,
             trailers=[("Factory-Record", f"parcel {parcel.id}"),
                       ("Factory-Record", f"event {event.id}")],
         )  # fmt: skip

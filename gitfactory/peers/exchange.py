@@ -18,7 +18,6 @@ holds every parcel ever written for it; the receiver takes each in once).
 
 from __future__ import annotations
 
-from contextlib import suppress
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -101,10 +100,10 @@ def exchange(
         out = Round(peers=[PeerRound(p.name, p.url, p.deliver) for p in peers])
         for peer, state in zip(peers, out.peers, strict=True):
             bell = courier.tip(factory, courier.INBOX_REFS + peer.name)
-            if fetch or (bell is not None and bell != _rang(factory, peer.name)):
+            if fetch or (bell is not None and bell != inbound.noted(factory, _RANG + peer.name)):
                 got = _guarded(state, _collector(factory, peer, config.name), "fetched")
                 if got and bell is not None:
-                    _ring(factory, peer.name, bell)
+                    inbound.note(factory, _RANG + peer.name, bell)
         intake = inbound.receive(factory, config)
         out.taken, out.strangers = intake.taken, intake.strangers
         out.sent = len(news.report(factory, config))
@@ -123,17 +122,6 @@ def _collector(factory: Factory, peer: Peer, own: str) -> Any:
 
 
 _RANG = "peers-rang:"  # index meta: the inbox ref commit a fetch from the peer answered
-
-
-def _rang(factory: Factory, peer: str) -> str | None:
-    row = factory.index.db.execute("SELECT value FROM meta WHERE key = ?",
-                                   (_RANG + peer,)).fetchone()  # fmt: skip
-    return str(row[0]) if row else None
-
-
-def _ring(factory: Factory, peer: str, commit: str) -> None:
-    factory.index.db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (_RANG + peer, commit))
-    factory.index.db.commit()
 
 
 def select(config: FactoryConfig, only: str | None) -> list[Peer]:
@@ -184,21 +172,9 @@ def _guarded(state: PeerRound, step: Any, into: str) -> bool:
     return True
 
 
-class _Round:
-    def __init__(self, factory: Factory) -> None:
-        from filelock import FileLock
-
-        factory.paths.factory_dir.mkdir(exist_ok=True)
-        self.lock = FileLock(str(factory.paths.factory_dir / "peers.lock"))
-
-    def __enter__(self) -> None:
-        self.lock.acquire()
-
-    def __exit__(self, *exc: object) -> None:
-        with suppress(Exception):
-            self.lock.release()
-
-
-def _one_round_at_a_time(factory: Factory) -> _Round:
+def _one_round_at_a_time(factory: Factory) -> Any:
     """Rounds of this clone, one at a time: two would fetch into the same refs."""
-    return _Round(factory)
+    from filelock import FileLock
+
+    factory.paths.factory_dir.mkdir(exist_ok=True)
+    return FileLock(str(factory.paths.factory_dir / "peers.lock"))

@@ -53,7 +53,6 @@ class Intake:
 
     taken: list[dict[str, Any]] = field(default_factory=list)  # one per parcel judged
     strangers: list[str] = field(default_factory=list)  # senders that are not peers
-    commit: str | None = None
 
 
 def receive(factory: Factory, config: FactoryConfig) -> Intake:
@@ -61,38 +60,35 @@ def receive(factory: Factory, config: FactoryConfig) -> Intake:
     found: list[Arrival] = []
     moved: dict[str, str] = {}
     strangers: list[tuple[str, str, str]] = []
-    db = factory.index.db
     for name in sorted(set(config.peers) | set(courier.senders(factory))):
         peer = config.peers.get(name)
-        for refname, oid in courier.arrived(factory, name, _meta(db, _FETCHED_KEY + name)):
-            if _seen(db, refname) == oid or (peer is not None and not trusted(peer, refname)):
+        for refname, oid in courier.arrived(factory, name, noted(factory, _FETCHED_KEY + name)):
+            last = noted(factory, _SEEN_KEY + refname)
+            if last == oid or (peer is not None and not trusted(peer, refname)):
                 continue
             moved[refname] = oid
             if peer is None:
                 strangers.append((name, refname, oid))
             else:
-                found += _arrivals(factory, peer, refname, oid, _seen(db, refname))
+                found += _arrivals(factory, peer, refname, oid, last)
     if not moved:
         return Intake()
     intake = Intake(strangers=sorted({s[0] for s in strangers}))
     # One commit per batch: a peer that sends thousands of files holds the factory's
     # write lock for one batch at a time, and other writers go in between.
     for first in range(0, max(len(found), 1), BATCH):
-        taken, commit = _take(factory, config, found[first : first + BATCH],
+        intake.taken += _take(factory, config, found[first : first + BATCH],
                               strangers if first == 0 else [])  # fmt: skip
-        intake.taken += taken
-        intake.commit = commit or intake.commit
     for refname, oid in moved.items():
-        db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (_SEEN_KEY + refname, oid))
-    db.commit()
+        note(factory, _SEEN_KEY + refname, oid)
     return intake
 
 
 def _take(
     factory: Factory, config: FactoryConfig, batch: list[Arrival],
     strangers: list[tuple[str, str, str]],
-) -> tuple[list[dict[str, Any]], str | None]:  # fmt: skip
-    """Judge ``batch`` in one commit decided at its tip: what was judged, the commit."""
+) -> list[dict[str, Any]]:  # fmt: skip
+    """Judge ``batch`` in one commit decided at its tip; what was judged."""
     result: list[Work] = []
 
     def build(snap: Snapshot) -> Change | None:
@@ -105,9 +101,8 @@ def _take(
         result[:] = [work]
         return work.change()
 
-    commit = factory.store.transact(build)
-    taken = result[0].taken if result else []
-    return taken, commit.oid if commit is not None and commit.paths else None
+    factory.store.transact(build)
+    return result[0].taken if result else []
 
 
 def trusted(peer: Peer, refname: str) -> bool:
@@ -119,24 +114,27 @@ def trusted(peer: Peer, refname: str) -> bool:
     return refname.startswith(courier.FETCHED_REFS) or bool(peer.signers)
 
 
-def _seen(db: Any, refname: str) -> str | None:
-    return _meta(db, _SEEN_KEY + refname)
-
-
-def _meta(db: Any, key: str) -> str | None:
-    row = db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+def noted(factory: Factory, key: str) -> str | None:
+    """What this clone noted under ``key`` in the index (derived, like all of it: a
+    rebuilt index reads every box again, and takes in nothing twice)."""
+    row = factory.index.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
     return str(row[0]) if row else None
+
+
+def note(factory: Factory, key: str, value: str | None) -> None:
+    """Note ``value`` under ``key`` in the index (None: forget it)."""
+    db = factory.index.db
+    if value is None:
+        db.execute("DELETE FROM meta WHERE key = ?", (key,))
+    else:
+        db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+    db.commit()
 
 
 def keep_fetched(factory: Factory, peer: str, commit: str | None) -> None:
     """Remember the box commit a fetch from ``peer``'s own repository brought: the
     only fetched box the next pass reads (a ref here could have been pushed to)."""
-    db = factory.index.db
-    if commit is None:
-        db.execute("DELETE FROM meta WHERE key = ?", (_FETCHED_KEY + peer,))
-    else:
-        db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (_FETCHED_KEY + peer, commit))
-    db.commit()
+    note(factory, _FETCHED_KEY + peer, commit)
 
 
 def _arrivals(

@@ -281,7 +281,7 @@ def _proxy_state(st: TaskState, news: list[Event]) -> TaskState:
         remote["task_id"] = task_id
     state = REMOTE_STATES[remote["state"]]
     holder = remote.get("asker") if state == INPUT_REQUIRED else remote.get("holder")
-    assignee = f"{remote['peer']}:{holder}" if holder and state != SUBMITTED else None
+    assignee = f"{remote['peer']}:{holder}" if holder else None
     return replace(st, state=state, assignee=assignee, lease_until=None, step=None,
                    remote={k: v for k, v in remote.items() if v is not None})  # fmt: skip
 

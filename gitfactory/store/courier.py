@@ -18,7 +18,6 @@ clones of one factory (:mod:`gitfactory.store.remote`).
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from gitfactory.errors import FactoryError
@@ -36,13 +35,6 @@ FETCHED_REFS = "refs/factory/fetched/"
 
 class SigningError(FactoryError):
     """A delivery that factory.yaml says to sign could not be signed."""
-
-
-@dataclass(frozen=True)
-class Delivered:
-    peer: str
-    commit: str | None  # the outbox commit the peer now has (None: nothing to send)
-    sent: bool  # a push happened (False: the peer already had it, or it pulls)
 
 
 def endpoint(peer: str, url: str) -> remote.Remote:
@@ -113,20 +105,13 @@ def deliver(factory: Factory, peer: str, url: str, own_name: str, commit: str) -
     if "[remote rejected]" in text or "hook declined" in text:
         contacts.note(factory, where, None)
         raise remote.RemoteRefusedError(
-            f"factory {peer!r} ({url}) refused our parcels: {_reason(text)}",
+            f"factory {peer!r} ({url}) refused our parcels: {remote.remote_reason(text)}",
             hint="the peer's repository must let us write refs/factory/inbox/"
             f"{own_name}; or ask its owners to fetch from us (deliver: pull)",
         )
     error = remote.unreachable(where, "deliver to", text.strip())
     contacts.note(factory, where, error)
     raise error
-
-
-def _reason(text: str) -> str:
-    for line in text.splitlines():
-        if "[remote rejected]" in line:
-            return line.split("[remote rejected]", 1)[1].strip(" ()") or "no reason given"
-    return "no reason given"
 
 
 def collect(factory: Factory, peer: str, url: str, own_name: str) -> str | None:

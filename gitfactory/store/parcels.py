@@ -22,7 +22,6 @@ from gitfactory.store import clock, ids, records
 from gitfactory.store.records import INBOX, OUTBOX, PARCEL, parcel_kind
 
 if TYPE_CHECKING:
-    from gitfactory.store.branch import Snapshot
     from gitfactory.store.factory import Factory
 
 MAIL, REQUEST, UPDATE, ANSWER, RECEIPT = "mail", "request", "update", "answer", "receipt"
@@ -128,10 +127,6 @@ def box_prefix(box: str, peer: str) -> str:
     return parcel_kind(box, peer).prefix
 
 
-def has(snap: Snapshot, box: str, peer: str, parcel_id: str) -> bool:
-    return snap.read(parcel_kind(box, peer).path(parcel_id)) is not None
-
-
 # -- what the index knows ------------------------------------------------------------
 
 
@@ -161,14 +156,6 @@ def find(factory: Factory, box: str, parcel_id: str) -> Parcel | None:
         "SELECT record FROM parcels WHERE box = ? AND id = ?", (box, parcel_id)
     ).fetchone()
     return Parcel.from_record(json.loads(row[0])) if row else None
-
-
-def counts(factory: Factory, box: str) -> dict[str, int]:
-    """Parcels of ``box`` by peer."""
-    rows = factory.index.db.execute(
-        "SELECT peer, COUNT(*) FROM parcels WHERE box = ? GROUP BY peer", (box,)
-    ).fetchall()
-    return {str(peer): int(n) for peer, n in rows}
 
 
 __all__ = ["INBOX", "OUTBOX", "PARCEL", "Parcel"]

@@ -270,7 +270,7 @@ def push(factory: Factory, remote: Remote, commit: str, branch: str | None = Non
     if any(race in text for race in _LOST_RACE):
         return Pushed.REJECTED  # another push moved the branch while the remote took ours
     if "[remote rejected]" in text or "pre-receive hook declined" in text:
-        reason = _remote_reason(text)
+        reason = remote_reason(text)
         raise RemoteRefusedError(
             f"{remote.label(branch)} refused the push: {reason}",
             hint="the remote's hook or branch protection refused it; `gitfactory verify` "
@@ -308,7 +308,8 @@ def _set_tracking(factory: Factory, remote: Remote, commit: str) -> None:
         pass  # a concurrent fetch moved it: the next fetch sets it right
 
 
-def _remote_reason(text: str) -> str:
+def remote_reason(text: str) -> str:
+    """Why a remote refused a push, as git relayed it."""
     for line in text.splitlines():
         if "[remote rejected]" in line:
             return line.split("[remote rejected]", 1)[1].strip(" ()") or "no reason given"
