@@ -117,19 +117,26 @@ def tree(repo: Path, ref: str = "factory", under: str = ".factory") -> set[str]:
 
 
 @pytest.fixture(params=["file", "git-daemon"])
-def fleet(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Fleet]:
+def fleet(request: pytest.FixtureRequest, tmp_path: Path) -> Fleet:
     """Factories that reach each other over file:// or over git://."""
+    if request.param == "git-daemon":
+        served: Fleet = request.getfixturevalue("served_fleet")
+        return served
+    return request.getfixturevalue("local_fleet")  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+def served_fleet(tmp_path: Path) -> Iterator[Fleet]:
+    """Factories that reach each other over git:// (``fleet.daemon`` may be stopped
+    and started again on its port)."""
     base = tmp_path / "served"
     base.mkdir()
-    daemon = None
-    if request.param == "git-daemon":
-        daemon = GitDaemon(base)
-        daemon.start()
+    daemon = GitDaemon(base)
+    daemon.start()
     try:
         yield Fleet(base, daemon)
     finally:
-        if daemon is not None:
-            daemon.stop()
+        daemon.stop()
 
 
 @pytest.fixture

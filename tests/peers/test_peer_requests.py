@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.conftest import gf, gf_json, git
+from tests.conftest import gf, gf_json
 from tests.peers.conftest import Fleet, peer, received, set_peers, sync
 
 
