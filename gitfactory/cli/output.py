@@ -72,4 +72,6 @@ def local_time(rfc3339: str) -> str:
 
 def local_time_ms(ms: int) -> str:
     """A time in milliseconds since the epoch, in the reader's local zone."""
-    return datetime.fromtimestamp(ms / 1000).astimezone().strftime("%Y-%m-%d %H:%M:%S")
+    from gitfactory.store import clock
+
+    return local_time(clock.format_time(ms))

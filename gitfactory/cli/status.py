@@ -235,7 +235,7 @@ def _print_peers(peers: dict[str, Any] | None) -> None:
     ask = (
         f"; {waiting} task request(s) wait for you (`gitfactory task requests`)" if waiting else ""
     )
-    output.echo(f"peers     {', '.join(peers['peers']) or 'none'}{ask if waiting else ''}")
+    output.echo(f"peers     {', '.join(peers['peers']) or 'none'}{ask}")
     for name, error in peers["unreachable"].items():
         output.echo(f"          {name} unreachable: {error}")
     for name in peers["strangers"]:
