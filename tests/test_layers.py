@@ -30,6 +30,7 @@ FLOORS: list[set[str]] = [
     {"mail", "knowledge"},
     {"qa", "peers"},
     {"run"},
+    {"board"},
     {"cli", "mcp", "demo", "demo_peers", "create", "entry", "__main__"},
 ]
 

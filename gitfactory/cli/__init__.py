@@ -100,6 +100,7 @@ _COMMANDS = {
     "peers": "peers:peers_group",
     "doctor": "doctor:doctor_cmd",
     "man": "manpage:man_cmd",
+    "board": "board:board_cmd",
 }
 
 

@@ -1,0 +1,127 @@
+"""Who may talk to the board: a request must name the board's own host (a page of
+another site that resolves its name to 127.0.0.1, DNS rebinding, is refused), come
+from the board's own origin if it says where it comes from, and carry the per-run
+token. Writes need the token in a header, which another site's page cannot set.
+
+Every answer says not to be cached, framed, or to leak its address (the first URL
+holds the token) to another site."""
+
+from __future__ import annotations
+
+import hmac
+import json
+from collections.abc import Awaitable, Callable, MutableMapping
+from http.cookies import SimpleCookie
+from typing import Any
+from urllib.parse import parse_qs
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+App = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+HEADER = "x-gitfactory-token"
+SAFE_METHODS = frozenset({"GET", "HEAD"})
+OPEN_PATHS = frozenset({"/static/board.css", "/static/board.js", "/favicon.ico"})
+SECURITY_HEADERS = [
+    (b"content-security-policy",
+     b"default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+     b"connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"),
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"x-frame-options", b"DENY"),
+    (b"cache-control", b"no-store"),
+    (b"cross-origin-resource-policy", b"same-origin"),
+]  # fmt: skip
+
+
+class Guard:
+    """ASGI middleware in front of the board's routes."""
+
+    def __init__(self, app: App, token: str, hosts: set[str], port: int) -> None:
+        self.app = app
+        self.token = token
+        self.port = port
+        self.hosts = {f"{h}:{port}" for h in hosts} | ({*hosts} if port == 80 else set())
+        self.origins = {f"http://{h}" for h in self.hosts}
+        self.cookie = f"gitfactory_board_{port}"  # cookies do not tell ports apart
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        refusal = self.refusal(scope, headers)
+        if refusal is not None:
+            await _plain(send, *refusal)
+            return
+        query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+        given = (query.get("token") or [""])[0]
+        if given and scope["method"] in SAFE_METHODS and self.matches(given):
+            await self.welcome(scope, send)  # keep the token in a cookie, drop it from the URL
+            return
+
+        async def guarded(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message.setdefault("headers", [])
+                message["headers"] = [*message["headers"], *SECURITY_HEADERS]
+            await send(message)
+
+        await self.app(scope, receive, guarded)
+
+    def refusal(self, scope: Scope, headers: dict[str, str]) -> tuple[int, str] | None:
+        host = headers.get("host", "")
+        if host.lower() not in self.hosts:
+            return 421, f"this board answers only to {sorted(self.hosts)[0]}, not {host[:80]!r}"
+        origin = headers.get("origin")
+        if origin is not None and origin.lower() not in self.origins:
+            return 403, "a page of another origin may not use this board"
+        if scope["path"] in OPEN_PATHS:
+            return None
+        if scope["method"] not in SAFE_METHODS:
+            if not self.matches(headers.get(HEADER, "")):
+                return 403, f"a write needs the board's token in the {HEADER} header"
+            return None
+        query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+        if (self.matches(headers.get(HEADER, "")) or self.matches(self._cookie(headers))
+                or self.matches((query.get("token") or [""])[0])):  # fmt: skip
+            return None
+        return 401, (
+            "open the address that `gitfactory board` printed (it carries the token); "
+            "this browser has not been given it"
+        )
+
+    def matches(self, given: str) -> bool:
+        return bool(given) and hmac.compare_digest(given.encode(), self.token.encode())
+
+    def _cookie(self, headers: dict[str, str]) -> str:
+        jar: SimpleCookie = SimpleCookie()
+        try:
+            jar.load(headers.get("cookie", ""))
+        except Exception:  # a malformed Cookie header: as if there were none
+            return ""
+        found = jar.get(self.cookie)
+        return found.value if found is not None else ""
+
+    async def welcome(self, scope: Scope, send: Send) -> None:
+        kept = [
+            (k, v) for k, vs in parse_qs(scope.get("query_string", b"").decode("latin-1")).items()
+            for v in vs if k != "token"
+        ]  # fmt: skip
+        from urllib.parse import urlencode
+
+        target = scope["path"] + (f"?{urlencode(kept)}" if kept else "")
+        cookie = f"{self.cookie}={self.token}; Path=/; HttpOnly; SameSite=Strict"
+        await send({"type": "http.response.start", "status": 303, "headers": [
+            (b"location", target.encode("latin-1")), (b"set-cookie", cookie.encode()),
+            *SECURITY_HEADERS, (b"content-length", b"0")]})  # fmt: skip
+        await send({"type": "http.response.body", "body": b""})
+
+
+async def _plain(send: Send, status: int, text: str) -> None:
+    body = json.dumps({"error": text}).encode()
+    await send({"type": "http.response.start", "status": status, "headers": [
+        (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+        *SECURITY_HEADERS]})  # fmt: skip
+    await send({"type": "http.response.body", "body": body})
