@@ -74,7 +74,7 @@ def stretches(history: tuple[Event, ...] | list[Event]) -> list[dict[str, Any]]:
 
 def _stretch(step: str, who: str | None, since: str | None) -> dict[str, Any]:
     return {"step": step, "who": who, "since": since, "attempt": None, "outcome": None,
-            "next": None, "why": None, "duration_ms": None, "gates": [], "merge": None,
+            "next": None, "why": None, "duration_ms": None, "gates": [], "merge": None, "said": [],
             "events": []}  # fmt: skip
 
 
@@ -107,6 +107,8 @@ def _note(s: dict[str, Any], e: Event) -> None:
                       "text": e.text}  # fmt: skip
     elif e.kind in tasks.RESTARTS:
         s["why"] = e.text
+    elif e.kind in ("task.asked", "task.answered"):
+        s["said"].append({"who": e.actor, "asks": e.kind == "task.asked", "text": e.text})
     s["events"].append(row)
 
 
