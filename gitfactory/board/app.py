@@ -45,6 +45,7 @@ class Board:
         self._factory: Factory | None = None
         self.tip: str | None = None
         self.streams: set[asyncio.Queue[str | None]] = set()
+        self.followed = asyncio.Event()  # the follower has read the tip once
 
     async def run(self, fn: Callable[[Factory], T]) -> T:
         return await asyncio.wrap_future(self.worker.submit(self._in_worker, fn))
@@ -70,6 +71,7 @@ class Board:
                 self.tip = tip
                 for queue in list(self.streams):
                     queue.put_nowait(tip or "")
+            self.followed.set()
             await asyncio.sleep(FOLLOW_S)
 
     def close(self) -> None:
@@ -202,11 +204,13 @@ def create(board: Board, port: int, hosts: set[str]) -> Guard:
 
     async def events(request: Request) -> Response:
         queue: asyncio.Queue[str | None] = asyncio.Queue()
-        board.streams.add(queue)
 
         async def stream() -> AsyncIterator[str]:
             try:
-                yield f"retry: 1000\nevent: tip\ndata: {json.dumps(board.tip or '')}\n\n"
+                await board.followed.wait()  # the first tip a page hears is a real one
+                board.streams.add(queue)  # from here on, every move is queued
+                sent = board.tip or ""
+                yield f"retry: 1000\nevent: tip\ndata: {json.dumps(sent)}\n\n"
                 while True:
                     try:
                         tip = await asyncio.wait_for(queue.get(), PING_S)
@@ -215,7 +219,9 @@ def create(board: Board, port: int, hosts: set[str]) -> Guard:
                         continue
                     if tip is None:
                         return
-                    yield f"event: tip\ndata: {json.dumps(tip)}\n\n"
+                    if tip != sent:
+                        sent = tip
+                        yield f"event: tip\ndata: {json.dumps(tip)}\n\n"
             finally:
                 board.streams.discard(queue)
 
