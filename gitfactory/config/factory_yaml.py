@@ -9,6 +9,8 @@ from weakref import WeakKeyDictionary
 
 from gitfactory.config.agents import AgentSpec, DispatchConfig, parse_agents, parse_dispatch
 from gitfactory.config.gates import COMMAND, Gate, parse_gates
+from gitfactory.config.notify import DEFAULT as DEFAULT_NOTIFY
+from gitfactory.config.notify import Rule, parse_notify
 from gitfactory.config.peers import Peer, parse_peers
 from gitfactory.config.workflows import DEFAULT_WORKFLOW, SIMPLE, Step, Workflow, parse_workflows
 from gitfactory.errors import ConfigError, FactoryError, NotInitializedError
@@ -61,6 +63,7 @@ class FactoryConfig:
     signers: dict[str, tuple[str, ...]] = field(default_factory=dict)
     sync: SyncConfig = SyncConfig()
     peers: dict[str, Peer] = field(default_factory=dict)  # other factories (SPEC §20)
+    notify: tuple[Rule, ...] = DEFAULT_NOTIFY  # which events reach a person, and how
 
     def gate(self, step: Step) -> Gate:
         """The gate a step runs: the one its ``gate:`` names, else that text as a command."""
@@ -141,6 +144,7 @@ def parse(data: bytes, source: str = CONFIG_PATH) -> FactoryConfig:
         signers=_signers(doc, source),
         sync=_sync(doc, source),
         peers=parse_peers(doc, source, str(doc["name"])),
+        notify=parse_notify(doc, source),
     )
 
 

@@ -38,6 +38,7 @@ from gitfactory.errors import BusyError, FactoryError
 from gitfactory.run.blockers import EXIT_BLOCKED, Blocker
 from gitfactory.run.dispatch import Dispatcher
 from gitfactory.run.envoy import Envoy
+from gitfactory.run.notifier import Notifier
 from gitfactory.run.runs import ACTOR, Ended
 from gitfactory.run.syncer import Syncer
 from gitfactory.run.ticks import TickReport, ended_json
@@ -84,6 +85,7 @@ class Daemon:
         self.watcher = Watcher(factory.paths)
         self.syncer = Syncer(factory)
         self.envoy = Envoy(factory)
+        self.notifier = Notifier(factory)
         self.dispatcher = Dispatcher(factory, self._note)
         self.recovered: list[Ended] = []
         self.unsummarizable: set[str] = set()
@@ -107,6 +109,7 @@ class Daemon:
             contacts.forget_down(self.factory)  # what an earlier run learnt may be old
             self.syncer.start()
             self.envoy.start()
+            self.notifier.start()
             if self.burst:
                 self.envoy.wait_first(FIRST_EXCHANGE_S)  # what peers sent is work too
             log.append(self.factory, [self._event("daemon.started", "watching for commits")])
@@ -129,6 +132,7 @@ class Daemon:
                     self.factory, [self._event("daemon.stopped", f"after {self.ticks} ticks")]
                 )
                 self.envoy.stop()  # what waits for peers goes out (word of this run too)
+                self.notifier.stop()  # what a person should hear of goes out
                 self.syncer.stop()  # after the last record: it goes out too
                 self._status(running=False)
         return code
@@ -148,7 +152,9 @@ class Daemon:
             self.syncer.poke()  # ours to push, or a fetch someone made to merge
         if any(r == self.factory.refname or r.startswith(INBOX_REFS) for r in moved):
             self.envoy.poke()  # a parcel to send, or one a peer pushed
-        result.synced = self.syncer.drain() + self.envoy.drain()
+        if self.factory.refname in moved:
+            self.notifier.poke()  # news a person may want to hear of
+        result.synced = self.syncer.drain() + self.envoy.drain() + self.notifier.drain()
         branches = [r[len("refs/heads/") :] for r in moved if r.startswith("refs/heads/")]
         mail = postmaster.ingest(self.factory, postmaster.watched(self.factory, branches))
         result.delivered, result.quarantined = len(mail.delivered), len(mail.quarantined)
@@ -271,6 +277,8 @@ class Daemon:
                       f"{lines}{more}\n\nRecords are append-only. `gitfactory verify` lists "
                       "them; `gitfactory verify --repair` restores them from history.\n"),
             ))  # fmt: skip
+            self._note(self._event("integrity.violated", f"{cause}: {len(lost)} record(s) "
+                                   "deleted or changed; `gitfactory verify --repair`"))  # fmt: skip
         return len(report.violations)
 
     def _unsummarizable(self, task_id: str, why: str) -> None:

@@ -1,0 +1,230 @@
+"""The daemon's notifications, in a thread: find what a person should hear of
+(:mod:`gitfactory.run.notices`), send it through its rule's channel, record it.
+
+Channels: ``mail`` (a message in the factory; its thread is named after the
+notice, so a message already there is never sent again), ``desktop``
+(``notify-send``), ``command`` (``sh -c`` in the work tree, the notice as JSON on
+stdin) and ``webhook`` (a POST; an error, a 5xx or a 429 is retried with a growing
+pause). What an agent wrote reaches a command or a webhook as JSON data only, never
+in a command line. A record says what was sent, without the webhook's URL (it is
+often a secret) or the command.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import subprocess
+import threading
+import time
+import urllib.error
+import urllib.request
+from typing import TYPE_CHECKING, Any
+
+from gitfactory.errors import FactoryError
+from gitfactory.run.notices import FAILED, SENT, Finder, Notice
+
+if TYPE_CHECKING:
+    from gitfactory.config.factory_yaml import FactoryConfig
+    from gitfactory.store.factory import Factory
+
+_logger = logging.getLogger(__name__)
+ACTOR = "factory/notify"
+ROUND_S = 30.0  # a round without a poke (a lapsed lease, a peer's word: no commit of ours)
+PAUSE_S = 0.5  # before a retry, doubled each time
+BODY_MAX = 4000  # characters of a notice's text sent
+
+
+class Notifier:
+    """:meth:`poke` when the factory branch moved; :meth:`stop` sends what is left."""
+
+    def __init__(self, factory: Factory) -> None:
+        from gitfactory.store.factory import Factory
+
+        self.factory = Factory(factory.paths, factory.branch)
+        self.finder = Finder()
+        self._wake = threading.Event()
+        self._stopping = False
+        self._lock = threading.Lock()
+        self._lines: list[str] = []
+        self._thread = threading.Thread(target=self._loop, name="gitfactory-notify", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def poke(self) -> None:
+        self._wake.set()
+
+    def stop(self, timeout: float = 120.0) -> None:
+        self._stopping = True
+        self._wake.set()
+        self._thread.join(timeout)
+
+    def drain(self) -> list[str]:
+        with self._lock:
+            lines, self._lines = self._lines, []
+        return lines
+
+    def _loop(self) -> None:
+        while True:
+            stopping = self._stopping
+            self.round()
+            if stopping:
+                return
+            self._wake.wait(ROUND_S)
+            self._wake.clear()
+
+    def round(self) -> int:
+        """Send every notice not sent yet; how many went out."""
+        from gitfactory.config import factory_yaml
+
+        try:
+            config = factory_yaml.load(self.factory)
+            found = self.finder.pending(self.factory, config)
+        except FactoryError as exc:
+            self._say(f"notify: {exc.message}")
+            return 0
+        except Exception as exc:  # a bug: keep the traceback, keep the thread
+            _logger.exception("finding notifications failed")
+            self._say(f"notify: {type(exc).__name__}: {exc}")
+            return 0
+        sent = 0
+        for notice in found:
+            sent += self._send(notice, config)
+        return sent
+
+    def _send(self, notice: Notice, config: FactoryConfig) -> int:
+        from gitfactory.store import log
+        from gitfactory.store.log import Draft, stamp
+
+        rule = notice.rule
+        try:
+            error = deliver(self.factory, notice, config)
+        except Exception as exc:  # a bug in a channel: recorded as its failure
+            _logger.exception("notification %s failed", notice.key)
+            error = f"{type(exc).__name__}: {exc}"
+        data = {"key": notice.key, "event": notice.event, "rule": rule.id,
+                "channel": rule.channel, "record": notice.about.id}  # fmt: skip
+        if rule.channel == "mail":
+            data["to"] = rule.target
+        if error:
+            data["error"] = error[:500]
+        kind = FAILED if error else SENT
+        text = f"{rule.channel}: {notice.title}" + (f": {error[:200]}" if error else "")
+        log.append(self.factory, [stamp(Draft(kind=kind, actor=ACTOR, task=notice.about.task,
+                                              text=text, data=data))])  # fmt: skip
+        self.finder.recorded.add(notice.key)
+        self._say(f"notified {text}" if not error else f"notify failed: {text}")
+        return 0 if error else 1
+
+    def _say(self, line: str) -> None:
+        with self._lock:
+            self._lines.append(line)
+
+
+def deliver(factory: Factory, notice: Notice, config: FactoryConfig) -> str:
+    """Send one notice; the error ("" when it went out)."""
+    channel = notice.rule.channel
+    if channel == "mail":
+        return _mail(factory, notice)
+    payload = notice.payload(config.name)
+    if channel == "desktop":
+        return _desktop(notice)
+    if channel == "command":
+        return _retried(notice, lambda: _command(factory, notice, payload))
+    return _retried(notice, lambda: _webhook(notice, payload))
+
+
+def _retried(notice: Notice, attempt: Any) -> str:
+    pause = PAUSE_S
+    error = ""
+    for k in range(notice.rule.retries + 1):
+        error, again = attempt()
+        if not error or not again:
+            return str(error)
+        if k < notice.rule.retries:
+            time.sleep(pause)
+            pause *= 2
+    return f"{error} (after {notice.rule.retries + 1} attempts)"
+
+
+def _mail(factory: Factory, notice: Notice) -> str:
+    from gitfactory.mail import mailbox
+    from gitfactory.mail.messages import Message
+    from gitfactory.store import clock, ids, index_mail
+
+    to = notice.rule.target
+    if to == "requester":
+        to = str((notice.task or {}).get("requester") or "")
+        if not to:
+            return "the notice is about no task, so it has no requester to mail"
+    thread = f"notify-{notice.key.replace(':', '-')}"
+    factory.index.refresh()
+    if index_mail.has_thread(factory.index.db, thread):
+        return ""  # sent before the record of it was written
+    now = clock.now_ms()
+    body = f"{notice.text[:BODY_MAX]}\n\n(gitfactory: {notice.event}, record {notice.about.id})\n"
+    task = (notice.task or {}).get("id")
+    mailbox.send(factory, Message(
+        id=ids.new_id(now), sender=ACTOR, to=(to,), thread=thread, subject=notice.title[:200],
+        created=clock.format_time(now), task=str(task) if task else None, body=body,
+        priority="high" if notice.event != "question" else "normal",
+    ))  # fmt: skip
+    return ""
+
+
+def _desktop(notice: Notice) -> str:
+    program = shutil.which("notify-send")
+    if program is None:
+        return "notify-send is not installed here (desktop notifications need it)"
+    body = notice.text[:BODY_MAX].replace("&", "&amp;").replace("<", "&lt;")
+    done = subprocess.run([program, "--app-name=gitfactory", f"gitfactory: {notice.title}", body],
+                          capture_output=True, text=True, timeout=30, check=False)  # fmt: skip
+    return "" if done.returncode == 0 else f"notify-send exited {done.returncode}"
+
+
+def _command(factory: Factory, notice: Notice, payload: dict[str, Any]) -> tuple[str, bool]:
+    try:
+        done = subprocess.run(
+            ["sh", "-c", notice.rule.target], input=json.dumps(payload), text=True,
+            cwd=factory.paths.work_tree or factory.paths.git_dir, capture_output=True,
+            timeout=notice.rule.timeout_ms / 1000, check=False,
+        )  # fmt: skip
+    except subprocess.TimeoutExpired:
+        return f"the command took over {notice.rule.timeout_ms / 1000:g}s", True
+    if done.returncode == 0:
+        return "", False
+    said = (done.stderr or done.stdout).strip().splitlines()[-1:] or [""]
+    return f"the command exited {done.returncode}: {said[0][:200]}", True
+
+
+def _webhook(notice: Notice, payload: dict[str, Any]) -> tuple[str, bool]:
+    body, headers = _shaped(notice, payload)
+    request = urllib.request.Request(notice.rule.target, data=body, method="POST",
+                                     headers={"User-Agent": "gitfactory", **headers})  # fmt: skip
+    try:
+        with urllib.request.urlopen(request, timeout=notice.rule.timeout_ms / 1000) as response:
+            response.read(65536)
+            return "", False
+    except urllib.error.HTTPError as exc:
+        again = exc.code >= 500 or exc.code == 429
+        return f"the webhook answered {exc.code} {exc.reason}", again
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        return f"the webhook could not be reached: {reason}", True
+
+
+def _shaped(notice: Notice, payload: dict[str, Any]) -> tuple[bytes, dict[str, str]]:
+    """The body a format wants: the notice as JSON, or the chat services' shapes."""
+    line = f"{notice.title}: {notice.text[:BODY_MAX]}" if notice.text else notice.title
+    fmt = notice.rule.format
+    if fmt == "ntfy":
+        title = notice.title.encode("ascii", "replace").decode()[:200]
+        return line.encode(), {"Title": f"gitfactory: {title}", "Content-Type": "text/plain"}
+    value: dict[str, Any] = payload
+    if fmt == "slack":
+        value = {"text": line}
+    elif fmt == "discord":
+        value = {"content": line[:2000]}
+    return json.dumps(value).encode(), {"Content-Type": "application/json"}
