@@ -101,6 +101,7 @@ _COMMANDS = {
     "doctor": "doctor:doctor_cmd",
     "man": "manpage:man_cmd",
     "board": "board:board_cmd",
+    "report": "report:report_cmd",
 }
 
 
