@@ -8,7 +8,7 @@ page (answer, retry, cancel, reprioritise) through the same library calls as the
 CLI; ``pages.py`` renders the Jinja2 templates (autoescaped); ``app.py`` is the
 Starlette app and its live event stream, behind ``guard.py`` (Host, Origin and the
 per-run token); ``serve.py`` runs it on 127.0.0.1; ``report.py`` writes one
-self-contained HTML file.
+self-contained HTML file; ``dashboard.py`` is the frame `gitfactory top` draws.
 
 May import every floor below (the runtime's run book among them); the CLI, on the
 floor above, starts it.

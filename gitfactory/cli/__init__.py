@@ -102,6 +102,7 @@ _COMMANDS = {
     "man": "manpage:man_cmd",
     "board": "board:board_cmd",
     "report": "report:report_cmd",
+    "top": "top:top_cmd",
 }
 
 

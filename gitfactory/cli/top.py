@@ -1,0 +1,128 @@
+"""gitfactory top: a live dashboard in the terminal."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Any
+
+import click
+
+from gitfactory.cli import Context, output
+from gitfactory.store import clock
+
+
+@click.command("top")
+@click.option(
+    "--interval",
+    default="1s",
+    show_default=True,
+    metavar="DURATION",
+    help="How often the screen is drawn again (it also follows every commit).",
+)
+@click.option("--once", is_flag=True, help="Print one frame and exit (what a pipe gets).")
+@click.option("--json", "as_json", is_flag=True, help="Print one frame as JSON and exit.")
+@click.pass_obj
+def top_cmd(obj: Context, interval: str, once: bool, as_json: bool) -> None:
+    """Watch the factory at work in the terminal, until Ctrl-C.
+
+    \b
+    Running steps with their elapsed time and how much of their time limit they
+    used, the ready queue, what blocks work (with the command that unblocks it),
+    questions waiting for an answer, and the newest events. For a browser:
+    `gitfactory board`. In a pipe, or with --once, one frame is printed.
+    """
+    from gitfactory.board import dashboard
+
+    factory = obj.factory
+    factory.require_tip()
+    every = clock.parse_duration(interval, "--interval") / 1000
+    if as_json:
+        output.emit_json(dashboard.frame(factory))
+        return
+    from rich.console import Console
+
+    console = Console(highlight=False)
+    if once or not sys.stdout.isatty():
+        console.print(_screen(dashboard.frame(factory)))
+        return
+    from rich.live import Live
+
+    with Live(_screen(dashboard.frame(factory)), console=console, screen=True,
+              auto_refresh=False) as live:  # fmt: skip
+        tip, drawn = factory.tip(), time.monotonic()
+        try:
+            while True:
+                time.sleep(0.1)
+                now_tip = factory.tip()
+                if now_tip == tip and time.monotonic() - drawn < every:
+                    continue
+                tip, drawn = now_tip, time.monotonic()
+                live.update(_screen(dashboard.frame(factory)), refresh=True)
+        except KeyboardInterrupt:
+            return
+
+
+def _screen(f: dict[str, Any]) -> Any:
+    from rich.console import Group
+    from rich.progress_bar import ProgressBar
+    from rich.table import Table
+    from rich.text import Text
+
+    from gitfactory.board.pages import seconds
+
+    counts = f["counts"]
+    head = Text.assemble(
+        (f"{f['factory']}", "bold"), f"  at {(f['tip'] or '')[:10]}  ",
+        ("daemon running" if f["daemon"] else "daemon not running", "green" if f["daemon"]
+         else "yellow"), "   ",
+        *(part for key, style in (("ready", "blue"), ("working", "yellow"),
+                                  ("input_required", "magenta"), ("waiting", "dim"),
+                                  ("failed", "red"), ("completed", "green"))
+          for part in ((f"{key.replace('_', ' ')} ", ""), (f"{counts.get(key, 0)}  ", style))),
+    )  # fmt: skip
+    parts: list[Any] = [head]
+    running = Table(title="running", title_justify="left", expand=True, show_edge=False)
+    for column, width in (("agent", 14), ("task", 20), ("step", 10), ("elapsed", 8)):
+        running.add_column(column, overflow="ellipsis", no_wrap=True, min_width=width)
+    running.add_column("time limit", width=20)
+    for r in f["running"]:
+        bar = ProgressBar(total=1.0, completed=r["progress"] or 0.0, width=20)
+        running.add_row(r["agent"], _task(r["short"], r["title"]),
+                        f"{r['step']} #{r['attempt']}", seconds(r["elapsed_s"]), bar)  # fmt: skip
+    for c in f["held"]:
+        running.add_row(c["holder"] or "-", _task(c["short"], c["title"]), c["step"] or "",
+                        "asking" if c["column"] == "input_required" else "held", "")  # fmt: skip
+    parts.append(running if running.row_count else Text("running   nothing", style="dim"))
+    if f["questions"]:
+        asks = Table(title="questions waiting", title_justify="left", expand=True,
+                     show_edge=False, show_header=False)  # fmt: skip
+        asks.add_column("task", no_wrap=True)
+        asks.add_column("question", overflow="fold")
+        for c in f["questions"]:
+            asks.add_row(_task(c["short"], c["title"]), output.sanitize(c["question"] or ""))
+        parts.append(asks)
+        parts.append(Text("  answer: gitfactory task answer ID TEXT", style="dim"))
+    for b in f["blockers"]:
+        parts.append(Text.assemble(("blocked  ", "red"), output.sanitize(b["what"])))
+        parts.append(Text(f"         fix: {output.sanitize(b['fix'])}", style="dim"))
+    ready = Table(title=f"ready ({f['ready_total']})", title_justify="left", expand=True,
+                  show_edge=False, show_header=False)  # fmt: skip
+    ready.add_column("task", no_wrap=True, overflow="ellipsis")
+    for c in f["ready"]:
+        ready.add_row(f"P{c['priority']} " + _task(c["short"], c["title"]))
+    parts.append(ready if ready.row_count else Text("ready     nothing", style="dim"))
+    recent = Table(title="recent", title_justify="left", expand=True, show_edge=False,
+                   show_header=False)  # fmt: skip
+    for column, width in (("time", 8), ("kind", 17), ("actor", 14)):
+        recent.add_column(column, no_wrap=True, overflow="ellipsis", min_width=width)
+    recent.add_column("text", no_wrap=True, overflow="ellipsis", ratio=1)
+    for e in f["events"]:
+        recent.add_row(output.local_time(e["time"])[11:], e["kind"], e["actor"],
+                       output.sanitize(e["text"]))  # fmt: skip
+    parts.append(recent)
+    return Group(*parts)
+
+
+def _task(short: str, title: str) -> str:
+    return f"{short} {output.sanitize(title)}"
