@@ -39,7 +39,11 @@ def status(obj: Context, as_json: bool) -> int:
     config = factory_yaml.load(factory)
     index = factory.index
     before = index.indexed_tip()
-    refresh = index.refresh()
+    index.on_progress = ticker = output.Ticker("indexing", "records read")
+    try:
+        refresh = index.refresh()
+    finally:
+        ticker.done()
     invalid = index.invalid()
     now = clock.now_ms()
 
@@ -210,7 +214,11 @@ def rebuild(obj: Context, as_json: bool) -> None:
     factory = obj.factory
     factory.require_tip()
     started = time.monotonic()
-    result = factory.index.rebuild()
+    factory.index.on_progress = ticker = output.Ticker("indexing", "records read")
+    try:
+        result = factory.index.rebuild()
+    finally:
+        ticker.done()
     seconds = time.monotonic() - started
     if as_json:
         output.emit_json(

@@ -43,17 +43,11 @@ def verify_cmd(obj: Context, full: bool, repair: bool, actor: str | None, as_jso
 
     factory = obj.factory
     factory.require_tip()
-    shown = [0]
-
-    def progress(n: int) -> None:
-        if not as_json and sys.stderr.isatty():
-            shown[0] = n
-            sys.stderr.write(f"\rverify: {n:,} commits read")
-            sys.stderr.flush()
-
-    found = report = integrity.check(factory, full=full, progress=progress)
-    if shown[0]:
-        sys.stderr.write("\n")
+    ticker = output.Ticker("verify", "commits read")
+    try:
+        found = report = integrity.check(factory, full=full, progress=ticker)
+    finally:
+        ticker.done()
     repaired = None
     if repair and not found.ok:
         report, commit = integrity.repair(factory, actors.who(factory, actor))

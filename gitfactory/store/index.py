@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -77,6 +77,8 @@ class Index:
         self.path: Path = factory.paths.factory_dir / "index.sqlite"
         self.path.parent.mkdir(exist_ok=True)
         self.db = self._connect()
+        # Told how many records a long refresh has read so far (a terminal's progress).
+        self.on_progress: Callable[[int], None] | None = None
 
     def _connect(self) -> sqlite3.Connection:
         try:
@@ -160,7 +162,9 @@ class Index:
         new_tree = store.factory_tree(tip)
         added: list[tuple[records.RecordKind, str, str, dict[str, Any]]] = []
         removed = invalid = 0
-        for path, old_blob, new_blob, mode in store.diff_trees(old_tree, new_tree):
+        for n, (path, old_blob, new_blob, mode) in enumerate(store.diff_trees(old_tree, new_tree)):
+            if self.on_progress is not None and n % 500 == 499:
+                self.on_progress(n + 1)
             kind = records.kind_of(path)
             if kind is None:
                 continue  # factory.yaml, documents, directories of later protocol versions
