@@ -119,9 +119,9 @@ def plan_graph(factory: Any, everything: bool = False) -> dict[str, Any]:
     if everything:
         kept = cards
     else:
-        open_ = [c for c in cards if c["column"] not in ("completed", "closed")]
-        needed = {d for c in open_ for d in c["depends_on"] if d in by_id}
-        kept = [c for c in cards if c in open_ or c["id"] in needed]
+        open_ = {c["id"] for c in cards if c["column"] not in ("completed", "closed")}
+        needed = {d for i in open_ for d in by_id[i]["depends_on"] if d in by_id}
+        kept = [c for c in cards if c["id"] in open_ or c["id"] in needed]
     drawn = kept[:MAX_NODES]
     short = factory.index.short_ids("tasks", [c["id"] for c in drawn])
     for c in drawn:

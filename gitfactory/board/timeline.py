@@ -27,7 +27,7 @@ def task_page(factory: Factory, text: str) -> dict[str, Any]:
     st = decisions.load(factory, task_id, history=True)
     now = clock.now_ms()
     t = st.task
-    card = next(c for c in views.all_cards(factory, now) if c["id"] == task_id)
+    (card,) = views.all_cards(factory, now, only=task_id)
     short = factory.index.short_ids("tasks", [task_id, *t.depends_on])
     return {
         "id": task_id, "short": short[task_id], "title": t.title, "body": t.body,

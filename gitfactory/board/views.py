@@ -82,12 +82,15 @@ def step_role(config: FactoryConfig, workflow: str | None, step: str | None) -> 
         return ""
 
 
-def all_cards(factory: Factory, now: int | None = None) -> list[dict[str, Any]]:
-    """Every task as a card, the queue's order (the caller refreshed the index)."""
+def all_cards(
+    factory: Factory, now: int | None = None, only: str | None = None
+) -> list[dict[str, Any]]:
+    """Every task (or ``only`` that one) as a card, the queue's order (the caller
+    refreshed the index)."""
     now = clock.now_ms() if now is None else now
     config = factory_yaml.load(factory)
     cards = []
-    for text, attempts, ready in states.cards(factory, now):
+    for text, attempts, ready in states.cards(factory, now, only):
         row = tasks.as_of(json.loads(text), now)
         step = row["step"] if row["state"] not in tasks.TERMINAL else None
         lease = row.get("lease_until")

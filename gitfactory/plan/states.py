@@ -157,18 +157,19 @@ def summaries(
     return [(str(r[0]), str(r[1]), r[2]) for r in _db(factory).execute(sql, args)]
 
 
-def cards(factory: Factory, now_ms: int) -> list[tuple[str, str, bool]]:
-    """Every task for a board: (summary JSON, attempts JSON, whether it is ready), the
-    queue's order (most urgent, then oldest first)."""
+def cards(factory: Factory, now_ms: int, only: str | None = None) -> list[tuple[str, str, bool]]:
+    """Every task (or ``only`` that one) for a board: (summary JSON, attempts JSON,
+    whether it is ready), the queue's order (most urgent, then oldest first)."""
     sql = (
         "WITH RECURSIVE met(id) AS (SELECT id FROM task_state WHERE state = 'completed'"
         " UNION SELECT t.id FROM task_state t JOIN met ON t.superseded_by = met.id) "
         "SELECT s.summary, COALESCE(json_extract(s.data, '$.attempts'), '{}'),"
         f" {_EFFECTIVE} = 'submitted' AND NOT EXISTS (SELECT 1 FROM task_deps d"
         " WHERE d.task = s.id AND d.dep NOT IN (SELECT id FROM met))"
-        " FROM task_state s ORDER BY s.priority, s.created, s.id"
+        f" FROM task_state s{' WHERE s.id = :only' if only else ''}"
+        " ORDER BY s.priority, s.created, s.id"
     )
-    rows = _db(factory).execute(sql, {"now": now_ms})
+    rows = _db(factory).execute(sql, {"now": now_ms, "only": only})
     return [(str(r[0]), str(r[1]), bool(r[2])) for r in rows]
 
 
