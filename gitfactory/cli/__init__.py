@@ -37,6 +37,7 @@ Start here:
   gitfactory log append note "hello"    write an event to the execution log
   gitfactory log                        read the log (newest last)
   gitfactory status                     tasks, holders, questions, daemon
+  gitfactory board                      the same, live, in your browser (`top`: terminal)
   gitfactory mail send coder/* -s "hi"  message every coder; `mail inbox` to read
   gitfactory config edit                agents, gates, workflows (factory.yaml)
   gitfactory workflow show              the steps tasks go through
