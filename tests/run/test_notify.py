@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import commit_on_factory, gf, gf_json, wait_for
+from tests.conftest import commit_on_factory, gf, gf_json, git, wait_for
 
 BASE = 'protocol: "0.4"\nname: t\n'
 
@@ -221,3 +221,29 @@ def test_two_channels_in_one_rule_are_refused_with_the_place(factory_repo: Path)
     set_notify(r, "notify:\n  - on: [questions]\n    mail: human/lea\n")
     proc = gf(r, "config", "check", code=2)
     assert "questions" in proc.stderr and "notify" in proc.stderr
+
+
+def test_lost_records_and_a_person_s_step_are_told(factory_repo: Path, tmp_path: Path) -> None:
+    r = factory_repo
+    recorder, heard = tmp_path / "recorder.py", tmp_path / "heard.jsonl"
+    recorder.write_text(RECORDER)
+    set_notify(r, f"notify:\n  - on: [integrity, human_step]\n"
+                  f"    command: {sys.executable} {recorder} {heard}\n",
+               extra="workflows:\n  default:\n    start: implement\n    steps:\n"
+                     "      implement: {role: coder, on_success: approve}\n"
+                     "      approve: {role: human, on_success: done}\n")  # fmt: skip
+    task = gf_json(r, "task", "add", "Ship the release")["id"]
+    gf_json(r, "next", "--as", "coder/ada")
+    gf(r, "step", "done", task, "--as", "coder/ada", "--note", "built")
+    gf(r, "daemon", "--burst", code=None)
+    for i in range(3):
+        gf(r, "log", "append", "note", f"n{i}")
+    tree = git(r, "rev-parse", "factory~3^{tree}").strip()
+    bad = git(r, "commit-tree", tree, "-p", "factory", "-m", "from a stale checkout").strip()
+    git(r, "-c", "core.hooksPath=/dev/null", "update-ref", "refs/heads/factory", bad)
+    gf(r, "daemon", "--burst", code=None)
+    gf(r, "daemon", "--burst", code=None)  # told once
+    notices = [json.loads(line) for line in heard.read_text().splitlines()]
+    assert [n["event"] for n in notices] == ["human_step", "integrity"]
+    assert "approve" in notices[0]["title"] and notices[0]["task"]["id"] == task
+    assert "3 record(s) deleted or changed" in notices[1]["text"]
