@@ -44,7 +44,7 @@ class Guard:
         self.token = token
         self.port = port
         self.hosts = {f"{h}:{port}" for h in hosts} | ({*hosts} if port == 80 else set())
-        self.origins = {f"http://{h}" for h in self.hosts}
+        self.any_ip = "*ip" in hosts
         self.cookie = f"gitfactory_board_{port}"  # cookies do not tell ports apart
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -54,7 +54,7 @@ class Guard:
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         refusal = self.refusal(scope, headers)
         if refusal is not None:
-            await _plain(send, *refusal)
+            await _plain(send, *refusal, page="text/html" in headers.get("accept", ""))
             return
         query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
         given = (query.get("token") or [""])[0]
@@ -70,12 +70,30 @@ class Guard:
 
         await self.app(scope, receive, guarded)
 
+    def known(self, host: str) -> bool:
+        """Whether ``host`` names this board: one of its names, or (listening on every
+        address, "*ip") any address by number, which no rebinding name can be."""
+        import ipaddress
+
+        host = host.lower()
+        if host in self.hosts:
+            return True
+        name, _, port = host.rpartition(":")
+        if not self.any_ip or port != str(self.port):
+            return False
+        try:
+            ipaddress.ip_address(name.strip("[]"))
+        except ValueError:
+            return False
+        return True
+
     def refusal(self, scope: Scope, headers: dict[str, str]) -> tuple[int, str] | None:
         host = headers.get("host", "")
-        if host.lower() not in self.hosts:
+        if not self.known(host):
             return 421, f"this board answers only to {sorted(self.hosts)[0]}, not {host[:80]!r}"
         origin = headers.get("origin")
-        if origin is not None and origin.lower() not in self.origins:
+        if origin is not None and not (origin.lower().startswith("http://")
+                                       and self.known(origin[7:])):  # fmt: skip
             return 403, "a page of another origin may not use this board"
         if scope["path"] in OPEN_PATHS:
             return None
@@ -89,7 +107,8 @@ class Guard:
             return None
         return 401, (
             "open the address that `gitfactory board` printed (it carries the token); "
-            "this browser has not been given it"
+            "this browser has not been given it, or the board was started with a new "
+            "token since (`gitfactory board --new-token`)"
         )
 
     def matches(self, given: str) -> bool:
@@ -119,9 +138,19 @@ class Guard:
         await send({"type": "http.response.body", "body": b""})
 
 
-async def _plain(send: Send, status: int, text: str) -> None:
-    body = json.dumps({"error": text}).encode()
+async def _plain(send: Send, status: int, text: str, page: bool = False) -> None:
+    """The refusal: a page for a browser, JSON for a script."""
+    import html
+
+    if page:
+        body = (
+            "<!doctype html><meta charset=utf-8><title>gitfactory board</title>"
+            f"<p style='font:16px system-ui;margin:2em'>{html.escape(text)}</p>"
+        ).encode()
+        kind = b"text/html; charset=utf-8"
+    else:
+        body, kind = json.dumps({"error": text}).encode(), b"application/json"
     await send({"type": "http.response.start", "status": status, "headers": [
-        (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+        (b"content-type", kind), (b"content-length", str(len(body)).encode()),
         *SECURITY_HEADERS]})  # fmt: skip
     await send({"type": "http.response.body", "body": body})

@@ -13,6 +13,8 @@ from gitfactory.errors import UsageError
 
 LOOPBACK = "127.0.0.1"
 LOCAL_NAMES = {"127.0.0.1", "localhost", "[::1]"}
+WILDCARDS = {"0.0.0.0", "::", "[::]"}
+TOKEN_FILE = "board.token"
 
 
 @dataclass(frozen=True)
@@ -24,11 +26,35 @@ class Bound:
 
     @property
     def url(self) -> str:
-        return f"http://{_authority(self.host)}:{self.port}/?token={self.token}"
+        shown = socket.gethostname() if self.host in WILDCARDS else _authority(self.host)
+        return f"http://{shown}:{self.port}/?token={self.token}"
 
 
-def bind(host: str = LOOPBACK, port: int = 0) -> Bound:
-    """A listening socket (port 0: any free port) and the run's token."""
+def token(factory_dir: Path, fresh: bool = False) -> str:
+    """The board's token: kept in the repository's private folder (only you may read
+    it), so that a restarted board takes the open pages and bookmarks back; ``fresh``
+    makes a new one (the old addresses stop working)."""
+    import os
+
+    path = factory_dir / TOKEN_FILE
+    if not fresh:
+        try:
+            kept = path.read_text(encoding="ascii").strip()
+            if len(kept) >= 32 and path.stat().st_mode & 0o077 == 0:
+                return kept
+        except (OSError, UnicodeDecodeError):
+            pass
+    made = secrets.token_urlsafe(24)
+    factory_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path.with_suffix(".tmp"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="ascii") as out:
+        out.write(made + "\n")
+    os.replace(path.with_suffix(".tmp"), path)
+    return made
+
+
+def bind(host: str, port: int, token: str) -> Bound:
+    """A listening socket (port 0: any free port) for the board with ``token``."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -42,7 +68,7 @@ def bind(host: str = LOOPBACK, port: int = 0) -> Bound:
         ) from exc
     sock.listen(128)
     sock.set_inheritable(True)
-    return Bound(sock, host, sock.getsockname()[1], secrets.token_urlsafe(24))
+    return Bound(sock, host, sock.getsockname()[1], token)
 
 
 def serve(bound: Bound, directory: Path | None, actor: str | None,
@@ -54,6 +80,8 @@ def serve(bound: Bound, directory: Path | None, actor: str | None,
 
     board = Board(directory, bound.token, actor)
     hosts = LOCAL_NAMES | {_authority(bound.host).lower()}
+    if bound.host in WILDCARDS:  # every address of this machine, by number or by name
+        hosts |= {socket.gethostname().lower(), socket.getfqdn().lower(), "*ip"}
     app = create(board, bound.port, hosts)
     config = uvicorn.Config(app, log_level="warning", lifespan="on", access_log=False,
                             timeout_graceful_shutdown=1, server_header=False)  # fmt: skip

@@ -28,6 +28,9 @@ DEFAULT_PORT = 8640
 )
 @click.option("--open", "open_browser", is_flag=True, help="Open the board in a browser.")
 @click.option(
+    "--new-token", is_flag=True, help="Make a new token: addresses printed before stop working."
+)
+@click.option(
     "--as",
     "actor",
     metavar="ACTOR",
@@ -41,7 +44,7 @@ DEFAULT_PORT = 8640
 )
 @click.pass_obj
 def board_cmd(obj: Context, port: int, host: str, open_browser: bool, actor: str | None,
-              as_json: bool) -> None:  # fmt: skip
+              new_token: bool, as_json: bool) -> None:  # fmt: skip
     """Serve a live board of the factory in your browser, until Ctrl-C.
 
     \b
@@ -53,8 +56,10 @@ def board_cmd(obj: Context, port: int, host: str, open_browser: bool, actor: str
     the same records as the CLI.
 
     \b
-    It listens on 127.0.0.1 only, and every request needs this run's token,
+    It listens on 127.0.0.1 only, and every request needs the board's token,
     which the printed address carries once (your browser keeps it in a cookie).
+    The token is kept in .git/gitfactory/ (readable by you only), so a restarted
+    board takes open pages back; --new-token makes a new one.
       gitfactory board                   then open the address it prints
       gitfactory board --open --port 0   any free port, in your browser
     """
@@ -67,7 +72,7 @@ def board_cmd(obj: Context, port: int, host: str, open_browser: bool, actor: str
             f"warning: listening on {host}: other machines can reach this board; anyone "
             "with its address (it carries the token) can act on the factory"
         )
-    bound = serve.bind(host, port)
+    bound = serve.bind(host, port, serve.token(factory.paths.factory_dir, new_token))
 
     def ready() -> None:
         if as_json:
@@ -75,11 +80,12 @@ def board_cmd(obj: Context, port: int, host: str, open_browser: bool, actor: str
                               "token": bound.token}, lines=True)  # fmt: skip
         else:
             output.echo(f"board: {bound.url}")
-            output.echo("(the address carries this run's token; Ctrl-C stops the board)")
+            output.echo("(the address carries the board's token; Ctrl-C stops the board)")
             sys.stdout.flush()
         if open_browser:
             import webbrowser
 
-            webbrowser.open(bound.url)
+            if not webbrowser.open(bound.url):
+                output.progress("no browser could be opened here: open the address above")
 
     serve.serve(bound, obj.directory, actor, ready)

@@ -73,7 +73,7 @@ def _screen(f: dict[str, Any]) -> Any:
 
     counts = f["counts"]
     head = Text.assemble(
-        (f"{f['factory']}", "bold"), f"  at {(f['tip'] or '')[:10]}  ",
+        (output.sanitize(f["factory"]), "bold"), f"  at {(f['tip'] or '')[:10]}  ",
         ("daemon running" if f["daemon"] else "daemon not running", "green" if f["daemon"]
          else "yellow"), "   ",
         *(part for key, style in (("ready", "blue"), ("working", "yellow"),
@@ -88,11 +88,12 @@ def _screen(f: dict[str, Any]) -> Any:
     running.add_column("time limit", width=20)
     for r in f["running"]:
         bar = ProgressBar(total=1.0, completed=r["progress"] or 0.0, width=20)
-        running.add_row(r["agent"], _task(r["short"], r["title"]),
-                        f"{r['step']} #{r['attempt']}", seconds(r["elapsed_s"]), bar)  # fmt: skip
+        running.add_row(_t(r["agent"]), _t(_task(r["short"], r["title"])),
+                        _t(f"{r['step']} #{r['attempt']}"), seconds(r["elapsed_s"]), bar)  # fmt: skip
     for c in f["held"]:
-        running.add_row(c["holder"] or "-", _task(c["short"], c["title"]), c["step"] or "",
-                        "asking" if c["column"] == "input_required" else "held", "")  # fmt: skip
+        running.add_row(_t(c["holder"] or "-"), _t(_task(c["short"], c["title"])),
+                        _t(c["step"] or ""), "asking" if c["column"] == "input_required"
+                        else "held", "")  # fmt: skip
     parts.append(running if running.row_count else Text("running   nothing", style="dim"))
     if f["questions"]:
         asks = Table(title="questions waiting", title_justify="left", expand=True,
@@ -100,17 +101,18 @@ def _screen(f: dict[str, Any]) -> Any:
         asks.add_column("task", no_wrap=True)
         asks.add_column("question", overflow="fold")
         for c in f["questions"]:
-            asks.add_row(_task(c["short"], c["title"]), output.sanitize(c["question"] or ""))
+            asks.add_row(_t(_task(c["short"], c["title"])), _t(c["question"] or ""))
         parts.append(asks)
-        parts.append(Text("  answer: gitfactory task answer ID TEXT", style="dim"))
+        which = f["questions"][0]["short"] if len(f["questions"]) == 1 else "ID"
+        parts.append(Text(f"  answer: gitfactory task answer {which} TEXT", style="dim"))
     for b in f["blockers"]:
-        parts.append(Text.assemble(("blocked  ", "red"), output.sanitize(b["what"])))
+        parts.append(Text.assemble(("blocked  ", "red"), _t(b["what"])))
         parts.append(Text(f"         fix: {output.sanitize(b['fix'])}", style="dim"))
     ready = Table(title=f"ready ({f['ready_total']})", title_justify="left", expand=True,
                   show_edge=False, show_header=False)  # fmt: skip
     ready.add_column("task", no_wrap=True, overflow="ellipsis")
     for c in f["ready"]:
-        ready.add_row(f"P{c['priority']} " + _task(c["short"], c["title"]))
+        ready.add_row(_t(f"P{c['priority']} " + _task(c["short"], c["title"])))
     parts.append(ready if ready.row_count else Text("ready     nothing", style="dim"))
     recent = Table(title="recent", title_justify="left", expand=True, show_edge=False,
                    show_header=False)  # fmt: skip
@@ -118,11 +120,19 @@ def _screen(f: dict[str, Any]) -> Any:
         recent.add_column(column, no_wrap=True, overflow="ellipsis", min_width=width)
     recent.add_column("text", no_wrap=True, overflow="ellipsis", ratio=1)
     for e in f["events"]:
-        recent.add_row(output.local_time(e["time"])[11:], e["kind"], e["actor"],
-                       output.sanitize(e["text"]))  # fmt: skip
+        recent.add_row(output.local_time(e["time"])[11:], _t(e["kind"]), _t(e["actor"]),
+                       _t(e["text"]))  # fmt: skip
     parts.append(recent)
     return Group(*parts)
 
 
 def _task(short: str, title: str) -> str:
-    return f"{short} {output.sanitize(title)}"
+    return f"{short} {title}"
+
+
+def _t(value: str) -> Any:
+    """What an agent wrote, as plain text: never rich markup (`[link=...]`), never a
+    terminal control sequence."""
+    from rich.text import Text
+
+    return Text(output.sanitize(str(value)))

@@ -187,3 +187,35 @@ def test_an_open_stream_hears_of_every_commit_on_the_branch(
     assert next_tip() == git(factory_repo, "rev-parse", "factory").strip()
     conn.close()
     assert "Appears in open pages" in board.get("/fragment/board")
+
+
+def test_a_restarted_board_keeps_its_token_until_a_new_one_is_asked_for(
+    factory_repo: Path, serve: type[Served]
+) -> None:
+    first = serve(factory_repo)
+    token = first.token
+    first.close()
+    token_file = factory_repo / ".git" / "gitfactory" / "board.token"
+    assert token_file.stat().st_mode & 0o777 == 0o600
+    again = serve(factory_repo)
+    assert again.token == token  # open pages and bookmarks work again
+    again.close()
+    fresh = serve(factory_repo, "--new-token")
+    assert fresh.token != token
+    status, headers, text = fresh.request(
+        "GET", "/", auth="none", headers={"Cookie": f"gitfactory_board_{fresh.port}={token}",
+                                         "Accept": "text/html"})  # fmt: skip
+    assert status == 401 and headers["content-type"].startswith("text/html")
+    assert "--new-token" in text
+
+
+def test_listening_on_every_address_takes_addresses_but_not_names(
+    factory_repo: Path, serve: type[Served]
+) -> None:
+    board = serve(factory_repo, "--host", "0.0.0.0")
+    for host in (f"127.0.0.1:{board.port}", f"10.1.2.3:{board.port}", f"[::1]:{board.port}"):
+        status, _, _ = board.request("GET", "/", host=host)
+        assert status == 200, host
+    for host in (f"evil.example:{board.port}", f"10.1.2.3:{board.port + 1}", "10.1.2.3"):
+        status, _, _ = board.request("GET", "/", host=host)
+        assert status == 421, host

@@ -23,7 +23,11 @@ def test_one_frame_shows_running_asking_ready_and_blocked(factory_repo: Path) ->
     gf(r, "task", "claim", asked, "--as", "coder/ada")
     gf(r, "task", "ask", asked, "MIT or Apache-2.0?", "--as", "coder/ada")
     gf(r, "task", "add", "Write the parser", "--priority", "0")
-    screen = gf(r, "top", "--once").stdout
+    # What agents write is text, not markup for the terminal library.
+    gf(r, "log", "append", "note", "[/bold] [link=http://evil.example]safe[/link] \x1b]0;t\x07")
+    screen = gf(r, "top", "--once", env={"COLUMNS": "200"}).stdout
+    assert "[/bold] [link=http://evil.example]safe[/link]" in screen and "\x1b]0" not in screen
+    assert f"gitfactory task answer {gf_json(r, 'task', 'show', asked)['id'][:5]}" in screen
     assert "input required 1" in screen and "ready 1" in screen
     assert "MIT or Apache-2.0?" in screen and "coder/ada" in screen
     assert "P0 " in screen and "Write the parser" in screen
