@@ -88,8 +88,9 @@ def _screen(f: dict[str, Any]) -> Any:
     running.add_column("time limit", width=20)
     for r in f["running"]:
         bar = ProgressBar(total=1.0, completed=r["progress"] or 0.0, width=20)
-        running.add_row(_t(r["agent"]), _t(_task(r["short"], r["title"])),
-                        _t(f"{r['step']} #{r['attempt']}"), seconds(r["elapsed_s"]), bar)  # fmt: skip
+        step = _t(f"{r['step']} #{r['attempt']}")
+        running.add_row(_t(r["agent"]), _t(_task(r["short"], r["title"])), step,
+                        seconds(r["elapsed_s"]), bar)  # fmt: skip
     for c in f["held"]:
         running.add_row(_t(c["holder"] or "-"), _t(_task(c["short"], c["title"])),
                         _t(c["step"] or ""), "asking" if c["column"] == "input_required"

@@ -28,6 +28,7 @@ EVENTS = (QUESTION, FAILED, GATE_FAILED_TWICE, MERGE_CONFLICT, HUMAN_STEP, PEER_
 CHANNELS = ("mail", "desktop", "command", "webhook")
 FORMATS = ("json", "slack", "discord", "ntfy")
 REQUESTER = "requester"
+MIN_TIMEOUT_MS, MAX_TIMEOUT_MS = 1_000, 600_000
 
 
 @dataclass(frozen=True)
@@ -74,10 +75,13 @@ def parse_notify(doc: Any, source: str) -> tuple[Rule, ...]:
         target = "" if channel == "desktop" else str(entry[channel]).strip()
         if channel == "desktop" and entry["desktop"] is not True:
             continue  # desktop: false, a rule switched off
-        timeout = entry.get("timeout", "10s")
+        timeout = clock.parse_duration(str(entry.get("timeout", "10s")), f"{where}: timeout")
+        if not MIN_TIMEOUT_MS <= timeout <= MAX_TIMEOUT_MS:
+            raise ConfigError(f"{where}: notify rule {k + 1}'s timeout must be from 1s to 10m",
+                              hint="timeout: 10s is the default")  # fmt: skip
         rules.append(Rule(
             on=events, channel=channel, target=target, format=str(entry.get("format", "json")),
-            timeout_ms=clock.parse_duration(str(timeout), f"{where}: timeout"),
+            timeout_ms=timeout,
             retries=int(entry.get("retries", 3)),
         ))  # fmt: skip
     return tuple(rules)

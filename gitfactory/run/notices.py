@@ -44,10 +44,24 @@ class Notice:
     def key(self) -> str:
         return f"{self.about.id}:{self.rule.id}"
 
+    @property
+    def act(self) -> str:
+        """The command that acts on it."""
+        short = (self.task or {}).get("short", "ID")
+        return {
+            notify.QUESTION: f'gitfactory task answer {short} "YOUR ANSWER"',
+            notify.FAILED: f"gitfactory log --task {short}; then gitfactory task retry {short}",
+            notify.GATE_FAILED_TWICE: f"gitfactory task show {short}",
+            notify.MERGE_CONFLICT: f"gitfactory task show {short}",
+            notify.HUMAN_STEP: f"gitfactory step done {short}",
+            notify.PEER_REQUEST: "gitfactory task requests",
+            notify.INTEGRITY: "gitfactory verify --repair",
+        }.get(self.event, "gitfactory status")
+
     def payload(self, factory_name: str) -> dict[str, Any]:
         """The notification as the command and the webhook get it."""
         return {"key": self.key, "event": self.event, "factory": factory_name,
-                "title": self.title, "text": self.text, "time": self.about.time,
+                "title": self.title, "text": self.text, "act": self.act, "time": self.about.time,
                 "actor": self.about.actor, "record": self.about.id, "task": self.task}  # fmt: skip
 
 
@@ -80,6 +94,8 @@ class Finder:
         out = []
         for _, e in found:
             for event, title, text in _classify(factory, config, e):
+                if not _current(factory, event, e):
+                    continue  # answered, retried, moved on: old news is not sent
                 task = _task(factory, e.task)
                 for rule in config.notify:
                     notice = Notice(event, e, rule, title, text, task)
@@ -115,6 +131,26 @@ def _classify(factory: Factory, config: FactoryConfig, e: Event) -> list[tuple[s
         return [(notify.INTEGRITY, "records were deleted or changed on the factory branch",
                  e.text)]  # fmt: skip
     return []
+
+
+def _current(factory: Factory, event: str, e: Event) -> bool:
+    """Whether what ``e`` says still holds: the question is still open, the task still
+    failed, still at the person's step."""
+    from gitfactory.plan import states
+
+    if e.task is None or event not in (notify.QUESTION, notify.FAILED, notify.HUMAN_STEP):
+        return True
+    now = states.task_state(factory, e.task)
+    if now is None:
+        return False
+    if event == notify.QUESTION:
+        asked = factory.index.events(EventQuery(kind="task.asked", task=e.task, limit=1))
+        return now["state"] == tasks.INPUT_REQUIRED and bool(asked) and asked[-1][1].id == e.id
+    if event == notify.FAILED:
+        return bool(now["state"] == tasks.FAILED)
+    return now["state"] not in tasks.TERMINAL and now.get("step") == (
+        e.data.get("next") if e.kind in tasks.STEP_ENDS else e.data.get("step")
+    )
 
 
 def _second_failure(factory: Factory, e: Event) -> bool:

@@ -20,6 +20,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from typing import TYPE_CHECKING, Any
 
 from gitfactory.errors import FactoryError
@@ -34,6 +35,7 @@ ACTOR = "factory/notify"
 ROUND_S = 30.0  # a round without a poke (a lapsed lease, a peer's word: no commit of ours)
 PAUSE_S = 0.5  # before a retry, doubled each time
 BODY_MAX = 4000  # characters of a notice's text sent
+SIDE_BY_SIDE = 8  # commands and webhooks sent at once
 
 
 class Notifier:
@@ -89,21 +91,26 @@ class Notifier:
             _logger.exception("finding notifications failed")
             self._say(f"notify: {type(exc).__name__}: {exc}")
             return 0
+        # Mail and the desktop here (mail writes to the factory, whose handle is this
+        # thread's); commands and webhooks side by side, so a slow one holds up no other.
         sent = 0
-        for notice in found:
-            sent += self._send(notice, config)
+        here = [n for n in found if n.rule.channel in ("mail", "desktop")]
+        away = [n for n in found if n not in here]
+        for notice in here:
+            sent += self._record(notice, _guarded(deliver, self.factory, notice, config))
+        if away:
+            with ThreadPoolExecutor(max_workers=SIDE_BY_SIDE) as pool:
+                running = {pool.submit(_guarded, deliver, self.factory, n, config): n
+                           for n in away}  # fmt: skip
+                for done in as_completed(running):
+                    sent += self._record(running[done], done.result())
         return sent
 
-    def _send(self, notice: Notice, config: FactoryConfig) -> int:
+    def _record(self, notice: Notice, error: str) -> int:
         from gitfactory.store import log
         from gitfactory.store.log import Draft, stamp
 
         rule = notice.rule
-        try:
-            error = deliver(self.factory, notice, config)
-        except Exception as exc:  # a bug in a channel: recorded as its failure
-            _logger.exception("notification %s failed", notice.key)
-            error = f"{type(exc).__name__}: {exc}"
         data = {"key": notice.key, "event": notice.event, "rule": rule.id,
                 "channel": rule.channel, "record": notice.about.id}  # fmt: skip
         if rule.channel == "mail":
@@ -123,6 +130,14 @@ class Notifier:
             self._lines.append(line)
 
 
+def _guarded(fn: Any, *args: Any) -> str:
+    try:
+        return str(fn(*args))
+    except Exception as exc:  # a bug in a channel: recorded as its failure
+        _logger.exception("a notification failed")
+        return f"{type(exc).__name__}: {exc}"
+
+
 def deliver(factory: Factory, notice: Notice, config: FactoryConfig) -> str:
     """Send one notice; the error ("" when it went out)."""
     channel = notice.rule.channel
@@ -133,7 +148,18 @@ def deliver(factory: Factory, notice: Notice, config: FactoryConfig) -> str:
         return _desktop(notice)
     if channel == "command":
         return _retried(notice, lambda: _command(factory, notice, payload))
-    return _retried(notice, lambda: _webhook(notice, payload))
+    return _retried(notice, lambda: _within(notice.rule.timeout_ms / 1000,
+                                            lambda: _webhook(notice, payload)))  # fmt: skip
+
+
+def _within(seconds: float, attempt: Any) -> tuple[str, bool]:
+    """One attempt, given ``seconds`` in all: a server that answers a byte at a time
+    keeps each read under a socket timeout, not the whole under any."""
+    result: list[tuple[str, bool]] = []
+    worker = threading.Thread(target=lambda: result.append(attempt()), daemon=True)
+    worker.start()
+    worker.join(seconds + 0.5)
+    return result[0] if result else (f"no answer within {seconds:g}s", True)
 
 
 def _retried(notice: Notice, attempt: Any) -> str:
@@ -164,7 +190,8 @@ def _mail(factory: Factory, notice: Notice) -> str:
     if index_mail.has_thread(factory.index.db, thread):
         return ""  # sent before the record of it was written
     now = clock.now_ms()
-    body = f"{notice.text[:BODY_MAX]}\n\n(gitfactory: {notice.event}, record {notice.about.id})\n"
+    body = (f"{notice.text[:BODY_MAX]}\n\n`{notice.act}`\n\n"
+            f"(gitfactory: {notice.event}, record {notice.about.id})\n")  # fmt: skip
     task = (notice.task or {}).get("id")
     mailbox.send(factory, Message(
         id=ids.new_id(now), sender=ACTOR, to=(to,), thread=thread, subject=notice.title[:200],
@@ -188,6 +215,7 @@ def _command(factory: Factory, notice: Notice, payload: dict[str, Any]) -> tuple
     try:
         done = subprocess.run(
             ["sh", "-c", notice.rule.target], input=json.dumps(payload), text=True,
+            errors="replace",
             cwd=factory.paths.work_tree or factory.paths.git_dir, capture_output=True,
             timeout=notice.rule.timeout_ms / 1000, check=False,
         )  # fmt: skip
@@ -201,7 +229,10 @@ def _command(factory: Factory, notice: Notice, payload: dict[str, Any]) -> tuple
 
 def _webhook(notice: Notice, payload: dict[str, Any]) -> tuple[str, bool]:
     body, headers = _shaped(notice, payload)
-    request = urllib.request.Request(notice.rule.target, data=body, method="POST",
+    url = _expanded(notice.rule.target)
+    if isinstance(url, tuple):
+        return url
+    request = urllib.request.Request(url, data=body, method="POST",
                                      headers={"User-Agent": "gitfactory", **headers})  # fmt: skip
     try:
         with urllib.request.urlopen(request, timeout=notice.rule.timeout_ms / 1000) as response:
@@ -215,16 +246,34 @@ def _webhook(notice: Notice, payload: dict[str, Any]) -> tuple[str, bool]:
         return f"the webhook could not be reached: {reason}", True
 
 
+def _expanded(url: str) -> str | tuple[str, bool]:
+    """The URL with each ${NAME} replaced by the daemon's environment variable NAME
+    (so that a secret URL need not be committed in factory.yaml)."""
+    import os
+    import re
+
+    missing = [n for n in re.findall(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}", url) if n not in os.environ]
+    if missing:
+        return (
+            f"the webhook's URL needs ${{{missing[0]}}}, which the daemon's environment lacks",
+            False,
+        )
+    return re.sub(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}", lambda m: os.environ[m.group(1)], url)
+
+
 def _shaped(notice: Notice, payload: dict[str, Any]) -> tuple[bytes, dict[str, str]]:
-    """The body a format wants: the notice as JSON, or the chat services' shapes."""
-    line = f"{notice.title}: {notice.text[:BODY_MAX]}" if notice.text else notice.title
+    """The body a format wants: the notice as JSON, or the chat services' shapes, in
+    which what an agent wrote can neither mention everyone nor disguise a link."""
+    said = f"{notice.title}: {notice.text[:BODY_MAX]}" if notice.text else notice.title
+    line = f"{said}\n{notice.act}"
     fmt = notice.rule.format
     if fmt == "ntfy":
         title = notice.title.encode("ascii", "replace").decode()[:200]
         return line.encode(), {"Title": f"gitfactory: {title}", "Content-Type": "text/plain"}
     value: dict[str, Any] = payload
     if fmt == "slack":
-        value = {"text": line}
+        text = line.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+        value = {"text": text}
     elif fmt == "discord":
-        value = {"content": line[:2000]}
+        value = {"content": line[:2000], "allowed_mentions": {"parse": []}}
     return json.dumps(value).encode(), {"Content-Type": "application/json"}

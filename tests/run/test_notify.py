@@ -247,3 +247,55 @@ def test_lost_records_and_a_person_s_step_are_told(factory_repo: Path, tmp_path:
     assert [n["event"] for n in notices] == ["human_step", "integrity"]
     assert "approve" in notices[0]["title"] and notices[0]["task"]["id"] == task
     assert "3 record(s) deleted or changed" in notices[1]["text"]
+
+
+def test_a_webhook_that_never_answers_holds_up_no_other_and_is_recorded(
+    factory_repo: Path, hook: tuple[type[Hook], str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import socket
+
+    r = factory_repo
+    handler, url = hook
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)
+    stop = threading.Event()
+
+    def trickle() -> None:  # answers a byte at a time: no read ever times out
+        while not stop.is_set():
+            try:
+                conn, _ = silent.accept()
+            except OSError:
+                return
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n")
+            while not stop.wait(0.2):
+                try:
+                    conn.sendall(b".")
+                except OSError:
+                    break
+            conn.close()
+
+    threading.Thread(target=trickle, daemon=True).start()
+    try:
+        base = url.rsplit("/hooks/", 1)[0]
+        set_notify(r, f"notify:\n  - on: [question]\n"
+                      f"    webhook: http://127.0.0.1:{silent.getsockname()[1]}/hook\n"
+                      "    timeout: 1s\n    retries: 0\n"
+                      "  - on: [question]\n    webhook: " + base + "/hooks/${HOOK_SECRET}\n"
+                      "    format: discord\n")  # fmt: skip
+        # Answered before any daemon ran: old news, never sent.
+        old = ask(r, "Answered already", "is it old?")
+        gf(r, "task", "answer", old, "yes", "--as", "human/lea")
+        ask(r, "Choose a licence", "<@everyone> MIT?")
+        gf(r, "daemon", "--burst", code=4, env={"HOOK_SECRET": "s3cret"})
+    finally:
+        stop.set()
+        silent.close()
+    assert len(handler.seen) == 1  # the other rule went out, once, for the open question
+    said = json.loads(handler.seen[0][1])
+    assert said["allowed_mentions"] == {"parse": []} and "MIT?" in said["content"]
+    assert 'gitfactory task answer' in said["content"]  # what to do about it
+    (failed,) = kinds(r, "notify.failed")
+    assert "no answer within 1s" in str(failed["data"]["error"])
+    assert len(kinds(r, "notify.sent")) == 1
+    assert "s3cret" not in json.dumps(gf_json(r, "log"))
