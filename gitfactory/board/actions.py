@@ -33,7 +33,9 @@ def answer(factory: Factory, text: str, actor: str, reply: str) -> dict[str, Any
 
 def retry(factory: Factory, text: str, actor: str, step: str | None, reason: str) -> dict[str, Any]:
     task_id = _task(factory, text)
-    st = steps.restart(factory, task_id, actor, step or None, _text(reason, "reason"))
+    st = steps.restart(
+        factory, task_id, actor, str(step) if step else None, _text(reason, "reason")
+    )
     return {"id": task_id, "state": st.state, "step": st.step}
 
 
@@ -51,10 +53,8 @@ def cancel(factory: Factory, text: str, actor: str, reason: str) -> dict[str, An
 
 def reprioritise(factory: Factory, text: str, actor: str, priority: Any) -> dict[str, Any]:
     task_id = _task(factory, text)
-    try:
-        value = int(str(priority).strip())
-    except ValueError:
-        value = -1
+    text = str(priority).strip()
+    value = int(text) if text.isascii() and text.isdigit() else -1
     if not 0 <= value <= 9:
         raise UsageError(f"priority must be a whole number from 0 to 9, not {str(priority)[:20]!r}")
     st = edits.edit(factory, task_id, actor, {"priority": value})

@@ -62,6 +62,7 @@ class Board:
 
     async def follow(self) -> None:
         """Tell every open page when the factory branch moves."""
+        self.loop = asyncio.get_running_loop()
         while True:
             try:
                 tip = await self.run(_refreshed_tip)
@@ -73,6 +74,14 @@ class Board:
                     queue.put_nowait(tip or "")
             self.followed.set()
             await asyncio.sleep(FOLLOW_S)
+
+    def end_streams(self) -> None:
+        """End every open event stream (from any thread): the server is stopping, and
+        would otherwise wait for them."""
+        loop = getattr(self, "loop", None)
+        for queue in list(self.streams):
+            if loop is not None and not loop.is_closed():
+                loop.call_soon_threadsafe(queue.put_nowait, None)
 
     def close(self) -> None:
         for queue in list(self.streams):
@@ -190,6 +199,10 @@ def create(board: Board, port: int, hosts: set[str]) -> Guard:
         if isinstance(body, Response):
             return body
 
+        wrong = [k for k, v in body.items() if not isinstance(v, str | int) or isinstance(v, bool)]
+        if wrong:
+            return _bad(f"{wrong[0]!r} must be a string", 400)
+
         def do(f: Factory) -> dict[str, Any]:
             who = board.who(f)
             if verb == "answer":
@@ -257,13 +270,13 @@ async def _body(request: Request) -> dict[str, Any] | Response:
         return _not_found()
     raw = await request.body()
     if len(raw) > BODY_MAX:
-        return JSONResponse({"error": f"the request is over {BODY_MAX:,} bytes"}, 413)
+        return _bad(f"the request is over {BODY_MAX:,} bytes", 413)
     try:
         body = json.loads(raw or b"{}")
-    except ValueError:
-        return JSONResponse({"error": "the request body is not JSON"}, 400)
+    except (ValueError, RecursionError):
+        return _bad("the request body is not JSON (or nests too deep)", 400)
     if not isinstance(body, dict):
-        return JSONResponse({"error": "the request body must be a JSON object"}, 400)
+        return _bad("the request body must be a JSON object", 400)
     return body
 
 
@@ -278,6 +291,10 @@ def _status(exc: FactoryError) -> int:
     if type(exc).__name__.endswith("NotFoundError"):
         return 404
     return _STATUS.get(exc.exit_code, 500)
+
+
+def _bad(message: str, status: int) -> Response:
+    return JSONResponse({"error": "BadRequest", "message": message}, status)
 
 
 def _not_found() -> Response:

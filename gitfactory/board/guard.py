@@ -130,7 +130,8 @@ class Guard:
         ]  # fmt: skip
         from urllib.parse import urlencode
 
-        target = scope["path"] + (f"?{urlencode(kept)}" if kept else "")
+        # Only a path of this board: never //elsewhere (another site, to the browser).
+        target = "/" + scope["path"].lstrip("/") + (f"?{urlencode(kept)}" if kept else "")
         cookie = f"{self.cookie}={self.token}; Path=/; HttpOnly; SameSite=Strict"
         await send({"type": "http.response.start", "status": 303, "headers": [
             (b"location", target.encode("latin-1")), (b"set-cookie", cookie.encode()),

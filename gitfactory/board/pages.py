@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+import markupsafe
 
 HERE = Path(__file__).parent
 TEMPLATES = HERE / "templates"
@@ -28,11 +29,18 @@ def environment() -> jinja2.Environment:
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
+        finalize=_printable,  # what agents wrote: no control characters in any page
     )
     env.filters.update(
         when=when, ago=ago, duration=duration, seconds=seconds, clean=clean, diff_class=diff_class
     )
     return env
+
+
+def _printable(value: Any) -> Any:
+    if isinstance(value, markupsafe.Markup):  # ours, already safe: keep it so
+        return markupsafe.Markup(_CONTROL.sub("", value))
+    return _CONTROL.sub("", value) if isinstance(value, str) else value
 
 
 def render(name: str, links: Links, **context: Any) -> str:

@@ -8,6 +8,7 @@ import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from gitfactory.errors import UsageError
 
@@ -85,7 +86,13 @@ def serve(bound: Bound, directory: Path | None, actor: str | None,
     app = create(board, bound.port, hosts)
     config = uvicorn.Config(app, log_level="warning", lifespan="on", access_log=False,
                             timeout_graceful_shutdown=1, server_header=False)  # fmt: skip
-    server = uvicorn.Server(config)
+
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            board.end_streams()  # open pages must not hold the stop up
+            super().handle_exit(sig, frame)
+
+    server = Server(config)
     if ready is not None:
         original = server.startup
 

@@ -40,6 +40,10 @@ def test_the_printed_address_lets_a_browser_in_and_nothing_else_does(
     assert "HttpOnly" in cookie and "SameSite=Strict" in cookie
     page = board.get("/")
     assert "Write the parser" in page
+    # The address's token leads to this board's pages only, never to another site.
+    status, headers, _ = board.request("GET", f"//evil.example/?token={board.token}",
+                                       auth="none")  # fmt: skip
+    assert status == 303 and not headers["location"].startswith("//")
     status, headers, _ = board.request("GET", "/")
     assert headers["referrer-policy"] == "no-referrer"  # the token never leaks onward
     assert "frame-ancestors 'none'" in headers["content-security-policy"]
@@ -147,9 +151,15 @@ def test_the_actions_move_tasks_and_say_why_when_they_cannot(
     assert status == 200 and gf_json(factory_repo, "task", "show", idle)["state"] == "canceled"
     status, body = board.act(idle, "retry", {"reason": "needed after all"})
     assert status == 200 and gf_json(factory_repo, "task", "show", idle)["state"] == "submitted"
-    for bad in ("high", 10, -1, None):
+    for bad in ("high", 10, -1, "٣"):
         status, body = board.act(idle, "priority", {"priority": bad})
         assert status == 400 and "0 to 9" in str(body["message"]), bad
+    for bad_body in ({"priority": None}, {"reason": ["a"]}, {"step": {"x": 1}}):
+        status, body = board.act(idle, "retry", bad_body)
+        assert status == 400 and "must be a string" in str(body["message"]), bad_body
+    status, _, _ = board.request("POST", f"/api/tasks/{idle}/cancel", auth="header",
+                                 body=b"[" * 30_000 + b"]" * 30_000)  # fmt: skip
+    assert status in (400, 413)
     status, body = board.act("zzzz", "cancel", {})
     assert status == 404
     status, _, text = board.request("POST", f"/api/tasks/{idle}/cancel", body=b"not json",
@@ -185,8 +195,14 @@ def test_an_open_stream_hears_of_every_commit_on_the_branch(
     # A commit by plain git (not through gitfactory) is heard the same way.
     gf(factory_repo, "log", "append", "note", "by hand")
     assert next_tip() == git(factory_repo, "rev-parse", "factory").strip()
-    conn.close()
     assert "Appears in open pages" in board.get("/fragment/board")
+    # Stopping the board with a page open ends the stream at once, without complaint.
+    board.proc.terminate()
+    assert board.proc.wait(30) in (0, -15)  # uvicorn ends by the signal it was sent
+    assert response.fp.read().endswith(b"0\r\n\r\n")  # the stream was ended, cleanly
+    conn.close()
+    stderr = board.proc.stderr.read()  # type: ignore[union-attr]
+    assert "Traceback" not in stderr and "CancelledError" not in stderr, stderr
 
 
 def test_a_restarted_board_keeps_its_token_until_a_new_one_is_asked_for(
