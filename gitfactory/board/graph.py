@@ -8,6 +8,8 @@ from __future__ import annotations
 from typing import Any
 
 NODE_W, NODE_H = 190, 46
+MARGIN = 3  # around the drawing, so that no stroke is cut
+SUB_MAX = 30  # characters of a node's second line
 GAP_X, GAP_Y = 70, 14
 GRID_COLUMNS = 6  # tasks with no dependency either way, per row
 SWEEPS = 4  # barycentre passes (each one left to right and back)
@@ -21,22 +23,42 @@ def layout(cards: list[dict[str, Any]]) -> dict[str, Any]:
     deps = {c["id"]: [d for d in c["depends_on"] if d in by_id] for c in cards}
     linked = {i for i, ds in deps.items() if ds} | {d for ds in deps.values() for d in ds}
     layers = _layers([i for i in by_id if i in linked], deps)
-    order = _order(layers, deps)
+    # An edge that skips layers goes through a hidden slot in each one it crosses, so
+    # that it is ordered with the rest and never runs under a task.
+    level = {n: k for k, layer in enumerate(layers) for n in layer}
+    routed = {n: list(deps[n]) for n in level}
+    via: dict[tuple[str, str], list[str]] = {}
+    for task in level:
+        for dep in deps[task]:
+            chain = [f"~{dep}~{task}~{k}" for k in range(level[dep] + 1, level[task])]
+            for k, slot in enumerate(chain):
+                layers[level[dep] + 1 + k].append(slot)
+                routed[slot] = [chain[k - 1] if k else dep]
+            if chain:
+                routed[task] = [chain[-1] if d == dep else d for d in routed[task]]
+                via[(dep, task)] = chain
+    order = _order(layers, routed)
     nodes: dict[str, dict[str, Any]] = {}
+    slots: dict[str, tuple[int, int]] = {}
     for x, layer in enumerate(order):
         for y, node_id in enumerate(layer):
-            nodes[node_id] = _node(by_id[node_id], x * (NODE_W + GAP_X), y * (NODE_H + GAP_Y))
+            at = (x * (NODE_W + GAP_X) + MARGIN, y * (NODE_H + GAP_Y) + MARGIN)
+            if node_id.startswith("~"):
+                slots[node_id] = at
+            else:
+                nodes[node_id] = _node(by_id[node_id], at[0] - MARGIN, at[1] - MARGIN)
     top = max((n["y"] + NODE_H for n in nodes.values()), default=0) + (GAP_Y * 3 if nodes else 0)
     alone = [i for i in by_id if i not in linked]
     for k, node_id in enumerate(alone):
         row, col = divmod(k, GRID_COLUMNS)
         nodes[node_id] = _node(by_id[node_id], col * (NODE_W + GAP_X),
                                top + row * (NODE_H + GAP_Y))  # fmt: skip
-    edges = [_edge(nodes[d], nodes[i]) for i, ds in deps.items() for d in ds]
+    edges = [_edge(nodes[d], nodes[i], [slots[v] for v in via.get((d, i), [])])
+             for i, ds in deps.items() for d in ds]  # fmt: skip
     width = max((n["x"] + NODE_W for n in nodes.values()), default=0)
     height = max((n["y"] + NODE_H for n in nodes.values()), default=0)
-    return {"nodes": list(nodes.values()), "edges": edges, "width": width + 2,
-            "height": height + 2, "node_w": NODE_W, "node_h": NODE_H,
+    return {"nodes": list(nodes.values()), "edges": edges, "width": width + MARGIN,
+            "height": height + MARGIN, "node_w": NODE_W, "node_h": NODE_H,
             "separate_from": top if alone and linked else None}  # fmt: skip
 
 
@@ -92,19 +114,35 @@ def _sort_by(layer: list[str], other: list[str], neighbours: dict[str, list[str]
 
 def _node(card: dict[str, Any], x: int, y: int) -> dict[str, Any]:
     title = str(card["title"])
-    return {"id": card["id"], "short": card.get("short", card["id"][:8]), "x": x, "y": y,
+    short = card.get("short", card["id"][:8])
+    peer = f"@{card['peer']}" if card.get("peer") else None
+    parts = (short, card["column"].replace("_", " "), card.get("step"), peer)
+    sub = " · ".join(p for p in parts if p)
+    return {"id": card["id"], "short": short, "x": x + MARGIN, "y": y + MARGIN,
+            "sub": sub if len(sub) <= SUB_MAX else sub[: SUB_MAX - 1] + "…",
             "title": title if len(title) <= 26 else title[:25] + "…", "full_title": title,
             "column": card["column"], "step": card.get("step"),
             "peer": card.get("peer")}  # fmt: skip
 
 
-def _edge(source: dict[str, Any], target: dict[str, Any]) -> dict[str, Any]:
-    """A curve from the right side of the dependency to the left side of the task."""
-    x1, y1 = source["x"] + NODE_W, source["y"] + NODE_H // 2
-    x2, y2 = target["x"], target["y"] + NODE_H // 2
-    bend = max(30, (x2 - x1) // 2)
-    path = f"M{x1},{y1} C{x1 + bend},{y1} {x2 - bend},{y2} {x2 - 6},{y2}"
+def _edge(
+    source: dict[str, Any], target: dict[str, Any], via: list[tuple[int, int]]
+) -> dict[str, Any]:
+    """Curves from the right side of the dependency, straight through each hidden
+    slot on the way, to the left side of the task."""
+    x, y = source["x"] + NODE_W, source["y"] + NODE_H // 2
+    path = f"M{x},{y}"
+    for vx, vy in via:
+        cy = vy + NODE_H // 2
+        path += _curve(x, y, vx, cy) + f" L{vx + NODE_W},{cy}"
+        x, y = vx + NODE_W, cy
+    path += _curve(x, y, target["x"] - 6, target["y"] + NODE_H // 2)
     return {"from": source["id"], "to": target["id"], "path": path}
+
+
+def _curve(x1: int, y1: int, x2: int, y2: int) -> str:
+    bend = max(20, (x2 - x1) // 2)
+    return f" C{x1 + bend},{y1} {x2 - bend},{y2} {x2},{y2}"
 
 
 def plan_graph(factory: Any, everything: bool = False) -> dict[str, Any]:

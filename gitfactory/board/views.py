@@ -30,6 +30,7 @@ COLUMNS = (
     ("closed", "Canceled or rejected"),
 )
 SHOWN = 200  # cards per column; the column's count says how many there are in all
+FINISHED_SHOWN = 50  # of the finished columns, only the newest: history is the log's
 NEWEST_FIRST = frozenset({"failed", "completed", "closed"})
 FILTER_MAX = 200  # characters of a filter value kept
 
@@ -123,7 +124,8 @@ def board(factory: Factory, filters: Filters | None = None, shown: int = SHOWN) 
         cards = [c for c in kept if c["column"] == key]
         if key in NEWEST_FIRST:
             cards.sort(key=lambda c: c["created"], reverse=True)
-        columns.append({"key": key, "title": title, "count": len(cards), "cards": cards[:shown]})
+        limit = min(shown, FINISHED_SHOWN) if key in ("completed", "closed") else shown
+        columns.append({"key": key, "title": title, "count": len(cards), "cards": cards[:limit]})
     listed = [c for column in columns for c in column["cards"]]
     _decorate(factory, listed)
     return {

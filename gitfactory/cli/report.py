@@ -52,5 +52,6 @@ def report_cmd(obj: Context, target: str, task: str | None, as_json: bool) -> No
     if as_json:
         output.emit_json({"path": str(path), **held})
         return
-    output.echo(f"wrote {target}: {held['tasks']} task(s) in full, {held['graph']} in the graph, "
-                f"{held['artifacts']} artifact(s), {held['bytes'] / 1024:,.0f} KB")  # fmt: skip
+    output.echo(f"wrote {target}: {output.counted(held['tasks'], 'task')} in full, "
+                f"{held['graph']} in the graph, {output.counted(held['artifacts'], 'artifact')}, "
+                f"{held['bytes'] / 1024:,.0f} KB")  # fmt: skip

@@ -30,7 +30,7 @@ def test_the_factory_report_holds_board_graph_timelines_and_reports(
     gf(demo, "task", "add", "<img src=x onerror=alert(1)> later", "--depends-on", docs["id"])
     out = tmp_path / "factory.html"
     said = gf(demo, "report", "--html", str(out)).stdout
-    assert said.startswith(f"wrote {out}: 3 task(s) in full")
+    assert said.startswith(f"wrote {out}: 3 tasks in full")
     text = out.read_text()
     self_contained(text)
     assert "&lt;img src=x onerror=alert(1)&gt; later" in text
