@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import urlencode
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -46,6 +47,7 @@ class Board:
         self.tip: str | None = None
         self.streams: set[asyncio.Queue[str | None]] = set()
         self.followed = asyncio.Event()  # the follower has read the tip once
+        self.name = "gitfactory"  # the factory's name, for page titles
 
     async def run(self, fn: Callable[[Factory], T]) -> T:
         return await asyncio.wrap_future(self.worker.submit(self._in_worker, fn))
@@ -70,6 +72,8 @@ class Board:
                 tip = None
             if tip != self.tip:
                 self.tip = tip
+                with contextlib.suppress(FactoryError):
+                    self.name = await self.run(_name)
                 for queue in list(self.streams):
                     queue.put_nowait(tip or "")
             self.followed.set()
@@ -87,6 +91,12 @@ class Board:
         for queue in list(self.streams):
             queue.put_nowait(None)
         self.worker.shutdown(wait=False, cancel_futures=True)
+
+
+def _name(factory: Factory) -> str:
+    from gitfactory.config import factory_yaml
+
+    return factory_yaml.load(factory).name
 
 
 def _refreshed_tip(factory: Factory) -> str | None:
@@ -111,7 +121,8 @@ def create(board: Board, port: int, hosts: set[str]) -> Guard:
     links = pages.Links(token=board.token)
 
     def page(name: str, **context: Any) -> HTMLResponse:
-        return HTMLResponse(pages.render(name, links, token=board.token, **context))
+        return HTMLResponse(pages.render(name, links, token=board.token,
+                                         factory_name=board.name, **context))  # fmt: skip
 
     async def guarded(fn: Callable[[], Any]) -> Response:
         try:
@@ -119,7 +130,8 @@ def create(board: Board, port: int, hosts: set[str]) -> Guard:
             return result
         except FactoryError as exc:
             html = pages.render("error.html", links, token=board.token, page="error",
-                                error=exc.message, hint=exc.hint or "")  # fmt: skip
+                                factory_name=board.name, error=exc.message,
+                                hint=exc.hint or "")  # fmt: skip
             return HTMLResponse(html, status_code=_status(exc))
 
     async def board_page(request: Request) -> Response:
@@ -163,11 +175,16 @@ def create(board: Board, port: int, hosts: set[str]) -> Guard:
 
     async def log_page(request: Request) -> Response:
         filters = views.LogFilters.of(request.query_params)
+        given = request.query_params.get("before", "")
+        before = int(given) if given.isascii() and given.isdigit() else None
 
         async def go() -> Response:
-            data = await board.run(lambda f: views.log(f, filters))
+            data = await board.run(lambda f: views.log(f, filters, before_seq=before))
             name = "_log.html" if request.url.path.startswith("/fragment") else "log.html"
-            return page(name, log=data, page="log", query=request.url.query)
+            kept = urlencode([(k, v) for k, v in request.query_params.multi_items()
+                              if k != "before"])  # fmt: skip
+            return page(name, log=data, page="log", query=request.url.query,
+                        query_without_before=kept)  # fmt: skip
 
         return await guarded(go)
 

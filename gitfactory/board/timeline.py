@@ -119,7 +119,10 @@ def _note(s: dict[str, Any], e: Event) -> None:
     elif e.kind in tasks.RESTARTS:
         s["why"] = e.text
     elif e.kind in ("task.asked", "task.answered"):
-        s["said"].append({"who": e.actor, "asks": e.kind == "task.asked", "text": e.text})
+        verb = "asks" if e.kind == "task.asked" else "answers"
+        s["said"].append({"who": e.actor, "verb": verb, "text": e.text})
+    elif e.kind.startswith("review."):  # a reviewer's verdict, in the reviewer's words
+        s["said"].append({"who": e.actor, "verb": e.kind.split(".", 1)[1], "text": e.text})
     s["events"].append(row)
 
 

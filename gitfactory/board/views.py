@@ -132,17 +132,33 @@ def board(factory: Factory, filters: Filters | None = None, shown: int = SHOWN) 
         "factory": factory_yaml.load(factory).name, "tip": refresh.tip,
         "total": len(every), "matching": len(kept), "filters": filters.active(),
         "labels": sorted({label for c in every for label in c["labels"]}),
-        "roles": sorted({c["role"] for c in every if c["role"]}),
+        "roles": sorted({c["role"] for c in every if c["role"]}
+                        | {a.role for a in factory_yaml.load(factory).agents.values()}),
         "columns": columns, "now": clock.format_time(now),
     }  # fmt: skip
 
 
 def _decorate(factory: Factory, cards: list[dict[str, Any]]) -> None:
-    """Short ids and, on a task that waits for an answer, its question."""
+    """Short ids; on a task held now, since when (claimed, or asked); on a task that
+    waits for an answer, its question."""
     short = factory.index.short_ids("tasks", [c["id"] for c in cards])
     for c in cards:
         c["short"] = short[c["id"]]
         c["question"] = question(factory, c["id"]) if c["column"] == "input_required" else None
+        c["since"] = _since(factory, c) if c["column"] in SINCE else None
+
+
+# What a held task's time counts from: the latest of these events about it.
+SINCE = {"working": ("task.claimed", "task.answered"), "input_required": ("task.asked",)}
+
+
+def _since(factory: Factory, card: dict[str, Any]) -> str | None:
+    found = [
+        e
+        for kind in SINCE[card["column"]]
+        for _, e in factory.index.events(EventQuery(kind=kind, task=card["id"], limit=1))
+    ]
+    return max((e.time for e in found), default=None)
 
 
 def question(factory: Factory, task_id: str) -> str | None:
@@ -248,7 +264,7 @@ class LogFilters:
 
 def log(
     factory: Factory, filters: LogFilters | None = None, after_seq: int | None = None,
-    limit: int = LOG_SHOWN,
+    limit: int = LOG_SHOWN, before_seq: int | None = None,
 ) -> dict[str, Any]:  # fmt: skip
     """The newest events that match, oldest first, each with its index sequence (a
     page asks for what came after the last one it shows)."""
@@ -261,7 +277,8 @@ def log(
     exact = filters.kind if "." in filters.kind else None
     scan = limit if not (filters.text or (filters.kind and not exact)) else LOG_SCAN
     found = factory.index.events(EventQuery(kind=exact, task=task, actor=filters.actor or None,
-                                            after_seq=after_seq, limit=scan))  # fmt: skip
+                                            after_seq=after_seq, before_seq=before_seq,
+                                            limit=scan))  # fmt: skip
     words = filters.text.lower().split()
     family = f"{filters.kind}." if filters.kind and not exact else None
     rows = [(seq, e) for seq, e in found
@@ -274,5 +291,14 @@ def log(
         "task": e.task, "short": short.get(e.task or "", ""), "text": e.text,
     } for seq, e in rows]  # fmt: skip
     last = factory.index.events(EventQuery(after_seq=after_seq or 0, limit=1))  # the highest
+    older = bool(rows) and bool(
+        factory.index.events(
+            EventQuery(
+                kind=exact, task=task, actor=filters.actor or None, before_seq=rows[0][0], limit=1
+            )
+        )
+    )
     return {"events": events, "filters": filters.active(), "tip": refresh.tip,
-            "last_seq": max([after_seq or 0, *(s for s, _ in last)])}  # fmt: skip
+            "last_seq": max([after_seq or 0, *(s for s, _ in last)]),
+            "total": factory.index.counts().get("event", 0), "before": before_seq,
+            "older": rows[0][0] if older else None}  # fmt: skip

@@ -278,12 +278,17 @@ def step_done(
             factory, task_id, agent, "task.step_done", text=note,
             data_of=lambda st: {**(data or {}), **_ending(config, st, outcome)}, check=check,
         )  # fmt: skip
-    except (decisions.IllegalMoveError, decisions.ClaimedError) as exc:
+    except decisions.ClaimedError as exc:
         if exc.hint is None:  # not yours to end: say who may
             exc.hint = (
                 "only the holder ends a step; a person may end the step the task is at: "
                 f"gitfactory step done {task_id[:8]} --override --reason TEXT"
             )
+        raise
+    except decisions.IllegalMoveError as exc:
+        if exc.hint is None:  # not now: the task is not working (asking, final, ...)
+            exc.hint = (f"a step ends while its task is working; `gitfactory task show "
+                        f"{task_id[:8]}` says where it is")  # fmt: skip
         raise
 
 

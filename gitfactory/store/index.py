@@ -286,10 +286,14 @@ class Index:
         if query.after_seq is not None:
             where.append("seq > ?")
             args.append(query.after_seq)
+        if query.before_seq is not None:
+            where.append("seq < ?")
+            args.append(query.before_seq)
         sql = f"SELECT seq, {_EVENT_COLUMNS} FROM events"
         if where:
             sql += " WHERE " + " AND ".join(where)
-        order = "seq" if query.after_seq is not None else "id"
+        by_seq = query.after_seq is not None or query.before_seq is not None
+        order = "seq" if by_seq else "id"
         sql += f" ORDER BY {order} DESC"
         if query.limit is not None:
             sql += " LIMIT ?"

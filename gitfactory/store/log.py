@@ -41,6 +41,7 @@ class EventQuery:
     since_ms: int | None = None
     limit: int | None = None
     after_seq: int | None = None
+    before_seq: int | None = None  # a page of older events, newest of them last
 
 
 @dataclass(frozen=True)

@@ -81,6 +81,21 @@
       .then(function () { button.disabled = false; });
   });
 
+  var compact = document.getElementById("compact");
+  function setCompact(on) {
+    document.body.classList.toggle("compact", on);
+    if (compact) compact.setAttribute("aria-pressed", String(on));
+    try { window.localStorage.setItem("gitfactory-compact", on ? "1" : ""); } catch (e) {}
+  }
+  if (compact) {
+    var kept = "";
+    try { kept = window.localStorage.getItem("gitfactory-compact") || ""; } catch (e) {}
+    setCompact(kept === "1");
+    compact.addEventListener("click", function () {
+      setCompact(!document.body.classList.contains("compact"));
+    });
+  }
+
   showForms();
   follow();
 })();
