@@ -150,7 +150,8 @@ def _print(
             if row.get("question"):
                 output.echo(f"            question: {row['question']}")
         if rows and title == "asking":
-            output.echo("  answer with `gitfactory task answer ID TEXT`")
+            which = short[rows[0]["id"]] if len(rows) == 1 else "ID"
+            output.echo(f"  answer with `gitfactory task answer {which} TEXT`")
         if len(rows) > SHOWN:
             output.echo(f"  ... and {len(rows) - SHOWN} more {title} (--json lists them all)")
     failed = plan["failed"]
@@ -160,8 +161,9 @@ def _print(
     if len(failed) > SHOWN:
         output.echo(f"  ... and {len(failed) - SHOWN} more failed (--json lists them all)")
     if failed:
-        output.echo("  why: `gitfactory log --task ID`; once the cause is fixed: "
-                    "`gitfactory task retry ID`")  # fmt: skip
+        which = short[failed[0]["id"]] if len(failed) == 1 else "ID"
+        output.echo(f"  why: `gitfactory log --task {which}`; once the cause is fixed: "
+                    f"`gitfactory task retry {which}`")  # fmt: skip
     for b in report["blockers"]:
         if b["cause"] != "answer":  # listed with their question above
             output.echo(f"blocked   {b['what']}")

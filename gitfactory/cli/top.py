@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sys
 import time
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import click
@@ -48,12 +51,11 @@ def top_cmd(obj: Context, interval: str, once: bool, as_json: bool) -> None:
         return
     from rich.live import Live
 
-    with Live(_screen(dashboard.frame(factory)), console=console, screen=True,
-              auto_refresh=False) as live:  # fmt: skip
+    with _keys() as pressed, Live(_screen(dashboard.frame(factory)), console=console,
+                                   screen=True, auto_refresh=False) as live:  # fmt: skip
         tip, drawn = factory.tip(), time.monotonic()
         try:
-            while True:
-                time.sleep(0.1)
+            while "q" not in pressed(0.1):
                 now_tip = factory.tip()
                 if now_tip == tip and time.monotonic() - drawn < every:
                     continue
@@ -61,6 +63,37 @@ def top_cmd(obj: Context, interval: str, once: bool, as_json: bool) -> None:
                 live.update(_screen(dashboard.frame(factory)), refresh=True)
         except KeyboardInterrupt:
             return
+
+
+@contextlib.contextmanager
+def _keys() -> Iterator[Callable[[float], str]]:
+    """Keys pressed on the terminal (q quits), read without waiting for Enter; waits
+    up to the given seconds for one. Nothing where stdin is not a terminal."""
+    import select
+
+    if not sys.stdin.isatty():
+
+        def waited(wait: float) -> str:
+            time.sleep(wait)
+            return ""
+
+        yield waited
+        return
+    import termios
+    import tty
+
+    fd = sys.stdin.fileno()
+    saved = termios.tcgetattr(fd)
+    tty.setcbreak(fd)
+
+    def pressed(wait: float) -> str:
+        ready, _, _ = select.select([fd], [], [], wait)
+        return os.read(fd, 32).decode("utf-8", "replace").lower() if ready else ""
+
+    try:
+        yield pressed
+    finally:
+        termios.tcsetattr(fd, termios.TCSADRAIN, saved)
 
 
 def _screen(f: dict[str, Any]) -> Any:
@@ -72,30 +105,37 @@ def _screen(f: dict[str, Any]) -> Any:
     from gitfactory.board.pages import seconds
 
     counts = f["counts"]
-    head = Text.assemble(
-        (output.sanitize(f["factory"]), "bold"), f"  at {(f['tip'] or '')[:10]}  ",
-        ("daemon running" if f["daemon"] else "daemon not running", "green" if f["daemon"]
-         else "yellow"), "   ",
-        *(part for key, style in (("ready", "blue"), ("working", "yellow"),
-                                  ("input_required", "magenta"), ("waiting", "dim"),
-                                  ("failed", "red"), ("completed", "green"))
-          for part in ((f"{key.replace('_', ' ')} ", ""), (f"{counts.get(key, 0)}  ", style))),
-    )  # fmt: skip
-    parts: list[Any] = [head]
+    daemon = ("daemon running", "green") if f["daemon"] else ("daemon not running", "yellow")
+    head = Text.assemble((output.sanitize(f["factory"]), "bold"),
+                         f"  at {(f['tip'] or '')[:10]}  ", daemon)  # fmt: skip
+    shown = (("ready", "ready", "blue"), ("working", "working", "yellow"),
+             ("input_required", "asking", "magenta"), ("waiting", "waiting", "dim"),
+             ("failed", "failed", "red"), ("completed", "done", "green"))  # fmt: skip
+    tally = Text("  ·  ").join(Text.assemble(f"{name} ", (str(counts.get(key, 0)), style))
+                               for key, name, style in shown)  # fmt: skip
+    parts: list[Any] = [head, tally]
     running = Table(title="running", title_justify="left", expand=True, show_edge=False)
-    for column, width in (("agent", 14), ("task", 20), ("step", 10), ("elapsed", 8)):
+    for column, width in (("agent", 14), ("task", 20), ("step", 14), ("elapsed", 8)):
         running.add_column(column, overflow="ellipsis", no_wrap=True, min_width=width)
-    running.add_column("time limit", width=20)
+    running.add_column("of its time limit", width=26, no_wrap=True)
     for r in f["running"]:
-        bar = ProgressBar(total=1.0, completed=r["progress"] or 0.0, width=20)
+        used = r["progress"] or 0.0
+        bar = Table.grid(padding=(0, 1))
+        bar.add_row(ProgressBar(total=1.0, completed=used, width=18), f"{used:>4.0%}")
         step = _t(f"{r['step']} #{r['attempt']}")
         running.add_row(_t(r["agent"]), _t(_task(r["short"], r["title"])), step,
                         seconds(r["elapsed_s"]), bar)  # fmt: skip
+    parts.append(running if running.row_count else Text("running   nothing here", style="dim"))
+    held = Table(title="held (no run of this daemon)", title_justify="left", expand=True,
+                 show_edge=False, show_header=False)  # fmt: skip
+    for column, width in (("holder", 14), ("task", 20), ("step", 14), ("how", 8)):
+        held.add_column(column, overflow="ellipsis", no_wrap=True, min_width=width)
     for c in f["held"]:
-        running.add_row(_t(c["holder"] or "-"), _t(_task(c["short"], c["title"])),
-                        _t(c["step"] or ""), "asking" if c["column"] == "input_required"
-                        else "held", "")  # fmt: skip
-    parts.append(running if running.row_count else Text("running   nothing", style="dim"))
+        held.add_row(_t(c["holder"] or "-"), _t(_task(c["short"], c["title"])),
+                     _t(c["step"] or ""), "asking" if c["column"] == "input_required"
+                     else "held")  # fmt: skip
+    if held.row_count:
+        parts.append(held)
     if f["questions"]:
         asks = Table(title="questions waiting", title_justify="left", expand=True,
                      show_edge=False, show_header=False)  # fmt: skip

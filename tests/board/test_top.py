@@ -28,7 +28,7 @@ def test_one_frame_shows_running_asking_ready_and_blocked(factory_repo: Path) ->
     screen = gf(r, "top", "--once", env={"COLUMNS": "200"}).stdout
     assert "[/bold] [link=http://evil.example]safe[/link]" in screen and "\x1b]0" not in screen
     assert f"gitfactory task answer {gf_json(r, 'task', 'show', asked)['id'][:5]}" in screen
-    assert "input required 1" in screen and "ready 1" in screen
+    assert "asking 1" in screen and "ready 1" in screen
     assert "MIT or Apache-2.0?" in screen and "coder/ada" in screen
     assert "P0 " in screen and "Write the parser" in screen
     # No agent plays the coder role: top says what blocks the ready task, and the fix.
@@ -68,7 +68,7 @@ def test_the_live_screen_follows_commits_until_ctrl_c(factory_repo: Path) -> Non
         # The interval is a minute: only following the branch can show this in time.
         gf(r, "task", "add", "Added while watching")
         read_until("Added while watching")
-        os.killpg(proc.pid, signal.SIGINT)
+        os.write(leader, b"q")  # q quits, as in top(1)
         assert proc.wait(60) == 0
     finally:
         if proc.poll() is None:
