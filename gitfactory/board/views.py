@@ -180,18 +180,20 @@ def agents(factory: Factory) -> dict[str, Any]:
     """Who runs what now on this machine (the daemon's runs), who else holds a task,
     and the most recent runs with their outcomes."""
     from gitfactory.run import service
-    from gitfactory.run.runs import RunBook
+    from gitfactory.run.runs import RunBook, last_lines
 
     factory.require_tip()
     factory.index.refresh()
     now = clock.now_ms()
-    runs = sorted(RunBook(factory.paths.factory_dir).active(), key=lambda r: r.started_ms)
+    book = RunBook(factory.paths.factory_dir)
+    runs = sorted(book.active(), key=lambda r: r.started_ms)
     titles = _titles(factory, [r.task for r in runs])
     running = [{
         "agent": r.agent, "task": r.task, "title": titles.get(r.task, ""), "step": r.step,
         "attempt": r.attempt, "kind": r.kind, "since": clock.format_time(r.started_ms),
         "elapsed_s": max(0, (now - r.started_ms) // 1000), "worktree": r.worktree,
         "branch": r.branch, "pid": r.pid, "progress": _progress(r.started_ms, r.deadline_ms, now),
+        "output": list(last_lines(book.transcript(r.id), lines=3)),
     } for r in runs]  # fmt: skip
     by_run = {r["task"] for r in running}
     held = [c for c in all_cards(factory, now)

@@ -235,3 +235,32 @@ def test_listening_on_every_address_takes_addresses_but_not_names(
     for host in (f"evil.example:{board.port}", f"10.1.2.3:{board.port + 1}", "10.1.2.3"):
         status, _, _ = board.request("GET", "/", host=host)
         assert status == 421, host
+
+
+def test_the_agents_page_shows_who_runs_what_and_its_latest_output(
+    tmp_path: Path, serve: type[Served]
+) -> None:
+    import signal
+    import subprocess
+    import sys
+
+    from tests.conftest import project_with_agent, wait_for
+
+    stop = tmp_path / "stop"
+    r = project_with_agent(tmp_path, f"#!/bin/sh\necho 'compiling the parser'\n"
+                                     f"while [ ! -f {stop} ]; do sleep 0.1; done\n",
+                           "an agent that works until told")  # fmt: skip
+    task = add(r, "Write the parser")
+    board = serve(r)
+    daemon = subprocess.Popen([sys.executable, "-m", "gitfactory", "daemon"], cwd=r,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    try:
+        page = wait_for(lambda: (lambda p: "compiling the parser" in p and p)(
+            board.get("/fragment/agents")), "the running agent's output on the agents page")
+        assert "Write the parser" in page and "coder/" in page
+        assert "worktrees" in page  # where it runs
+        assert f"/tasks/{task}" in page
+    finally:
+        stop.touch()
+        daemon.send_signal(signal.SIGTERM)
+        daemon.wait(120)
