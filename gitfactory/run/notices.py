@@ -125,8 +125,7 @@ def _classify(factory: Factory, config: FactoryConfig, e: Event) -> list[tuple[s
         files = ", ".join(str(c) for c in list(d["conflicts"])[:10])
         return [(notify.MERGE_CONFLICT, f"merge conflict on {title}", f"{e.text} ({files})")]
     if e.kind == "peer.received" and d.get("outcome") == "pending" and d.get("type") == "request":
-        return [(notify.PEER_REQUEST, f"{e.actor} asks for a task: `gitfactory task requests`",
-                 e.text)]  # fmt: skip
+        return [(notify.PEER_REQUEST, f"the factory {d.get('peer')} asks for a task", e.text)]
     if e.kind == "integrity.violated":
         return [(notify.INTEGRITY, "records were deleted or changed on the factory branch",
                  e.text)]  # fmt: skip
@@ -138,6 +137,10 @@ def _current(factory: Factory, event: str, e: Event) -> bool:
     failed, still at the person's step."""
     from gitfactory.plan import states
 
+    if event == notify.PEER_REQUEST:  # still waiting for someone to accept or reject it
+        from gitfactory.peers import listing
+
+        return any(p.id == e.data.get("parcel") for p in listing.pending_requests(factory))
     if e.task is None or event not in (notify.QUESTION, notify.FAILED, notify.HUMAN_STEP):
         return True
     now = states.task_state(factory, e.task)

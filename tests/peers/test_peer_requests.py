@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from tests.conftest import gf, gf_json
+import json
+from pathlib import Path
+
+from tests.conftest import gf, gf_json, git
 from tests.peers.conftest import Fleet, peer, received, set_peers, sync
 
 
@@ -136,3 +139,26 @@ def test_a_person_withdraws_a_request_and_the_peer_is_asked_to_stop(local_fleet:
     sync(web)
     shown = gf_json(web, "task", "show", proxy)
     assert shown["state"] == "canceled" and shown["remote"]["state"] == "canceled"
+
+
+def test_a_request_waiting_for_a_person_is_told_once(local_fleet: Fleet, tmp_path: Path) -> None:
+    web, api = local_fleet.factory("web"), local_fleet.factory("api")
+    set_peers(web, peer("api", local_fleet.url("api")))
+    heard = tmp_path / "heard.jsonl"
+    text = git(api, "show", "factory:.factory/factory.yaml")
+    gf(api, "config", "edit", "--file", "-", input=text.rstrip("\n") + (
+        f"\n\nnotify:\n  - on: [peer_request]\n    command: cat >> {heard}; echo >> {heard}\n"))
+    set_peers(api, peer("web", local_fleet.url("web"), tasks="ask"))
+    gf_json(web, "task", "add", "--in", "api", "Add /v2/users", "--as", "human/lead")
+    gf_json(web, "task", "add", "--in", "api", "Add /v2/teams", "--as", "human/lead")
+    sync(web)
+    sync(api)
+    first = gf_json(api, "task", "requests")[0]
+    gf(api, "task", "reject", first["id"], "--reason", "not now", "--as", "human/boss")
+    gf(api, "daemon", "--burst", code=None)
+    gf(api, "daemon", "--burst", code=None)
+    notices = [json.loads(line) for line in heard.read_text().splitlines() if line.strip()]
+    assert len(notices) == 1  # the one still waiting, once; not the one rejected already
+    (notice,) = notices
+    assert notice["event"] == "peer_request" and "web" in notice["title"]
+    assert notice["act"] == "gitfactory task requests"
