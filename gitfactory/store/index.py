@@ -274,30 +274,20 @@ class Index:
 
     def events(self, query: EventQuery) -> list[tuple[int, Event]]:
         """Matching events in fold order (by id), newest last, with their index sequence."""
-        where: list[str] = []
-        args: list[str | int] = []
-        for column, value in (("kind", query.kind), ("task", query.task), ("actor", query.actor)):
-            if value is not None:
-                where.append(f"{column} = ?")
-                args.append(value)
-        if query.since_ms is not None:
-            where.append("time_ms >= ?")
-            args.append(query.since_ms)
-        if query.after_seq is not None:
-            where.append("seq > ?")
-            args.append(query.after_seq)
-        if query.before_seq is not None:
-            where.append("seq < ?")
-            args.append(query.before_seq)
+        q = query
+        given = [(test, value) for test, value in (
+            ("kind = ?", q.kind), ("task = ?", q.task), ("actor = ?", q.actor),
+            ("time_ms >= ?", q.since_ms), ("seq > ?", q.after_seq), ("seq < ?", q.before_seq),
+        ) if value is not None]  # fmt: skip
+        args: list[str | int] = [value for _, value in given]
         sql = f"SELECT seq, {_EVENT_COLUMNS} FROM events"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        by_seq = query.after_seq is not None or query.before_seq is not None
-        order = "seq" if by_seq else "id"
-        sql += f" ORDER BY {order} DESC"
-        if query.limit is not None:
+        if given:
+            sql += " WHERE " + " AND ".join(test for test, _ in given)
+        by_seq = q.after_seq is not None or q.before_seq is not None
+        sql += f" ORDER BY {'seq' if by_seq else 'id'} DESC"
+        if q.limit is not None:
             sql += " LIMIT ?"
-            args.append(query.limit)
+            args.append(q.limit)
         rows = self.db.execute(sql, args).fetchall()
         return [(row[0], _event(row[1:])) for row in reversed(rows)]
 
