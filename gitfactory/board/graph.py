@@ -11,7 +11,7 @@ NODE_W, NODE_H = 190, 46
 MARGIN = 3  # around the drawing, so that no stroke is cut
 SUB_MAX = 30  # characters of a node's second line
 GAP_X, GAP_Y = 70, 14
-GRID_COLUMNS = 6  # tasks with no dependency either way, per row
+GRID_COLUMNS = 4  # tasks with no dependency either way, per row (fits 1100 pixels)
 SWEEPS = 4  # barycentre passes (each one left to right and back)
 MAX_NODES = 400  # tasks drawn at most; the page says how many were left out
 
@@ -47,7 +47,8 @@ def layout(cards: list[dict[str, Any]]) -> dict[str, Any]:
                 slots[node_id] = at
             else:
                 nodes[node_id] = _node(by_id[node_id], at[0] - MARGIN, at[1] - MARGIN)
-    top = max((n["y"] + NODE_H for n in nodes.values()), default=0) + (GAP_Y * 3 if nodes else 0)
+    bottoms = [n["y"] + NODE_H for n in nodes.values()] + [y + NODE_H for _, y in slots.values()]
+    top = max(bottoms, default=0) + (GAP_Y * 3 if nodes else 0)
     alone = [i for i in by_id if i not in linked]
     for k, node_id in enumerate(alone):
         row, col = divmod(k, GRID_COLUMNS)
