@@ -66,6 +66,42 @@ class Ticker:
             self.shown = False
 
 
+class Waiting:
+    """A line on a terminal's stderr that says an operation of unknown length is
+    still at work (and for how long), from its second second; nothing in a pipe.
+    Use as a context manager around the operation."""
+
+    def __init__(self, label: str) -> None:
+        import threading
+
+        self.ticker = Ticker(label, "")
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> Waiting:
+        if self.ticker.live:
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._done.set()
+        if self._thread.is_alive():
+            self._thread.join(2)
+        self.ticker.done()
+
+    def _run(self) -> None:
+        import time
+
+        while True:
+            elapsed = time.monotonic() - self.ticker.started
+            if elapsed >= self.ticker.delay:
+                self.ticker.shown = True
+                sys.stderr.write(f"\r{self.ticker.label}... {elapsed:.0f}s\x1b[K")
+                sys.stderr.flush()
+            if self._done.wait(0.5):
+                return
+
+
 def emit_json(value: Any, *, lines: bool = False) -> None:
     """JSON for scripts: indented on a terminal, compact in a pipe, one line per object
     for streams. (Indenting makes Python's encoder ~10x slower: 10,000 tasks take 0.6 s.)

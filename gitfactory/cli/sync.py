@@ -57,7 +57,9 @@ def sync_cmd(
     from gitfactory.run import syncer
 
     factory = obj.factory
-    outcome = syncer.sync(factory, remote, push=not no_push, resolutions=_resolutions(resolutions))
+    with output.Waiting(f"sync with {remote or 'the sync remote'}"):
+        outcome = syncer.sync(factory, remote, push=not no_push,
+                              resolutions=_resolutions(resolutions))  # fmt: skip
     if as_json:
         output.emit_json(outcome.to_json())
         return

@@ -44,3 +44,14 @@ def test_an_index_rebuild_counts_on_a_terminal_and_is_silent_in_a_pipe(
     assert piped.stderr == ""
     code, shown = run_on_a_terminal(factory_repo, "verify", "--full")
     assert code == 0
+
+
+def test_a_sync_says_it_is_at_work_on_a_terminal(factory_repo: Path, tmp_path: Path) -> None:
+    remote = tmp_path / "remote.git"
+    subprocess.run(["git", "init", "-q", "--bare", str(remote)], check=True)
+    gf(factory_repo, "log", "append", "note", "to share")
+    code, shown = run_on_a_terminal(factory_repo, "sync", str(remote))
+    assert code == 0
+    assert f"sync with {remote}... " in shown and "\x1b[K\r\x1b[K" in shown  # cleared
+    piped = gf(factory_repo, "sync", str(remote), env={"GITFACTORY_PROGRESS_AFTER": "0"})
+    assert "..." not in piped.stderr
