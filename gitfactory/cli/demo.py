@@ -73,7 +73,7 @@ def demo_cmd(directory: Path | None, federation: bool, as_json: bool) -> None:
     output.echo(f"  {gf} artifact list               # transcripts and gate reports")
     output.echo(f"  {gf} docs show history           # the living history document")
     output.echo(f"  {gf} mail inbox --as coder/ada   # the reviewer's answers")
-    output.echo(f"  {gf} board --open                # all of it, live, in your browser")
+    output.echo(f"  {gf} report --html demo.html     # all of it in one page (live: board --open)")
 
 
 def _command() -> str:

@@ -25,7 +25,7 @@ def test_every_hint_runs_as_pasted_without_the_venv_on_path(tmp_path: Path) -> N
     entry = Path(sys.executable).parent / "gitfactory"
     assert f"`source {entry.parent}/activate` puts it there" in proc.stdout
     commands = hints(proc.stdout)
-    assert len(commands) == 6 and sum(c.startswith(str(entry)) for c in commands) == 4
+    assert len(commands) == 7 and sum(c.startswith(str(entry)) for c in commands) == 5
     repo = tmp_path / "demo" / "stats"
     for command in commands:
         ran = subprocess.run(command, shell=True, cwd=repo, capture_output=True, text=True,

@@ -148,7 +148,7 @@ def test_status_lists_failed_tasks_and_how_to_retry_them(factory_repo: Path) -> 
     assert tid.startswith(short)
     text = gf(factory_repo, "status").stdout
     assert f"  failed  {short} at implement: Fix it" in text
-    assert "`gitfactory task retry ID`" in text
+    assert f"`gitfactory task retry {short}`" in text  # the one failed task, by name
     assert [t["id"] for t in gf_json(factory_repo, "status")["tasks"]["failed"]] == [tid]
     gf(factory_repo, "task", "retry", tid, "--as", "human/lead")
     assert "failed  " not in gf(factory_repo, "status").stdout
