@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import shutil
 import subprocess
 import threading
@@ -36,6 +37,7 @@ ROUND_S = 30.0  # a round without a poke (a lapsed lease, a peer's word: no comm
 PAUSE_S = 0.5  # before a retry, doubled each time
 BODY_MAX = 4000  # characters of a notice's text sent
 SIDE_BY_SIDE = 8  # commands and webhooks sent at once
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 
 
 class Notifier:
@@ -71,7 +73,11 @@ class Notifier:
     def _loop(self) -> None:
         while True:
             stopping = self._stopping
-            self.round()
+            try:
+                self.round()
+            except Exception as exc:  # a bug: keep the traceback, keep the thread
+                _logger.exception("a round of notifications failed")
+                self._say(f"notify: {type(exc).__name__}: {exc}")
             if stopping:
                 return
             self._wake.wait(ROUND_S)
@@ -115,12 +121,18 @@ class Notifier:
                 "channel": rule.channel, "record": notice.about.id}  # fmt: skip
         if rule.channel == "mail":
             data["to"] = rule.target
+        error = _CONTROL.sub(" ", error)  # what a server or a command said: data, and plain
         if error:
             data["error"] = error[:500]
         kind = FAILED if error else SENT
         text = f"{rule.channel}: {notice.title}" + (f": {error[:200]}" if error else "")
-        log.append(self.factory, [stamp(Draft(kind=kind, actor=ACTOR, task=notice.about.task,
-                                              text=text, data=data))])  # fmt: skip
+        try:
+            log.append(self.factory, [stamp(Draft(kind=kind, actor=ACTOR,
+                                                  task=notice.about.task, text=text,
+                                                  data=data))])  # fmt: skip
+        except FactoryError as exc:  # never stop telling people because one record failed
+            _logger.error("the record of notification %s failed: %s", notice.key, exc.message)
+            self._say(f"notify: cannot record {notice.key}: {exc.message}")
         self.finder.recorded.add(notice.key)
         self._say(f"notified {text}" if not error else f"notify failed: {text}")
         return 0 if error else 1
@@ -156,7 +168,14 @@ def _within(seconds: float, attempt: Any) -> tuple[str, bool]:
     """One attempt, given ``seconds`` in all: a server that answers a byte at a time
     keeps each read under a socket timeout, not the whole under any."""
     result: list[tuple[str, bool]] = []
-    worker = threading.Thread(target=lambda: result.append(attempt()), daemon=True)
+
+    def run() -> None:
+        try:
+            result.append(attempt())
+        except Exception as exc:  # never its text: it may hold the URL (a secret)
+            result.append((f"the webhook failed: {type(exc).__name__}", False))
+
+    worker = threading.Thread(target=run, daemon=True)
     worker.start()
     worker.join(seconds + 0.5)
     return result[0] if result else (f"no answer within {seconds:g}s", True)
@@ -244,6 +263,8 @@ def _webhook(notice: Notice, payload: dict[str, Any]) -> tuple[str, bool]:
     except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
         return f"the webhook could not be reached: {reason}", True
+    except ValueError:  # http.client.InvalidURL among them; its text shows the URL
+        return "the webhook's URL is not a valid URL (after ${NAME} were filled in)", False
 
 
 def _expanded(url: str) -> str | tuple[str, bool]:
@@ -268,12 +289,13 @@ def _shaped(notice: Notice, payload: dict[str, Any]) -> tuple[bytes, dict[str, s
     line = f"{said}\n{notice.act}"
     fmt = notice.rule.format
     if fmt == "ntfy":
-        title = notice.title.encode("ascii", "replace").decode()[:200]
+        title = _CONTROL.sub(" ", notice.title).encode("ascii", "replace").decode()[:200]
         return line.encode(), {"Title": f"gitfactory: {title}", "Content-Type": "text/plain"}
     value: dict[str, Any] = payload
     if fmt == "slack":
         text = line.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
         value = {"text": text}
-    elif fmt == "discord":
-        value = {"content": line[:2000], "allowed_mentions": {"parse": []}}
+    elif fmt == "discord":  # no mention, no masked link [text](url)
+        text = re.sub(r"([\\\[\]()<>*_~`|])", r"\\\1", line)
+        value = {"content": text[:2000], "allowed_mentions": {"parse": []}}
     return json.dumps(value).encode(), {"Content-Type": "application/json"}

@@ -299,3 +299,24 @@ def test_a_webhook_that_never_answers_holds_up_no_other_and_is_recorded(
     assert "no answer within 1s" in str(failed["data"]["error"])
     assert len(kinds(r, "notify.sent")) == 1
     assert "s3cret" not in json.dumps(gf_json(r, "log"))
+
+
+def test_a_failure_s_own_words_cannot_stop_the_notifications(
+    factory_repo: Path, tmp_path: Path
+) -> None:
+    r = factory_repo
+    recorder, heard = tmp_path / "recorder.py", tmp_path / "heard.jsonl"
+    recorder.write_text(RECORDER)
+    set_notify(r, "notify:\n  - on: [question]\n"
+                  "    command: \"printf 'oops\\\\000zz\\\\033[2J' >&2; exit 3\"\n    retries: 0\n"
+                  f"  - on: [question]\n    command: {sys.executable} {recorder} {heard}\n")  # fmt: skip
+    ask(r, "First", "one?")
+    gf(r, "daemon", "--burst", code=4)
+    ask(r, "Second", "two?")
+    gf(r, "daemon", "--burst", code=4)
+    assert [json.loads(line)["text"] for line in heard.read_text().splitlines()] == [
+        "one?", "two?"]
+    failed = kinds(r, "notify.failed")
+    assert len(failed) == 2
+    assert all("oops zz" in str(f["data"]["error"]) for f in failed)
+    assert gf(r, "status").returncode == 0  # no invalid record came of it
