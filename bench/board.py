@@ -39,10 +39,14 @@ class Board:
         assert self.proc.stdout is not None
         info = json.loads(self.proc.stdout.readline())
         self.port, self.token = info["port"], info["token"]
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=120)
+        conn.request("GET", f"/?token={self.token}")
+        self.prefix = conn.getresponse().getheader("location", "/").rstrip("/")
+        conn.close()
 
     def get(self, path: str) -> str:
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=120)
-        conn.request("GET", path, headers={"X-Gitfactory-Token": self.token})
+        conn.request("GET", self.prefix + path, headers={"X-Gitfactory-Token": self.token})
         response = conn.getresponse()
         body = response.read().decode()
         conn.close()
@@ -51,7 +55,7 @@ class Board:
 
     def stream(self) -> http.client.HTTPResponse:
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=120)
-        conn.request("GET", "/events", headers={"X-Gitfactory-Token": self.token})
+        conn.request("GET", f"{self.prefix}/events", headers={"X-Gitfactory-Token": self.token})
         response = conn.getresponse()
         next_tip(response)  # the tip as of now
         return response

@@ -21,7 +21,7 @@ from urllib.parse import urlencode
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
-from starlette.routing import Route
+from starlette.routing import Mount, Route
 
 from gitfactory.board import actions, graph, pages, timeline, views
 from gitfactory.board.guard import Guard
@@ -48,6 +48,7 @@ class Board:
         self.streams: set[asyncio.Queue[str | None]] = set()
         self.followed = asyncio.Event()  # the follower has read the tip once
         self.name = "gitfactory"  # the factory's name, for page titles
+        self.base = base_path(token)
 
     async def run(self, fn: Callable[[Factory], T]) -> T:
         return await asyncio.wrap_future(self.worker.submit(self._in_worker, fn))
@@ -93,6 +94,17 @@ class Board:
         self.worker.shutdown(wait=False, cancel_futures=True)
 
 
+def base_path(token: str) -> str:
+    """The path every page of the board lives under: fixed by the token (so that a
+    restarted board keeps its addresses), and telling nothing of it."""
+    import hashlib
+    import hmac
+
+    return (
+        "/b/" + hmac.new(token.encode(), b"gitfactory board path", hashlib.sha256).hexdigest()[:20]
+    )
+
+
 def _name(factory: Factory) -> str:
     from gitfactory.config import factory_yaml
 
@@ -118,7 +130,11 @@ def create(board: Board, port: int, hosts: set[str]) -> Guard:
             follower.cancel()
             board.close()
 
-    links = pages.Links(token=board.token)
+    links = pages.Links(base=board.base)
+
+    def fragment(request: Request) -> bool:
+        """Whether a page asks for its live part only (``/fragment/...``)."""
+        return request.url.path.startswith(f"{board.base}/fragment/")
 
     def page(name: str, **context: Any) -> HTMLResponse:
         return HTMLResponse(pages.render(name, links, token=board.token,
@@ -136,22 +152,22 @@ def create(board: Board, port: int, hosts: set[str]) -> Guard:
 
     async def board_page(request: Request) -> Response:
         filters = views.Filters.of(request.query_params)
-        fragment = request.url.path.startswith("/fragment")
+        part = fragment(request)
 
         async def go() -> Response:
             data = await board.run(lambda f: views.board(f, filters))
-            return page("_columns.html" if fragment else "board.html", data=data, page="board",
+            return page("_columns.html" if part else "board.html", data=data, page="board",
                         query=request.url.query)  # fmt: skip
 
         return await guarded(go)
 
     async def task_page(request: Request) -> Response:
-        fragment = request.url.path.startswith("/fragment")
+        part = fragment(request)
         text = request.path_params["task"]
 
         async def go() -> Response:
             data = await board.run(lambda f: timeline.task_page(f, text))
-            return page("_task.html" if fragment else "task.html", t=data, page="task")
+            return page("_task.html" if part else "task.html", t=data, page="task")
 
         return await guarded(go)
 
@@ -160,7 +176,7 @@ def create(board: Board, port: int, hosts: set[str]) -> Guard:
 
         async def go() -> Response:
             data = await board.run(lambda f: graph.plan_graph(f, everything))
-            name = "_graph.html" if request.url.path.startswith("/fragment") else "graph.html"
+            name = "_graph.html" if fragment(request) else "graph.html"
             return page(name, g=data, page="graph")
 
         return await guarded(go)
@@ -168,7 +184,7 @@ def create(board: Board, port: int, hosts: set[str]) -> Guard:
     async def agents_page(request: Request) -> Response:
         async def go() -> Response:
             data = await board.run(views.agents)
-            name = "_agents.html" if request.url.path.startswith("/fragment") else "agents.html"
+            name = "_agents.html" if fragment(request) else "agents.html"
             return page(name, a=data, page="agents")
 
         return await guarded(go)
@@ -176,11 +192,11 @@ def create(board: Board, port: int, hosts: set[str]) -> Guard:
     async def log_page(request: Request) -> Response:
         filters = views.LogFilters.of(request.query_params)
         given = request.query_params.get("before", "")
-        before = int(given) if given.isascii() and given.isdigit() else None
+        before = int(given) if given.isascii() and given.isdigit() and len(given) < 18 else None
 
         async def go() -> Response:
             data = await board.run(lambda f: views.log(f, filters, before_seq=before))
-            name = "_log.html" if request.url.path.startswith("/fragment") else "log.html"
+            name = "_log.html" if fragment(request) else "log.html"
             kept = urlencode([(k, v) for k, v in request.query_params.multi_items()
                               if k != "before"])  # fmt: skip
             return page(name, log=data, page="log", query=request.url.query,
@@ -275,8 +291,11 @@ def create(board: Board, port: int, hosts: set[str]) -> Guard:
         Route("/api/tasks/{task}/{verb:str}", act, methods=["POST"]),
         Route("/events", events), Route("/static/{name}", static),
     ]  # fmt: skip
-    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={404: _on_404})
-    return Guard(app, board.token, hosts, port)
+    # Every page lives under the board's own path: its cookie goes nowhere else, not
+    # even to another server of this machine (cookies do not tell ports apart).
+    app = Starlette(routes=[Mount(board.base, routes=routes)], lifespan=lifespan,
+                    exception_handlers={404: _on_404})  # fmt: skip
+    return Guard(app, board.token, hosts, port, board.base)
 
 
 VERBS = frozenset({"answer", "retry", "cancel", "priority"})

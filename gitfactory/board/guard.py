@@ -39,10 +39,12 @@ SECURITY_HEADERS = [
 class Guard:
     """ASGI middleware in front of the board's routes."""
 
-    def __init__(self, app: App, token: str, hosts: set[str], port: int) -> None:
+    def __init__(self, app: App, token: str, hosts: set[str], port: int, base: str = "") -> None:
         self.app = app
         self.token = token
         self.port = port
+        self.base = base
+        self.open_paths = {f"{base}{p}" for p in OPEN_PATHS}
         self.hosts = {f"{h}:{port}" for h in hosts} | ({*hosts} if port == 80 else set())
         self.any_ip = "*ip" in hosts
         self.cookie = f"gitfactory_board_{port}"  # cookies do not tell ports apart
@@ -95,7 +97,7 @@ class Guard:
         if origin is not None and not (origin.lower().startswith("http://")
                                        and self.known(origin[7:])):  # fmt: skip
             return 403, "a page of another origin may not use this board"
-        if scope["path"] in OPEN_PATHS:
+        if scope["path"] in self.open_paths:
             return None
         if scope["method"] not in SAFE_METHODS:
             if not self.matches(headers.get(HEADER, "")):
@@ -124,17 +126,21 @@ class Guard:
         return found.value if found is not None else ""
 
     async def welcome(self, scope: Scope, send: Send) -> None:
+        from urllib.parse import quote, urlencode
+
         kept = [
             (k, v) for k, vs in parse_qs(scope.get("query_string", b"").decode("latin-1")).items()
             for v in vs if k != "token"
         ]  # fmt: skip
-        from urllib.parse import urlencode
-
-        # Only a path of this board: never //elsewhere (another site, to the browser).
-        target = "/" + scope["path"].lstrip("/") + (f"?{urlencode(kept)}" if kept else "")
-        cookie = f"{self.cookie}={self.token}; Path=/; HttpOnly; SameSite=Strict"
+        # Always a path of this board, quoted: never //elsewhere, /\elsewhere, a header.
+        path = scope["path"]
+        inside = path.startswith(f"{self.base}/")
+        target = (quote(path, safe="/-._~") if inside else f"{self.base}/") + (
+            f"?{urlencode(kept)}" if kept else "")  # fmt: skip
+        cookie = (f"{self.cookie}={self.token}; Path={self.base or '/'}; HttpOnly; "
+                  "SameSite=Strict")  # fmt: skip
         await send({"type": "http.response.start", "status": 303, "headers": [
-            (b"location", target.encode("latin-1")), (b"set-cookie", cookie.encode()),
+            (b"location", target.encode("ascii")), (b"set-cookie", cookie.encode()),
             *SECURITY_HEADERS, (b"content-length", b"0")]})  # fmt: skip
         await send({"type": "http.response.body", "body": b""})
 

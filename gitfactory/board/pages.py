@@ -18,7 +18,8 @@ STATIC = HERE / "static"
 # The files /static/ serves: exactly these, nothing found by a path.
 ASSETS = {"board.css": "text/css; charset=utf-8", "board.js": "text/javascript; charset=utf-8"}
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+# Control characters, and the bidirectional overrides that make "gnp.exe" read "exe.png".
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u202a-\u202e\u2066-\u2069]")
 
 
 @cache
@@ -44,24 +45,27 @@ def _printable(value: Any) -> Any:
 
 
 def render(name: str, links: Links, **context: Any) -> str:
-    return environment().get_template(name).render(links=links, **context)
+    return environment().get_template(name).render(links=links, b=links.base, **context)
 
 
 class Links:
-    """Where a page's links go: the live board's routes, or anchors within a report."""
+    """Where a page's links go: the live board's routes (under its ``base`` path), or
+    anchors within a report."""
 
-    def __init__(self, report: bool = False, token: str = "") -> None:
+    def __init__(self, report: bool = False, base: str = "") -> None:
         self.report = report
-        self.token = token
+        self.base = base
 
     def task(self, task_id: str) -> str:
-        return f"#task-{task_id}" if self.report else f"/tasks/{task_id}"
+        return f"#task-{task_id}" if self.report else f"{self.base}/tasks/{task_id}"
 
     def artifact(self, artifact_id: str) -> str:
-        return f"#artifact-{artifact_id}" if self.report else f"/artifacts/{artifact_id}"
+        return f"#artifact-{artifact_id}" if self.report else f"{self.base}/artifacts/{artifact_id}"
 
     def page(self, name: str) -> str:
-        return f"#{name}" if self.report else ("/" if name == "board" else f"/{name}")
+        if self.report:
+            return f"#{name}"
+        return f"{self.base}/" if name == "board" else f"{self.base}/{name}"
 
 
 def asset(name: str) -> str:

@@ -36,21 +36,25 @@ def token(factory_dir: Path, fresh: bool = False) -> str:
     it), so that a restarted board takes the open pages and bookmarks back; ``fresh``
     makes a new one (the old addresses stop working)."""
     import os
+    import stat
+    import tempfile
 
     path = factory_dir / TOKEN_FILE
     if not fresh:
         try:
-            kept = path.read_text(encoding="ascii").strip()
-            if len(kept) >= 32 and path.stat().st_mode & 0o077 == 0:
-                return kept
+            seen = os.lstat(path)  # a symlink or a file others may read: made anew
+            if stat.S_ISREG(seen.st_mode) and seen.st_mode & 0o077 == 0:
+                kept = path.read_text(encoding="ascii").strip()
+                if len(kept) >= 32:
+                    return kept
         except (OSError, UnicodeDecodeError):
             pass
     made = secrets.token_urlsafe(24)
     factory_dir.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path.with_suffix(".tmp"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    fd, temp = tempfile.mkstemp(dir=factory_dir, prefix=".board-token-")  # new, 0600, ours
     with os.fdopen(fd, "w", encoding="ascii") as out:
         out.write(made + "\n")
-    os.replace(path.with_suffix(".tmp"), path)
+    os.replace(temp, path)  # replaces a symlink itself, never what it points to
     return made
 
 

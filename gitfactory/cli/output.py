@@ -12,11 +12,17 @@ from gitfactory.errors import FactoryError, NoWorkError
 
 # C0 controls except tab and newline, DEL, and C1 controls: an agent's text must not
 # be able to move the cursor, recolour or retitle the reader's terminal.
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 
 
 def sanitize(text: str) -> str:
-    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+    """Controls and bidirectional overrides shown as escapes (\\x1b, \\u202e)."""
+    return _CONTROL.sub(lambda m: _escaped(m.group()), text)
+
+
+def _escaped(char: str) -> str:
+    code = ord(char)
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
 
 
 def counted(n: int, noun: str, nouns: str | None = None) -> str:

@@ -31,15 +31,21 @@ class Served:
             raise AssertionError(f"the board did not start: {self.proc.stderr.read()}")  # type: ignore[union-attr]
         info = json.loads(line)
         self.url, self.port, self.token = info["url"], info["port"], info["token"]
-        self.base = f"http://127.0.0.1:{self.port}"
         self.cookie = f"gitfactory_board_{self.port}={self.token}"
+        # Every page lives under the board's own path, where the printed address leads.
+        status, headers, _ = self.request("GET", f"/?token={self.token}", auth="none", raw=True)
+        assert status == 303, status
+        self.prefix = headers["location"].rstrip("/")
+        self.base = f"http://127.0.0.1:{self.port}{self.prefix}"
 
     def request(
         self, method: str, path: str, *, body: object = None, host: str | None = None,
-        headers: dict[str, str] | None = None, auth: str = "cookie",
+        headers: dict[str, str] | None = None, auth: str = "cookie", raw: bool = False,
     ) -> tuple[int, dict[str, str], str]:  # fmt: skip
-        """One request; ``auth``: "cookie" (a browser that opened the printed address),
-        "header" (the token header, as the page's script sends it) or "none"."""
+        """One request to ``path`` under the board's own path (``raw``: as given);
+        ``auth``: "cookie" (a browser that opened the printed address), "header" (the
+        token header, as the page's script sends it) or "none"."""
+        path = path if raw else self.prefix + path
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
         try:
             conn.putrequest(method, path, skip_host=True, skip_accept_encoding=True)

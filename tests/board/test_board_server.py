@@ -34,16 +34,20 @@ def test_the_printed_address_lets_a_browser_in_and_nothing_else_does(
     assert status == 401
     # The printed address: the token goes into a cookie and out of the address bar.
     status, headers, _ = board.request("GET", f"/?token={board.token}&label=x", auth="none")
-    assert status == 303 and headers["location"] == "/?label=x"
+    assert status == 303 and headers["location"] == f"{board.prefix}/?label=x"
     cookie = headers["set-cookie"]
     assert f"gitfactory_board_{board.port}={board.token}" in cookie
     assert "HttpOnly" in cookie and "SameSite=Strict" in cookie
     page = board.get("/")
     assert "Write the parser" in page
     # The address's token leads to this board's pages only, never to another site.
-    status, headers, _ = board.request("GET", f"//evil.example/?token={board.token}",
-                                       auth="none")  # fmt: skip
-    assert status == 303 and not headers["location"].startswith("//")
+    for path in ("//evil.example/", "/\\evil.example/", "/%5Cevil.example/", "/%09/evil.example",
+                 "/%E2%80%AE", "/%0d%0aSet-Cookie:x=1"):  # fmt: skip
+        status, headers, _ = board.request("GET", f"{path}?token={board.token}", auth="none",
+                                           raw=True)  # fmt: skip
+        assert status == 303 and headers["location"] == f"{board.prefix}/", path
+    # The cookie is the board's path's only: no other server of this machine gets it.
+    assert f"Path={board.prefix};" in cookie
     status, headers, _ = board.request("GET", "/")
     assert headers["referrer-policy"] == "no-referrer"  # the token never leaks onward
     assert "frame-ancestors 'none'" in headers["content-security-policy"]
@@ -113,20 +117,24 @@ def test_nothing_is_served_outside_the_routes(factory_repo: Path, serve: type[Se
     board = serve(factory_repo)
     assert "--line" in board.get("/static/board.css") or "--fg" in board.get("/static/board.css")
     for path in (
-        "/static/../../pyproject.toml", "/static/..%2f..%2f..%2fpyproject.toml",
+        "/../pyproject.toml", "/%2e%2e/%2e%2e/.git/config", "/static/../../pyproject.toml",
+        "/static/..%2f..%2f..%2fpyproject.toml",
         "/static/%2e%2e/%2e%2e/__init__.py", "/static/app.py", "/static/board.css/..%2fapp.py",
         "/static/templates/base.html", "/templates/base.html", "/..%2f..%2f.git/config",
         "/.git/config", "/etc/passwd", "/artifacts/..%2f..%2fconfig", "/tasks/..%2f..%2fHEAD",
         "/api/tasks/x/../../../etc/passwd", "/static/%2fetc%2fpasswd",
     ):  # fmt: skip
-        status, _, text = board.request("GET", path)
-        assert status in (400, 404), (path, status)
-        for secret in ("[build-system]", "[core]", "root:", "import ", "<!doctype"):
-            assert secret not in text, (path, secret)
+        for raw in (False, True):  # under the board's path, and outside it
+            status, _, text = board.request("GET", path, raw=raw)
+            assert status in (400, 401, 404) and (raw or status != 401), (path, raw, status)
+            for secret in ("[build-system]", "[core]", "root:", "import ", "<!doctype"):
+                assert secret not in text, (path, secret)
     status, _, _ = board.request("POST", "/api/tasks/x/rm", body={}, auth="header")
     assert status == 404
     status, _, _ = board.request("DELETE", "/", auth="header")
     assert status in (404, 405)
+    for before in ("99999999999999999999999", "-1", "x"):  # the log's paging: newest
+        assert "in the log" in board.get(f"/log?before={before}")
 
 
 def test_the_actions_move_tasks_and_say_why_when_they_cannot(
@@ -175,7 +183,7 @@ def test_an_open_stream_hears_of_every_commit_on_the_branch(
 ) -> None:
     board = serve(factory_repo)
     conn = http.client.HTTPConnection("127.0.0.1", board.port, timeout=120)
-    conn.request("GET", "/events", headers={"Cookie": board.cookie})
+    conn.request("GET", f"{board.prefix}/events", headers={"Cookie": board.cookie})
     response = conn.getresponse()
     assert response.status == 200
     assert response.getheader("content-type", "").startswith("text/event-stream")
@@ -216,6 +224,17 @@ def test_a_restarted_board_keeps_its_token_until_a_new_one_is_asked_for(
     again = serve(factory_repo)
     assert again.token == token  # open pages and bookmarks work again
     again.close()
+    # A token file others could read, or a symlink put in its place: never used, never
+    # written through.
+    precious = factory_repo.parent / "precious.txt"
+    precious.write_text("keep me\n")
+    token_file.unlink()
+    token_file.symlink_to(precious)
+    moved = serve(factory_repo)
+    assert moved.token != token and precious.read_text() == "keep me\n"
+    assert not token_file.is_symlink() and token_file.stat().st_mode & 0o777 == 0o600
+    moved.close()
+    token = moved.token
     fresh = serve(factory_repo, "--new-token")
     assert fresh.token != token
     status, headers, text = fresh.request(

@@ -28,3 +28,14 @@ def test_tasks_stand_right_of_their_dependencies_and_no_edge_runs_under_a_task()
                 assert not (inside_y and overlap_x), (edge, n["id"])
     skipping = next(e for e in g["edges"] if (e["from"], e["to"]) == ("a", "c"))
     assert " L" in skipping["path"]  # routed around b, not through it
+
+
+def test_a_dense_plan_is_drawn_quickly_with_every_edge() -> None:
+    import time
+
+    cards = [card(f"t{i:03d}", *(f"t{j:03d}" for j in range(i))) for i in range(300)]
+    started = time.process_time()
+    g = graph.layout(cards)
+    assert len(g["edges"]) == 300 * 299 // 2  # every dependency drawn
+    # Routing is bounded (a dense plan needs a cube of slots): CPU seconds, not minutes.
+    assert time.process_time() - started < 30

@@ -4,6 +4,8 @@
   "use strict";
   var meta = document.querySelector('meta[name="gitfactory-token"]');
   var token = meta ? meta.content : "";
+  var baseMeta = document.querySelector('meta[name="gitfactory-base"]');
+  var base = baseMeta ? baseMeta.content : "";
   var live = document.getElementById("live");
   var busy = false, again = false;
 
@@ -40,7 +42,7 @@
   function follow() {
     if (!window.EventSource) { if (live) live.textContent = "not live (no EventSource)"; return; }
     var seen = null;
-    var source = new EventSource("/events");
+    var source = new EventSource(base + "/events");
     source.addEventListener("open", function () {
       if (live) { live.textContent = "live"; live.className = "live on"; }
     });
