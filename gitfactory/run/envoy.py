@@ -21,6 +21,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from gitfactory.errors import FactoryError
+from gitfactory.run.helpers import Helper
 
 if TYPE_CHECKING:
     from gitfactory.peers.exchange import Round
@@ -32,45 +33,24 @@ BUSY_INTERVAL_S = 1.0
 BUSY_FOR_S = 60.0
 
 
-class Envoy:
+class Envoy(Helper):
     """The peers thread of one daemon: :meth:`poke` after a move of the factory branch
     or an inbox ref; :meth:`stop` runs a last round (what is left goes out) and ends."""
 
-    def __init__(self, factory: Factory) -> None:
-        from gitfactory.store.factory import Factory
+    NAME = "gitfactory-peers"
 
-        self.factory = Factory(factory.paths, factory.branch)
-        self._wake = threading.Event()
+    def __init__(self, factory: Factory) -> None:
+        super().__init__(factory)
         self._first = threading.Event()  # the first full round is over
-        self._stopping = False
-        self._lock = threading.Lock()
-        self._lines: list[str] = []
-        self._thread = threading.Thread(target=self._loop, name="gitfactory-peers", daemon=True)
         self._at_peer: dict[str, str] = {}  # box commits each peer is known to have
         self._down: dict[str, str] = {}  # peer -> the error it last gave
         self._busy_until = 0.0
         self.rounds = 0
 
-    def start(self) -> None:
-        self._thread.start()
-
-    def poke(self) -> None:
-        self._wake.set()
-
     def wait_first(self, timeout: float) -> None:
         """Wait (a bounded time) for the first full round: a burst takes in what
         peers sent before it looks for work."""
         self._first.wait(timeout)
-
-    def stop(self, timeout: float = 90.0) -> None:
-        self._stopping = True
-        self._wake.set()
-        self._thread.join(timeout)
-
-    def drain(self) -> list[str]:
-        with self._lock:
-            lines, self._lines = self._lines, []
-        return lines
 
     def _loop(self) -> None:
         next_full = 0.0
@@ -135,10 +115,6 @@ class Envoy:
             if p.pushed:
                 self._busy_until = time.monotonic() + BUSY_FOR_S
                 self._say(f"peers: delivered our parcels to {p.name}")
-
-    def _say(self, line: str) -> None:
-        with self._lock:
-            self._lines.append(line)
 
     def state(self) -> dict[str, Any]:
         return {"rounds": self.rounds, "down": dict(self._down)}

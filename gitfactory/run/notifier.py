@@ -25,6 +25,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from typing import TYPE_CHECKING, Any
 
 from gitfactory.errors import FactoryError
+from gitfactory.run.helpers import Helper
 from gitfactory.run.notices import FAILED, SENT, Finder, Notice
 
 if TYPE_CHECKING:
@@ -40,35 +41,17 @@ SIDE_BY_SIDE = 8  # commands and webhooks sent at once
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 
 
-class Notifier:
+class Notifier(Helper):
     """:meth:`poke` when the factory branch moved; :meth:`stop` sends what is left."""
 
+    NAME = "gitfactory-notify"
+
     def __init__(self, factory: Factory) -> None:
-        from gitfactory.store.factory import Factory
-
-        self.factory = Factory(factory.paths, factory.branch)
+        super().__init__(factory)
         self.finder = Finder()
-        self._wake = threading.Event()
-        self._stopping = False
-        self._lock = threading.Lock()
-        self._lines: list[str] = []
-        self._thread = threading.Thread(target=self._loop, name="gitfactory-notify", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def poke(self) -> None:
-        self._wake.set()
 
     def stop(self, timeout: float = 120.0) -> None:
-        self._stopping = True
-        self._wake.set()
-        self._thread.join(timeout)
-
-    def drain(self) -> list[str]:
-        with self._lock:
-            lines, self._lines = self._lines, []
-        return lines
+        super().stop(timeout)
 
     def _loop(self) -> None:
         while True:
@@ -136,10 +119,6 @@ class Notifier:
         self.finder.recorded.add(notice.key)
         self._say(f"notified {text}" if not error else f"notify failed: {text}")
         return 0 if error else 1
-
-    def _say(self, line: str) -> None:
-        with self._lock:
-            self._lines.append(line)
 
 
 def _guarded(fn: Any, *args: Any) -> str:

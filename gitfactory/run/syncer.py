@@ -13,12 +13,12 @@ and the backlog goes out when the remote returns.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from gitfactory.errors import FactoryError
+from gitfactory.run.helpers import Helper
 
 if TYPE_CHECKING:
     from gitfactory.store.factory import Factory
@@ -73,41 +73,25 @@ def sync(factory: Factory, name: str | None = None, **options: Any) -> Any:
     return outcome
 
 
-class Syncer:
+class Syncer(Helper):
     """The sync thread of one daemon. :meth:`poke` after a local write or a move of a
     tracking ref; :meth:`stop` pushes what is left (once) and ends the thread."""
 
-    def __init__(self, factory: Factory) -> None:
-        from gitfactory.store.factory import Factory
+    NAME = "gitfactory-sync"
 
-        # A handle of its own: pygit2 objects and SQLite connections stay in one thread.
-        self.factory = Factory(factory.paths, factory.branch)
+    def __init__(self, factory: Factory) -> None:
+        super().__init__(factory)
         self.state = SyncState()
-        self._wake = threading.Event()
-        self._stopping = False
-        self._lock = threading.Lock()
-        self._thread = threading.Thread(target=self._loop, name="gitfactory-sync", daemon=True)
         self._seen: tuple[str | None, str | None] = (None, None)  # (local, tracking) after a sync
         self._last_error = ""
         self._busy_until = 0.0  # records moved recently: fetch every BUSY_INTERVAL_S until then
         self._branches: set[str] = set()  # task branches to push (their runs ended)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def poke(self) -> None:
-        self._wake.set()
 
     def share(self, branch: str) -> None:
         """Push a task branch with the next sync (its run ended here)."""
         with self._lock:
             self._branches.add(branch)
         self._wake.set()
-
-    def stop(self, timeout: float = 90.0) -> None:
-        self._stopping = True
-        self._wake.set()
-        self._thread.join(timeout)
 
     def drain(self) -> list[str]:
         """Console lines of what the thread did since the last call."""
