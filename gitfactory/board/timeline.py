@@ -43,19 +43,9 @@ def task_page(factory: Factory, text: str) -> dict[str, Any]:
         "stretches": stretches(st.history), "mail": mail(factory, task_id),
         "artifacts": [a.to_record() for a in _artifacts(factory, task_id)],
         "final": st.state in tasks.TERMINAL,
-        "why_final": _why_final(st) if st.state in tasks.TERMINAL else None,
+        "why_final": views.why_ended(factory, task_id) if st.state in tasks.TERMINAL else None,
         "retryable": st.state in (tasks.FAILED, tasks.CANCELED, tasks.REJECTED),
     }  # fmt: skip
-
-
-def _why_final(st: Any) -> str | None:
-    """Why a final task ended so: its last step end's reason, or its last word."""
-    for e in reversed(st.history):
-        if e.kind in _ENDS and e.data.get("why"):
-            return str(e.data["why"]) + (f": {e.text}" if e.text else "")
-        if e.kind in ("task.failed", "task.canceled", "task.rejected", "task.remote"):
-            return e.text or str(e.data.get("reason") or "") or None
-    return None
 
 
 def _state_of(factory: Factory, task_id: str, now: int) -> dict[str, Any]:

@@ -128,6 +128,7 @@ def board(factory: Factory, filters: Filters | None = None, shown: int = SHOWN) 
         columns.append({"key": key, "title": title, "count": len(cards), "cards": cards[:limit]})
     listed = [c for column in columns for c in column["cards"]]
     _decorate(factory, listed)
+    _explain(factory, listed, {c["id"]: c for c in every}, now)
     return {
         "factory": factory_yaml.load(factory).name, "tip": refresh.tip,
         "total": len(every), "matching": len(kept), "filters": filters.active(),
@@ -146,6 +147,56 @@ def _decorate(factory: Factory, cards: list[dict[str, Any]]) -> None:
         c["short"] = short[c["id"]]
         c["question"] = question(factory, c["id"]) if c["column"] == "input_required" else None
         c["since"] = _since(factory, c) if c["column"] in SINCE else None
+
+
+WARN_AT = 0.75  # a run that used this much of its time limit is shown as a warning
+
+
+def _explain(factory: Factory, cards: list[dict[str, Any]], by_id: dict[str, Any],
+             now: int) -> None:  # fmt: skip
+    """What a lead must see on a card at once: a run's share of its time limit and
+    how long it has been silent; why a task failed; what a waiting task waits for,
+    and whether that can still come."""
+    from gitfactory.run.runs import RunBook
+
+    book = RunBook(factory.paths.factory_dir)
+    runs = {r.task: r for r in book.active()}
+    for c in cards:
+        run = runs.get(c["id"]) if c["column"] == "working" else None
+        c["run"] = _run_of(book, run, now) if run is not None else None
+        c["why"] = why_ended(factory, c["id"]) if c["column"] in ("failed", "closed") else None
+        deps = [by_id[d] for d in c["depends_on"] if d in by_id]
+        c["open_deps"] = [d for d in deps if d["column"] != "completed"]
+        c["blocked_by"] = [d["id"] for d in deps if d["column"] in ("failed", "closed")]
+
+
+def _run_of(book: Any, run: Any, now: int) -> dict[str, Any]:
+    limit = max(0, (run.deadline_ms - run.started_ms) // 1000)
+    progress = _progress(run.started_ms, run.deadline_ms, now)
+    try:
+        quiet = max(0, int(now / 1000 - book.transcript(run.id).stat().st_mtime))
+    except OSError:
+        quiet = None
+    return {"elapsed_s": max(0, (now - run.started_ms) // 1000), "limit_s": limit,
+            "progress": progress, "warn": progress is not None and progress >= WARN_AT,
+            "quiet_s": quiet}  # fmt: skip
+
+
+def why_ended(factory: Factory, task_id: str) -> str | None:
+    """Why a final task ended so: its last step end's reason and words, or the word
+    that ended it."""
+    ends = ("task.step_done", "task.overridden", "task.failed", "task.canceled",
+            "task.rejected")  # fmt: skip
+    found = [
+        e
+        for kind in ends
+        for _, e in factory.index.events(EventQuery(kind=kind, task=task_id, limit=1))
+    ]
+    if not found:
+        return None
+    last = max(found, key=lambda e: e.id)
+    why = str(last.data.get("why") or last.data.get("reason") or "")
+    return ": ".join(p for p in (why, last.text) if p) or None
 
 
 # What a held task's time counts from: the latest of these events about it.
@@ -206,7 +257,11 @@ def agents(factory: Factory) -> dict[str, Any]:
     for row in (*running, *recent):
         row["short"] = short.get(row["task"] or "", "")
         row["title"] = titles.get(row["task"] or "", "")
-    return {"running": running, "held": held, "recent": recent,
+    busy = {r["agent"] for r in running}
+    idle = [{"agent": f"{a.role}/{a.name}", "role": a.role}
+            for a in factory_yaml.load(factory).agents.values()
+            if f"{a.role}/{a.name}" not in busy]  # fmt: skip
+    return {"running": running, "held": held, "recent": recent, "idle": idle,
             "daemon": service.running(factory)}  # fmt: skip
 
 

@@ -115,13 +115,16 @@ def _screen(f: dict[str, Any]) -> Any:
                                for key, name, style in shown)  # fmt: skip
     parts: list[Any] = [head, tally]
     running = Table(title="running", title_justify="left", expand=True, show_edge=False)
-    for column, width in (("agent", 14), ("task", 20), ("step", 14), ("elapsed", 8)):
-        running.add_column(column, overflow="ellipsis", no_wrap=True, min_width=width)
-    running.add_column("of its time limit", width=26, no_wrap=True)
+    # The title gives way first: who, where, how long and how much of its limit stay.
+    running.add_column("agent", overflow="ellipsis", no_wrap=True, width=14)
+    running.add_column("task", overflow="ellipsis", no_wrap=True, ratio=1, min_width=8)
+    running.add_column("step", overflow="ellipsis", no_wrap=True, width=13)
+    running.add_column("elapsed", no_wrap=True, width=8)
+    running.add_column("limit", width=18, no_wrap=True)
     for r in f["running"]:
         used = r["progress"] or 0.0
         bar = Table.grid(padding=(0, 1))
-        bar.add_row(ProgressBar(total=1.0, completed=used, width=18), f"{used:>4.0%}")
+        bar.add_row(ProgressBar(total=1.0, completed=used, width=12), f"{used:>4.0%}")
         step = _t(f"{r['step']} #{r['attempt']}")
         running.add_row(_t(r["agent"]), _t(_task(r["short"], r["title"])), step,
                         seconds(r["elapsed_s"]), bar)  # fmt: skip

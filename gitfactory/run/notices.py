@@ -111,8 +111,9 @@ def _classify(factory: Factory, config: FactoryConfig, e: Event) -> list[tuple[s
         return [(notify.QUESTION, f"{e.actor} asks about {title}", e.text)]
     if e.kind in tasks.STEP_ENDS or e.kind in tasks.RESTARTS:
         step = str(d.get("next") if e.kind in tasks.STEP_ENDS else d.get("step") or "")
-        if step == tasks.FAILED:
-            return [(notify.FAILED, f"{title} failed", str(d.get("why") or e.text))]
+        if step == tasks.FAILED:  # the reason and the words of the step that failed it
+            said = ": ".join(p for p in (str(d.get("why") or ""), e.text) if p)
+            return [(notify.FAILED, f"{title} failed", said)]
         if step and _role(factory, config, e.task, step) == HUMAN_ROLE:
             return [(notify.HUMAN_STEP, f"{title} waits for a person at {step}", e.text)]
         return []

@@ -279,7 +279,33 @@ def test_the_agents_page_shows_who_runs_what_and_its_latest_output(
         assert "Write the parser" in page and "coder/" in page
         assert "worktrees" in page  # where it runs
         assert f"/tasks/{task}" in page
+        card = board.get("/fragment/board").split(f'data-task="{task}"', 1)[1]
+        assert 'class="runtime' in card.split("</article>", 1)[0]  # how long, of its limit
     finally:
         stop.touch()
         daemon.send_signal(signal.SIGTERM)
         daemon.wait(120)
+
+
+def test_cards_say_why_a_task_failed_and_what_can_no_longer_come(
+    factory_repo: Path, serve: type[Served]
+) -> None:
+    from tests.plan.test_retry import failed_task
+
+    failed = failed_task(factory_repo)
+    after = add(factory_repo, "Ship what it fixes", "--depends-on", failed)
+    done = add(factory_repo, "Done already")
+    gf(factory_repo, "step", "done", done, "--override", "--outcome", "success", "--reason",
+       "done by hand", "--as", "human/lead")  # fmt: skip
+    while gf_json(factory_repo, "task", "show", done)["state"] != "completed":
+        gf(factory_repo, "step", "done", done, "--override", "--outcome", "success",
+           "--reason", "done by hand", "--as", "human/lead")  # fmt: skip
+    waits = add(factory_repo, "Waits on both", "--depends-on", done, "--depends-on", after)
+    board = serve(factory_repo)
+    page = board.get("/fragment/board")
+    card = page.split(f'data-task="{failed}"', 1)[1].split("</article>", 1)[0]
+    assert 'class="why-card"' in card and "attempt limit" in card  # why, on the card
+    blocked = page.split(f'data-task="{after}"', 1)[1].split("</article>", 1)[0]
+    assert "blocked: 1 of what it needs has failed" in blocked
+    both = page.split(f'data-task="{waits}"', 1)[1].split("</article>", 1)[0]
+    assert "waits for 1 task" in both  # the completed one is not counted

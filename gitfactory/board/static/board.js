@@ -98,6 +98,8 @@
     });
   }
 
+  // The log reads newest last: open it at its end.
+  if (document.querySelector('[data-follow="bottom"]')) window.scrollTo(0, document.body.scrollHeight);
   showForms();
   follow();
 })();
