@@ -49,6 +49,7 @@ class Board:
         self.followed = asyncio.Event()  # the follower has read the tip once
         self.name = "gitfactory"  # the factory's name, for page titles
         self.base = base_path(token)
+        self.loop: asyncio.AbstractEventLoop | None = None  # the server's, once it follows
 
     async def run(self, fn: Callable[[Factory], T]) -> T:
         return await asyncio.wrap_future(self.worker.submit(self._in_worker, fn))
@@ -83,7 +84,7 @@ class Board:
     def end_streams(self) -> None:
         """End every open event stream (from any thread): the server is stopping, and
         would otherwise wait for them."""
-        loop = getattr(self, "loop", None)
+        loop = self.loop
         for queue in list(self.streams):
             if loop is not None and not loop.is_closed():
                 loop.call_soon_threadsafe(queue.put_nowait, None)
@@ -232,10 +233,6 @@ def create(board: Board, port: int, hosts: set[str]) -> Guard:
         if isinstance(body, Response):
             return body
 
-        wrong = [k for k, v in body.items() if not isinstance(v, str | int) or isinstance(v, bool)]
-        if wrong:
-            return _bad(f"{wrong[0]!r} must be a string", 400)
-
         def do(f: Factory) -> dict[str, Any]:
             who = board.who(f)
             if verb == "answer":
@@ -313,6 +310,9 @@ async def _body(request: Request) -> dict[str, Any] | Response:
         return _bad("the request body is not JSON (or nests too deep)", 400)
     if not isinstance(body, dict):
         return _bad("the request body must be a JSON object", 400)
+    wrong = [k for k, v in body.items() if not isinstance(v, str | int) or isinstance(v, bool)]
+    if wrong:
+        return _bad(f"{wrong[0]!r} must be a string", 400)
     return body
 
 

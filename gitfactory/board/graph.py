@@ -152,16 +152,21 @@ def _curve(x1: int, y1: int, x2: int, y2: int) -> str:
     return f" C{x1 + bend},{y1} {x2 - bend},{y2} {x2},{y2}"
 
 
-def plan_graph(factory: Any, everything: bool = False) -> dict[str, Any]:
+def plan_graph(factory: Any, everything: bool = False, around: str | None = None) -> dict[str, Any]:
     """The graph of the open plan: every task not yet final, and the final ones they
-    depend on (``everything``: all tasks), at most :data:`MAX_NODES`."""
+    depend on (``everything``: all tasks; ``around``: that task, what it depends on and
+    what depends on it), at most :data:`MAX_NODES`."""
     from gitfactory.board import views
 
     factory.require_tip()
     factory.index.refresh()
     cards = views.all_cards(factory)
     by_id = {c["id"]: c for c in cards}
-    if everything:
+    if around is not None:
+        near = {around, *by_id[around]["depends_on"]}
+        near |= {c["id"] for c in cards if around in c["depends_on"]}
+        kept, everything = [c for c in cards if c["id"] in near], True
+    elif everything:
         kept = cards
     else:
         open_ = {c["id"] for c in cards if c["column"] not in ("completed", "closed")}

@@ -40,7 +40,7 @@ def html(factory: Factory, task: str | None = None) -> tuple[str, dict[str, Any]
     else:
         page = timeline.task_page(factory, task)
         chosen = [page["id"]]
-        drawn = _neighbourhood(factory, page["id"])
+        drawn = graph.plan_graph(factory, around=page["id"])
         title = f"Task {page['short']}: {page['title']} (factory {factory_yaml.load(factory).name})"
     pages_ = [timeline.task_page(factory, t) for t in chosen]
     artifacts = _artifacts(factory, pages_)
@@ -63,20 +63,6 @@ def _in_full(board: dict[str, Any]) -> list[str]:
     rest = sorted((c for c in cards if c["column"] not in WATCH),
                   key=lambda c: c["created"], reverse=True)  # fmt: skip
     return [c["id"] for c in [*first, *rest][:IN_FULL]]
-
-
-def _neighbourhood(factory: Factory, task_id: str) -> dict[str, Any]:
-    """The graph of the task, what it depends on and what depends on it."""
-    cards = views.all_cards(factory)
-    by_id = {c["id"]: c for c in cards}
-    near = {task_id, *by_id[task_id]["depends_on"]}
-    near |= {c["id"] for c in cards if task_id in c["depends_on"]}
-    drawn = [c for c in cards if c["id"] in near]
-    short = factory.index.short_ids("tasks", [c["id"] for c in drawn])
-    for c in drawn:
-        c["short"] = short[c["id"]]
-    return {**graph.layout(drawn), "total": len(cards), "shown": len(drawn), "left_out": 0,
-            "everything": True}  # fmt: skip
 
 
 def _artifacts(factory: Factory, shown: list[dict[str, Any]]) -> list[dict[str, Any]]:

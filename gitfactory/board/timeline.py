@@ -35,7 +35,7 @@ def task_page(factory: Factory, text: str) -> dict[str, Any]:
         "attempt": card["attempt"], "holder": card["holder"], "role": card["role"],
         "lease_until": card["lease_until"], "priority": t.priority, "labels": list(t.labels),
         "requester": t.requester, "created": t.created, "workflow": t.workflow,
-        "depends_on": [{"id": d, "short": short[d], **_state_of(factory, d, now)}
+        "depends_on": [{"id": d, "short": short[d], **_state_of(factory, d)}
                        for d in t.depends_on],
         "remote": st.remote, "cancel_requested": st.cancel_requested,
         "question": views.question(factory, task_id) if card["column"] == "input_required"
@@ -48,7 +48,7 @@ def task_page(factory: Factory, text: str) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def _state_of(factory: Factory, task_id: str, now: int) -> dict[str, Any]:
+def _state_of(factory: Factory, task_id: str) -> dict[str, Any]:
     from gitfactory.plan import states
 
     found = states.task_state(factory, task_id)

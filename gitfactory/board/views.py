@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass, fields
+from typing import TYPE_CHECKING, Any, Self
 
 from gitfactory.config import factory_yaml
 from gitfactory.errors import FactoryError
@@ -35,24 +35,27 @@ NEWEST_FIRST = frozenset({"failed", "completed", "closed"})
 FILTER_MAX = 200  # characters of a filter value kept
 
 
+class _Query:
+    """Filters read from a page's query string: each field a string, cut to size."""
+
+    @classmethod
+    def of(cls, query: Mapping[str, str]) -> Self:
+        return cls(**{f.name: str(query.get(f.name) or "").strip()[:FILTER_MAX]
+                      for f in fields(cls)})  # type: ignore[arg-type]  # fmt: skip
+
+    def active(self) -> dict[str, str]:
+        """The filters given, as the query string had them."""
+        return {f.name: getattr(self, f.name) for f in fields(self)  # type: ignore[arg-type]
+                if getattr(self, f.name)}  # fmt: skip
+
+
 @dataclass(frozen=True)
-class Filters:
+class Filters(_Query):
     """What the board is narrowed to: a label, the role of the step, words of the title."""
 
     label: str = ""
     role: str = ""
     text: str = ""
-
-    @classmethod
-    def of(cls, query: Mapping[str, str]) -> Filters:
-        def value(key: str) -> str:
-            return str(query.get(key) or "").strip()[:FILTER_MAX]
-
-        return cls(label=value("label"), role=value("role"), text=value("text"))
-
-    def active(self) -> dict[str, str]:
-        return {k: v for k, v in (("label", self.label), ("role", self.role),
-                                  ("text", self.text)) if v}  # fmt: skip
 
     def keeps(self, card: dict[str, Any]) -> bool:
         if self.label and self.label not in card["labels"]:
@@ -129,12 +132,13 @@ def board(factory: Factory, filters: Filters | None = None, shown: int = SHOWN) 
     listed = [c for column in columns for c in column["cards"]]
     _decorate(factory, listed)
     _explain(factory, listed, {c["id"]: c for c in every}, now)
+    config = factory_yaml.load(factory)
     return {
-        "factory": factory_yaml.load(factory).name, "tip": refresh.tip,
+        "factory": config.name, "tip": refresh.tip,
         "total": len(every), "matching": len(kept), "filters": filters.active(),
         "labels": sorted({label for c in every for label in c["labels"]}),
         "roles": sorted({c["role"] for c in every if c["role"]}
-                        | {a.role for a in factory_yaml.load(factory).agents.values()}),
+                        | {a.role for a in config.agents.values()}),
         "columns": columns, "now": clock.format_time(now),
     }  # fmt: skip
 
@@ -185,16 +189,10 @@ def _run_of(book: Any, run: Any, now: int) -> dict[str, Any]:
 def why_ended(factory: Factory, task_id: str) -> str | None:
     """Why a final task ended so: its last step end's reason and words, or the word
     that ended it."""
-    ends = ("task.step_done", "task.overridden", "task.failed", "task.canceled",
-            "task.rejected")  # fmt: skip
-    found = [
-        e
-        for kind in ends
-        for _, e in factory.index.events(EventQuery(kind=kind, task=task_id, limit=1))
-    ]
-    if not found:
+    last = _newest(factory, task_id, ("task.step_done", "task.overridden", "task.failed",
+                                      "task.canceled", "task.rejected"))  # fmt: skip
+    if last is None:
         return None
-    last = max(found, key=lambda e: e.id)
     why = str(last.data.get("why") or last.data.get("reason") or "")
     return ": ".join(p for p in (why, last.text) if p) or None
 
@@ -204,18 +202,24 @@ SINCE = {"working": ("task.claimed", "task.answered"), "input_required": ("task.
 
 
 def _since(factory: Factory, card: dict[str, Any]) -> str | None:
-    found = [
-        e
-        for kind in SINCE[card["column"]]
-        for _, e in factory.index.events(EventQuery(kind=kind, task=card["id"], limit=1))
-    ]
-    return max((e.time for e in found), default=None)
+    found = _newest(factory, card["id"], SINCE[card["column"]])
+    return found.time if found is not None else None
 
 
 def question(factory: Factory, task_id: str) -> str | None:
     """The question a task waits on (its newest `task.asked`)."""
-    asked = factory.index.events(EventQuery(kind="task.asked", task=task_id, limit=1))
-    return asked[-1][1].text if asked else None
+    asked = _newest(factory, task_id, ("task.asked",))
+    return asked.text if asked is not None else None
+
+
+def _newest(factory: Factory, task_id: str, kinds: tuple[str, ...]) -> Event | None:
+    """The newest event about the task of any of ``kinds``."""
+    found = [
+        e
+        for kind in kinds
+        for _, e in factory.index.events(EventQuery(kind=kind, task=task_id, limit=1))
+    ]
+    return max(found, key=lambda e: e.id, default=None)
 
 
 def _left(lease: str | None, now: int) -> int | None:
@@ -242,8 +246,7 @@ def agents(factory: Factory) -> dict[str, Any]:
     running = [{
         "agent": r.agent, "task": r.task, "title": titles.get(r.task, ""), "step": r.step,
         "attempt": r.attempt, "kind": r.kind, "since": clock.format_time(r.started_ms),
-        "elapsed_s": max(0, (now - r.started_ms) // 1000), "worktree": r.worktree,
-        "branch": r.branch, "pid": r.pid, "progress": _progress(r.started_ms, r.deadline_ms, now),
+        "worktree": r.worktree, "branch": r.branch, "pid": r.pid, **_run_of(book, r, now),
         "output": list(last_lines(book.transcript(r.id), lines=3)),
     } for r in runs]  # fmt: skip
     by_run = {r["task"] for r in running}
@@ -300,23 +303,11 @@ LOG_SCAN = 5000  # events searched for a text filter
 
 
 @dataclass(frozen=True)
-class LogFilters:
+class LogFilters(_Query):
     kind: str = ""  # a kind, or its family: `gate` matches gate.result and gate.scenario
     task: str = ""
     actor: str = ""
     text: str = ""
-
-    @classmethod
-    def of(cls, query: Mapping[str, str]) -> LogFilters:
-        def value(key: str) -> str:
-            return str(query.get(key) or "").strip()[:FILTER_MAX]
-
-        return cls(kind=value("kind"), task=value("task"), actor=value("actor"),
-                   text=value("text"))  # fmt: skip
-
-    def active(self) -> dict[str, str]:
-        return {k: v for k, v in (("kind", self.kind), ("task", self.task),
-                                  ("actor", self.actor), ("text", self.text)) if v}  # fmt: skip
 
 
 def log(

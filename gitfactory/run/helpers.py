@@ -6,13 +6,14 @@ lets it do its last work and waits for it."""
 from __future__ import annotations
 
 import threading
+from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from gitfactory.store.factory import Factory
 
 
-class Helper:
+class Helper(ABC):
     """A daemon's helper thread; a subclass writes :meth:`_loop`, which returns once
     ``_stopping`` is set and its last work is done."""
 
@@ -49,5 +50,6 @@ class Helper:
         with self._lock:
             self._lines.append(line)
 
+    @abstractmethod
     def _loop(self) -> None:
-        raise NotImplementedError
+        """The thread's work, until ``_stopping`` is set and its last round is done."""

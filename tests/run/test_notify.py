@@ -56,14 +56,21 @@ with open(sys.argv[1], "a") as out:
 """
 
 
+def recording(tmp_path: Path) -> tuple[str, Path]:
+    """A command for a notify rule that keeps each notification it gets as a JSON line
+    in the file it returns (with the command, which the record must not show)."""
+    recorder, heard = tmp_path / "recorder.py", tmp_path / "heard.jsonl"
+    recorder.write_text(RECORDER)
+    return f"{sys.executable} {recorder} {heard}", heard
+
+
 def test_a_command_hears_each_event_once_across_a_daemon_restart(
     factory_repo: Path, tmp_path: Path
 ) -> None:
     r = factory_repo
-    recorder, heard = tmp_path / "recorder.py", tmp_path / "heard.jsonl"
-    recorder.write_text(RECORDER)
+    command, heard = recording(tmp_path)
     set_notify(r, f"notify:\n  - on: [question, failed]\n"
-                  f"    command: {sys.executable} {recorder} {heard}\n")  # fmt: skip
+                  f"    command: {command}\n")  # fmt: skip
 
     def daemon() -> subprocess.Popen[bytes]:
         return subprocess.Popen([sys.executable, "-m", "gitfactory", "daemon"], cwd=r,
@@ -94,7 +101,7 @@ def test_a_command_hears_each_event_once_across_a_daemon_restart(
     assert notice["task"]["id"] == task and notice["task"]["requester"] == "human/lea"
     assert notice["factory"] == "t"
     sent = kinds(r, "notify.sent")
-    assert len(sent) == 2 and str(recorder) not in json.dumps(sent)  # nor the command
+    assert len(sent) == 2 and command not in json.dumps(sent)  # nor the command
 
 
 class Hook(BaseHTTPRequestHandler):
@@ -194,10 +201,9 @@ def test_without_notify_send_the_failure_is_recorded(factory_repo: Path, tmp_pat
 
 def test_a_gate_that_fails_twice_in_a_row_is_told_once(factory_repo: Path, tmp_path: Path) -> None:
     r = factory_repo
-    recorder, heard = tmp_path / "recorder.py", tmp_path / "heard.jsonl"
-    recorder.write_text(RECORDER)
+    command, heard = recording(tmp_path)
     set_notify(r, f"notify:\n  - on: [gate_failed_twice, failed]\n"
-                  f"    command: {sys.executable} {recorder} {heard}\n",
+                  f"    command: {command}\n",
                extra="gates:\n  tests:\n    command: echo 3 != 4; exit 1\n"
                      "workflows:\n  default:\n    start: implement\n    steps:\n"
                      "      implement: {role: coder, on_success: check}\n"
@@ -225,10 +231,9 @@ def test_two_channels_in_one_rule_are_refused_with_the_place(factory_repo: Path)
 
 def test_lost_records_and_a_person_s_step_are_told(factory_repo: Path, tmp_path: Path) -> None:
     r = factory_repo
-    recorder, heard = tmp_path / "recorder.py", tmp_path / "heard.jsonl"
-    recorder.write_text(RECORDER)
+    command, heard = recording(tmp_path)
     set_notify(r, f"notify:\n  - on: [integrity, human_step]\n"
-                  f"    command: {sys.executable} {recorder} {heard}\n",
+                  f"    command: {command}\n",
                extra="workflows:\n  default:\n    start: implement\n    steps:\n"
                      "      implement: {role: coder, on_success: approve}\n"
                      "      approve: {role: human, on_success: done}\n")  # fmt: skip
@@ -305,11 +310,10 @@ def test_a_failure_s_own_words_cannot_stop_the_notifications(
     factory_repo: Path, tmp_path: Path
 ) -> None:
     r = factory_repo
-    recorder, heard = tmp_path / "recorder.py", tmp_path / "heard.jsonl"
-    recorder.write_text(RECORDER)
+    command, heard = recording(tmp_path)
     set_notify(r, "notify:\n  - on: [question]\n"
                   "    command: \"printf 'oops\\\\000zz\\\\033[2J' >&2; exit 3\"\n    retries: 0\n"
-                  f"  - on: [question]\n    command: {sys.executable} {recorder} {heard}\n")  # fmt: skip
+                  f"  - on: [question]\n    command: {command}\n")  # fmt: skip
     ask(r, "First", "one?")
     gf(r, "daemon", "--burst", code=4)
     ask(r, "Second", "two?")
